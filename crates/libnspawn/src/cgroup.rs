@@ -1,0 +1,179 @@
+//! The container's own cgroup on the unified (v2) hierarchy.
+//!
+//! Pure cgroup v2 hosts have it at `/sys/fs/cgroup`; hybrid hosts (this one,
+//! and systemd's "hybrid" mode) at `/sys/fs/cgroup/unified`. The container is
+//! cloned straight into `machine.slice/machine-NAME.scope` below it and gets
+//! a cgroup namespace rooted there, so a systemd guest sees a pure v2 tree it
+//! may manage.
+//!
+//! The runner holds `flock(2)` on the cgroup directory while it lives. A
+//! runner killed with SIGKILL cannot remove its cgroup; any later start finds
+//! such directories unlocked and removes them. The same lock makes machine
+//! names unique among running containers.
+
+use crate::error::{Context, Error, Result};
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg, OFlag};
+use nix::sys::stat::Mode;
+use std::fs;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+const SLICE: &str = "machine.slice";
+
+pub struct Cgroup {
+    path: PathBuf,
+    dir: Flock<OwnedFd>,
+}
+
+/// The mount point of the unified hierarchy, if the host has one.
+pub fn unified_root() -> Option<PathBuf> {
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| {
+            nix::sys::statfs::statfs(p)
+                .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+                .unwrap_or(false)
+        })
+}
+
+/// systemd's unit name escaping for the machine name in the scope name.
+fn escape(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b':' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("\\x{b:02x}"),
+        })
+        .collect()
+}
+
+fn open_dir(path: &Path) -> nix::Result<OwnedFd> {
+    nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+fn try_lock(fd: OwnedFd) -> Option<Flock<OwnedFd>> {
+    Flock::lock(fd, FlockArg::LockExclusiveNonblock).ok()
+}
+
+/// Remove a cgroup and everything the guest made below it, deepest first.
+fn remove_tree(path: &Path) {
+    if let Ok(entries) = fs::read_dir(path) {
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_tree(&e.path());
+            }
+        }
+    }
+    // The last processes of a dying container may still be leaving.
+    for _ in 0..100 {
+        match std::fs::remove_dir(path).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+        {
+            Err(Errno::EBUSY) => std::thread::sleep(std::time::Duration::from_millis(2)),
+            _ => return,
+        }
+    }
+}
+
+/// Remove the cgroups of runners that died without cleaning up.
+fn sweep(slice: &Path) {
+    let Ok(entries) = fs::read_dir(slice) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with("machine-") && name.ends_with(".scope")) {
+            continue;
+        }
+        let Ok(fd) = open_dir(&e.path()) else {
+            continue;
+        };
+        if let Some(_lock) = try_lock(fd) {
+            remove_tree(&e.path());
+        }
+    }
+}
+
+trait FlockFd {
+    fn as_fd_ref(&self) -> BorrowedFd<'_>;
+}
+
+impl FlockFd for Flock<OwnedFd> {
+    fn as_fd_ref(&self) -> BorrowedFd<'_> {
+        // Flock derefs to the descriptor it locks.
+        std::ops::Deref::deref(self).as_fd()
+    }
+}
+
+impl Cgroup {
+    /// Create and lock the machine's cgroup. `Ok(None)` on hosts without a
+    /// unified hierarchy (pure v1), where the container shares ours.
+    pub fn create(machine: &str) -> Result<Option<Cgroup>> {
+        let Some(root) = unified_root() else {
+            return Ok(None);
+        };
+        let slice = root.join(SLICE);
+        match fs::create_dir(&slice) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).ctx(|| format!("cannot create cgroup {}", slice.display())),
+        }
+        sweep(&slice);
+        let path = slice.join(format!("machine-{}.scope", escape(machine)));
+        // A concurrent sweep may remove the directory between our mkdir and
+        // our lock; the lock is only good if the directory still exists.
+        for _ in 0..10 {
+            match fs::create_dir(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e).ctx(|| format!("cannot create cgroup {}", path.display())),
+            }
+            let fd = open_dir(&path).ctx(|| format!("cannot open cgroup {}", path.display()))?;
+            let Some(dir) = try_lock(fd) else {
+                return Err(Error::invalid(format!(
+                    "machine '{machine}' is already running"
+                )));
+            };
+            if nix::fcntl::openat(
+                dir.as_fd_ref(),
+                "cgroup.procs",
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .is_ok()
+            {
+                return Ok(Some(Cgroup { path, dir }));
+            }
+        }
+        Err(Error::invalid(format!(
+            "cannot create cgroup {}: it keeps disappearing",
+            path.display()
+        )))
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.dir.as_fd_ref()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Remove the cgroup (the container must be dead).
+    pub fn remove(self) {
+        remove_tree(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escapes_like_systemd() {
+        assert_eq!(super::escape("foo-bar.baz"), "foo\\x2dbar.baz");
+    }
+}

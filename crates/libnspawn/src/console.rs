@@ -1,0 +1,166 @@
+//! The runner's side of the console: our terminal in raw mode, bytes copied
+//! between it and the container's pty, the window size followed, and the
+//! `^]^]^]` escape.
+
+use crate::inroot::write_all;
+use nix::errno::Errno;
+use nix::sys::termios::{self, SetArg, Termios};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// Puts a terminal in raw mode and restores it when dropped.
+pub struct RawMode {
+    fd: BorrowedFd<'static>,
+    saved: Termios,
+}
+
+impl RawMode {
+    pub fn enter(fd: BorrowedFd<'static>) -> Option<RawMode> {
+        let saved = termios::tcgetattr(fd).ok()?;
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(fd, SetArg::TCSANOW, &raw).ok()?;
+        Some(RawMode { fd, saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(self.fd, SetArg::TCSADRAIN, &self.saved);
+    }
+}
+
+pub fn is_tty(fd: BorrowedFd) -> bool {
+    nix::unistd::isatty(fd).unwrap_or(false)
+}
+
+/// Copy the window size of `from` (our terminal) to `to` (the pty).
+pub fn copy_winsize(from: BorrowedFd, to: BorrowedFd) {
+    // SAFETY: winsize is plain data filled/read by the ioctls.
+    unsafe {
+        let mut ws: libc::winsize = std::mem::zeroed();
+        if libc::ioctl(from.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) == 0 {
+            libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+        }
+    }
+}
+
+/// Counts `^]` (0x1d) presses: three within one second ask to kill the
+/// container, as in the reference.
+#[derive(Default)]
+pub struct Escape {
+    presses: Vec<Instant>,
+}
+
+impl Escape {
+    pub const BYTE: u8 = 0x1d;
+
+    /// Feed input; true when the escape was completed.
+    pub fn feed(&mut self, data: &[u8], now: Instant) -> bool {
+        for &b in data {
+            if b != Self::BYTE {
+                self.presses.clear();
+                continue;
+            }
+            self.presses
+                .retain(|t| now.duration_since(*t) < Duration::from_secs(1));
+            self.presses.push(now);
+            if self.presses.len() >= 3 {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// The pty master with a buffer of input the container has not taken yet.
+pub struct Pty {
+    pub master: OwnedFd,
+    pending: Vec<u8>,
+    pub hung_up: bool,
+}
+
+impl Pty {
+    pub fn new(master: OwnedFd) -> Pty {
+        let _ = nix::fcntl::fcntl(
+            &master,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
+        Pty {
+            master,
+            pending: Vec::new(),
+            hung_up: false,
+        }
+    }
+
+    pub fn wants_write(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Queue input for the container and write what it takes now.
+    pub fn send(&mut self, data: &[u8]) {
+        self.pending.extend_from_slice(data);
+        self.flush();
+    }
+
+    pub fn flush(&mut self) {
+        while !self.pending.is_empty() {
+            match nix::unistd::write(&self.master, &self.pending) {
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(Errno::EINTR) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Move the container's output to `out` (None: discard). Returns false
+    /// once nothing holds the pty's other end open any more.
+    pub fn drain(&mut self, out: Option<BorrowedFd>) -> bool {
+        let mut buf = [0u8; 8192];
+        loop {
+            match nix::unistd::read(&self.master, &mut buf) {
+                Ok(0) | Err(Errno::EIO) => {
+                    self.hung_up = true;
+                    return false;
+                }
+                Ok(n) => {
+                    if let Some(out) = out {
+                        let _ = write_all(out, &buf[..n]);
+                    }
+                }
+                Err(Errno::EINTR) => {}
+                Err(_) => return true,
+            }
+        }
+    }
+}
+
+pub fn stdin() -> BorrowedFd<'static> {
+    // SAFETY: fd 0 stays open for the life of the process.
+    unsafe { BorrowedFd::borrow_raw(0) }
+}
+
+pub fn stdout() -> BorrowedFd<'static> {
+    // SAFETY: fd 1 stays open for the life of the process.
+    unsafe { BorrowedFd::borrow_raw(1) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_needs_three_within_a_second() {
+        let t0 = Instant::now();
+        let mut e = Escape::default();
+        assert!(!e.feed(&[0x1d, 0x1d], t0));
+        assert!(e.feed(&[0x1d], t0 + Duration::from_millis(900)));
+        let mut e = Escape::default();
+        assert!(!e.feed(&[0x1d, 0x1d], t0));
+        assert!(!e.feed(&[0x1d], t0 + Duration::from_millis(1500)));
+        let mut e = Escape::default();
+        assert!(!e.feed(&[0x1d, b'a', 0x1d, 0x1d], t0));
+    }
+}

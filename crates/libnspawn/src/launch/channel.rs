@@ -1,0 +1,105 @@
+//! The one socket between the runner and the container process, as in crun:
+//! it carries the console's pseudo-terminal master up, a setup failure up as
+//! one line of text, and its end-of-file (the child's copy is close-on-exec)
+//! tells the runner that the payload was executed.
+
+use crate::error::{Context, Result};
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+pub struct Channel(OwnedFd);
+
+pub enum Msg {
+    /// Setup failed; the text is the error line.
+    Error(String),
+    /// The container's console pty master.
+    Console(OwnedFd),
+    /// The child exec'd (or died) and closed its end.
+    Eof,
+}
+
+const TAG_ERROR: u8 = b'E';
+const TAG_CONSOLE: u8 = b'C';
+
+pub fn pair() -> Result<(Channel, Channel)> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .ctx(|| "cannot create the socket to the container".into())?;
+    Ok((Channel(a), Channel(b)))
+}
+
+impl std::os::fd::AsRawFd for Channel {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+impl Channel {
+    pub fn send_error(&self, msg: &str) {
+        let mut buf = vec![TAG_ERROR];
+        buf.extend_from_slice(msg.as_bytes());
+        // Best effort: if the runner is gone there is nobody to tell.
+        let _ = sendmsg::<()>(
+            self.0.as_raw_fd(),
+            &[IoSlice::new(&buf)],
+            &[],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        );
+    }
+
+    pub fn send_fd(&self, fd: &OwnedFd) -> Result<()> {
+        let fds = [fd.as_raw_fd()];
+        sendmsg::<()>(
+            self.0.as_raw_fd(),
+            &[IoSlice::new(&[TAG_CONSOLE])],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map(drop)
+        .ctx(|| "cannot pass the console to the runner".into())
+    }
+
+    pub fn recv(&self) -> Result<Msg> {
+        let mut buf = [0u8; 4096];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        loop {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let r = recvmsg::<()>(
+                self.0.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            );
+            let msg = match r {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => r.ctx(|| "cannot read from the container".into())?,
+            };
+            let mut fd = None;
+            for c in msg
+                .cmsgs()
+                .ctx(|| "bad message from the container".into())?
+            {
+                if let ControlMessageOwned::ScmRights(fds) = c {
+                    // SAFETY: SCM_RIGHTS gave us these descriptors.
+                    fd = fds.first().map(|&f| unsafe { OwnedFd::from_raw_fd(f) });
+                }
+            }
+            let n = msg.bytes;
+            return Ok(match (n, buf.first()) {
+                (0, _) => Msg::Eof,
+                (_, Some(&TAG_CONSOLE)) if fd.is_some() => Msg::Console(fd.unwrap()),
+                _ => Msg::Error(String::from_utf8_lossy(&buf[1..n]).into_owned()),
+            });
+        }
+    }
+}

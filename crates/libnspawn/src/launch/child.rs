@@ -1,0 +1,300 @@
+//! The container process, from `clone3` to `execve`: PID 1 of the new PID
+//! namespace, in its own mount, IPC, UTS and cgroup namespaces. It builds the
+//! file system, enters it, becomes the payload's identity and executes it.
+//! Single-threaded and short; every failure goes up the channel as one line.
+
+use super::channel::Channel;
+use super::stub;
+use crate::env::{self, EnvInput};
+use crate::error::{Context, Error, Result};
+use crate::id128::Id128;
+use crate::inroot;
+use crate::mount::{self, ApiOptions};
+use crate::security::caps;
+use crate::settings::{Settings, StartMode};
+use crate::user::{self, Account};
+use nix::errno::Errno;
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+/// What the runner hands the container process (inherited across clone).
+pub struct ChildCtx<'a> {
+    pub settings: &'a Settings,
+    pub channel: Channel,
+    pub runner: OwnedFd,
+    pub notify: &'a OwnedFd,
+    pub pty: bool,
+    pub cgroup2: bool,
+    pub container_uuid: Id128,
+    pub host_os_release: &'a [u8],
+    pub term: Option<&'a str>,
+}
+
+/// Never returns: executes the payload or exits after reporting the error.
+pub fn run(ctx: ChildCtx) -> ! {
+    let err = match setup_and_exec(&ctx) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    ctx.channel.send_error(&err.to_string());
+    // SAFETY: _exit is always safe; nothing to flush in this process.
+    unsafe { libc::_exit(1) }
+}
+
+fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
+    let s = ctx.settings;
+    // Die with the runner. It may have died before this was armed: its
+    // pidfd turns readable when it exits.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    let mut fds = [nix::poll::PollFd::new(
+        ctx.runner.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    if nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap_or(0) > 0 {
+        // SAFETY: see above.
+        unsafe { libc::_exit(1) };
+    }
+    reset_signals();
+
+    if ctx.cgroup2 {
+        // clone3 put us in the container's cgroup already; a namespace made
+        // now is rooted there (a CLONE_NEWCGROUP in clone3 itself would be
+        // rooted at the runner's cgroup: copy_namespaces() runs first).
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .ctx(|| "cannot create the cgroup namespace".into())?;
+    }
+    let root = mount::bind_tree(&s.directory)?;
+    let root = root.as_fd();
+    let machine_id = machine_id(root, s)?;
+    let container_uuid = machine_id.unwrap_or(ctx.container_uuid);
+    mount::setup_api(
+        root,
+        &ApiOptions {
+            private_network: s.private_network,
+            boot_id: Id128::random()?,
+            cgroup2: ctx.cgroup2,
+            host_os_release: ctx.host_os_release,
+            container_uuid,
+        },
+    )?;
+    if let Some(master) = mount::setup_dev(root, ctx.pty)? {
+        ctx.channel.send_fd(&master)?;
+    }
+    mount::finish_run_host(root, ctx.notify.as_fd())?;
+    nix::unistd::sethostname(s.hostname())
+        .ctx(|| format!("cannot set the host name to {}", s.hostname()))?;
+
+    mount::enter_root(root)?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    setup_stdio(ctx.pty)?;
+
+    let account = match &s.user {
+        Some(u) => Some(lookup_user(u)?),
+        None => None,
+    };
+    caps::drop_bounding(caps::default_mask(s.private_network))?;
+    let uuid = container_uuid.to_string();
+    let host_os_release = String::from_utf8_lossy(ctx.host_os_release);
+    let envp = env::build(&EnvInput {
+        boot: s.start_mode == StartMode::Boot,
+        term: ctx.term,
+        container_uuid: &uuid,
+        user: account.as_ref().map(|a| (a.name.as_str(), a.home.as_str())),
+        host_os_release: &host_os_release,
+        setenv: &s.setenv,
+    });
+    // The caller's stray descriptors must not reach the payload; ours are
+    // close-on-exec already.
+    // SAFETY: close_range with flags only marks descriptors.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+
+    if s.start_mode == StartMode::Pid2 {
+        stub::fork_stub(ctx.channel.as_raw_fd())?;
+    }
+    if let Some(a) = &account {
+        become_user(a)?;
+    }
+    if let Some(dir) = &s.chdir {
+        nix::unistd::chdir(dir.as_str())
+            .ctx(|| format!("cannot change to working directory {dir}"))?;
+    }
+    exec_payload(s, account.as_ref(), &envp)
+}
+
+/// The tree's own machine id wins; a missing, empty or "uninitialized"
+/// `/etc/machine-id` means none (the guest's init then takes
+/// `$container_uuid`).
+fn machine_id(root: std::os::fd::BorrowedFd, s: &Settings) -> Result<Option<Id128>> {
+    let Some(data) = inroot::read_file(root, "/etc/machine-id")? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(&data);
+    let text = text.trim();
+    if text.is_empty() || text == "uninitialized" {
+        return Ok(None);
+    }
+    Id128::parse(text).map(Some).map_err(|_| {
+        Error::invalid(format!(
+            "invalid machine id in {}/etc/machine-id",
+            s.directory.display()
+        ))
+    })
+}
+
+fn reset_signals() {
+    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for sig in Signal::iterator() {
+        if !matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            // SAFETY: installing the default disposition.
+            let _ = unsafe { sigaction(sig, &dfl) };
+        }
+    }
+    for sig in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+        // SAFETY: as above, for the real-time signals nix does not enumerate.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}
+
+/// The console becomes stdin, stdout and stderr, and our controlling
+/// terminal; without one we keep the caller's descriptors (`--pipe`).
+fn setup_stdio(pty: bool) -> Result<()> {
+    let _ = nix::unistd::setsid();
+    if !pty {
+        return Ok(());
+    }
+    let fd = nix::fcntl::open(
+        "/dev/console",
+        nix::fcntl::OFlag::O_RDWR,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| "cannot open /dev/console".into())?;
+    // SAFETY: TIOCSCTTY with argument 0 on a terminal we opened.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) })
+        .ctx(|| "cannot make /dev/console the controlling terminal".into())?;
+    for target in 0..3 {
+        // SAFETY: dup2 onto the standard descriptors.
+        Errno::result(unsafe { libc::dup2(fd.as_raw_fd(), target) })
+            .ctx(|| "cannot connect to /dev/console".into())?;
+    }
+    Ok(())
+}
+
+fn lookup_user(user: &str) -> Result<Account> {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    user::lookup(user, &read("/etc/passwd"), &read("/etc/group"))
+}
+
+fn become_user(a: &Account) -> Result<()> {
+    if std::fs::metadata(&a.home).is_err() {
+        // As the reference: the home directory is created, owned by the user.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&a.home)
+            .ctx(|| format!("cannot create home directory {}", a.home))?;
+        nix::unistd::chown(a.home.as_str(), Some(a.uid.into()), Some(a.gid.into()))
+            .ctx(|| format!("cannot chown home directory {}", a.home))?;
+    }
+    let groups: Vec<nix::unistd::Gid> = a.groups.iter().map(|&g| g.into()).collect();
+    nix::unistd::setgroups(&groups)
+        .ctx(|| format!("cannot set supplementary groups of {}", a.name))?;
+    nix::unistd::setresgid(a.gid.into(), a.gid.into(), a.gid.into())
+        .ctx(|| format!("cannot change to group {}", a.gid))?;
+    nix::unistd::setresuid(a.uid.into(), a.uid.into(), a.uid.into())
+        .ctx(|| format!("cannot change to user {}", a.name))
+}
+
+use std::os::unix::fs::DirBuilderExt;
+
+fn cstr(s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::invalid(format!("argument contains a NUL byte: {s:?}")))
+}
+
+fn exec_payload(s: &Settings, account: Option<&Account>, envp: &[String]) -> Result<Infallible> {
+    let envp: Vec<CString> = envp.iter().map(|e| cstr(e)).collect::<Result<_>>()?;
+    let args: Vec<CString> = s
+        .parameters
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<Result<_>>()?;
+    match s.start_mode {
+        StartMode::Boot => {
+            let mut last = Errno::ENOENT;
+            for init in [
+                "/usr/lib/systemd/systemd",
+                "/lib/systemd/systemd",
+                "/sbin/init",
+            ] {
+                let path = cstr(init)?;
+                let mut argv = vec![path.clone()];
+                argv.extend(args.iter().cloned());
+                last = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
+            }
+            Err(last).ctx(|| "cannot execute an init in the container (tried /usr/lib/systemd/systemd, /lib/systemd/systemd, /sbin/init)".into())
+        }
+        _ if !args.is_empty() => {
+            let cmd = &s.parameters[0];
+            let mut last = Errno::ENOENT;
+            for path in search_path(cmd) {
+                let p = cstr(&path)?;
+                match nix::unistd::execve(&p, &args, &envp).unwrap_err() {
+                    // Keep looking on the path, as execvp(3) does.
+                    e @ (Errno::ENOENT | Errno::ENOTDIR) => {
+                        if last == Errno::ENOENT {
+                            last = e;
+                        }
+                    }
+                    e => last = e,
+                }
+            }
+            Err(last).ctx(|| format!("cannot execute {cmd}"))
+        }
+        _ => {
+            let home = account
+                .map(|a| a.home.clone())
+                .unwrap_or_else(|| "/root".into());
+            if s.chdir.is_none() {
+                // As the reference: a home that cannot be entered leaves us in /.
+                let _ = nix::unistd::chdir(home.as_str());
+            }
+            let own = account
+                .cloned()
+                .or_else(|| lookup_user("root").ok())
+                .map(|a| a.shell);
+            let mut last = Errno::ENOENT;
+            for shell in own
+                .iter()
+                .map(String::as_str)
+                .chain(["/bin/bash", "/bin/sh"])
+            {
+                let name = shell.rsplit('/').next().unwrap_or(shell);
+                let argv = [cstr(&format!("-{name}"))?];
+                last = nix::unistd::execve(&cstr(shell)?, &argv, &envp).unwrap_err();
+            }
+            Err(last).ctx(|| "cannot execute a shell in the container".into())
+        }
+    }
+}
+
+/// Candidate paths for a command, searched on the container's default PATH
+/// (execvp(3) would search the runner's own `$PATH`).
+fn search_path(cmd: &str) -> Vec<String> {
+    if cmd.contains('/') {
+        return vec![cmd.to_string()];
+    }
+    env::DEFAULT_PATH
+        .split(':')
+        .map(|d| format!("{d}/{cmd}"))
+        .collect()
+}

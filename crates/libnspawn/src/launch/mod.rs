@@ -1,0 +1,330 @@
+//! Starting and supervising a container.
+//!
+//! The runner (this process) checks and locks the tree, makes the cgroup,
+//! then `clone3`s the container process straight into its namespaces and
+//! cgroup (`child`). The two talk over one SEQPACKET socket (`channel`).
+//! The runner then only monitors: the container's pidfd, a signalfd, the
+//! console pty and the guest's notify socket, in one `poll` loop.
+
+mod channel;
+mod child;
+mod clone;
+mod stub;
+
+use crate::cgroup::Cgroup;
+use crate::console::{self, Escape, Pty, RawMode};
+use crate::error::{Context, Error, Result};
+use crate::id128::Id128;
+use crate::settings::{signal_name, ConsoleMode, Settings};
+use crate::{lock, mount, notify};
+use channel::Msg;
+use clone::{Exit, Forked};
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Instant;
+
+/// How one run of the container ended.
+enum Outcome {
+    Exited(i32),
+    Reboot,
+}
+
+/// Run the container described by `s`; returns the exit status for the
+/// runner (the payload's, or as the reference maps a shutdown).
+pub fn run(s: &Settings) -> Result<i32> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(Error::invalid("Need to be root."));
+    }
+    let root = nix::fcntl::open(
+        &s.directory,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| format!("cannot open directory {}", s.directory.display()))?;
+    mount::check_tree(
+        root.as_fd(),
+        &s.directory,
+        s.start_mode == crate::settings::StartMode::Boot,
+    )?;
+    drop(root);
+    let _lock = lock::lock_tree(&s.directory)?;
+    let host_os_release = ["/etc/os-release", "/usr/lib/os-release"]
+        .iter()
+        .find_map(|p| std::fs::read(p).ok())
+        .unwrap_or_default();
+    let cgroup = Cgroup::create(&s.machine)?;
+
+    let handled = [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGWINCH,
+        Signal::SIGCHLD,
+    ];
+    let mut mask = SigSet::empty();
+    handled.iter().for_each(|&sig| mask.add(sig));
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
+        .ctx(|| "cannot block signals".into())?;
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .ctx(|| "cannot create a signalfd".into())?;
+
+    if !s.quiet {
+        eprintln!(
+            "Spawning container {} on {}.",
+            s.machine,
+            s.directory.display()
+        );
+        eprintln!("Press ^] three times within 1s to kill container.");
+    }
+    let result = (|| loop {
+        match run_once(s, &cgroup, &sfd, &host_os_release)? {
+            Outcome::Exited(code) => return Ok(code),
+            Outcome::Reboot if s.keep_unit => return Ok(133),
+            Outcome::Reboot => continue,
+        }
+    })();
+    if let Some(cg) = cgroup {
+        cg.remove();
+    }
+    notify::notify_caller("STOPPING=1");
+    result
+}
+
+fn run_once(
+    s: &Settings,
+    cgroup: &Option<Cgroup>,
+    sfd: &SignalFd,
+    host_os_release: &[u8],
+) -> Result<Outcome> {
+    let tty = console::is_tty(console::stdin()) && console::is_tty(console::stdout());
+    let mode = ConsoleMode::resolve(Some(s.console), tty);
+    let term = std::env::var("TERM").ok();
+    let notify_sock = notify::guest_socket()?;
+    let (ours, theirs) = channel::pair()?;
+    let runner = clone::pidfd_self()?;
+    let mut ns = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+    if s.private_network {
+        ns |= libc::CLONE_NEWNET;
+    }
+    let (pid, pidfd) = match clone::clone3(ns, cgroup.as_ref().map(|c| c.fd()))? {
+        Forked::Child => {
+            drop(ours);
+            child::run(child::ChildCtx {
+                settings: s,
+                channel: theirs,
+                runner,
+                notify: &notify_sock,
+                pty: mode.has_pty(),
+                cgroup2: cgroup.is_some(),
+                container_uuid: s.uuid.map(Ok).unwrap_or_else(Id128::random)?,
+                host_os_release,
+                term: term.as_deref(),
+            })
+        }
+        Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(theirs);
+    drop(runner);
+    let _ = pid;
+
+    let mut pty = None;
+    loop {
+        match ours.recv()? {
+            Msg::Console(master) => pty = Some(Pty::new(master)),
+            Msg::Error(msg) => {
+                let _ = clone::wait_pidfd(pidfd.as_fd());
+                return Err(Error::Invalid(msg));
+            }
+            Msg::Eof => break,
+        }
+    }
+    notify::notify_caller("READY=1");
+
+    let forward_in = mode == ConsoleMode::Interactive && console::is_tty(console::stdin());
+    let _raw = if forward_in {
+        RawMode::enter(console::stdin())
+    } else {
+        None
+    };
+    if let Some(p) = &pty {
+        if console::is_tty(console::stdout()) {
+            console::copy_winsize(console::stdout(), p.master.as_fd());
+        }
+    }
+    // Passive: the container's output waits in the pty until it ends, as
+    // in the reference.
+    let live = matches!(mode, ConsoleMode::Interactive | ConsoleMode::ReadOnly);
+    let exit = supervise(
+        s,
+        pidfd.as_fd(),
+        sfd,
+        pty.as_mut().filter(|_| live),
+        forward_in,
+        &notify_sock,
+    )?;
+    if let Some(p) = pty.as_mut() {
+        p.drain(Some(console::stdout()));
+    }
+    drop(_raw);
+    Ok(outcome(s, exit))
+}
+
+/// The monitor loop: returns when PID 1 of the container has exited.
+fn supervise(
+    s: &Settings,
+    pidfd: BorrowedFd,
+    sfd: &SignalFd,
+    mut pty: Option<&mut Pty>,
+    mut forward_in: bool,
+    notify_sock: &OwnedFd,
+) -> Result<Exit> {
+    let output = Some(console::stdout());
+    let mut term_requests = 0;
+    let mut escape = Escape::default();
+    let stdin = console::stdin();
+    loop {
+        let pty_live = pty.as_ref().is_some_and(|p| !p.hung_up);
+        let pty_out = pty.as_ref().is_some_and(|p| p.wants_write());
+        let mut fds = vec![
+            PollFd::new(pidfd, PollFlags::POLLIN),
+            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(notify_sock.as_fd(), PollFlags::POLLIN),
+        ];
+        if let Some(p) = pty.as_ref().filter(|_| pty_live) {
+            let mut ev = PollFlags::POLLIN;
+            if pty_out {
+                ev |= PollFlags::POLLOUT;
+            }
+            fds.push(PollFd::new(p.master.as_fd(), ev));
+        }
+        let stdin_idx = fds.len();
+        if forward_in && pty.is_some() && !pty_out {
+            fds.push(PollFd::new(stdin, PollFlags::POLLIN));
+        }
+        // A hung-up pty (a getty closing /dev/console to reopen it) cannot
+        // be polled without spinning; look at it again shortly.
+        let timeout = if pty.as_ref().is_some_and(|p| p.hung_up) {
+            PollTimeout::from(50u16)
+        } else {
+            PollTimeout::NONE
+        };
+        match nix::poll::poll(&mut fds, timeout) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => r.ctx(|| "cannot poll".into())?,
+        };
+        let ready = |i: usize| {
+            fds.get(i)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        let (child_done, sig_ready, notify_ready) = (ready(0), ready(1), ready(2));
+        let stdin_ready = fds.len() > stdin_idx && ready(stdin_idx);
+        drop(fds);
+
+        if let Some(p) = pty.as_deref_mut() {
+            if p.hung_up {
+                p.hung_up = false;
+            }
+            if !p.drain(output) {
+                p.hung_up = true;
+            }
+            p.flush();
+        }
+        if notify_ready {
+            notify::drain_guest(notify_sock);
+        }
+        if stdin_ready {
+            let mut buf = [0u8; 4096];
+            match nix::unistd::read(stdin, &mut buf) {
+                // As the reference: end of input on an interactive console
+                // ends the container.
+                Ok(0) => {
+                    forward_in = false;
+                    let _ = clone::pidfd_send_signal(pidfd, libc::SIGKILL);
+                }
+                Ok(n) => {
+                    if escape.feed(&buf[..n], Instant::now()) {
+                        let _ = clone::pidfd_send_signal(pidfd, libc::SIGKILL);
+                    } else if let Some(p) = pty.as_deref_mut() {
+                        p.send(&buf[..n]);
+                    }
+                }
+                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
+                Err(_) => forward_in = false,
+            }
+        }
+        if sig_ready {
+            while let Ok(Some(info)) = sfd.read_signal() {
+                match info.ssi_signo as libc::c_int {
+                    libc::SIGTERM | libc::SIGINT | libc::SIGHUP => {
+                        term_requests += 1;
+                        let sig = if term_requests == 1 {
+                            s.kill_signal()
+                        } else {
+                            libc::SIGKILL
+                        };
+                        if sig != libc::SIGKILL {
+                            eprintln!("Trying to halt container. Send SIGTERM again to trigger immediate termination.");
+                        }
+                        let _ = clone::pidfd_send_signal(pidfd, sig);
+                    }
+                    libc::SIGWINCH => {
+                        if let Some(p) = pty.as_deref() {
+                            console::copy_winsize(console::stdout(), p.master.as_fd());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if child_done {
+            if let Some(p) = pty.as_deref_mut() {
+                p.drain(output);
+            }
+            return clone::wait_pidfd(pidfd);
+        }
+    }
+}
+
+/// Map how PID 1 ended to the runner's result, as the reference does.
+fn outcome(s: &Settings, exit: Exit) -> Outcome {
+    let name = &s.machine;
+    match exit {
+        Exit::Code(0) => {
+            if !s.quiet {
+                eprintln!("Container {name} exited successfully.");
+            }
+            Outcome::Exited(0)
+        }
+        Exit::Code(code) => {
+            if !s.quiet {
+                eprintln!("Container {name} failed with error code {code}.");
+            }
+            // 133 means "restart me" to the service template
+            // (RestartForceExitStatus=133): a payload must not say it.
+            Outcome::Exited(if code == 133 { 1 } else { code })
+        }
+        Exit::Signal(libc::SIGINT) => {
+            if !s.quiet {
+                eprintln!("Container {name} has been shut down.");
+            }
+            Outcome::Exited(0)
+        }
+        Exit::Signal(libc::SIGHUP) => {
+            if !s.quiet {
+                eprintln!("Container {name} is being rebooted.");
+            }
+            Outcome::Reboot
+        }
+        Exit::Signal(sig) => {
+            eprintln!(
+                "Container {name} terminated by signal {}.",
+                signal_name(sig)
+            );
+            Outcome::Exited(1)
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! `--as-pid2`: a minimal init stays PID 1 and reaps orphans. It answers the
+//! init signals as systemd does (SIGINT, SIGRTMIN+5: reboot; SIGRTMIN+3,
+//! SIGRTMIN+4: power off, as the reference's stub) and forwards every other
+//! signal to the payload (PID 2). It exits as the payload did (255 if a
+//! signal killed it, as the reference), and the kernel then ends whatever
+//! else is left in the namespace.
+
+use crate::error::{Context, Result};
+use nix::sys::signal::{SigSet, SigmaskHow};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+use std::os::fd::RawFd;
+
+/// Fork: the child returns and goes on to become the payload; this process
+/// becomes the stub and never returns.
+pub fn fork_stub(channel: RawFd) -> Result<()> {
+    let all = SigSet::all();
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None)
+        .ctx(|| "cannot block signals".into())?;
+    // SAFETY: single-threaded process.
+    match unsafe { fork() }.ctx(|| "cannot fork the payload".into())? {
+        ForkResult::Child => {
+            nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+                .ctx(|| "cannot unblock signals".into())?;
+            Ok(())
+        }
+        ForkResult::Parent { child } => {
+            // The runner learns of the payload's exec by the channel closing:
+            // our copy must not keep it open.
+            let _ = nix::unistd::close(channel);
+            stub_loop(child)
+        }
+    }
+}
+
+fn stub_loop(main: Pid) -> ! {
+    // SAFETY: plain libc calls on local, initialised signal sets; libc is
+    // used directly because nix's Signal cannot name real-time signals.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        loop {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let sig = libc::sigwaitinfo(&all, &mut info);
+            if sig < 0 {
+                continue;
+            }
+            let rt = sig - libc::SIGRTMIN();
+            if sig == libc::SIGINT || rt == 5 {
+                shutdown(libc::RB_AUTOBOOT);
+            } else if rt == 3 || rt == 4 {
+                shutdown(libc::RB_POWER_OFF);
+            } else if sig != libc::SIGCHLD {
+                libc::kill(main.as_raw(), sig);
+                continue;
+            }
+            loop {
+                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(pid, code)) if pid == main => exit(code),
+                    Ok(WaitStatus::Signaled(pid, _, _)) if pid == main => exit(255),
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Ask everything to end, give it a moment, then reboot(2): in a PID
+/// namespace that ends PID 1 with SIGHUP (restart) or SIGINT (power off),
+/// which the runner sees (pid_namespaces(7)).
+fn shutdown(cmd: libc::c_int) -> ! {
+    // SAFETY: plain libc calls.
+    unsafe {
+        libc::kill(-1, libc::SIGTERM);
+        for _ in 0..500 {
+            if libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) < 0 {
+                break;
+            }
+            libc::usleep(10_000);
+        }
+        libc::kill(-1, libc::SIGKILL);
+        libc::reboot(cmd);
+        libc::_exit(1)
+    }
+}
+
+fn exit(code: i32) -> ! {
+    // SAFETY: _exit is always safe.
+    unsafe { libc::_exit(code) }
+}

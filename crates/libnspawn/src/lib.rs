@@ -1,0 +1,22 @@
+//! Build and run systemd-nspawn style containers.
+//!
+//! `settings` is the model the binaries fill; `launch::run` does the rest.
+//! See docs/ARCHITECTURE.md for the stages and who owns what.
+
+pub mod cgroup;
+pub mod console;
+pub mod env;
+pub mod error;
+pub mod id128;
+pub mod inroot;
+pub mod launch;
+pub mod lock;
+pub mod mount;
+pub mod notify;
+pub mod security;
+pub mod settings;
+pub mod user;
+
+pub use error::{Error, Result};
+pub use id128::Id128;
+pub use settings::Settings;

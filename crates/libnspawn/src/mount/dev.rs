@@ -1,0 +1,150 @@
+//! A private `/dev`: a small tmpfs with exactly the usual nodes, its own
+//! `devpts` instance, `/dev/shm`, `/dev/mqueue`, and the console.
+
+use super::mount_on;
+use crate::error::{Context, Result};
+use crate::inroot;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
+use nix::sys::stat::{fchmodat, makedev, mknodat, FchmodatFlags, Mode, SFlag};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// (name, major, minor, mode): the character devices every container gets,
+/// with the reference's modes.
+const NODES: &[(&str, u64, u64, u32)] = &[
+    ("null", 1, 3, 0o666),
+    ("zero", 1, 5, 0o666),
+    ("full", 1, 7, 0o666),
+    ("random", 1, 8, 0o666),
+    ("urandom", 1, 9, 0o666),
+    ("tty", 5, 0, 0o666),
+    ("net/tun", 10, 200, 0o600),
+];
+
+const LINKS: &[(&str, &str)] = &[
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+];
+
+/// The group that owns terminals (Debian's and systemd's `tty`).
+const TTY_GID: u32 = 5;
+
+/// Build `/dev` in the tree. With `console`, also allocate the console pty
+/// from the container's own devpts and bind its peer on `/dev/console`;
+/// returns the master.
+pub fn setup_dev(root: BorrowedFd, console: bool) -> Result<Option<OwnedFd>> {
+    let dev = inroot::mkdir_p(root, "/dev", 0o755)?;
+    mount_on(
+        Some("tmpfs"),
+        dev.as_fd(),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=0755,size=4m,nr_inodes=64k"),
+        "tmpfs on /dev",
+    )?;
+    // Handle to the new tmpfs (the one just mounted on top).
+    let dev = inroot::open(root, "/dev", OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+        .ctx(|| "cannot open /dev".into())?;
+    for dir in ["net", "char"] {
+        nix::sys::stat::mkdirat(&dev, dir, Mode::from_bits_truncate(0o755))
+            .ctx(|| format!("cannot create /dev/{dir}"))?;
+    }
+    for &(name, major, minor, mode) in NODES {
+        let mode = Mode::from_bits_truncate(mode);
+        mknodat(&dev, name, SFlag::S_IFCHR, mode, makedev(major, minor))
+            .ctx(|| format!("cannot create /dev/{name}"))?;
+        // mknod honours the umask.
+        fchmodat(&dev, name, mode, FchmodatFlags::NoFollowSymlink)
+            .ctx(|| format!("cannot chmod /dev/{name}"))?;
+        // udev's /dev/char/MAJOR:MINOR links, which the reference also makes.
+        nix::unistd::symlinkat(
+            format!("../{name}").as_str(),
+            &dev,
+            format!("char/{major}:{minor}").as_str(),
+        )
+        .ctx(|| format!("cannot link /dev/char/{major}:{minor}"))?;
+    }
+    for &(name, target) in LINKS {
+        nix::unistd::symlinkat(target, &dev, name).ctx(|| format!("cannot create /dev/{name}"))?;
+    }
+    for (dir, mode) in [("pts", 0o755), ("shm", 0o1777), ("mqueue", 0o755)] {
+        nix::sys::stat::mkdirat(&dev, dir, Mode::from_bits_truncate(mode))
+            .ctx(|| format!("cannot create /dev/{dir}"))?;
+    }
+    let sub = |name: &str| {
+        inroot::open_dir(root, &format!("/dev/{name}")).ctx(|| format!("cannot open /dev/{name}"))
+    };
+    mount_on(
+        Some("devpts"),
+        sub("pts")?.as_fd(),
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some(&format!("newinstance,ptmxmode=0666,mode=620,gid={TTY_GID}")),
+        "devpts on /dev/pts",
+    )?;
+    mount_on(
+        Some("tmpfs"),
+        sub("shm")?.as_fd(),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME,
+        Some("mode=01777,size=10%,nr_inodes=400k"),
+        "tmpfs on /dev/shm",
+    )?;
+    mount_on(
+        Some("mqueue"),
+        sub("mqueue")?.as_fd(),
+        Some("mqueue"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+        "mqueue on /dev/mqueue",
+    )?;
+
+    if !console {
+        return Ok(None);
+    }
+    let master = nix::fcntl::openat(
+        &dev,
+        "pts/ptmx",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "cannot allocate the console pty".into())?;
+    let mut unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK takes a pointer to an int.
+    Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &mut unlock) })
+        .ctx(|| "cannot unlock the console pty".into())?;
+    // TIOCGPTPEER opens the peer without looking up a path (ioctl_tty(2)).
+    // SAFETY: the ioctl returns a new descriptor or -1.
+    let peer = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    let peer = Errno::result(peer).ctx(|| "cannot open the console pty".into())?;
+    // SAFETY: new descriptor owned by us.
+    let peer = unsafe { OwnedFd::from_raw_fd(peer) };
+    nix::fcntl::openat(
+        &dev,
+        "console",
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .ctx(|| "cannot create /dev/console".into())?;
+    let target = inroot::open(root, "/dev/console", OFlag::O_PATH)
+        .ctx(|| "cannot open /dev/console".into())?;
+    mount_on(
+        Some(inroot::proc_fd(peer.as_fd()).as_str()),
+        target.as_fd(),
+        None,
+        MsFlags::MS_BIND,
+        None,
+        "the console on /dev/console",
+    )?;
+    Ok(Some(master))
+}

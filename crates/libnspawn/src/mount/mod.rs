@@ -1,0 +1,328 @@
+//! The container's file system: the tree bound on itself, the API file
+//! systems on top (what the reference's `/proc/self/mountinfo` shows), then
+//! `pivot_root` into it. Runs in the container process, in its own mount
+//! namespace, before anything of the tree is executed.
+
+mod dev;
+
+pub use dev::setup_dev;
+
+use crate::error::{Context, Error, Result};
+use crate::id128::Id128;
+use crate::inroot;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+const NOSUID_NODEV_NOEXEC: MsFlags = MsFlags::MS_NOSUID
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC);
+
+/// Files in `/proc` that expose the host kernel and are hidden behind an
+/// empty, unreadable file, as the reference does.
+const PROC_MASKED: &[&str] = &["kallsyms", "kcore", "keys", "sysrq-trigger", "timer_list"];
+/// Directories in `/proc` that reach host hardware and are made read-only.
+const PROC_READ_ONLY: &[&str] = &["acpi", "apm", "asound", "bus", "fs", "irq", "scsi"];
+
+/// Mount `fstype` (or bind `src`) on the file behind `target`.
+pub fn mount_on(
+    src: Option<&str>,
+    target: BorrowedFd,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+    what: &str,
+) -> Result<()> {
+    mount(src, inroot::proc_fd(target).as_str(), fstype, flags, data)
+        .ctx(|| format!("cannot mount {what}"))
+}
+
+/// Bind a path of the tree on itself and make it read-only.
+fn bind_read_only(root: BorrowedFd, path: &str, extra: MsFlags) -> Result<()> {
+    let fd = match inroot::open(root, path, nix::fcntl::OFlag::O_PATH) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(e).ctx(|| format!("cannot open {path}")),
+    };
+    let p = inroot::proc_fd(fd.as_fd());
+    mount(
+        Some(p.as_str()),
+        p.as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("cannot bind {path} read-only"))?;
+    // The new mount is on top now; open it again to remount it, not the one below.
+    let top = inroot::open(root, path, nix::fcntl::OFlag::O_PATH)
+        .ctx(|| format!("cannot open {path}"))?;
+    mount(
+        None::<&str>,
+        inroot::proc_fd(top.as_fd()).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | extra,
+        None::<&str>,
+    )
+    .ctx(|| format!("cannot make {path} read-only"))
+}
+
+/// Make the tree a mount of its own in our (private) mount namespace and
+/// return a handle to it: everything else is mounted relative to it.
+pub fn bind_tree(directory: &Path) -> Result<OwnedFd> {
+    // Nothing we mount may propagate back to the host, and nothing the host
+    // mounts later may show up inside.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .ctx(|| "cannot make the mount namespace private".into())?;
+    mount(
+        Some(directory),
+        directory,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("cannot bind {} on itself", directory.display()))?;
+    nix::fcntl::open(
+        directory,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("cannot open {}", directory.display()))
+}
+
+pub struct ApiOptions<'a> {
+    pub private_network: bool,
+    pub boot_id: Id128,
+    pub cgroup2: bool,
+    pub host_os_release: &'a [u8],
+    pub container_uuid: Id128,
+}
+
+/// `/run`, `/proc`, `/sys`, `/tmp` as the reference lays them out; `/dev`
+/// is separate (`setup_dev`) since it also makes the console.
+pub fn setup_api(root: BorrowedFd, o: &ApiOptions) -> Result<()> {
+    let run = inroot::mkdir_p(root, "/run", 0o755)?;
+    mount_on(
+        Some("tmpfs"),
+        run.as_fd(),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME,
+        Some("mode=0755,size=20%,nr_inodes=800k"),
+        "tmpfs on /run",
+    )?;
+    inroot::mkdir_p(root, "/run/host", 0o755)?;
+    inroot::write_file(root, "/run/host/os-release", o.host_os_release, 0o644)?;
+    inroot::write_file(
+        root,
+        "/run/host/container-manager",
+        b"systemd-nspawn\n",
+        0o644,
+    )?;
+    inroot::write_file(
+        root,
+        "/run/host/container-uuid",
+        format!("{}\n", o.container_uuid).as_bytes(),
+        0o644,
+    )?;
+    inroot::mkdir_p(root, "/run/host/incoming", 0o700)?;
+    make_inaccessible_nodes(root)?;
+    // The fresh boot id: a file on /run, bound over the kernel's and then
+    // unlinked (the mount keeps it).
+    inroot::write_file(
+        root,
+        "/run/.nspawn-boot-id",
+        format!("{}\n", o.boot_id).as_bytes(),
+        0o444,
+    )?;
+    let boot_id = inroot::open(root, "/run/.nspawn-boot-id", nix::fcntl::OFlag::O_PATH)
+        .ctx(|| "cannot open the boot id file".into())?;
+    let _ = nix::unistd::unlinkat(
+        &run,
+        ".nspawn-boot-id",
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    );
+
+    let proc = inroot::mkdir_p(root, "/proc", 0o555)?;
+    mount_on(
+        Some("proc"),
+        proc.as_fd(),
+        Some("proc"),
+        NOSUID_NODEV_NOEXEC,
+        None,
+        "proc on /proc",
+    )?;
+    bind_read_only(root, "/proc/sys", NOSUID_NODEV_NOEXEC)?;
+    if o.private_network {
+        // A new network namespace's sysctls are the container's own: bind
+        // them again on top of the read-only /proc/sys, writable.
+        let net = inroot::open(root, "/proc/sys/net", nix::fcntl::OFlag::O_PATH)
+            .ctx(|| "cannot open /proc/sys/net".into())?;
+        let p = inroot::proc_fd(net.as_fd());
+        mount(
+            Some(p.as_str()),
+            p.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .ctx(|| "cannot bind /proc/sys/net".into())?;
+        let top = inroot::open(root, "/proc/sys/net", nix::fcntl::OFlag::O_PATH)
+            .ctx(|| "cannot open /proc/sys/net".into())?;
+        mount(
+            None::<&str>,
+            inroot::proc_fd(top.as_fd()).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | NOSUID_NODEV_NOEXEC,
+            None::<&str>,
+        )
+        .ctx(|| "cannot make /proc/sys/net writable".into())?;
+    }
+    bind_file_read_only(root, boot_id.as_fd(), "/proc/sys/kernel/random/boot_id")?;
+    let reg = inroot::open(
+        root,
+        "/run/host/inaccessible/reg",
+        nix::fcntl::OFlag::O_PATH,
+    )
+    .ctx(|| "cannot open /run/host/inaccessible/reg".into())?;
+    for name in PROC_MASKED {
+        bind_file_read_only(root, reg.as_fd(), &format!("/proc/{name}"))?;
+    }
+    for name in PROC_READ_ONLY {
+        bind_read_only(root, &format!("/proc/{name}"), NOSUID_NODEV_NOEXEC)?;
+    }
+
+    let sys = inroot::mkdir_p(root, "/sys", 0o555)?;
+    mount_on(
+        Some("sysfs"),
+        sys.as_fd(),
+        Some("sysfs"),
+        NOSUID_NODEV_NOEXEC | MsFlags::MS_RDONLY,
+        None,
+        "sysfs on /sys",
+    )?;
+    if o.cgroup2 {
+        // We are already in our own cgroup namespace, so this shows the
+        // container's cgroup as the root: writable for the guest's init.
+        let cg =
+            inroot::open_dir(root, "/sys/fs/cgroup").ctx(|| "cannot open /sys/fs/cgroup".into())?;
+        mount_on(
+            Some("cgroup2"),
+            cg.as_fd(),
+            Some("cgroup2"),
+            NOSUID_NODEV_NOEXEC,
+            None,
+            "cgroup2 on /sys/fs/cgroup",
+        )?;
+    }
+
+    let tmp = inroot::mkdir_p(root, "/tmp", 0o1777)?;
+    mount_on(
+        Some("tmpfs"),
+        tmp.as_fd(),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME,
+        Some("mode=01777,size=10%,nr_inodes=400k"),
+        "tmpfs on /tmp",
+    )?;
+    Ok(())
+}
+
+/// `/run/host/inaccessible/`: one node of each type with mode 0, as the
+/// reference provides; our masks are bound from here, so they do not
+/// depend on the host having `/run/systemd/inaccessible`.
+fn make_inaccessible_nodes(root: BorrowedFd) -> Result<()> {
+    use nix::sys::stat::{makedev, mknodat, SFlag};
+    // The *at() calls take the O_PATH handle as their directory.
+    let dir = inroot::mkdir_p(root, "/run/host/inaccessible", 0o755)?;
+    let none = Mode::empty();
+    for (name, kind) in [
+        ("reg", SFlag::S_IFREG),
+        ("fifo", SFlag::S_IFIFO),
+        ("sock", SFlag::S_IFSOCK),
+        ("chr", SFlag::S_IFCHR),
+        ("blk", SFlag::S_IFBLK),
+    ] {
+        mknodat(&dir, name, kind, none, makedev(0, 0))
+            .ctx(|| format!("cannot create /run/host/inaccessible/{name}"))?;
+    }
+    nix::sys::stat::mkdirat(&dir, "dir", none)
+        .ctx(|| "cannot create /run/host/inaccessible/dir".into())?;
+    Ok(())
+}
+
+/// Bind the file behind `src` over `path` in the tree, read-only; a missing
+/// `path` (a kernel without that /proc file) is skipped.
+fn bind_file_read_only(root: BorrowedFd, src: BorrowedFd, path: &str) -> Result<()> {
+    let target = match inroot::open(root, path, nix::fcntl::OFlag::O_PATH) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(e).ctx(|| format!("cannot open {path}")),
+    };
+    mount_on(
+        Some(inroot::proc_fd(src).as_str()),
+        target.as_fd(),
+        None,
+        MsFlags::MS_BIND,
+        None,
+        &format!("over {path}"),
+    )?;
+    let top = inroot::open(root, path, nix::fcntl::OFlag::O_PATH)
+        .ctx(|| format!("cannot open {path}"))?;
+    mount_on(
+        None,
+        top.as_fd(),
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | NOSUID_NODEV_NOEXEC,
+        None,
+        &format!("{path} read-only"),
+    )
+}
+
+/// Bind the runner's notify socket into `/run/host/notify` and make
+/// `/run/host` read-only.
+pub fn finish_run_host(root: BorrowedFd, notify: BorrowedFd) -> Result<()> {
+    let host = inroot::open_dir(root, "/run/host").ctx(|| "cannot open /run/host".into())?;
+    let path = format!("{}/notify", inroot::proc_fd(host.as_fd()));
+    let addr =
+        nix::sys::socket::UnixAddr::new(path.as_str()).ctx(|| "bad notify socket path".into())?;
+    nix::sys::socket::bind(std::os::fd::AsRawFd::as_raw_fd(&notify), &addr)
+        .ctx(|| "cannot bind /run/host/notify".into())?;
+    bind_read_only(root, "/run/host", NOSUID_NODEV_NOEXEC)
+}
+
+/// Make the tree the root of our mount namespace and drop every host mount.
+pub fn enter_root(root: BorrowedFd) -> Result<()> {
+    nix::unistd::fchdir(root).ctx(|| "cannot enter the container tree".into())?;
+    // pivot_root(".", ".") stacks the old root on top of the new one; the
+    // detaching unmount of "." then removes exactly it (pivot_root(2), NOTES).
+    nix::unistd::pivot_root(".", ".").ctx(|| "cannot pivot_root into the container tree".into())?;
+    umount2(".", MntFlags::MNT_DETACH).ctx(|| "cannot detach the host's file systems".into())?;
+    nix::unistd::chdir("/").ctx(|| "cannot change directory to /".into())
+}
+
+/// The tree must hold an OS (for `--boot`) or at least a `/usr`.
+pub fn check_tree(root: BorrowedFd, directory: &Path, boot: bool) -> Result<()> {
+    if boot {
+        let has = ["/etc/os-release", "/usr/lib/os-release"]
+            .iter()
+            .any(|p| inroot::open(root, p, nix::fcntl::OFlag::O_PATH).is_ok());
+        if !has {
+            return Err(Error::invalid(format!(
+                "Directory {} doesn't look like an OS root directory (os-release file is missing). Refusing.",
+                directory.display()
+            )));
+        }
+    } else if inroot::open_dir(root, "/usr").is_err() {
+        return Err(Error::invalid(format!(
+            "Directory {} doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.",
+            directory.display()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! Confinement applied to the container's processes.
+
+pub mod caps;

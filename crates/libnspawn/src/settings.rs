@@ -1,0 +1,306 @@
+//! The one model of what a container should be. The command line (and, later,
+//! `.nspawn` files) fill it; `launch` only reads it.
+
+use crate::error::{Error, Result};
+use crate::id128::Id128;
+use nix::sys::signal::Signal;
+use std::path::PathBuf;
+
+/// What PID 1 of the container is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartMode {
+    /// The command itself is PID 1 (the reference's default).
+    #[default]
+    Pid1,
+    /// A stub init is PID 1 and the command runs as PID 2 (`--as-pid2`).
+    Pid2,
+    /// The tree's init is PID 1 (`--boot`).
+    Boot,
+}
+
+/// How the container's console is connected to ours (`--console=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleMode {
+    Interactive,
+    ReadOnly,
+    Passive,
+    Pipe,
+    Autopipe,
+}
+
+impl ConsoleMode {
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "interactive" => Self::Interactive,
+            "read-only" => Self::ReadOnly,
+            "passive" => Self::Passive,
+            "pipe" => Self::Pipe,
+            "autopipe" => Self::Autopipe,
+            _ => return Err(Error::invalid(format!("Unknown console mode: {s}"))),
+        })
+    }
+
+    /// Resolve `autopipe` and the unset default against whether our standard
+    /// input and output are terminals, as the reference does.
+    pub fn resolve(mode: Option<Self>, tty: bool) -> Self {
+        match mode {
+            None if tty => Self::Interactive,
+            None => Self::ReadOnly,
+            Some(Self::Autopipe) if tty => Self::Interactive,
+            Some(Self::Autopipe) => Self::Pipe,
+            Some(m) => m,
+        }
+    }
+
+    /// Whether the container gets a pseudo terminal as `/dev/console`.
+    pub fn has_pty(self) -> bool {
+        !matches!(self, Self::Pipe | Self::Autopipe)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RegisterMode {
+    Yes,
+    No,
+    #[default]
+    Auto,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The container's root directory, as given (absolute).
+    pub directory: PathBuf,
+    pub machine: String,
+    pub hostname: Option<String>,
+    pub uuid: Option<Id128>,
+    pub start_mode: StartMode,
+    /// The command (or, with `--boot`, the arguments for init).
+    pub parameters: Vec<String>,
+    /// `NAME=VALUE` pairs from `--setenv`, in order.
+    pub setenv: Vec<(String, String)>,
+    pub user: Option<String>,
+    pub chdir: Option<String>,
+    pub kill_signal: Option<libc::c_int>,
+    pub console: ConsoleMode,
+    pub quiet: bool,
+    pub keep_unit: bool,
+    pub register: RegisterMode,
+    pub private_network: bool,
+}
+
+impl Settings {
+    /// The signal that asks PID 1 to shut down: `--kill-signal=`, else
+    /// SIGRTMIN+3 for a booted init (systemd's "halt") and SIGKILL otherwise.
+    pub fn kill_signal(&self) -> libc::c_int {
+        match (self.kill_signal, self.start_mode) {
+            (Some(sig), _) => sig,
+            (None, StartMode::Boot) => libc::SIGRTMIN() + 3,
+            (None, _) => libc::SIGKILL,
+        }
+    }
+
+    pub fn hostname(&self) -> &str {
+        self.hostname.as_deref().unwrap_or(&self.machine)
+    }
+}
+
+/// A machine name is a valid host name of at most 64 characters, as in
+/// systemd's `machine_name_is_valid()`: labels of letters, digits and `-`,
+/// separated by single dots, not starting or ending with `-` or `.`.
+pub fn machine_name_is_valid(s: &str) -> bool {
+    hostname_is_valid(s) && s.len() <= 64
+}
+
+pub fn hostname_is_valid(s: &str) -> bool {
+    if s.is_empty() || s.len() > 64 {
+        return false;
+    }
+    let (mut dot, mut hyphen) = (true, true);
+    for c in s.bytes() {
+        match c {
+            b'.' => {
+                if dot || hyphen {
+                    return false;
+                }
+                dot = true;
+                hyphen = false;
+            }
+            b'-' => {
+                if dot {
+                    return false;
+                }
+                hyphen = true;
+            }
+            c if c.is_ascii_alphanumeric() => {
+                dot = false;
+                hyphen = false;
+            }
+            _ => return false,
+        }
+    }
+    !dot && !hyphen
+}
+
+/// Turn a directory's base name into a machine name the way the reference
+/// does (observed on systemd 252): keep `[A-Za-z0-9.-]`, drop a `.` after
+/// the start, a `.` or a `-`, drop a `-` after the start or a `.`, trim a
+/// trailing separator, cut to 64 characters.
+pub fn machine_name_from_path(name: &str) -> Option<String> {
+    let name = name.strip_suffix(".raw").unwrap_or(name);
+    let mut out = String::new();
+    for c in name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-')
+    {
+        let prev = out.chars().last();
+        let drop = match c {
+            '.' => matches!(prev, None | Some('.') | Some('-')),
+            '-' => matches!(prev, None | Some('.')),
+            _ => false,
+        };
+        if !drop {
+            out.push(c);
+        }
+    }
+    out.truncate(64);
+    while out.ends_with(['.', '-']) {
+        out.pop();
+    }
+    machine_name_is_valid(&out).then_some(out)
+}
+
+/// Parse a signal name or number as systemd's `signal_from_string()` does:
+/// `TERM`, `SIGTERM`, `15`, `RTMIN+3`, `SIGRTMIN+3`.
+pub fn parse_signal(s: &str) -> Result<libc::c_int> {
+    let bad = || Error::invalid(format!("Cannot parse signal: {s}"));
+    let name = s.strip_prefix("SIG").unwrap_or(s);
+    if let Ok(n) = name.parse::<libc::c_int>() {
+        return if (1..=libc::SIGRTMAX()).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
+    }
+    if let Some(rest) = name.strip_prefix("RTMIN") {
+        let off = match rest.strip_prefix('+') {
+            Some(n) => n.parse::<libc::c_int>().map_err(|_| bad())?,
+            None if rest.is_empty() => 0,
+            None => return Err(bad()),
+        };
+        let sig = libc::SIGRTMIN() + off;
+        return if sig <= libc::SIGRTMAX() {
+            Ok(sig)
+        } else {
+            Err(bad())
+        };
+    }
+    if let Some(rest) = name.strip_prefix("RTMAX") {
+        let off = match rest.strip_prefix('-') {
+            Some(n) => n.parse::<libc::c_int>().map_err(|_| bad())?,
+            None if rest.is_empty() => 0,
+            None => return Err(bad()),
+        };
+        let sig = libc::SIGRTMAX() - off;
+        return if sig >= libc::SIGRTMIN() {
+            Ok(sig)
+        } else {
+            Err(bad())
+        };
+    }
+    format!("SIG{name}")
+        .parse::<Signal>()
+        .map(|s| s as libc::c_int)
+        .map_err(|_| bad())
+}
+
+/// A signal's name for messages: `KILL`, `RTMIN+3`.
+pub fn signal_name(sig: libc::c_int) -> String {
+    if sig >= libc::SIGRTMIN() && sig <= libc::SIGRTMAX() {
+        return format!("RTMIN+{}", sig - libc::SIGRTMIN());
+    }
+    match Signal::try_from(sig) {
+        Ok(s) => s.as_str().trim_start_matches("SIG").to_string(),
+        Err(_) => sig.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machine_names() {
+        for ok in ["foo", "a", "debian12", "my-host.example", "A1-b2"] {
+            assert!(machine_name_is_valid(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a b",
+            ".foo",
+            "foo.",
+            "-foo",
+            "foo-",
+            "a..b",
+            "a_b",
+            "ä",
+            &"x".repeat(65),
+        ] {
+            assert!(!machine_name_is_valid(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_from_paths() {
+        assert_eq!(
+            machine_name_from_path("debian12").as_deref(),
+            Some("debian12")
+        );
+        assert_eq!(machine_name_from_path("img.raw").as_deref(), Some("img"));
+        for (dir, name) in [
+            ("ref-bb_x.y", "ref-bbx.y"),
+            ("Ref BB!x", "RefBBx"),
+            ("a..b", "a.b"),
+            (".hidden", "hidden"),
+            ("-leading", "leading"),
+            ("ünïcode", "ncode"),
+            ("a@b:c", "abc"),
+            ("ab-", "ab"),
+            ("foo.bar.", "foo.bar"),
+            ("a.-b", "a.b"),
+            ("a--b", "a--b"),
+            ("a-.b", "a-b"),
+            ("a_-_b", "a-b"),
+        ] {
+            assert_eq!(machine_name_from_path(dir).as_deref(), Some(name), "{dir}");
+        }
+        assert_eq!(machine_name_from_path(&"n".repeat(70)).unwrap().len(), 64);
+        for bad in ["---", "___", "...", ".."] {
+            assert_eq!(machine_name_from_path(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("TERM").unwrap(), libc::SIGTERM);
+        assert_eq!(parse_signal("SIGKILL").unwrap(), libc::SIGKILL);
+        assert_eq!(parse_signal("2").unwrap(), libc::SIGINT);
+        assert_eq!(parse_signal("RTMIN+3").unwrap(), libc::SIGRTMIN() + 3);
+        assert_eq!(parse_signal("SIGRTMIN+4").unwrap(), libc::SIGRTMIN() + 4);
+        for bad in ["", "FOO", "0", "99", "RTMIN+99", "%$š", "RTMIN3"] {
+            assert!(parse_signal(bad).is_err(), "{bad}");
+        }
+        assert_eq!(signal_name(libc::SIGKILL), "KILL");
+        assert_eq!(signal_name(libc::SIGRTMIN() + 3), "RTMIN+3");
+    }
+
+    #[test]
+    fn console_defaults() {
+        assert_eq!(ConsoleMode::resolve(None, true), ConsoleMode::Interactive);
+        assert_eq!(ConsoleMode::resolve(None, false), ConsoleMode::ReadOnly);
+        assert_eq!(
+            ConsoleMode::resolve(Some(ConsoleMode::Autopipe), false),
+            ConsoleMode::Pipe
+        );
+        assert!(ConsoleMode::parse("bogus").is_err());
+    }
+}

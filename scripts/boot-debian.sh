@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Build nspawn-rs and boot a Debian 12 container with it:
+#
+#   sudo scripts/boot-debian.sh [extra nspawn options...]
+#
+# Needs only this checkout and a Rust toolchain; installs debootstrap and
+# busybox-static with apt if missing, builds a cached Debian tree
+# (scripts/fixtures.sh) and copies it to /var/lib/machines/debian12.
+set -euo pipefail
+
+die() { printf 'boot-debian.sh: error: %s\n' "$*" >&2; exit 1; }
+
+[[ $EUID -eq 0 ]] || die "must be run as root (try: sudo $0)"
+
+if ! command -v cargo >/dev/null; then
+    # sudo usually drops ~/.cargo/bin from PATH.
+    for c in "${HOME:-/root}/.cargo/bin" "/home/${SUDO_USER:-}/.cargo/bin"; do
+        if [[ -x $c/cargo ]]; then PATH=$c:$PATH; break; fi
+    done
+fi
+command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain (rustup) and put cargo on PATH"
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+missing=()
+for pkg in debootstrap busybox-static; do
+    dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$' ||
+        missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them"
+    echo "boot-debian.sh: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cargo build --release
+scripts/fixtures.sh debian-machine debian12 >/dev/null
+exec target/release/nspawn -b -D /var/lib/machines/debian12 "$@"
