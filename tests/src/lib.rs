@@ -1,1 +1,346 @@
-pub fn x() {}
+//! Harness for the integration tests: real trees, the real binary, as root.
+//!
+//! `NSPAWN_TEST_REFERENCE=1` runs the same tests against the reference
+//! `systemd-nspawn --register=no --keep-unit` (tests of our own extensions
+//! call `ours_only()` and return early there), so the tests are checked
+//! against the behaviour they claim to match.
+
+use nix::pty::openpty;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub fn reference() -> bool {
+    std::env::var_os("NSPAWN_TEST_REFERENCE").is_some_and(|v| v != "0")
+}
+
+/// True (and a note) when the test checks something only we do.
+pub fn ours_only() -> bool {
+    if reference() {
+        eprintln!("not applicable to the reference; skipped");
+    }
+    reference()
+}
+
+/// The binary under test: `$NSPAWN_BIN`, else the `nspawn` next to this
+/// test executable's directory (target/<profile>/).
+pub fn nspawn_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("NSPAWN_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("nspawn");
+    assert!(bin.exists(), "{} missing: run `cargo build` first", bin.display());
+    bin
+}
+
+/// A command line for the runner under test, with the given arguments.
+pub fn nspawn(args: &[&str]) -> Command {
+    let mut c = if reference() {
+        let mut c = Command::new("systemd-nspawn");
+        c.args(["--register=no", "--keep-unit"]);
+        c
+    } else {
+        Command::new(nspawn_bin())
+    };
+    c.args(args);
+    c
+}
+
+static SERIAL: AtomicU32 = AtomicU32::new(0);
+
+/// A unique name for a tree (and so a machine) of this test process.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), SERIAL.fetch_add(1, Ordering::SeqCst))
+}
+
+/// A fresh busybox tree in /var/tmp (removed on drop).
+pub struct Tree {
+    pub path: PathBuf,
+    pub name: String,
+}
+
+impl Tree {
+    pub fn busybox(prefix: &str) -> Tree {
+        let name = unique(prefix);
+        let path = Path::new("/var/tmp/nspawn-tests").join(&name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let st = Command::new(repo_root().join("scripts/fixtures.sh"))
+            .arg("busybox")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(st.success(), "busybox fixture failed");
+        Tree { path, name }
+    }
+
+    pub fn dir(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.path.join(p.trim_start_matches('/'))
+    }
+
+    /// Run `sh -c SCRIPT` in the tree with `--pipe -q` plus `extra` options.
+    pub fn sh(&self, extra: &[&str], script: &str) -> Output {
+        let mut args = vec!["-q", "--pipe", "-D", self.dir()];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["/bin/sh", "-c", script]);
+        run(nspawn(&args))
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Run to completion (60 s at most), stdin from /dev/null.
+pub fn run(mut c: Command) -> Output {
+    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = c.spawn().expect("spawn");
+    wait_output(child, Duration::from_secs(60))
+}
+
+pub fn wait_output(mut child: Child, limit: Duration) -> Output {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(_st) = child.try_wait().unwrap() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("timed out; stdout {:?} stderr {:?}", text(&out.stdout), text(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    text(&o.stdout)
+}
+
+pub fn stderr(o: &Output) -> String {
+    text(&o.stderr)
+}
+
+/// Assert success and return stdout.
+#[track_caller]
+pub fn ok(o: Output) -> String {
+    assert!(o.status.success(), "failed: {:?}\nstdout: {}\nstderr: {}", o.status, stdout(&o), stderr(&o));
+    stdout(&o)
+}
+
+/// The reference prints this on every run on a host whose /run is not a
+/// tmpfs (this one); it says nothing about the behaviour under test.
+pub fn host_quirks_removed(stderr: &str) -> String {
+    stderr
+        .lines()
+        .filter(|l| !l.starts_with("Attempted to remove disk file system under"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// The host's mount table, to compare before and after.
+pub fn host_mounts() -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .map(|l| l.split(' ').nth(4).unwrap_or("").to_string())
+        .collect()
+}
+
+/// The cgroup directories our runner makes, by machine name.
+pub fn machine_cgroup(name: &str) -> PathBuf {
+    let root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .iter()
+        .find(|p| Path::new(p).join("cgroup.procs").exists())
+        .unwrap();
+    Path::new(root).join("machine.slice").join(format!("machine-{}.scope", name.replace('-', "\\x2d")))
+}
+
+/// Processes whose command line contains `needle`.
+pub fn processes_with(needle: &str) -> Vec<u32> {
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            if text(&cmd).replace('\0', " ").contains(needle) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    f()
+}
+
+/// A program driven through a real pseudo terminal, as a person would.
+pub struct PtySession {
+    pub master: OwnedFd,
+    pub child: Child,
+    pub buf: Vec<u8>,
+}
+
+pub fn set_winsize(fd: &OwnedFd, rows: u16, cols: u16) {
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads a winsize.
+    unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+}
+
+impl PtySession {
+    /// Start `cmd` as the session leader of a new terminal of the given size.
+    pub fn spawn(mut cmd: Command, rows: u16, cols: u16) -> PtySession {
+        let pty = openpty(None, None).unwrap();
+        set_winsize(&pty.master, rows, cols);
+        let slave = pty.slave;
+        cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave));
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                libc::ioctl(0, libc::TIOCSCTTY, 0);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
+        nix::fcntl::fcntl(&pty.master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).unwrap();
+        PtySession { master: pty.master, child, buf: vec![] }
+    }
+
+    fn fill(&mut self, wait: Duration) -> bool {
+        let mut fds = [nix::poll::PollFd::new(
+            std::os::fd::AsFd::as_fd(&self.master),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let ms = wait.as_millis().min(u16::MAX as u128) as u16;
+        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
+        let mut b = [0u8; 65536];
+        match nix::unistd::read(&self.master, &mut b) {
+            Ok(0) | Err(nix::errno::Errno::EIO) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&b[..n]);
+                true
+            }
+            Err(_) => true,
+        }
+    }
+
+    /// Wait for `pat` in the output; returns everything up to and including it.
+    #[track_caller]
+    pub fn expect(&mut self, pat: &str, limit: Duration) -> String {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(i) = find(&self.buf, pat.as_bytes()) {
+                let rest = self.buf.split_off(i + pat.len());
+                return text(&std::mem::replace(&mut self.buf, rest));
+            }
+            if Instant::now() > end || !self.fill(Duration::from_millis(50)) && Instant::now() > end {
+                panic!("timed out waiting for {pat:?}; output so far: {:?}", text(&self.buf));
+            }
+        }
+    }
+
+    pub fn send(&mut self, data: &[u8]) {
+        nix::unistd::write(&self.master, data).unwrap();
+    }
+
+    /// Read until the program exits; returns its exit code and the output.
+    pub fn finish(&mut self, limit: Duration) -> (i32, String) {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                while self.fill(Duration::from_millis(20)) {}
+                return (st.code().unwrap_or(-1), text(&std::mem::take(&mut self.buf)));
+            }
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                panic!("did not exit; output: {:?}", text(&self.buf));
+            }
+            self.fill(Duration::from_millis(20));
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A throwaway Debian 12 tree with systemd: an overlay on the cached tree
+/// (`$NSPAWN_TEST_DEBIAN`, made by `scripts/fixtures.sh debian`), so boots
+/// never change the cache.
+pub struct DebianTree {
+    pub path: PathBuf,
+    pub name: String,
+    base: PathBuf,
+}
+
+impl DebianTree {
+    pub fn new(prefix: &str) -> DebianTree {
+        let lower = std::env::var("NSPAWN_TEST_DEBIAN").unwrap_or_else(|_| "/var/cache/nspawn-rs/debian12".into());
+        assert!(
+            Path::new(&lower).join("usr/lib/systemd/systemd").exists(),
+            "no Debian tree at {lower}: run scripts/fixtures.sh debian (scripts/test does)"
+        );
+        let name = unique(prefix);
+        let base = Path::new("/var/tmp/nspawn-tests").join(format!("{name}.overlay"));
+        let path = Path::new("/var/tmp/nspawn-tests").join(&name);
+        for d in ["upper", "work"] {
+            std::fs::create_dir_all(base.join(d)).unwrap();
+        }
+        std::fs::create_dir_all(&path).unwrap();
+        let opts = format!(
+            "lowerdir={lower},upperdir={},workdir={}",
+            base.join("upper").display(),
+            base.join("work").display()
+        );
+        nix::mount::mount(Some("overlay"), &path, Some("overlay"), nix::mount::MsFlags::empty(), Some(opts.as_str()))
+            .expect("overlay mount");
+        DebianTree { path, name, base }
+    }
+
+    pub fn dir(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+}
+
+impl Drop for DebianTree {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.path, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(&self.path);
+        let _ = std::fs::remove_dir_all(&self.base);
+    }
+}
+
+/// Read a child's stderr to a string without blocking forever.
+pub fn read_all(mut r: impl Read) -> String {
+    let mut s = String::new();
+    let _ = r.read_to_string(&mut s);
+    s
+}

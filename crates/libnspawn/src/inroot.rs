@@ -40,7 +40,16 @@ fn split(path: &str) -> (&str, &str) {
 }
 
 /// `mkdir -p` inside the tree; returns an `O_PATH` handle to the directory.
+/// A dangling symlink on the way is followed inside the tree and its target
+/// created there, as a chroot would see it.
 pub fn mkdir_p(root: BorrowedFd, path: &str, mode: u32) -> Result<OwnedFd> {
+    mkdir_p_depth(root, path, mode, 0)
+}
+
+fn mkdir_p_depth(root: BorrowedFd, path: &str, mode: u32, depth: u32) -> Result<OwnedFd> {
+    if depth > 40 {
+        return Err(Errno::ELOOP).ctx(|| format!("cannot create directory {path} in the container tree"));
+    }
     match open_dir(root, path) {
         Ok(fd) => return Ok(fd),
         Err(Errno::ENOENT) => {}
@@ -52,9 +61,20 @@ pub fn mkdir_p(root: BorrowedFd, path: &str, mode: u32) -> Result<OwnedFd> {
             "invalid path in the container tree: {path}"
         )));
     }
-    let pfd = mkdir_p(root, parent, 0o755)?;
+    let pfd = mkdir_p_depth(root, parent, 0o755, depth + 1)?;
     match nix::sys::stat::mkdirat(&pfd, name, Mode::from_bits_truncate(mode)) {
-        Ok(()) | Err(Errno::EEXIST) => {}
+        Ok(()) => {}
+        Err(Errno::EEXIST) => {
+            if let Ok(target) = nix::fcntl::readlinkat(&pfd, name) {
+                let target = target.to_string_lossy();
+                let next = if target.starts_with('/') {
+                    target.to_string()
+                } else {
+                    format!("{parent}/{target}")
+                };
+                mkdir_p_depth(root, &next, mode, depth + 1)?;
+            }
+        }
         Err(e) => {
             return Err(e).ctx(|| format!("cannot create directory {path} in the container tree"))
         }

@@ -53,7 +53,7 @@ pub struct Cli {
 
     /// Name of the container (default: the directory's name)
     #[arg(short = 'M', long, value_name = "NAME", value_parser = parse_machine, help_heading = "System identity")]
-    machine: Option<Option<String>>,
+    machine: Option<String>,
 
     /// Host name of the container (default: the machine name)
     #[arg(long, value_name = "NAME", value_parser = parse_hostname, help_heading = "System identity")]
@@ -105,11 +105,11 @@ fn parse_kill_signal(s: &str) -> Result<libc::c_int, String> {
 }
 
 /// An empty `-M` means "derive it", as in the reference.
-fn parse_machine(s: &str) -> Result<Option<String>, String> {
-    match s {
-        "" => Ok(None),
-        s if settings::machine_name_is_valid(s) => Ok(Some(s.to_string())),
-        s => Err(format!("Invalid machine name: {s}")),
+fn parse_machine(s: &str) -> Result<String, String> {
+    if s.is_empty() || settings::machine_name_is_valid(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("Invalid machine name: {s}"))
     }
 }
 
@@ -149,7 +149,7 @@ impl Cli {
             (_, true) => StartMode::Pid2,
             _ => StartMode::Pid1,
         };
-        let machine = self.machine.flatten();
+        let machine = self.machine.filter(|m| !m.is_empty());
         let given = match (&self.directory, &machine) {
             (Some(d), _) => absolute(d)?,
             (None, Some(m)) => MACHINE_PATH

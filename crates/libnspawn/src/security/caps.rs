@@ -59,8 +59,10 @@ pub fn drop_bounding(keep: u64) -> Result<()> {
 mod tests {
     #[test]
     fn mask_matches_reference() {
-        // What the reference shows on this machine (REFERENCE.md §2).
-        assert_eq!(super::default_mask(false), 0x00000000fcecafff);
-        assert_eq!(super::default_mask(true), 0x00000000fcecbfff);
+        // The reference's set. REFERENCE.md quotes fcecafff: this machine's
+        // own bounding set lacks CAP_SYS_RESOURCE (bit 24), which no runner
+        // can hand on; the integration tests compare what shows inside.
+        assert_eq!(super::default_mask(false), 0x00000000fdecafff);
+        assert_eq!(super::default_mask(true), 0x00000000fdecbfff);
     }
 }
