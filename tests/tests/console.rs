@@ -1,0 +1,105 @@
+//! The console, driven through a real pseudo terminal as a person would.
+
+use nspawn_tests::*;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+
+fn session(t: &Tree, extra: &[&str], rows: u16, cols: u16) -> PtySession {
+    let mut args = vec!["-D", t.dir()];
+    args.extend_from_slice(extra);
+    let mut c = nspawn(&args);
+    c.env("TERM", "xterm-256color").env("ENV", "");
+    PtySession::spawn(c, rows, cols)
+}
+
+#[test]
+fn typing_window_size_and_term() {
+    let t = Tree::busybox("tty");
+    let mut s = session(&t, &["/bin/sh"], 30, 100);
+    let banner = s.expect("Press ^] three times within 1s to kill container.", T);
+    assert!(banner.contains(&format!("Spawning container {} on {}.", t.name, t.dir())), "{banner}");
+    s.expect("# ", T);
+    s.send(b"echo $((6*7)) $TERM; stty size; tty\n");
+    s.expect("42 xterm-256color", T);
+    s.expect("30 100", T);
+    s.expect("/dev/", T);
+    s.expect("# ", T);
+    // A resize of our terminal reaches the container (SIGWINCH).
+    set_winsize(&s.master, 40, 120);
+    std::thread::sleep(Duration::from_millis(200));
+    s.send(b"stty size\n");
+    s.expect("40 120", T);
+    s.expect("# ", T);
+    s.send(b"exit 4\n");
+    let (code, out) = s.finish(T);
+    assert_eq!(code, 4, "{out}");
+}
+
+#[test]
+fn three_escapes_within_a_second_kill_the_container() {
+    let t = Tree::busybox("escape");
+    let mut s = session(&t, &["-q", "/bin/sh"], 24, 80);
+    s.expect("# ", T);
+    s.send(&[0x1d]);
+    std::thread::sleep(Duration::from_millis(100));
+    s.send(&[0x1d]);
+    std::thread::sleep(Duration::from_millis(100));
+    s.send(&[0x1d]);
+    let (code, out) = s.finish(T);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("Container {} terminated by signal KILL.", t.name)), "{out:?}");
+}
+
+#[test]
+fn slow_escapes_are_just_input() {
+    let t = Tree::busybox("noescape");
+    let mut s = session(&t, &["-q", "/bin/sh"], 24, 80);
+    s.expect("# ", T);
+    for _ in 0..3 {
+        s.send(&[0x1d]);
+        std::thread::sleep(Duration::from_millis(600));
+    }
+    s.send(b"\x15echo still-here\n");
+    s.expect("still-here\r\n", T);
+    s.send(b"exit\n");
+    assert_eq!(s.finish(T).0, 0);
+}
+
+#[test]
+fn the_terminal_is_restored_on_exit() {
+    if ours_only() {
+        return;
+    }
+    // Our runner reads its own terminal settings back after the container
+    // ends: run it under `sh -c` and print `stty -a` afterwards.
+    let t = Tree::busybox("restore");
+    let script = format!("{} -q -D {} /bin/sh -c 'exit 0'; stty -a", nspawn_bin().display(), t.dir());
+    let mut c = std::process::Command::new("/bin/sh");
+    c.args(["-c", &script]);
+    let mut s = PtySession::spawn(c, 24, 80);
+    let (code, out) = s.finish(T);
+    assert_eq!(code, 0, "{out}");
+    // Canonical mode and echo are back on (raw mode would show -icanon -echo).
+    assert!(out.contains(" icanon") && out.contains(" echo "), "{out}");
+    // And the same after the escape kills the container.
+    let script = format!("{} -q -D {} /bin/sh -c 'sleep 30'; stty -a", nspawn_bin().display(), t.dir());
+    let mut c = std::process::Command::new("/bin/sh");
+    c.args(["-c", &script]);
+    let mut s = PtySession::spawn(c, 24, 80);
+    std::thread::sleep(Duration::from_millis(500));
+    s.send(&[0x1d, 0x1d, 0x1d]);
+    let (_, out) = s.finish(T);
+    assert!(out.contains(" icanon") && out.contains(" echo "), "{out}");
+}
+
+#[test]
+fn read_only_console_shows_output_but_takes_no_input() {
+    let t = Tree::busybox("ro");
+    let mut s = session(&t, &["-q", "--console=read-only", "/bin/sh", "-c", "read -t 1 x; echo got:$x"], 24, 80);
+    s.send(b"typed\n");
+    let (code, out) = s.finish(T);
+    assert_eq!(code, 0);
+    assert!(out.contains("got:\r") || out.contains("got:\n"), "{out:?}");
+    assert!(!out.contains("got:typed"), "{out:?}");
+}

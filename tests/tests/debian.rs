@@ -1,0 +1,102 @@
+//! A real Debian 12 tree with systemd as init, booted with `-b` on its
+//! console through a pseudo terminal.
+
+use nspawn_tests::*;
+use std::time::Duration;
+
+const BOOT: Duration = Duration::from_secs(90);
+const T: Duration = Duration::from_secs(30);
+
+fn boot(t: &DebianTree) -> PtySession {
+    let mut c = nspawn(&["-b", "-D", t.dir()]);
+    c.env("TERM", "xterm");
+    PtySession::spawn(c, 40, 160)
+}
+
+fn login(s: &mut PtySession) {
+    s.expect("login: ", BOOT);
+    s.send(b"root\n");
+    s.expect("# ", T);
+}
+
+/// Run a shell command on the console and return its output.
+fn console(s: &mut PtySession, cmd: &str) -> String {
+    s.send(format!("{cmd}; echo END-OF''-OUTPUT\n").as_bytes());
+    let out = s.expect("END-OF-OUTPUT", T);
+    s.expect("# ", T);
+    // Drop the echoed command line.
+    let out = out.split_once('\n').map(|x| x.1).unwrap_or("").replace('\r', "").replace("END-OF-OUTPUT", "");
+    strip_csi(&out)
+}
+
+/// Drop terminal control sequences (bash's bracketed-paste switches).
+fn strip_csi(s: &str) -> String {
+    let mut out = String::new();
+    let mut it = s.chars().peekable();
+    while let Some(c) = it.next() {
+        if c == '\u{1b}' && it.peek() == Some(&'[') {
+            it.next();
+            for c in it.by_ref() {
+                if c.is_ascii_alphabetic() || c == '~' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn boots_to_multi_user_with_no_failed_units_and_powers_off() {
+    let t = DebianTree::new("deb-boot");
+    let mut s = boot(&t);
+    login(&mut s);
+    let state = console(&mut s, "systemctl is-system-running --wait");
+    assert_eq!(state.trim(), "running", "{state}");
+    assert_eq!(console(&mut s, "systemctl --failed --no-legend --plain").trim(), "");
+    assert_eq!(console(&mut s, "systemctl is-active multi-user.target").trim(), "active");
+    assert_eq!(console(&mut s, "systemd-detect-virt").trim(), "systemd-nspawn");
+    assert_eq!(console(&mut s, "hostname").trim(), t.name);
+    s.send(b"poweroff\n");
+    let (code, out) = s.finish(T);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("Container {} has been shut down.", t.name)), "{out}");
+    if !reference() {
+        assert!(!machine_cgroup(&t.name).exists(), "cgroup left behind");
+    }
+}
+
+#[test]
+fn sigterm_to_the_runner_shuts_the_guest_down_cleanly() {
+    let t = DebianTree::new("deb-term");
+    let mut s = boot(&t);
+    s.expect("login: ", BOOT);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(s.child.id() as libc::pid_t, libc::SIGTERM) };
+    let (code, out) = s.finish(T);
+    assert_eq!(code, 0, "{out}");
+    // systemd went through its shutdown, not a kill.
+    assert!(out.contains("Reached target") && out.contains("has been shut down."), "{out}");
+}
+
+#[test]
+fn reboots_from_inside_and_comes_back() {
+    // The reference under --keep-unit exits 133 instead (tested with busybox).
+    if ours_only() {
+        return;
+    }
+    let t = DebianTree::new("deb-reboot");
+    let mut s = boot(&t);
+    login(&mut s);
+    let first = console(&mut s, "cat /proc/sys/kernel/random/boot_id");
+    s.send(b"reboot\n");
+    s.expect("is being rebooted.", T);
+    login(&mut s);
+    let second = console(&mut s, "cat /proc/sys/kernel/random/boot_id");
+    assert_ne!(first.trim(), second.trim());
+    assert_eq!(console(&mut s, "systemctl is-system-running --wait").trim(), "running");
+    s.send(b"poweroff\n");
+    assert_eq!(s.finish(T).0, 0);
+}
