@@ -15,7 +15,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 pub fn reference() -> bool {
@@ -38,7 +41,11 @@ pub fn nspawn_bin() -> PathBuf {
     }
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().unwrap().parent().unwrap().join("nspawn");
-    assert!(bin.exists(), "{} missing: run `cargo build` first", bin.display());
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo build` first",
+        bin.display()
+    );
     bin
 }
 
@@ -59,7 +66,11 @@ static SERIAL: AtomicU32 = AtomicU32::new(0);
 
 /// A unique name for a tree (and so a machine) of this test process.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), SERIAL.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        SERIAL.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// A fresh busybox tree in /var/tmp (removed on drop).
@@ -107,7 +118,9 @@ impl Drop for Tree {
 
 /// Run to completion (60 s at most), stdin from /dev/null.
 pub fn run(mut c: Command) -> Output {
-    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let child = c.spawn().expect("spawn");
     wait_output(child, Duration::from_secs(60))
 }
@@ -121,7 +134,11 @@ pub fn wait_output(mut child: Child, limit: Duration) -> Output {
         if Instant::now() > end {
             let _ = child.kill();
             let out = child.wait_with_output().unwrap();
-            panic!("timed out; stdout {:?} stderr {:?}", text(&out.stdout), text(&out.stderr));
+            panic!(
+                "timed out; stdout {:?} stderr {:?}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -142,7 +159,13 @@ pub fn stderr(o: &Output) -> String {
 /// Assert success and return stdout.
 #[track_caller]
 pub fn ok(o: Output) -> String {
-    assert!(o.status.success(), "failed: {:?}\nstdout: {}\nstderr: {}", o.status, stdout(&o), stderr(&o));
+    assert!(
+        o.status.success(),
+        "failed: {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
     stdout(&o)
 }
 
@@ -156,12 +179,15 @@ pub fn host_quirks_removed(stderr: &str) -> String {
         .collect()
 }
 
-/// The host's mount table, to compare before and after.
-pub fn host_mounts() -> Vec<String> {
+/// The host's mount points at or below `dir` (other activity on the host
+/// does not disturb the comparison).
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let dir = dir.to_str().unwrap();
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
         .map(|l| l.split(' ').nth(4).unwrap_or("").to_string())
+        .filter(|m| m == dir || m.starts_with(&format!("{dir}/")))
         .collect()
 }
 
@@ -171,14 +197,18 @@ pub fn machine_cgroup(name: &str) -> PathBuf {
         .iter()
         .find(|p| Path::new(p).join("cgroup.procs").exists())
         .unwrap();
-    Path::new(root).join("machine.slice").join(format!("machine-{}.scope", name.replace('-', "\\x2d")))
+    Path::new(root)
+        .join("machine.slice")
+        .join(format!("machine-{}.scope", name.replace('-', "\\x2d")))
 }
 
 /// Processes whose command line contains `needle`.
 pub fn processes_with(needle: &str) -> Vec<u32> {
     let mut out = vec![];
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
             if text(&cmd).replace('\0', " ").contains(needle) {
                 out.push(pid);
@@ -207,7 +237,12 @@ pub struct PtySession {
 }
 
 pub fn set_winsize(fd: &OwnedFd, rows: u16, cols: u16) {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCSWINSZ reads a winsize.
     unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
 }
@@ -230,8 +265,16 @@ impl PtySession {
             });
         }
         let child = cmd.spawn().unwrap();
-        nix::fcntl::fcntl(&pty.master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).unwrap();
-        PtySession { master: pty.master, child, buf: vec![] }
+        nix::fcntl::fcntl(
+            &pty.master,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .unwrap();
+        PtySession {
+            master: pty.master,
+            child,
+            buf: vec![],
+        }
     }
 
     fn fill(&mut self, wait: Duration) -> bool {
@@ -261,8 +304,12 @@ impl PtySession {
                 let rest = self.buf.split_off(i + pat.len());
                 return text(&std::mem::replace(&mut self.buf, rest));
             }
-            if Instant::now() > end || !self.fill(Duration::from_millis(50)) && Instant::now() > end {
-                panic!("timed out waiting for {pat:?}; output so far: {:?}", text(&self.buf));
+            if Instant::now() > end || !self.fill(Duration::from_millis(50)) && Instant::now() > end
+            {
+                panic!(
+                    "timed out waiting for {pat:?}; output so far: {:?}",
+                    text(&self.buf)
+                );
             }
         }
     }
@@ -277,7 +324,10 @@ impl PtySession {
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
                 while self.fill(Duration::from_millis(20)) {}
-                return (st.code().unwrap_or(-1), text(&std::mem::take(&mut self.buf)));
+                return (
+                    st.code().unwrap_or(-1),
+                    text(&std::mem::take(&mut self.buf)),
+                );
             }
             if Instant::now() > end {
                 let _ = self.child.kill();
@@ -303,7 +353,8 @@ pub struct DebianTree {
 
 impl DebianTree {
     pub fn new(prefix: &str) -> DebianTree {
-        let lower = std::env::var("NSPAWN_TEST_DEBIAN").unwrap_or_else(|_| "/var/cache/nspawn-rs/debian12".into());
+        let lower = std::env::var("NSPAWN_TEST_DEBIAN")
+            .unwrap_or_else(|_| "/var/cache/nspawn-rs/debian12".into());
         assert!(
             Path::new(&lower).join("usr/lib/systemd/systemd").exists(),
             "no Debian tree at {lower}: run scripts/fixtures.sh debian (scripts/test does)"
@@ -320,8 +371,14 @@ impl DebianTree {
             base.join("upper").display(),
             base.join("work").display()
         );
-        nix::mount::mount(Some("overlay"), &path, Some("overlay"), nix::mount::MsFlags::empty(), Some(opts.as_str()))
-            .expect("overlay mount");
+        nix::mount::mount(
+            Some("overlay"),
+            &path,
+            Some("overlay"),
+            nix::mount::MsFlags::empty(),
+            Some(opts.as_str()),
+        )
+        .expect("overlay mount");
         DebianTree { path, name, base }
     }
 

@@ -18,7 +18,10 @@ fn typing_window_size_and_term() {
     let t = Tree::busybox("tty");
     let mut s = session(&t, &["/bin/sh"], 30, 100);
     let banner = s.expect("Press ^] three times within 1s to kill container.", T);
-    assert!(banner.contains(&format!("Spawning container {} on {}.", t.name, t.dir())), "{banner}");
+    assert!(
+        banner.contains(&format!("Spawning container {} on {}.", t.name, t.dir())),
+        "{banner}"
+    );
     s.expect("# ", T);
     s.send(b"echo $((6*7)) $TERM; stty size; tty\n");
     s.expect("42 xterm-256color", T);
@@ -48,7 +51,10 @@ fn three_escapes_within_a_second_kill_the_container() {
     s.send(&[0x1d]);
     let (code, out) = s.finish(T);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains(&format!("Container {} terminated by signal KILL.", t.name)), "{out:?}");
+    assert!(
+        out.contains(&format!("Container {} terminated by signal KILL.", t.name)),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -74,7 +80,11 @@ fn the_terminal_is_restored_on_exit() {
     // Our runner reads its own terminal settings back after the container
     // ends: run it under `sh -c` and print `stty -a` afterwards.
     let t = Tree::busybox("restore");
-    let script = format!("{} -q -D {} /bin/sh -c 'exit 0'; stty -a", nspawn_bin().display(), t.dir());
+    let script = format!(
+        "{} -q -D {} /bin/sh -c 'exit 0'; stty -a",
+        nspawn_bin().display(),
+        t.dir()
+    );
     let mut c = std::process::Command::new("/bin/sh");
     c.args(["-c", &script]);
     let mut s = PtySession::spawn(c, 24, 80);
@@ -83,7 +93,11 @@ fn the_terminal_is_restored_on_exit() {
     // Canonical mode and echo are back on (raw mode would show -icanon -echo).
     assert!(out.contains(" icanon") && out.contains(" echo "), "{out}");
     // And the same after the escape kills the container.
-    let script = format!("{} -q -D {} /bin/sh -c 'sleep 30'; stty -a", nspawn_bin().display(), t.dir());
+    let script = format!(
+        "{} -q -D {} /bin/sh -c 'sleep 30'; stty -a",
+        nspawn_bin().display(),
+        t.dir()
+    );
     let mut c = std::process::Command::new("/bin/sh");
     c.args(["-c", &script]);
     let mut s = PtySession::spawn(c, 24, 80);
@@ -96,7 +110,18 @@ fn the_terminal_is_restored_on_exit() {
 #[test]
 fn read_only_console_shows_output_but_takes_no_input() {
     let t = Tree::busybox("ro");
-    let mut s = session(&t, &["-q", "--console=read-only", "/bin/sh", "-c", "read -t 1 x; echo got:$x"], 24, 80);
+    let mut s = session(
+        &t,
+        &[
+            "-q",
+            "--console=read-only",
+            "/bin/sh",
+            "-c",
+            "read -t 1 x; echo got:$x",
+        ],
+        24,
+        80,
+    );
     s.send(b"typed\n");
     let (code, out) = s.finish(T);
     assert_eq!(code, 0);

@@ -25,7 +25,12 @@ fn console(s: &mut PtySession, cmd: &str) -> String {
     let out = s.expect("END-OF-OUTPUT", T);
     s.expect("# ", T);
     // Drop the echoed command line.
-    let out = out.split_once('\n').map(|x| x.1).unwrap_or("").replace('\r', "").replace("END-OF-OUTPUT", "");
+    let out = out
+        .split_once('\n')
+        .map(|x| x.1)
+        .unwrap_or("")
+        .replace('\r', "")
+        .replace("END-OF-OUTPUT", "");
     strip_csi(&out)
 }
 
@@ -55,14 +60,26 @@ fn boots_to_multi_user_with_no_failed_units_and_powers_off() {
     login(&mut s);
     let state = console(&mut s, "systemctl is-system-running --wait");
     assert_eq!(state.trim(), "running", "{state}");
-    assert_eq!(console(&mut s, "systemctl --failed --no-legend --plain").trim(), "");
-    assert_eq!(console(&mut s, "systemctl is-active multi-user.target").trim(), "active");
-    assert_eq!(console(&mut s, "systemd-detect-virt").trim(), "systemd-nspawn");
+    assert_eq!(
+        console(&mut s, "systemctl --failed --no-legend --plain").trim(),
+        ""
+    );
+    assert_eq!(
+        console(&mut s, "systemctl is-active multi-user.target").trim(),
+        "active"
+    );
+    assert_eq!(
+        console(&mut s, "systemd-detect-virt").trim(),
+        "systemd-nspawn"
+    );
     assert_eq!(console(&mut s, "hostname").trim(), t.name);
     s.send(b"poweroff\n");
     let (code, out) = s.finish(T);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains(&format!("Container {} has been shut down.", t.name)), "{out}");
+    assert!(
+        out.contains(&format!("Container {} has been shut down.", t.name)),
+        "{out}"
+    );
     if !reference() {
         assert!(!machine_cgroup(&t.name).exists(), "cgroup left behind");
     }
@@ -78,7 +95,10 @@ fn sigterm_to_the_runner_shuts_the_guest_down_cleanly() {
     let (code, out) = s.finish(T);
     assert_eq!(code, 0, "{out}");
     // systemd went through its shutdown, not a kill.
-    assert!(out.contains("Reached target") && out.contains("has been shut down."), "{out}");
+    assert!(
+        out.contains("Reached target") && out.contains("has been shut down."),
+        "{out}"
+    );
 }
 
 #[test]
@@ -96,7 +116,10 @@ fn reboots_from_inside_and_comes_back() {
     login(&mut s);
     let second = console(&mut s, "cat /proc/sys/kernel/random/boot_id");
     assert_ne!(first.trim(), second.trim());
-    assert_eq!(console(&mut s, "systemctl is-system-running --wait").trim(), "running");
+    assert_eq!(
+        console(&mut s, "systemctl is-system-running --wait").trim(),
+        "running"
+    );
     s.send(b"poweroff\n");
     assert_eq!(s.finish(T).0, 0);
 }

@@ -48,7 +48,8 @@ pub fn mkdir_p(root: BorrowedFd, path: &str, mode: u32) -> Result<OwnedFd> {
 
 fn mkdir_p_depth(root: BorrowedFd, path: &str, mode: u32, depth: u32) -> Result<OwnedFd> {
     if depth > 40 {
-        return Err(Errno::ELOOP).ctx(|| format!("cannot create directory {path} in the container tree"));
+        return Err(Errno::ELOOP)
+            .ctx(|| format!("cannot create directory {path} in the container tree"));
     }
     match open_dir(root, path) {
         Ok(fd) => return Ok(fd),

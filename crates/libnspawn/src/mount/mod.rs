@@ -38,33 +38,44 @@ pub fn mount_on(
         .ctx(|| format!("cannot mount {what}"))
 }
 
-/// Bind a path of the tree on itself and make it read-only.
-fn bind_read_only(root: BorrowedFd, path: &str, extra: MsFlags) -> Result<()> {
-    let fd = match inroot::open(root, path, nix::fcntl::OFlag::O_PATH) {
+/// Bind `src` (or the path itself) over `path` in the tree, then remount
+/// the new mount with `flags` (read-only, nosuid...). A missing `path` (a
+/// kernel without that /proc entry) is skipped.
+fn bind_remount(
+    root: BorrowedFd,
+    src: Option<BorrowedFd>,
+    path: &str,
+    flags: MsFlags,
+) -> Result<()> {
+    let target = match inroot::open(root, path, nix::fcntl::OFlag::O_PATH) {
         Ok(fd) => fd,
         Err(nix::errno::Errno::ENOENT) => return Ok(()),
         Err(e) => return Err(e).ctx(|| format!("cannot open {path}")),
     };
-    let p = inroot::proc_fd(fd.as_fd());
-    mount(
-        Some(p.as_str()),
-        p.as_str(),
-        None::<&str>,
+    let source = inroot::proc_fd(src.unwrap_or(target.as_fd()));
+    mount_on(
+        Some(source.as_str()),
+        target.as_fd(),
+        None,
         MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .ctx(|| format!("cannot bind {path} read-only"))?;
+        None,
+        &format!("over {path}"),
+    )?;
     // The new mount is on top now; open it again to remount it, not the one below.
     let top = inroot::open(root, path, nix::fcntl::OFlag::O_PATH)
         .ctx(|| format!("cannot open {path}"))?;
-    mount(
-        None::<&str>,
-        inroot::proc_fd(top.as_fd()).as_str(),
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | extra,
-        None::<&str>,
+    mount_on(
+        None,
+        top.as_fd(),
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+        None,
+        &format!("{path} again"),
     )
-    .ctx(|| format!("cannot make {path} read-only"))
+}
+
+fn bind_read_only(root: BorrowedFd, path: &str, extra: MsFlags) -> Result<()> {
+    bind_remount(root, None, path, MsFlags::MS_RDONLY | extra)
 }
 
 /// Make the tree a mount of its own in our (private) mount namespace and
@@ -161,27 +172,7 @@ pub fn setup_api(root: BorrowedFd, o: &ApiOptions) -> Result<()> {
     if o.private_network {
         // A new network namespace's sysctls are the container's own: bind
         // them again on top of the read-only /proc/sys, writable.
-        let net = inroot::open(root, "/proc/sys/net", nix::fcntl::OFlag::O_PATH)
-            .ctx(|| "cannot open /proc/sys/net".into())?;
-        let p = inroot::proc_fd(net.as_fd());
-        mount(
-            Some(p.as_str()),
-            p.as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .ctx(|| "cannot bind /proc/sys/net".into())?;
-        let top = inroot::open(root, "/proc/sys/net", nix::fcntl::OFlag::O_PATH)
-            .ctx(|| "cannot open /proc/sys/net".into())?;
-        mount(
-            None::<&str>,
-            inroot::proc_fd(top.as_fd()).as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | NOSUID_NODEV_NOEXEC,
-            None::<&str>,
-        )
-        .ctx(|| "cannot make /proc/sys/net writable".into())?;
+        bind_remount(root, None, "/proc/sys/net", NOSUID_NODEV_NOEXEC)?;
     }
     bind_file_read_only(root, boot_id.as_fd(), "/proc/sys/kernel/random/boot_id")?;
     let reg = inroot::open(
@@ -256,31 +247,13 @@ fn make_inaccessible_nodes(root: BorrowedFd) -> Result<()> {
     Ok(())
 }
 
-/// Bind the file behind `src` over `path` in the tree, read-only; a missing
-/// `path` (a kernel without that /proc file) is skipped.
+/// Bind the file behind `src` over `path` in the tree, read-only.
 fn bind_file_read_only(root: BorrowedFd, src: BorrowedFd, path: &str) -> Result<()> {
-    let target = match inroot::open(root, path, nix::fcntl::OFlag::O_PATH) {
-        Ok(fd) => fd,
-        Err(nix::errno::Errno::ENOENT) => return Ok(()),
-        Err(e) => return Err(e).ctx(|| format!("cannot open {path}")),
-    };
-    mount_on(
-        Some(inroot::proc_fd(src).as_str()),
-        target.as_fd(),
-        None,
-        MsFlags::MS_BIND,
-        None,
-        &format!("over {path}"),
-    )?;
-    let top = inroot::open(root, path, nix::fcntl::OFlag::O_PATH)
-        .ctx(|| format!("cannot open {path}"))?;
-    mount_on(
-        None,
-        top.as_fd(),
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | NOSUID_NODEV_NOEXEC,
-        None,
-        &format!("{path} read-only"),
+    bind_remount(
+        root,
+        Some(src),
+        path,
+        MsFlags::MS_RDONLY | NOSUID_NODEV_NOEXEC,
     )
 }
 
