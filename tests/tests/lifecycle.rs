@@ -198,7 +198,7 @@ fn sigterm_with_a_kill_signal_asks_first() {
 }
 
 #[test]
-fn sigkill_of_the_runner_leaves_nothing_running_and_the_next_start_cleans_up() {
+fn sigkill_of_the_runner_leaves_nothing_behind() {
     if ours_only() {
         return;
     }
@@ -212,13 +212,53 @@ fn sigkill_of_the_runner_leaves_nothing_running_and_the_next_start_cleans_up() {
     assert!(machine_cgroup(&t.name).exists());
     kill(&child, libc::SIGKILL);
     let _ = wait_output(child, Duration::from_secs(10));
-    // The container dies with its runner (PR_SET_PDEATHSIG on PID 1).
+    // The container dies with its runner (PR_SET_PDEATHSIG on PID 1), and
+    // the reaper removes the cgroup.
     assert!(wait_until(Duration::from_secs(5), || processes_with(
         &format!("sleep {marker}")
     )
     .is_empty()));
+    assert!(
+        wait_until(Duration::from_secs(5), || !machine_cgroup(&t.name).exists()),
+        "cgroup left behind"
+    );
     assert!(mounts_under(&t.path).is_empty(), "mounts left on the host");
-    // Its empty cgroup is the only trace; any next start removes it.
+    assert!(
+        wait_until(Duration::from_secs(5), || processes_with(t.dir())
+            .is_empty()),
+        "a process of ours outlived the runner"
+    );
+}
+
+#[test]
+fn a_stale_cgroup_is_swept_by_the_next_start() {
+    if ours_only() {
+        return;
+    }
+    // Kill the runner and its reaper at once: the next start of any
+    // container removes the orphaned cgroup.
+    let t = Tree::busybox("stale");
+    let marker = "31303";
+    let child = start(&["-q", "--pipe", "-D", t.dir(), "sleep", marker]);
+    assert!(wait_until(Duration::from_secs(10), || !processes_with(
+        &format!("sleep {marker}")
+    )
+    .is_empty()));
+    // Stop both first, so the reaper cannot act between the two kills.
+    let pids = processes_with(t.dir());
+    assert_eq!(pids.len(), 2, "runner and reaper: {pids:?}");
+    for sig in [libc::SIGSTOP, libc::SIGKILL] {
+        for &pid in &pids {
+            // SAFETY: signalling the runner and its reaper.
+            unsafe { libc::kill(pid as libc::pid_t, sig) };
+        }
+    }
+    let _ = wait_output(child, Duration::from_secs(10));
+    assert!(wait_until(Duration::from_secs(5), || processes_with(
+        &format!("sleep {marker}")
+    )
+    .is_empty()));
+    assert!(machine_cgroup(&t.name).exists());
     let other = Tree::busybox("sweeper");
     ok(run(nspawn(&[
         "-q",

@@ -6,10 +6,12 @@
 //! a cgroup namespace rooted there, so a systemd guest sees a pure v2 tree it
 //! may manage.
 //!
-//! The runner holds `flock(2)` on the cgroup directory while it lives. A
-//! runner killed with SIGKILL cannot remove its cgroup; any later start finds
-//! such directories unlocked and removes them. The same lock makes machine
-//! names unique among running containers.
+//! The runner holds `flock(2)` on the cgroup directory while it lives; the
+//! same lock makes machine names unique among running containers. A runner
+//! killed with SIGKILL cannot remove its cgroup, so a small reaper process,
+//! forked at start and sharing the lock, waits for the runner to go away
+//! and then for the cgroup to empty, and removes it. Should the reaper be
+//! killed too, any later start finds the directory unlocked and removes it.
 
 use crate::error::{Context, Error, Result};
 use nix::errno::Errno;
@@ -127,7 +129,9 @@ impl Cgroup {
         let path = slice.join(format!("machine-{}.scope", escape(machine)));
         // A concurrent sweep may remove the directory between our mkdir and
         // our lock; the lock is only good if the directory still exists.
-        for _ in 0..10 {
+        // An empty but locked cgroup belongs to a runner that is starting
+        // or to the reaper of one that just died: give it a moment.
+        for _ in 0..200 {
             match fs::create_dir(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -135,9 +139,14 @@ impl Cgroup {
             }
             let fd = open_dir(&path).ctx(|| format!("cannot open cgroup {}", path.display()))?;
             let Some(dir) = try_lock(fd) else {
-                return Err(Error::invalid(format!(
-                    "machine '{machine}' is already running"
-                )));
+                let events = fs::read_to_string(path.join("cgroup.events")).unwrap_or_default();
+                if events.contains("populated 1") {
+                    return Err(Error::invalid(format!(
+                        "machine '{machine}' is already running"
+                    )));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
             };
             if nix::fcntl::openat(
                 dir.as_fd_ref(),
@@ -151,8 +160,7 @@ impl Cgroup {
             }
         }
         Err(Error::invalid(format!(
-            "cannot create cgroup {}: it keeps disappearing",
-            path.display()
+            "machine '{machine}' is already running"
         )))
     }
 
@@ -168,6 +176,59 @@ impl Cgroup {
     pub fn remove(self) {
         remove_tree(&self.path);
     }
+
+    /// Fork the reaper. It lives until the returned descriptor (held only
+    /// by the runner) closes, which happens however the runner ends; then it
+    /// removes the cgroup once nothing runs in it.
+    pub fn spawn_reaper(&self) -> Result<OwnedFd> {
+        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "cannot create a pipe".into())?;
+        // SAFETY: the runner is single-threaded; the child only makes
+        // system calls and exits.
+        match unsafe { nix::unistd::fork() }.ctx(|| "cannot fork the cgroup reaper".into())? {
+            nix::unistd::ForkResult::Parent { .. } => Ok(w),
+            nix::unistd::ForkResult::Child => {
+                drop(w);
+                reaper(r, self.dir.as_fd_ref(), &self.path)
+            }
+        }
+    }
+}
+
+fn reaper(pipe: OwnedFd, cgroup: BorrowedFd, path: &Path) -> ! {
+    use std::os::fd::AsRawFd;
+    // Keep only the pipe and the (locked) cgroup directory: the tree lock
+    // and the terminal must not stay open in here. Own session, so signals
+    // for the runner's terminal or process group pass us by.
+    let mut keep = [pipe.as_raw_fd() as u32, cgroup.as_raw_fd() as u32];
+    keep.sort();
+    // SAFETY: closing descriptors we do not use; setsid has no arguments.
+    unsafe {
+        let mut from = 0u32;
+        for k in keep {
+            if k > from {
+                libc::syscall(libc::SYS_close_range, from, k - 1, 0);
+            }
+            from = k + 1;
+        }
+        libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
+        libc::setsid();
+    }
+    let mut b = [0u8; 1];
+    while let Err(Errno::EINTR) = nix::unistd::read(&pipe, &mut b) {}
+    // The runner is gone. PID 1 of the container dies with it
+    // (PR_SET_PDEATHSIG); wait for the cgroup to empty, then remove it.
+    let events = path.join("cgroup.events");
+    for _ in 0..1000 {
+        match fs::read_to_string(&events) {
+            Ok(e) if e.contains("populated 1") => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            _ => break,
+        }
+    }
+    remove_tree(path);
+    // SAFETY: _exit is always safe.
+    unsafe { libc::_exit(0) }
 }
 
 #[cfg(test)]

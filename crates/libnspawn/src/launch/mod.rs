@@ -56,6 +56,7 @@ pub fn run(s: &Settings) -> Result<i32> {
         .find_map(|p| std::fs::read(p).ok())
         .unwrap_or_default();
     let cgroup = Cgroup::create(&s.machine)?;
+    let _reaper = cgroup.as_ref().map(Cgroup::spawn_reaper).transpose()?;
 
     let handled = [
         Signal::SIGTERM,
