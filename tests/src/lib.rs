@@ -202,6 +202,18 @@ pub fn machine_cgroup(name: &str) -> PathBuf {
         .join(format!("machine-{}.scope", name.replace('-', "\\x2d")))
 }
 
+/// Processes whose whole command line (arguments joined by spaces) is `cmd`.
+pub fn processes_exactly(cmd: &str) -> Vec<u32> {
+    processes_with(cmd)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| text(&c).trim_end_matches('\0').replace('\0', " ") == cmd)
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
 /// Processes whose command line contains `needle`.
 pub fn processes_with(needle: &str) -> Vec<u32> {
     let mut out = vec![];
@@ -251,6 +263,15 @@ impl PtySession {
     /// Start `cmd` as the session leader of a new terminal of the given size.
     pub fn spawn(mut cmd: Command, rows: u16, cols: u16) -> PtySession {
         let pty = openpty(None, None).unwrap();
+        // openpty(3) gives inheritable descriptors: a master leaked into the
+        // runner would keep the terminal alive after we are gone.
+        for fd in [&pty.master, &pty.slave] {
+            nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            )
+            .unwrap();
+        }
         set_winsize(&pty.master, rows, cols);
         let slave = pty.slave;
         cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
@@ -334,6 +355,16 @@ impl PtySession {
                 panic!("did not exit; output: {:?}", text(&self.buf));
             }
             self.fill(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A failed test must not leave its runner (and so its container) behind.
+impl Drop for PtySession {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }

@@ -158,7 +158,7 @@ fn sigterm_to_the_runner_kills_the_container() {
     kill(&child, libc::SIGTERM);
     let o = wait_output(child, Duration::from_secs(10));
     assert_eq!(o.status.code(), Some(1));
-    assert!(processes_with(&format!("sleep {marker}")).is_empty());
+    assert!(processes_exactly(&format!("sleep {marker}")).is_empty());
     if !reference() {
         assert!(
             stderr(&o).contains(&format!("Container {} terminated by signal KILL.", t.name)),
