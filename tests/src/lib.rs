@@ -73,6 +73,16 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// A number no other test (or leftover of an earlier run) uses: an
+/// argument to `sleep` that finds exactly our container's payload.
+pub fn marker() -> String {
+    format!(
+        "9{}{:03}",
+        std::process::id(),
+        SERIAL.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
 /// A fresh busybox tree in /var/tmp (removed on drop).
 pub struct Tree {
     pub path: PathBuf,

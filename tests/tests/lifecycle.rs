@@ -149,9 +149,9 @@ fn a_busy_tree_is_refused() {
 #[test]
 fn sigterm_to_the_runner_kills_the_container() {
     let t = Tree::busybox("term");
-    let marker = "31301";
+    let marker = &marker();
     let child = start(&["-D", t.dir(), "--pipe", "sleep", marker]);
-    assert!(wait_until(Duration::from_secs(10), || !processes_with(
+    assert!(wait_until(Duration::from_secs(10), || !processes_exactly(
         &format!("sleep {marker}")
     )
     .is_empty()));
@@ -203,9 +203,9 @@ fn sigkill_of_the_runner_leaves_nothing_behind() {
         return;
     }
     let t = Tree::busybox("sigkill");
-    let marker = "31302";
+    let marker = &marker();
     let child = start(&["-q", "--pipe", "-D", t.dir(), "sleep", marker]);
-    assert!(wait_until(Duration::from_secs(10), || !processes_with(
+    assert!(wait_until(Duration::from_secs(10), || !processes_exactly(
         &format!("sleep {marker}")
     )
     .is_empty()));
@@ -214,7 +214,7 @@ fn sigkill_of_the_runner_leaves_nothing_behind() {
     let _ = wait_output(child, Duration::from_secs(10));
     // The container dies with its runner (PR_SET_PDEATHSIG on PID 1), and
     // the reaper removes the cgroup.
-    assert!(wait_until(Duration::from_secs(5), || processes_with(
+    assert!(wait_until(Duration::from_secs(5), || processes_exactly(
         &format!("sleep {marker}")
     )
     .is_empty()));
@@ -238,9 +238,9 @@ fn a_stale_cgroup_is_swept_by_the_next_start() {
     // Kill the runner and its reaper at once: the next start of any
     // container removes the orphaned cgroup.
     let t = Tree::busybox("stale");
-    let marker = "31303";
+    let marker = &marker();
     let child = start(&["-q", "--pipe", "-D", t.dir(), "sleep", marker]);
-    assert!(wait_until(Duration::from_secs(10), || !processes_with(
+    assert!(wait_until(Duration::from_secs(10), || !processes_exactly(
         &format!("sleep {marker}")
     )
     .is_empty()));
@@ -254,7 +254,7 @@ fn a_stale_cgroup_is_swept_by_the_next_start() {
         }
     }
     let _ = wait_output(child, Duration::from_secs(10));
-    assert!(wait_until(Duration::from_secs(5), || processes_with(
+    assert!(wait_until(Duration::from_secs(5), || processes_exactly(
         &format!("sleep {marker}")
     )
     .is_empty()));
