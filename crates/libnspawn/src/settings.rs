@@ -86,6 +86,7 @@ pub struct Settings {
     pub keep_unit: bool,
     pub register: RegisterMode,
     pub private_network: bool,
+    pub security: crate::security::SecuritySettings,
 }
 
 impl Settings {

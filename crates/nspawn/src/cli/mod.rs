@@ -1,6 +1,8 @@
 //! The command line, spelled as systemd-nspawn spells it, turned into
 //! `Settings`. Value syntax is checked here, before anything is created.
 
+mod security;
+
 use clap::{ArgAction, Parser};
 use libnspawn::settings::{self, ConsoleMode, RegisterMode, StartMode};
 use libnspawn::{Id128, Settings};
@@ -87,6 +89,9 @@ pub struct Cli {
     /// Do not print informational messages
     #[arg(short = 'q', long, help_heading = "Input/Output")]
     quiet: bool,
+
+    #[command(flatten)]
+    security: security::SecurityArgs,
 
     /// The command to run, or with --boot the arguments for init
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
@@ -213,6 +218,7 @@ impl Cli {
             keep_unit: self.keep_unit,
             register: self.register.unwrap_or_default(),
             private_network: self.private_network,
+            security: self.security.into_settings()?,
         })
     }
 }
