@@ -20,6 +20,7 @@ pub struct EnvInput<'a> {
     pub user: Option<(&'a str, &'a str)>,
     pub host_os_release: &'a str,
     pub setenv: &'a [(String, String)],
+    pub credentials: bool,
 }
 
 /// Parse os-release text into (KEY, value) pairs, unquoting values.
@@ -79,6 +80,12 @@ pub fn build(i: &EnvInput) -> Vec<String> {
     env.push(("LOGNAME".into(), user.into()));
     env.push(("container_uuid".into(), i.container_uuid.into()));
     env.push(("NOTIFY_SOCKET".into(), "/run/host/notify".into()));
+    if i.credentials {
+        env.push((
+            "CREDENTIALS_DIRECTORY".into(),
+            "/run/host/credentials".into(),
+        ));
+    }
     if !i.boot {
         env.push(("LANG".into(), "C.UTF-8".into()));
     }
@@ -151,6 +158,7 @@ mod tests {
             user: None,
             host_os_release: "ID=debian\nNAME=Debian\n",
             setenv: &setenv,
+            credentials: false,
         });
         assert!(e.contains(&"PATH=/x".to_string()));
         assert!(e.contains(&"FOO=1".to_string()));

@@ -19,9 +19,12 @@ const RESOLVE: ResolveFlag = ResolveFlag::RESOLVE_IN_ROOT.union(ResolveFlag::RES
 pub fn open(root: BorrowedFd, path: &str, flags: OFlag) -> nix::Result<OwnedFd> {
     let rel = path.trim_start_matches('/');
     let rel = if rel.is_empty() { "." } else { rel };
-    let how = OpenHow::new()
+    let mut how = OpenHow::new()
         .flags(flags | OFlag::O_CLOEXEC)
         .resolve(RESOLVE);
+    if flags.contains(OFlag::O_CREAT) {
+        how = how.mode(Mode::from_bits_truncate(0o644));
+    }
     openat2(root, rel, how)
 }
 
@@ -86,8 +89,15 @@ fn mkdir_p_depth(root: BorrowedFd, path: &str, mode: u32, depth: u32) -> Result<
 }
 
 /// Create (if missing) an empty regular file to mount on; returns an
-/// `O_PATH` handle to it.
+/// `O_PATH` handle to it. A dangling symlink is followed inside the tree.
 pub fn touch(root: BorrowedFd, path: &str, mode: u32) -> Result<OwnedFd> {
+    touch_depth(root, path, mode, 0)
+}
+
+fn touch_depth(root: BorrowedFd, path: &str, mode: u32, depth: u32) -> Result<OwnedFd> {
+    if depth > 40 {
+        return Err(Errno::ELOOP).ctx(|| format!("cannot create {path} in the container tree"));
+    }
     match open(root, path, OFlag::O_PATH) {
         Ok(fd) => return Ok(fd),
         Err(Errno::ENOENT) => {}
@@ -102,7 +112,18 @@ pub fn touch(root: BorrowedFd, path: &str, mode: u32) -> Result<OwnedFd> {
         OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(mode),
     ) {
-        Ok(_) | Err(Errno::EEXIST) => {}
+        Ok(_) => {}
+        Err(Errno::EEXIST) => {
+            if let Ok(target) = nix::fcntl::readlinkat(&dir, name) {
+                let target = target.to_string_lossy();
+                let next = if target.starts_with('/') {
+                    target.to_string()
+                } else {
+                    format!("{parent}/{target}")
+                };
+                return touch_depth(root, &next, mode, depth + 1);
+            }
+        }
         Err(e) => return Err(e).ctx(|| format!("cannot create {path} in the container tree")),
     }
     open(root, path, OFlag::O_PATH).ctx(|| format!("cannot open {path} in the container tree"))

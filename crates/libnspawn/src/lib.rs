@@ -9,12 +9,14 @@ pub mod env;
 pub mod error;
 pub mod id128;
 pub mod inroot;
+pub mod journal;
 pub mod launch;
 pub mod lock;
 pub mod mount;
 pub mod notify;
 pub mod security;
 pub mod settings;
+pub mod template;
 pub mod user;
 
 pub use error::{Error, Result};

@@ -11,14 +11,21 @@ use std::path::Path;
 
 pub struct TreeLock(#[allow(dead_code)] Flock<OwnedFd>);
 
-pub fn lock_tree(directory: &Path) -> Result<TreeLock> {
+/// `shared`: runs that never write the tree (`--ephemeral`, `--read-only`,
+/// `--volatile`) may share it with each other, not with a writer.
+pub fn lock_tree(directory: &Path, shared: bool) -> Result<TreeLock> {
     let fd = nix::fcntl::open(
         directory,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
     .ctx(|| format!("cannot open {}", directory.display()))?;
-    match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+    let how = if shared {
+        FlockArg::LockSharedNonblock
+    } else {
+        FlockArg::LockExclusiveNonblock
+    };
+    match Flock::lock(fd, how) {
         Ok(l) => Ok(TreeLock(l)),
         Err((_, Errno::EWOULDBLOCK)) => Err(Error::invalid(format!(
             "Directory tree {} is currently busy.",

@@ -86,6 +86,7 @@ pub struct Settings {
     pub keep_unit: bool,
     pub register: RegisterMode,
     pub private_network: bool,
+    pub fs: crate::mount::spec::FsSettings,
     pub security: crate::security::SecuritySettings,
 }
 

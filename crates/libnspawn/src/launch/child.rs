@@ -9,6 +9,8 @@ use crate::env::{self, EnvInput};
 use crate::error::{Context, Error, Result};
 use crate::id128::Id128;
 use crate::inroot;
+use crate::journal;
+use crate::mount::spec::Volatile;
 use crate::mount::{self, ApiOptions};
 use crate::security::caps;
 use crate::settings::{Settings, StartMode};
@@ -17,7 +19,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
 use std::convert::Infallible;
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 /// What the runner hands the container process (inherited across clone).
 pub struct ChildCtx<'a> {
@@ -66,9 +68,18 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .ctx(|| "cannot create the cgroup namespace".into())?;
     }
-    let root = mount::bind_tree(&s.directory)?;
-    let root = root.as_fd();
+    let tree = mount::root::prepare(&s.directory, &s.fs)?;
+    let root_fd = match &s.fs.pivot_root {
+        Some((new, old)) => pivot_root_dir(tree.as_fd(), new, old.as_deref())?,
+        None => tree,
+    };
+    let root = root_fd.as_fd();
     let machine_id = machine_id(root, s)?;
+    // Looked up in the tree's own files, before anything else is mounted.
+    let account = match &s.user {
+        Some(u) => Some(lookup_user(root, u)?),
+        None => None,
+    };
     let container_uuid = machine_id.unwrap_or(ctx.container_uuid);
     mount::setup_api(
         root,
@@ -83,6 +94,26 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     if let Some(master) = mount::setup_dev(root, ctx.pty)? {
         ctx.channel.send_fd(&master)?;
     }
+    let fs = &s.fs;
+    let read_only = fs.read_only || fs.volatile == Volatile::State;
+    mount::etc::setup_resolv_conf(root, fs.resolv_conf, s.private_network, read_only)?;
+    mount::etc::setup_timezone(root, fs.timezone, read_only)?;
+    mount::custom::mount_all(root, &fs.mounts)?;
+    mount::write_credentials(
+        root,
+        &fs.credentials,
+        account.as_ref().map(|a| (a.uid, a.gid)),
+    )?;
+    journal::setup(
+        root,
+        &s.directory,
+        &container_uuid.plain(),
+        fs.link_journal,
+        fs.ephemeral,
+    )?;
+    if fs.read_only {
+        mount::root::make_read_only(root)?;
+    }
     mount::finish_run_host(root, ctx.notify.as_fd())?;
     nix::unistd::sethostname(s.hostname())
         .ctx(|| format!("cannot set the host name to {}", s.hostname()))?;
@@ -91,10 +122,6 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     setup_stdio(ctx.pty)?;
 
-    let account = match &s.user {
-        Some(u) => Some(lookup_user(u)?),
-        None => None,
-    };
     caps::drop_bounding(caps::default_mask(s.private_network))?;
     let uuid = container_uuid.to_string();
     let host_os_release = String::from_utf8_lossy(ctx.host_os_release);
@@ -105,6 +132,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
         user: account.as_ref().map(|a| (a.name.as_str(), a.home.as_str())),
         host_os_release: &host_os_release,
         setenv: &s.setenv,
+        credentials: !s.fs.credentials.is_empty(),
     });
     // The caller's stray descriptors must not reach the payload; ours are
     // close-on-exec already.
@@ -190,9 +218,40 @@ fn setup_stdio(pty: bool) -> Result<()> {
     Ok(())
 }
 
-fn lookup_user(user: &str) -> Result<Account> {
-    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    user::lookup(user, &read("/etc/passwd"), &read("/etc/group"))
+fn lookup_user(root: BorrowedFd, user: &str) -> Result<Account> {
+    let read = |p: &str| {
+        inroot::read_file(root, p)
+            .map(|d| String::from_utf8_lossy(&d.unwrap_or_default()).into_owned())
+    };
+    user::lookup(user, &read("/etc/passwd")?, &read("/etc/group")?)
+}
+
+/// `--pivot-root=NEW[:OLD]`: NEW (inside the tree) becomes the root; the
+/// tree's own root is reachable at OLD inside it, or not at all.
+fn pivot_root_dir(tree: BorrowedFd, new: &str, old: Option<&str>) -> Result<OwnedFd> {
+    let dir = inroot::open_dir(tree, new).ctx(|| format!("cannot open {new} for --pivot-root"))?;
+    let p = inroot::proc_fd(dir.as_fd());
+    nix::mount::mount(
+        Some(p.as_str()),
+        p.as_str(),
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("cannot bind {new} for --pivot-root"))?;
+    let newroot = inroot::open_dir(tree, new).ctx(|| format!("cannot open {new}"))?;
+    if let Some(old) = old {
+        let t = inroot::mkdir_p(newroot.as_fd(), old, 0o755)?;
+        mount::mount_on(
+            Some(inroot::proc_fd(tree).as_str()),
+            t.as_fd(),
+            None,
+            nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC,
+            None,
+            &format!("the old root on {old}"),
+        )?;
+    }
+    Ok(newroot)
 }
 
 fn become_user(a: &Account) -> Result<()> {
@@ -268,10 +327,8 @@ fn exec_payload(s: &Settings, account: Option<&Account>, envp: &[String]) -> Res
                 // As the reference: a home that cannot be entered leaves us in /.
                 let _ = nix::unistd::chdir(home.as_str());
             }
-            let own = account
-                .cloned()
-                .or_else(|| lookup_user("root").ok())
-                .map(|a| a.shell);
+            // The reference ignores root's passwd entry here.
+            let own = account.map(|a| a.shell.clone());
             let mut last = Errno::ENOENT;
             for shell in own
                 .iter()

@@ -38,6 +38,9 @@ pub fn run(s: &Settings) -> Result<i32> {
     if !nix::unistd::geteuid().is_root() {
         return Err(Error::invalid("Need to be root."));
     }
+    if let Some(template) = &s.fs.template {
+        crate::template::ensure(&s.directory, template)?;
+    }
     let root = nix::fcntl::open(
         &s.directory,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -50,7 +53,10 @@ pub fn run(s: &Settings) -> Result<i32> {
         s.start_mode == crate::settings::StartMode::Boot,
     )?;
     drop(root);
-    let _lock = lock::lock_tree(&s.directory)?;
+    check_sources(&s.fs)?;
+    let fs = &s.fs;
+    let shared = fs.ephemeral || fs.read_only || fs.volatile != crate::mount::spec::Volatile::No;
+    let _lock = lock::lock_tree(&s.directory, shared)?;
     let host_os_release = ["/etc/os-release", "/usr/lib/os-release"]
         .iter()
         .find_map(|p| std::fs::read(p).ok())
@@ -92,6 +98,25 @@ pub fn run(s: &Settings) -> Result<i32> {
     }
     notify::notify_caller("STOPPING=1");
     result
+}
+
+/// Host paths named by mounts must exist before anything is started, as in
+/// the reference ("Failed to stat ...").
+fn check_sources(fs: &crate::mount::spec::FsSettings) -> Result<()> {
+    use crate::mount::spec::{MountKind, Source};
+    for m in &fs.mounts {
+        let sources: Vec<&Source> = match &m.kind {
+            MountKind::Bind { source, .. } => vec![source],
+            MountKind::Overlay { lowers, upper, .. } => lowers.iter().chain(upper.iter()).collect(),
+            _ => vec![],
+        };
+        for src in sources {
+            if let Source::Host(p) = src {
+                std::fs::metadata(p).ctx(|| format!("Failed to stat {}", p.display()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn run_once(

@@ -3,7 +3,11 @@
 //! `pivot_root` into it. Runs in the container process, in its own mount
 //! namespace, before anything of the tree is executed.
 
+pub mod custom;
 mod dev;
+pub mod etc;
+pub mod root;
+pub mod spec;
 
 pub use dev::setup_dev;
 
@@ -12,7 +16,7 @@ use crate::id128::Id128;
 use crate::inroot;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::Mode;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
 const NOSUID_NODEV_NOEXEC: MsFlags = MsFlags::MS_NOSUID
@@ -78,35 +82,6 @@ fn bind_read_only(root: BorrowedFd, path: &str, extra: MsFlags) -> Result<()> {
     bind_remount(root, None, path, MsFlags::MS_RDONLY | extra)
 }
 
-/// Make the tree a mount of its own in our (private) mount namespace and
-/// return a handle to it: everything else is mounted relative to it.
-pub fn bind_tree(directory: &Path) -> Result<OwnedFd> {
-    // Nothing we mount may propagate back to the host, and nothing the host
-    // mounts later may show up inside.
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .ctx(|| "cannot make the mount namespace private".into())?;
-    mount(
-        Some(directory),
-        directory,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .ctx(|| format!("cannot bind {} on itself", directory.display()))?;
-    nix::fcntl::open(
-        directory,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| format!("cannot open {}", directory.display()))
-}
-
 pub struct ApiOptions<'a> {
     pub private_network: bool,
     pub boot_id: Id128,
@@ -142,6 +117,7 @@ pub fn setup_api(root: BorrowedFd, o: &ApiOptions) -> Result<()> {
         0o644,
     )?;
     inroot::mkdir_p(root, "/run/host/incoming", 0o700)?;
+    inroot::mkdir_p(root, "/run/host/credentials", 0o755)?;
     make_inaccessible_nodes(root)?;
     // The fresh boot id: a file on /run, bound over the kernel's and then
     // unlinked (the mount keeps it).
@@ -255,6 +231,44 @@ fn bind_file_read_only(root: BorrowedFd, src: BorrowedFd, path: &str) -> Result<
         path,
         MsFlags::MS_RDONLY | NOSUID_NODEV_NOEXEC,
     )
+}
+
+/// `--set-credential`/`--load-credential`: files in `/run/host/credentials`
+/// (made read-only with the rest of `/run/host`), readable only by the
+/// payload's user.
+pub fn write_credentials(
+    root: BorrowedFd,
+    creds: &[(String, Vec<u8>)],
+    owner: Option<(u32, u32)>,
+) -> Result<()> {
+    if creds.is_empty() {
+        return Ok(());
+    }
+    let (uid, gid) = owner.unwrap_or((0, 0));
+    let dir = inroot::open_dir(root, "/run/host/credentials")
+        .ctx(|| "cannot open /run/host/credentials".into())?;
+    for (id, data) in creds {
+        let path = format!("/run/host/credentials/{id}");
+        inroot::write_file(root, &path, data, 0o400)?;
+        nix::unistd::fchownat(
+            &dir,
+            id.as_str(),
+            Some(uid.into()),
+            Some(gid.into()),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .ctx(|| format!("cannot chown {path}"))?;
+    }
+    let d = inroot::open(
+        root,
+        "/run/host/credentials",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+    )
+    .ctx(|| "cannot open /run/host/credentials".into())?;
+    nix::unistd::fchown(&d, Some(uid.into()), Some(gid.into()))
+        .ctx(|| "cannot chown /run/host/credentials".into())?;
+    nix::sys::stat::fchmod(&d, Mode::from_bits_truncate(0o500))
+        .ctx(|| "cannot chmod /run/host/credentials".into())
 }
 
 /// Bind the runner's notify socket into `/run/host/notify` and make

@@ -1,6 +1,7 @@
 //! The command line, spelled as systemd-nspawn spells it, turned into
 //! `Settings`. Value syntax is checked here, before anything is created.
 
+mod fs;
 mod security;
 
 use clap::{ArgAction, Parser};
@@ -91,6 +92,9 @@ pub struct Cli {
     quiet: bool,
 
     #[command(flatten)]
+    fs: fs::FsArgs,
+
+    #[command(flatten)]
     security: security::SecurityArgs,
 
     /// The command to run, or with --boot the arguments for init
@@ -170,10 +174,17 @@ impl Cli {
             (None, None) => std::env::current_dir()
                 .map_err(|e| format!("cannot get the current directory: {e}"))?,
         };
-        let directory = given
-            .canonicalize()
-            .map_err(|e| format!("Failed to resolve path {}: {}", given.display(), lower(&e)))?;
-        if !directory.is_dir() {
+        let fs = self.fs.into_settings()?;
+        // A missing directory is fine when a template will fill it.
+        let directory = match given.canonicalize() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && fs.template.is_some() => {
+                given.clone()
+            }
+            r => {
+                r.map_err(|e| format!("Failed to resolve path {}: {}", given.display(), lower(&e)))?
+            }
+        };
+        if !directory.is_dir() && fs.template.is_none() {
             return Err(format!("{} is not a directory", directory.display()));
         }
         if directory == Path::new("/") {
@@ -187,6 +198,12 @@ impl Cli {
                 .next_back()
                 .and_then(|c| settings::machine_name_from_path(&c.as_os_str().to_string_lossy()))
                 .ok_or("Failed to determine machine name automatically, please use -M.")?,
+        };
+        // Each ephemeral instance gets a name of its own, as in the reference.
+        let machine = if fs.ephemeral {
+            ephemeral_name(&machine)?
+        } else {
+            machine
         };
         let setenv = self
             .setenv
@@ -218,9 +235,20 @@ impl Cli {
             keep_unit: self.keep_unit,
             register: self.register.unwrap_or_default(),
             private_network: self.private_network,
+            fs,
             security: self.security.into_settings()?,
         })
     }
+}
+
+fn ephemeral_name(machine: &str) -> Result<String, String> {
+    let id = Id128::random().map_err(|e| e.to_string())?;
+    let base: String = machine.chars().take(64 - 17).collect();
+    Ok(format!(
+        "{}-{}",
+        base.trim_end_matches(['.', '-']),
+        &id.plain()[..16]
+    ))
 }
 
 fn absolute(p: &Path) -> Result<PathBuf, String> {

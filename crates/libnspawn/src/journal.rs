@@ -1,0 +1,88 @@
+//! `--link-journal=`: make the guest's journal readable on the host under
+//! `/var/log/journal/<machine-id>` (so `journalctl -D` there works), either
+//! by keeping it in the host's directory and binding that into the guest
+//! (`host`), or by keeping it in the tree and linking to it from the host
+//! (`guest`). `auto` binds the host directory when it already exists.
+
+use crate::error::{Context, Error, Result};
+use crate::inroot;
+use crate::mount::mount_on;
+use crate::mount::spec::LinkJournal;
+use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
+
+const HOST_DIR: &str = "/var/log/journal";
+
+pub fn setup(
+    root: BorrowedFd,
+    directory: &Path,
+    machine_id: &str,
+    mode: LinkJournal,
+    ephemeral: bool,
+) -> Result<()> {
+    let host = Path::new(HOST_DIR).join(machine_id);
+    let inside = format!("/var/log/journal/{machine_id}");
+    let result = match mode {
+        LinkJournal::No => return Ok(()),
+        LinkJournal::Auto => {
+            if !host.is_dir() {
+                return Ok(());
+            }
+            bind_host(root, &host, &inside)
+        }
+        LinkJournal::Host { .. } => {
+            std::fs::create_dir_all(&host).ctx(|| format!("cannot create {}", host.display()))?;
+            bind_host(root, &host, &inside)
+        }
+        // A throw-away tree's journal cannot be linked to from the host.
+        LinkJournal::Guest { .. } if ephemeral => Err(Error::invalid(
+            "cannot link the journal of an ephemeral container to the host",
+        )),
+        LinkJournal::Guest { .. } => link_guest(root, directory, &host, &inside),
+    };
+    match (result, mode) {
+        (Err(_), LinkJournal::Host { try_only: true } | LinkJournal::Guest { try_only: true }) => {
+            Ok(())
+        }
+        (r, _) => r,
+    }
+}
+
+fn bind_host(root: BorrowedFd, host: &Path, inside: &str) -> Result<()> {
+    let src = nix::fcntl::open(
+        host,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| format!("cannot open {}", host.display()))?;
+    let t = inroot::mkdir_p(root, inside, 0o755)?;
+    mount_on(
+        Some(inroot::proc_fd(src.as_fd()).as_str()),
+        t.as_fd(),
+        None,
+        MsFlags::MS_BIND,
+        None,
+        &format!("{} on {inside}", host.display()),
+    )
+}
+
+fn link_guest(root: BorrowedFd, directory: &Path, host: &Path, inside: &str) -> Result<()> {
+    inroot::mkdir_p(root, inside, 0o755)?;
+    let target = directory.join(inside.trim_start_matches('/'));
+    match std::fs::read_link(host) {
+        Ok(t) if t == target => return Ok(()),
+        Ok(_) => std::fs::remove_file(host).ctx(|| format!("cannot replace {}", host.display()))?,
+        Err(_) if host.exists() => {
+            return Err(Error::invalid(format!(
+                "{} already exists and is not a link to the guest's journal",
+                host.display()
+            )))
+        }
+        Err(_) => {}
+    }
+    std::fs::create_dir_all(HOST_DIR).ctx(|| format!("cannot create {HOST_DIR}"))?;
+    std::os::unix::fs::symlink(&target, host)
+        .ctx(|| format!("cannot link {} to {}", host.display(), target.display()))
+}

@@ -1,0 +1,316 @@
+//! `--bind`, `--tmpfs`, `--overlay` and `--inaccessible`, mounted after the
+//! API file systems (so targets under `/tmp` or `/run` work) and before
+//! `pivot_root` (so host sources are still reachable). Targets are resolved
+//! inside the tree; host sources are opened once and used by descriptor.
+
+use super::mount_on;
+use crate::error::{Context, Error, Result};
+use crate::inroot;
+use crate::mount::spec::{CustomMount, MountKind, Source};
+use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
+use nix::sys::stat::{fstat, Mode};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+pub fn mount_all(root: BorrowedFd, mounts: &[CustomMount]) -> Result<()> {
+    for m in mounts {
+        mount_one(root, m)?;
+    }
+    Ok(())
+}
+
+fn open_source(root: BorrowedFd, s: &Source) -> Result<OwnedFd> {
+    match s {
+        Source::Host(p) => nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+            .ctx(|| format!("cannot open {}", p.display())),
+        Source::Tree(p) => inroot::open(root, p, OFlag::O_PATH)
+            .ctx(|| format!("cannot open +{p} in the container tree")),
+        Source::Temporary => unreachable!("temporary sources are mounted as tmpfs"),
+    }
+}
+
+fn is_dir(fd: BorrowedFd) -> Result<bool> {
+    Ok(fstat(fd)
+        .ctx(|| "cannot stat a mount source".into())?
+        .st_mode
+        & libc::S_IFMT
+        == libc::S_IFDIR)
+}
+
+/// Create the target like the source (directory or file) and open it.
+fn target(root: BorrowedFd, dest: &str, dir: bool) -> Result<OwnedFd> {
+    if dir {
+        inroot::mkdir_p(root, dest, 0o755)
+    } else {
+        inroot::touch(root, dest, 0o644)
+    }
+}
+
+fn remount(root: BorrowedFd, dest: &str, flags: MsFlags) -> Result<()> {
+    let top = inroot::open(root, dest, OFlag::O_PATH).ctx(|| format!("cannot open {dest}"))?;
+    mount_on(
+        None,
+        top.as_fd(),
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+        None,
+        &format!("{dest} again"),
+    )
+}
+
+fn mount_one(root: BorrowedFd, m: &CustomMount) -> Result<()> {
+    let dest = m.dest.as_str();
+    match &m.kind {
+        MountKind::Bind {
+            source: Source::Temporary,
+            read_only,
+            ..
+        } => {
+            // A fresh empty directory: a tmpfs, gone with the container.
+            let t = inroot::mkdir_p(root, dest, 0o755)?;
+            mount_on(
+                Some("tmpfs"),
+                t.as_fd(),
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some("mode=0755"),
+                &format!("a temporary directory on {dest}"),
+            )?;
+            if *read_only {
+                remount(root, dest, MsFlags::MS_RDONLY)?;
+            }
+            Ok(())
+        }
+        MountKind::Bind {
+            source,
+            read_only,
+            recursive,
+        } => {
+            let src = open_source(root, source)?;
+            let t = target(root, dest, is_dir(src.as_fd())?)?;
+            let mut flags = MsFlags::MS_BIND;
+            if *recursive {
+                flags |= MsFlags::MS_REC;
+            }
+            mount_on(
+                Some(inroot::proc_fd(src.as_fd()).as_str()),
+                t.as_fd(),
+                None,
+                flags,
+                None,
+                &format!("the bind on {dest}"),
+            )?;
+            if *read_only {
+                if *recursive {
+                    read_only_recursive(root, dest)?;
+                } else {
+                    remount(root, dest, MsFlags::MS_RDONLY)?;
+                }
+            }
+            Ok(())
+        }
+        MountKind::Tmpfs { options } => {
+            let t = inroot::mkdir_p(root, dest, 0o755)?;
+            mount_on(
+                Some("tmpfs"),
+                t.as_fd(),
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some(options),
+                &format!("a tmpfs on {dest}"),
+            )
+        }
+        MountKind::Overlay {
+            lowers,
+            upper,
+            read_only,
+        } => overlay(root, dest, lowers, upper.as_ref(), *read_only),
+        MountKind::Inaccessible => {
+            let t = inroot::open(root, dest, OFlag::O_PATH)
+                .ctx(|| format!("cannot make {dest} inaccessible"))?;
+            let node = match fstat(t.as_fd())
+                .ctx(|| format!("cannot stat {dest}"))?
+                .st_mode
+                & libc::S_IFMT
+            {
+                libc::S_IFDIR => "dir",
+                libc::S_IFCHR => "chr",
+                libc::S_IFBLK => "blk",
+                libc::S_IFIFO => "fifo",
+                libc::S_IFSOCK => "sock",
+                _ => "reg",
+            };
+            let src = inroot::open(
+                root,
+                &format!("/run/host/inaccessible/{node}"),
+                OFlag::O_PATH,
+            )
+            .ctx(|| "cannot open the inaccessible nodes".into())?;
+            mount_on(
+                Some(inroot::proc_fd(src.as_fd()).as_str()),
+                t.as_fd(),
+                None,
+                MsFlags::MS_BIND,
+                None,
+                &format!("an inaccessible node on {dest}"),
+            )?;
+            remount(
+                root,
+                dest,
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            )
+        }
+    }
+}
+
+/// Read-only for a recursive bind means its submounts too: mount_setattr(2)
+/// with AT_RECURSIVE (nix does not wrap it).
+fn read_only_recursive(root: BorrowedFd, dest: &str) -> Result<()> {
+    let top = inroot::open(root, dest, OFlag::O_PATH).ctx(|| format!("cannot open {dest}"))?;
+    #[repr(C)]
+    struct MountAttr {
+        set: u64,
+        clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    let attr = MountAttr {
+        set: MOUNT_ATTR_RDONLY,
+        clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: valid descriptor, empty path with AT_EMPTY_PATH, attr of the size we pass.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            std::os::fd::AsRawFd::as_raw_fd(&top),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    nix::errno::Errno::result(r)
+        .map(drop)
+        .ctx(|| format!("cannot make {dest} read-only"))
+}
+
+fn overlay(
+    root: BorrowedFd,
+    dest: &str,
+    lowers: &[Source],
+    upper: Option<&Source>,
+    read_only: bool,
+) -> Result<()> {
+    // Open every layer before anything is mounted on the destination (a
+    // layer may be the destination itself).
+    let lower_fds: Vec<OwnedFd> = lowers
+        .iter()
+        .map(|l| open_source(root, l))
+        .collect::<Result<_>>()?;
+    for fd in &lower_fds {
+        if !is_dir(fd.as_fd())? {
+            return Err(Error::invalid(format!(
+                "overlay layers for {dest} must be directories"
+            )));
+        }
+    }
+    // overlayfs lists the highest layer first; we are given the lowest first.
+    let lowerdir: Vec<String> = lower_fds
+        .iter()
+        .rev()
+        .map(|f| inroot::proc_fd(f.as_fd()))
+        .collect();
+    let t = inroot::mkdir_p(root, dest, 0o755)?;
+    // Descriptors named in the options must stay open until the mount.
+    let mut keep: Vec<OwnedFd> = Vec::new();
+    let opts = match upper {
+        None if lower_fds.len() == 1 => {
+            // overlayfs needs two layers without an upper one; one read-only
+            // layer is simply a read-only bind.
+            mount_on(
+                Some(lowerdir[0].as_str()),
+                t.as_fd(),
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+                &format!("the overlay on {dest}"),
+            )?;
+            return read_only_recursive(root, dest);
+        }
+        None => format!("lowerdir={}", lowerdir.join(":")),
+        Some(Source::Temporary) => {
+            // A throw-away upper layer: a tmpfs in our mount namespace only.
+            mount_on(
+                Some("tmpfs"),
+                t.as_fd(),
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some("mode=0755"),
+                &format!("the overlay's upper layer for {dest}"),
+            )?;
+            let tmp = inroot::open_dir(root, dest).ctx(|| format!("cannot open {dest}"))?;
+            for d in ["upper", "work"] {
+                nix::sys::stat::mkdirat(&tmp, d, Mode::from_bits_truncate(0o755))
+                    .ctx(|| format!("cannot create {d} for {dest}"))?;
+            }
+            let p = inroot::proc_fd(tmp.as_fd());
+            let opts = format!(
+                "lowerdir={},upperdir={p}/upper,workdir={p}/work",
+                lowerdir.join(":")
+            );
+            keep.push(tmp);
+            opts
+        }
+        Some(up) => {
+            let up = open_source(root, up)?;
+            // The work directory must be on the upper layer's file system:
+            // a fixed sibling, reused (and emptied by overlayfs) each time.
+            let parent = nix::fcntl::openat(
+                &up,
+                "..",
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ctx(|| format!("cannot open the parent of the upper layer for {dest}"))?;
+            let name = std::fs::read_link(inroot::proc_fd(up.as_fd()))
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "upper".into());
+            let work = format!(".#{name}.nspawn-work");
+            match nix::sys::stat::mkdirat(&parent, work.as_str(), Mode::from_bits_truncate(0o700)) {
+                Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                Err(e) => {
+                    return Err(e)
+                        .ctx(|| format!("cannot create the overlay work directory for {dest}"))
+                }
+            }
+            let opts = format!(
+                "lowerdir={},upperdir={},workdir={}/{work}",
+                lowerdir.join(":"),
+                inroot::proc_fd(up.as_fd()),
+                inroot::proc_fd(parent.as_fd())
+            );
+            keep.extend([up, parent]);
+            opts
+        }
+    };
+    let t = inroot::open_dir(root, dest).ctx(|| format!("cannot open {dest}"))?;
+    let flags = if read_only {
+        MsFlags::MS_RDONLY
+    } else {
+        MsFlags::empty()
+    };
+    mount_on(
+        Some("overlay"),
+        t.as_fd(),
+        Some("overlay"),
+        flags,
+        Some(&opts),
+        &format!("the overlay on {dest}"),
+    )?;
+    drop((lower_fds, keep));
+    Ok(())
+}

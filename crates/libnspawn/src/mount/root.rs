@@ -1,0 +1,180 @@
+//! What becomes the container's `/`: the tree itself, or a throw-away
+//! layer over it (`--ephemeral`, `--volatile=`). Everything here happens in
+//! the container's private mount namespace, over the tree's own path: the
+//! host never sees these mounts, and they vanish with the namespace, so a
+//! runner killed with SIGKILL leaves no upper layer or copy behind.
+
+use super::mount_on;
+use crate::error::{Context, Error, Result};
+use crate::inroot;
+use crate::mount::spec::{FsSettings, Volatile};
+use nix::fcntl::OFlag;
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::Mode;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+fn open_path(p: &Path) -> Result<OwnedFd> {
+    nix::fcntl::open(
+        p,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("cannot open {}", p.display()))
+}
+
+/// A tmpfs over `directory`; returns a handle to it (for *at() calls).
+fn tmpfs_over(directory: &Path) -> Result<OwnedFd> {
+    mount(
+        Some("tmpfs"),
+        directory,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+    )
+    .ctx(|| format!("cannot mount a tmpfs over {}", directory.display()))?;
+    open_path(directory)
+}
+
+/// Stack the container's root over `directory` as the settings ask, then
+/// bind it on itself; returns a handle to the result.
+pub fn prepare(directory: &Path, fs: &FsSettings) -> Result<OwnedFd> {
+    // Nothing we mount may propagate back to the host, and nothing the host
+    // mounts later may show up inside.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .ctx(|| "cannot make the mount namespace private".into())?;
+    if fs.ephemeral || fs.volatile == Volatile::Overlay {
+        overlay_root(directory)?;
+    } else if fs.volatile == Volatile::Yes {
+        volatile_root(directory)?;
+    }
+    mount(
+        Some(directory),
+        directory,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("cannot bind {} on itself", directory.display()))?;
+    let root = open_path(directory)?;
+    if fs.volatile == Volatile::State {
+        make_read_only(root.as_fd())?;
+        let var = inroot::open_dir(root.as_fd(), "/var").ctx(|| "cannot open /var".into())?;
+        mount_on(
+            Some("tmpfs"),
+            var.as_fd(),
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=0755"),
+            "a tmpfs on /var",
+        )?;
+    }
+    Ok(root)
+}
+
+/// The tree as the lower layer of an overlay whose upper layer lives in a
+/// tmpfs: the start costs the same for any tree size and file system, and
+/// the tree is never written.
+fn overlay_root(directory: &Path) -> Result<()> {
+    let lower = open_path(directory)?;
+    let tmp = tmpfs_over(directory)?;
+    for d in ["upper", "work"] {
+        nix::sys::stat::mkdirat(&tmp, d, Mode::from_bits_truncate(0o755))
+            .ctx(|| format!("cannot create the overlay's {d}"))?;
+    }
+    let t = inroot::proc_fd(tmp.as_fd());
+    let opts = format!(
+        "lowerdir={},upperdir={t}/upper,workdir={t}/work",
+        inroot::proc_fd(lower.as_fd())
+    );
+    mount(
+        Some("overlay"),
+        directory,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(opts.as_str()),
+    )
+    .ctx(|| format!("cannot mount an overlay over {}", directory.display()))
+}
+
+/// `--volatile=yes`: an empty tmpfs root with only the tree's `/usr`
+/// (read-only) and the top-level links into it, which needs a tree with a
+/// merged `/usr`.
+fn volatile_root(directory: &Path) -> Result<()> {
+    let tree = open_path(directory)?;
+    let merged = nix::fcntl::readlinkat(&tree, "bin")
+        .map(|t| matches!(t.to_str(), Some("usr/bin" | "/usr/bin")))
+        .unwrap_or(false);
+    if !merged || inroot::open_dir(tree.as_fd(), "/usr").is_err() {
+        return Err(Error::invalid(format!(
+            "--volatile=yes needs a tree with a merged /usr (/bin -> usr/bin); {} has none",
+            directory.display()
+        )));
+    }
+    let usr = inroot::open_dir(tree.as_fd(), "/usr").ctx(|| "cannot open /usr".into())?;
+    let links: Vec<(String, std::ffi::OsString)> = std::fs::read_dir(directory)
+        .ctx(|| format!("cannot read {}", directory.display()))?
+        .flatten()
+        .filter_map(|e| {
+            let target = std::fs::read_link(e.path()).ok()?;
+            let t = target.to_str()?;
+            (t.starts_with("usr/") || t.starts_with("/usr/")).then(|| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    target.into_os_string(),
+                )
+            })
+        })
+        .collect();
+    let root = tmpfs_over(directory)?;
+    for (name, target) in &links {
+        nix::unistd::symlinkat(target.as_os_str(), &root, name.as_str())
+            .ctx(|| format!("cannot link /{name}"))?;
+    }
+    for (d, mode) in [
+        ("usr", 0o755),
+        ("etc", 0o755),
+        ("var", 0o755),
+        ("root", 0o700),
+    ] {
+        nix::sys::stat::mkdirat(&root, d, Mode::from_bits_truncate(mode))
+            .ctx(|| format!("cannot create /{d}"))?;
+    }
+    let target = inroot::open_dir(root.as_fd(), "/usr").ctx(|| "cannot open /usr".into())?;
+    mount_on(
+        Some(inroot::proc_fd(usr.as_fd()).as_str()),
+        target.as_fd(),
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+        "the tree's /usr",
+    )?;
+    let top = inroot::open_dir(root.as_fd(), "/usr").ctx(|| "cannot open /usr".into())?;
+    mount_on(
+        None,
+        top.as_fd(),
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None,
+        "/usr read-only",
+    )
+}
+
+/// Remount the root bind mount read-only; the API file systems mounted on
+/// it keep their own flags (a non-recursive remount).
+pub fn make_read_only(root: BorrowedFd) -> Result<()> {
+    mount_on(
+        None,
+        root,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None,
+        "the root read-only",
+    )
+}
