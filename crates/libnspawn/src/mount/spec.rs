@@ -128,7 +128,7 @@ impl ResolvConf {
             "stub" => Some(ResolvSource::Stub),
             _ => None,
         };
-        let bad = || Error::invalid(format!("Failed to parse --resolv-conf= argument: {s}"));
+        let bad = || Error::invalid(format!("Failed to parse /etc/resolv.conf mode: {s}"));
         Ok(match s {
             "off" => Self::Off,
             "delete" => Self::Delete,
@@ -174,7 +174,7 @@ impl Timezone {
             "auto" => Self::Auto,
             _ => {
                 return Err(Error::invalid(format!(
-                    "Failed to parse --timezone= argument: {s}"
+                    "Failed to parse /etc/localtime mode: {s}"
                 )))
             }
         })
