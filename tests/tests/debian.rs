@@ -123,3 +123,32 @@ fn reboots_from_inside_and_comes_back() {
     s.send(b"poweroff\n");
     assert_eq!(s.finish(T).0, 0);
 }
+
+#[test]
+fn guest_journal_is_readable_on_the_host() {
+    let t = DebianTree::new("deb-journal");
+    let id = "5b1c8d2e3f4a40b5a6c7d8e9f0a1b2c3";
+    let host_dir = std::path::Path::new("/var/log/journal").join(id);
+    let _ = std::fs::remove_file(&host_dir);
+    let uuid = format!("--uuid={id}");
+    let mut c = nspawn(&["-b", "--link-journal=guest", &uuid, "-D", t.dir()]);
+    c.env("TERM", "xterm");
+    let mut s = PtySession::spawn(c, 40, 160);
+    login(&mut s);
+    console(&mut s, "echo journal-marker-42 | systemd-cat -t nspawn-test; journalctl --flush; journalctl --sync");
+    s.send(b"poweroff\n");
+    assert_eq!(s.finish(T).0, 0);
+    let out = std::process::Command::new("journalctl")
+        .args(["--no-pager", "-D"])
+        .arg(&host_dir)
+        .args(["-t", "nspawn-test", "-o", "cat"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&host_dir);
+    assert!(
+        text(&out.stdout).contains("journal-marker-42"),
+        "{} {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
