@@ -308,3 +308,31 @@ fn a_running_machine_name_is_refused() {
     kill(&first, libc::SIGKILL);
     let _ = wait_output(first, Duration::from_secs(10));
 }
+
+#[test]
+fn options_of_later_features_say_so() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("pending");
+    for (arg, name) in [
+        ("-n", "--network-veth"),
+        ("--port=8080", "--port"),
+        ("-U", "-U"),
+        ("--image=x.raw", "--image"),
+    ] {
+        let o = run(nspawn(&["-q", "--pipe", arg, "-D", t.dir(), "/bin/true"]));
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(stderr(&o), format!("nspawn: {name} is not supported yet\n"));
+    }
+    // What they would switch off is accepted.
+    ok(run(nspawn(&[
+        "-q",
+        "--pipe",
+        "--private-users=no",
+        "--settings=no",
+        "-D",
+        t.dir(),
+        "/bin/true",
+    ])));
+}

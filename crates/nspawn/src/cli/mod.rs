@@ -2,6 +2,7 @@
 //! `Settings`. Value syntax is checked here, before anything is created.
 
 mod fs;
+mod pending;
 mod security;
 
 use clap::{ArgAction, Parser};
@@ -95,6 +96,9 @@ pub struct Cli {
     fs: fs::FsArgs,
 
     #[command(flatten)]
+    pending: pending::PendingArgs,
+
+    #[command(flatten)]
     security: security::SecurityArgs,
 
     /// The command to run, or with --boot the arguments for init
@@ -150,6 +154,7 @@ fn parse_register(s: &str) -> Result<RegisterMode, String> {
 impl Cli {
     /// Check the combination and fill in the defaults the reference derives.
     pub fn into_settings(self) -> Result<Settings, String> {
+        self.pending.check()?;
         if self.boot && self.as_pid2 {
             return Err("--boot and --as-pid2 may not be combined.".into());
         }
