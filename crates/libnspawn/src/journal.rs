@@ -6,10 +6,9 @@
 
 use crate::error::{Context, Error, Result};
 use crate::inroot;
-use crate::mount::mount_on;
+use crate::mount::bind_fd;
 use crate::mount::spec::LinkJournal;
 use nix::fcntl::OFlag;
-use nix::mount::MsFlags;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
@@ -58,12 +57,10 @@ fn bind_host(root: BorrowedFd, host: &Path, inside: &str) -> Result<()> {
     )
     .ctx(|| format!("cannot open {}", host.display()))?;
     let t = inroot::mkdir_p(root, inside, 0o755)?;
-    mount_on(
-        Some(inroot::proc_fd(src.as_fd()).as_str()),
+    bind_fd(
+        src.as_fd(),
         t.as_fd(),
-        None,
-        MsFlags::MS_BIND,
-        None,
+        false,
         &format!("{} on {inside}", host.display()),
     )
 }

@@ -3,7 +3,7 @@
 //! `pivot_root` (so host sources are still reachable). Targets are resolved
 //! inside the tree; host sources are opened once and used by descriptor.
 
-use super::mount_on;
+use super::{bind_fd, mount_on, remount};
 use crate::error::{Context, Error, Result};
 use crate::inroot;
 use crate::mount::spec::{CustomMount, MountKind, Source};
@@ -46,18 +46,6 @@ fn target(root: BorrowedFd, dest: &str, dir: bool) -> Result<OwnedFd> {
     }
 }
 
-fn remount(root: BorrowedFd, dest: &str, flags: MsFlags) -> Result<()> {
-    let top = inroot::open(root, dest, OFlag::O_PATH).ctx(|| format!("cannot open {dest}"))?;
-    mount_on(
-        None,
-        top.as_fd(),
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
-        None,
-        &format!("{dest} again"),
-    )
-}
-
 fn mount_one(root: BorrowedFd, m: &CustomMount) -> Result<()> {
     let dest = m.dest.as_str();
     match &m.kind {
@@ -88,16 +76,10 @@ fn mount_one(root: BorrowedFd, m: &CustomMount) -> Result<()> {
         } => {
             let src = open_source(root, source)?;
             let t = target(root, dest, is_dir(src.as_fd())?)?;
-            let mut flags = MsFlags::MS_BIND;
-            if *recursive {
-                flags |= MsFlags::MS_REC;
-            }
-            mount_on(
-                Some(inroot::proc_fd(src.as_fd()).as_str()),
+            bind_fd(
+                src.as_fd(),
                 t.as_fd(),
-                None,
-                flags,
-                None,
+                *recursive,
                 &format!("the bind on {dest}"),
             )?;
             if *read_only {
@@ -146,12 +128,10 @@ fn mount_one(root: BorrowedFd, m: &CustomMount) -> Result<()> {
                 OFlag::O_PATH,
             )
             .ctx(|| "cannot open the inaccessible nodes".into())?;
-            mount_on(
-                Some(inroot::proc_fd(src.as_fd()).as_str()),
+            bind_fd(
+                src.as_fd(),
                 t.as_fd(),
-                None,
-                MsFlags::MS_BIND,
-                None,
+                false,
                 &format!("an inaccessible node on {dest}"),
             )?;
             remount(

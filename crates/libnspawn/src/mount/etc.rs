@@ -3,7 +3,7 @@
 //! resolved inside the tree, so a symlink planted there (to a host path)
 //! resolves inside the tree too.
 
-use super::mount_on;
+use super::{bind_fd, remount};
 use crate::error::{Context, Result};
 use crate::inroot;
 use crate::mount::spec::{ResolvConf, ResolvSource, Timezone};
@@ -25,26 +25,11 @@ fn bind_host_file(root: BorrowedFd, host: &str, dest: &str, create: bool) -> Res
     } else {
         inroot::open(root, dest, OFlag::O_PATH).ctx(|| format!("cannot open {dest}"))?
     };
-    mount_on(
-        Some(inroot::proc_fd(src.as_fd()).as_str()),
-        t.as_fd(),
-        None,
-        MsFlags::MS_BIND,
-        None,
-        &format!("{host} on {dest}"),
-    )?;
-    let top = inroot::open(root, dest, OFlag::O_PATH).ctx(|| format!("cannot open {dest}"))?;
-    mount_on(
-        None,
-        top.as_fd(),
-        None,
-        MsFlags::MS_BIND
-            | MsFlags::MS_REMOUNT
-            | MsFlags::MS_RDONLY
-            | MsFlags::MS_NOSUID
-            | MsFlags::MS_NODEV,
-        None,
-        &format!("{dest} read-only"),
+    bind_fd(src.as_fd(), t.as_fd(), false, &format!("{host} on {dest}"))?;
+    remount(
+        root,
+        dest,
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
     )
 }
 

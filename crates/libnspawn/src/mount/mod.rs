@@ -42,6 +42,38 @@ pub fn mount_on(
         .ctx(|| format!("cannot mount {what}"))
 }
 
+/// Bind the file or directory behind `src` onto the one behind `target`.
+pub fn bind_fd(src: BorrowedFd, target: BorrowedFd, recursive: bool, what: &str) -> Result<()> {
+    let flags = if recursive {
+        MsFlags::MS_BIND | MsFlags::MS_REC
+    } else {
+        MsFlags::MS_BIND
+    };
+    mount_on(
+        Some(inroot::proc_fd(src).as_str()),
+        target,
+        None,
+        flags,
+        None,
+        what,
+    )
+}
+
+/// Change the flags of the mount now on top of `path` in the tree (open it
+/// again: a mount just made covers the handle taken before).
+pub fn remount(root: BorrowedFd, path: &str, flags: MsFlags) -> Result<()> {
+    let top = inroot::open(root, path, nix::fcntl::OFlag::O_PATH)
+        .ctx(|| format!("cannot open {path}"))?;
+    mount_on(
+        None,
+        top.as_fd(),
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+        None,
+        &format!("{path} again"),
+    )
+}
+
 /// Bind `src` (or the path itself) over `path` in the tree, then remount
 /// the new mount with `flags` (read-only, nosuid...). A missing `path` (a
 /// kernel without that /proc entry) is skipped.
@@ -56,26 +88,13 @@ fn bind_remount(
         Err(nix::errno::Errno::ENOENT) => return Ok(()),
         Err(e) => return Err(e).ctx(|| format!("cannot open {path}")),
     };
-    let source = inroot::proc_fd(src.unwrap_or(target.as_fd()));
-    mount_on(
-        Some(source.as_str()),
+    bind_fd(
+        src.unwrap_or(target.as_fd()),
         target.as_fd(),
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None,
+        true,
         &format!("over {path}"),
     )?;
-    // The new mount is on top now; open it again to remount it, not the one below.
-    let top = inroot::open(root, path, nix::fcntl::OFlag::O_PATH)
-        .ctx(|| format!("cannot open {path}"))?;
-    mount_on(
-        None,
-        top.as_fd(),
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
-        None,
-        &format!("{path} again"),
-    )
+    remount(root, path, flags)
 }
 
 fn bind_read_only(root: BorrowedFd, path: &str, extra: MsFlags) -> Result<()> {
