@@ -14,9 +14,11 @@ pub mod launch;
 pub mod lock;
 pub mod mount;
 pub mod notify;
+pub mod nspawnfile;
 pub mod security;
 pub mod settings;
 pub mod template;
+pub mod unitfile;
 pub mod user;
 
 pub use error::{Error, Result};

@@ -19,7 +19,7 @@ pub struct FsArgs {
     read_only: bool,
 
     /// Run the system in volatile mode: yes, state, overlay, no
-    #[arg(long, value_name = "MODE", num_args = 0..=1, default_missing_value = "yes", value_parser = parse_volatile,
+    #[arg(long, value_name = "MODE", num_args = 0..=1, require_equals = true, default_missing_value = "yes", value_parser = parse_volatile,
         help_heading = "Image")]
     volatile: Option<Volatile>,
 
@@ -109,6 +109,10 @@ fn help_or<T>(
 }
 
 impl FsArgs {
+    pub fn has_template(&self) -> bool {
+        self.template.is_some()
+    }
+
     pub fn into_settings(self) -> Result<FsSettings, String> {
         fn e<T>(r: libnspawn::Result<T>) -> Result<T, String> {
             r.map_err(|e| e.to_string())

@@ -4,6 +4,7 @@
 mod fs;
 mod pending;
 mod security;
+mod settings_file;
 
 use clap::{ArgAction, Parser};
 use libnspawn::settings::{self, ConsoleMode, RegisterMode, StartMode};
@@ -72,7 +73,7 @@ pub struct Cli {
     private_network: bool,
 
     /// Register with systemd-machined (accepted; the registry comes later)
-    #[arg(long, value_name = "BOOL", value_parser = parse_register, num_args = 0..=1, default_missing_value = "yes",
+    #[arg(long, value_name = "BOOL", value_parser = parse_register, num_args = 0..=1, require_equals = true, default_missing_value = "yes",
         help_heading = "Integration")]
     register: Option<RegisterMode>,
 
@@ -91,6 +92,10 @@ pub struct Cli {
     /// Do not print informational messages
     #[arg(short = 'q', long, help_heading = "Input/Output")]
     quiet: bool,
+
+    /// Whether to read NAME.nspawn: yes, no, override, trusted
+    #[arg(long, value_name = "MODE", value_parser = settings_file::Mode::parse, help_heading = "Integration")]
+    settings: Option<settings_file::Mode>,
 
     #[command(flatten)]
     fs: fs::FsArgs,
@@ -151,7 +156,75 @@ fn parse_register(s: &str) -> Result<RegisterMode, String> {
     }
 }
 
+/// Why parsing ended without settings: clap's own output (help, version)
+/// or a one-line error.
+pub enum Failure {
+    Clap(clap::Error),
+    Message(String),
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure::Message(s)
+    }
+}
+
+/// The message of a clap error, as one line: our value checks say it all.
+pub fn clap_message(e: &clap::Error) -> String {
+    if e.kind() == clap::error::ErrorKind::ValueValidation {
+        if let Some(src) = std::error::Error::source(e) {
+            return src.to_string();
+        }
+    }
+    let s = e.to_string();
+    let line = s.lines().next().unwrap_or(&s);
+    line.strip_prefix("error: ").unwrap_or(line).to_string()
+}
+
+fn clap_failure(e: clap::Error) -> Failure {
+    match e.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+            Failure::Clap(e)
+        }
+        _ => Failure::Message(clap_message(&e)),
+    }
+}
+
+/// The whole command line, with the machine's `.nspawn` file merged in.
+pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Settings, Failure> {
+    let (cli, matches) = settings_file::reparse(&args).map_err(clap_failure)?;
+    let mode = cli.settings.unwrap_or(settings_file::Mode::Yes);
+    if mode == settings_file::Mode::No {
+        return Ok(cli.into_settings()?);
+    }
+    let template = cli.fs.has_template();
+    let (directory, machine) = locate(cli.directory.as_deref(), cli.machine.as_deref(), template)?;
+    let Some(found) = libnspawn::nspawnfile::find(&machine, &directory) else {
+        return Ok(cli.into_settings()?);
+    };
+    let merged = settings_file::merge(&args, &matches, &found, mode)?;
+    let (cli, _) = settings_file::reparse(&merged).map_err(clap_failure)?;
+    Ok(cli.into_settings()?)
+}
+
 impl Cli {
+    pub fn try_parse_from_args(argv: impl IntoIterator<Item = String>) -> Result<Cli, clap::Error> {
+        let matches = <Cli as clap::CommandFactory>::command().try_get_matches_from(argv)?;
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches)
+    }
+
+    /// Every check of the option values that does not need the tree, for
+    /// a settings file's key on its own.
+    pub fn check_values(self) -> Result<(), String> {
+        self.pending.check()?;
+        for e in &self.setenv {
+            libnspawn::env::parse_setenv(e, |_| None)?;
+        }
+        self.fs.into_settings()?;
+        self.security.into_settings()?;
+        Ok(())
+    }
+
     /// Check the combination and fill in the defaults the reference derives.
     pub fn into_settings(self) -> Result<Settings, String> {
         self.pending.check()?;
@@ -163,47 +236,12 @@ impl Cli {
             (_, true) => StartMode::Pid2,
             _ => StartMode::Pid1,
         };
-        let machine = self.machine.filter(|m| !m.is_empty());
-        let given = match (&self.directory, &machine) {
-            (Some(d), _) => absolute(d)?,
-            (None, Some(m)) => MACHINE_PATH
-                .iter()
-                .map(|p| Path::new(p).join(m))
-                .find(|p| p.is_dir())
-                .ok_or_else(|| {
-                    format!(
-                        "No image for machine '{m}' found in {}.",
-                        MACHINE_PATH.join(", ")
-                    )
-                })?,
-            (None, None) => std::env::current_dir()
-                .map_err(|e| format!("cannot get the current directory: {e}"))?,
-        };
         let fs = self.fs.into_settings()?;
-        // A missing directory is fine when a template will fill it.
-        let directory = match given.canonicalize() {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && fs.template.is_some() => {
-                given.clone()
-            }
-            r => {
-                r.map_err(|e| format!("Failed to resolve path {}: {}", given.display(), lower(&e)))?
-            }
-        };
-        if !directory.is_dir() && fs.template.is_none() {
-            return Err(format!("{} is not a directory", directory.display()));
-        }
-        if directory == Path::new("/") {
-            return Err("spawning a container on the root directory is not supported".into());
-        }
-        let machine = match machine {
-            Some(m) => m,
-            // From the path as given: a symlink's name, not its target's.
-            None => given
-                .components()
-                .next_back()
-                .and_then(|c| settings::machine_name_from_path(&c.as_os_str().to_string_lossy()))
-                .ok_or("Failed to determine machine name automatically, please use -M.")?,
-        };
+        let (directory, machine) = locate(
+            self.directory.as_deref(),
+            self.machine.as_deref(),
+            fs.template.is_some(),
+        )?;
         // Each ephemeral instance gets a name of its own, as in the reference.
         let machine = if fs.ephemeral {
             ephemeral_name(&machine)?
@@ -244,6 +282,54 @@ impl Cli {
             security: self.security.into_settings()?,
         })
     }
+}
+
+/// The tree and the machine name, as the reference derives them: `-D`, or
+/// `-M NAME` on the machine search path, or the current directory; the
+/// name from `-M` or the directory's base name as given.
+fn locate(
+    directory: Option<&Path>,
+    machine: Option<&str>,
+    template: bool,
+) -> Result<(PathBuf, String), String> {
+    let machine = machine.filter(|m| !m.is_empty());
+    let given = match (directory, machine) {
+        (Some(d), _) => absolute(d)?,
+        (None, Some(m)) => MACHINE_PATH
+            .iter()
+            .map(|p| Path::new(p).join(m))
+            .find(|p| p.is_dir())
+            .ok_or_else(|| {
+                format!(
+                    "No image for machine '{m}' found in {}.",
+                    MACHINE_PATH.join(", ")
+                )
+            })?,
+        (None, None) => {
+            std::env::current_dir().map_err(|e| format!("cannot get the current directory: {e}"))?
+        }
+    };
+    // A missing directory is fine when a template will fill it.
+    let directory = match given.canonicalize() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && template => given.clone(),
+        r => r.map_err(|e| format!("Failed to resolve path {}: {}", given.display(), lower(&e)))?,
+    };
+    if !directory.is_dir() && !template {
+        return Err(format!("{} is not a directory", directory.display()));
+    }
+    if directory == Path::new("/") {
+        return Err("spawning a container on the root directory is not supported".into());
+    }
+    let machine = match machine {
+        Some(m) => m.to_string(),
+        // From the path as given: a symlink's name, not its target's.
+        None => given
+            .components()
+            .next_back()
+            .and_then(|c| settings::machine_name_from_path(&c.as_os_str().to_string_lossy()))
+            .ok_or("Failed to determine machine name automatically, please use -M.")?,
+    };
+    Ok((directory, machine))
 }
 
 fn ephemeral_name(machine: &str) -> Result<String, String> {

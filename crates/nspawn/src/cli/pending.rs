@@ -26,7 +26,7 @@ pub struct PendingArgs {
     port: Vec<String>,
     #[arg(short = 'U', hide = true)]
     private_users_pick: bool,
-    #[arg(long = "private-users", hide = true, num_args = 0..=1, default_missing_value = "yes")]
+    #[arg(long = "private-users", hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "yes")]
     private_users: Option<String>,
     #[arg(long = "private-users-ownership", hide = true)]
     private_users_ownership: Option<String>,
@@ -42,14 +42,12 @@ pub struct PendingArgs {
     property: Vec<String>,
     #[arg(long = "notify-ready", hide = true)]
     notify_ready: Option<String>,
-    #[arg(long = "settings", hide = true)]
-    settings: Option<String>,
 }
 
 impl PendingArgs {
     /// The first option given that is not supported yet.
     pub fn check(&self) -> Result<(), String> {
-        let given: [(&str, bool); 19] = [
+        let given: [(&str, bool); 18] = [
             ("--network-veth", self.network_veth),
             ("--network-veth-extra", !self.network_veth_extra.is_empty()),
             ("--network-bridge", self.network_bridge.is_some()),
@@ -79,11 +77,6 @@ impl PendingArgs {
             (
                 "--notify-ready",
                 self.notify_ready.as_deref().is_some_and(|v| v != "no"),
-            ),
-            // Settings files are not read yet, so "no" is what we do anyway.
-            (
-                "--settings",
-                self.settings.as_deref().is_some_and(|v| v != "no"),
             ),
         ];
         match given.iter().find(|(_, set)| *set) {
