@@ -36,5 +36,7 @@ if ((${#missing[@]})); then
 fi
 
 cargo build --release
+# Shell completions (bash, zsh, fish) and nspawn(1), from the same definitions.
+target/release/nspawn-gen /usr/local/share
 scripts/fixtures.sh debian-machine debian12 >/dev/null
 exec target/release/nspawn -b -D /var/lib/machines/debian12 "$@"

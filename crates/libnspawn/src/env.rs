@@ -21,6 +21,7 @@ pub struct EnvInput<'a> {
     pub host_os_release: &'a str,
     pub setenv: &'a [(String, String)],
     pub credentials: bool,
+    pub container_service: &'a str,
 }
 
 /// Parse os-release text into (KEY, value) pairs, unquoting values.
@@ -69,7 +70,7 @@ pub fn build(i: &EnvInput) -> Vec<String> {
     // host are passed on.
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), DEFAULT_PATH.into()),
-        ("container".into(), "systemd-nspawn".into()),
+        ("container".into(), i.container_service.into()),
     ];
     if let Some(term) = i.term {
         env.push(("TERM".into(), term.into()));
@@ -159,6 +160,7 @@ mod tests {
             host_os_release: "ID=debian\nNAME=Debian\n",
             setenv: &setenv,
             credentials: false,
+            container_service: "systemd-nspawn",
         });
         assert!(e.contains(&"PATH=/x".to_string()));
         assert!(e.contains(&"FOO=1".to_string()));

@@ -1,6 +1,6 @@
 //! `nspawn`: parse the command line, run the container, exit as it did.
 
-mod cli;
+use nspawn::cli;
 
 fn main() {
     let code = match cli::parse(std::env::args_os().collect()) {

@@ -85,6 +85,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
         root,
         &ApiOptions {
             private_network: s.private_network,
+            knobs: &s.knobs,
             boot_id: Id128::random()?,
             cgroup2: ctx.cgroup2,
             host_os_release: ctx.host_os_release,
@@ -133,6 +134,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
         host_os_release: &host_os_release,
         setenv: &s.setenv,
         credentials: !s.fs.credentials.is_empty(),
+        container_service: &s.knobs.container_service,
     });
     // The caller's stray descriptors must not reach the payload; ours are
     // close-on-exec already.

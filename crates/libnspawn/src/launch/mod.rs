@@ -56,7 +56,11 @@ pub fn run(s: &Settings) -> Result<i32> {
     check_sources(&s.fs)?;
     let fs = &s.fs;
     let shared = fs.ephemeral || fs.read_only || fs.volatile != crate::mount::spec::Volatile::No;
-    let _lock = lock::lock_tree(&s.directory, shared)?;
+    let _lock = if s.knobs.lock {
+        Some(lock::lock_tree(&s.directory, shared)?)
+    } else {
+        None
+    };
     let host_os_release = ["/etc/os-release", "/usr/lib/os-release"]
         .iter()
         .find_map(|p| std::fs::read(p).ok())

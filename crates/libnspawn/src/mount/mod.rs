@@ -14,6 +14,7 @@ pub use dev::setup_dev;
 use crate::error::{Context, Error, Result};
 use crate::id128::Id128;
 use crate::inroot;
+use crate::settings::ApiVfsWritable;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::Mode;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -103,6 +104,7 @@ fn bind_read_only(root: BorrowedFd, path: &str, extra: MsFlags) -> Result<()> {
 
 pub struct ApiOptions<'a> {
     pub private_network: bool,
+    pub knobs: &'a crate::settings::Knobs,
     pub boot_id: Id128,
     pub cgroup2: bool,
     pub host_os_release: &'a [u8],
@@ -126,7 +128,7 @@ pub fn setup_api(root: BorrowedFd, o: &ApiOptions) -> Result<()> {
     inroot::write_file(
         root,
         "/run/host/container-manager",
-        b"systemd-nspawn\n",
+        format!("{}\n", o.knobs.container_service).as_bytes(),
         0o644,
     )?;
     inroot::write_file(
@@ -163,8 +165,13 @@ pub fn setup_api(root: BorrowedFd, o: &ApiOptions) -> Result<()> {
         None,
         "proc on /proc",
     )?;
-    bind_read_only(root, "/proc/sys", NOSUID_NODEV_NOEXEC)?;
-    if o.private_network {
+    let vfs_writable = o.knobs.api_vfs_writable;
+    if vfs_writable != ApiVfsWritable::Yes {
+        bind_read_only(root, "/proc/sys", NOSUID_NODEV_NOEXEC)?;
+    }
+    if o.private_network && vfs_writable == ApiVfsWritable::No
+        || vfs_writable == ApiVfsWritable::Network
+    {
         // A new network namespace's sysctls are the container's own: bind
         // them again on top of the read-only /proc/sys, writable.
         bind_remount(root, None, "/proc/sys/net", NOSUID_NODEV_NOEXEC)?;
@@ -188,7 +195,11 @@ pub fn setup_api(root: BorrowedFd, o: &ApiOptions) -> Result<()> {
         Some("sysfs"),
         sys.as_fd(),
         Some("sysfs"),
-        NOSUID_NODEV_NOEXEC | MsFlags::MS_RDONLY,
+        if vfs_writable == ApiVfsWritable::Yes {
+            NOSUID_NODEV_NOEXEC
+        } else {
+            NOSUID_NODEV_NOEXEC | MsFlags::MS_RDONLY
+        },
         None,
         "sysfs on /sys",
     )?;
@@ -207,6 +218,9 @@ pub fn setup_api(root: BorrowedFd, o: &ApiOptions) -> Result<()> {
         )?;
     }
 
+    if !o.knobs.tmpfs_tmp {
+        return Ok(());
+    }
     let tmp = inroot::mkdir_p(root, "/tmp", 0o1777)?;
     mount_on(
         Some("tmpfs"),

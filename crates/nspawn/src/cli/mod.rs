@@ -279,6 +279,8 @@ impl Cli {
             register: self.register.unwrap_or_default(),
             private_network: self.private_network,
             fs,
+            knobs: libnspawn::settings::Knobs::from_env(|k| std::env::var(k).ok())
+                .map_err(|e| e.to_string())?,
             security: self.security.into_settings()?,
         })
     }
