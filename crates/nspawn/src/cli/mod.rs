@@ -4,7 +4,7 @@
 mod fs;
 mod pending;
 mod security;
-mod settings_file;
+pub mod settings_file;
 
 use clap::{ArgAction, Parser};
 use libnspawn::settings::{self, ConsoleMode, RegisterMode, StartMode};

@@ -292,8 +292,29 @@ fn read(found: &Found, trusted: bool) -> Result<Vec<FromFile>, String> {
     let path = &found.path;
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("Failed to read {}: {e}", path.display()))?;
+    from_text(path, &text, trusted, true)
+}
+
+/// The options a settings file's text stands for (for the fuzzer: the whole
+/// path from untrusted text to checked options, without a file).
+pub fn options_from_text(text: &str, trusted: bool) -> Result<Vec<String>, String> {
+    let file = from_text(std::path::Path::new("fuzz.nspawn"), text, trusted, false)?;
+    Ok(file.into_iter().flat_map(|f| f.tokens).collect())
+}
+
+fn from_text(
+    path: &std::path::Path,
+    text: &str,
+    trusted: bool,
+    report: bool,
+) -> Result<Vec<FromFile>, String> {
+    let warn = |p: &std::path::Path, line: usize, msg: &str| {
+        if report {
+            warn(p, line, msg);
+        }
+    };
     let (entries, warnings) =
-        unitfile::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        unitfile::parse(text).map_err(|e| format!("{}: {e}", path.display()))?;
     for (line, w) in warnings {
         warn(path, line, &w);
     }
