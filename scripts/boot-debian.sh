@@ -36,7 +36,10 @@ if ((${#missing[@]})); then
 fi
 
 cargo build --release
-# Shell completions (bash, zsh, fish) and nspawn(1), from the same definitions.
+# The binaries, the service template, shell completions (bash, zsh, fish)
+# and nspawn(1), generated from the same definitions.
+install -m 0755 target/release/nspawn target/release/nspawnctl /usr/local/bin/
+install -D -m 0644 units/nspawn@.service /etc/systemd/system/nspawn@.service
 target/release/nspawn-gen /usr/local/share
 scripts/fixtures.sh debian-machine debian12 >/dev/null
 exec target/release/nspawn -b -D /var/lib/machines/debian12 "$@"

@@ -49,6 +49,13 @@ pub fn nspawn_bin() -> PathBuf {
     bin
 }
 
+/// `nspawnctl` next to the runner under test.
+pub fn nspawnctl(args: &[&str]) -> Command {
+    let mut c = Command::new(nspawn_bin().with_file_name("nspawnctl"));
+    c.args(args);
+    c
+}
+
 /// A command line for the runner under test, with the given arguments.
 pub fn nspawn(args: &[&str]) -> Command {
     let mut c = if reference() {

@@ -180,7 +180,8 @@ impl Cgroup {
     /// Fork the reaper. It lives until the returned descriptor (held only
     /// by the runner) closes, which happens however the runner ends; then it
     /// removes the cgroup once nothing runs in it.
-    pub fn spawn_reaper(&self) -> Result<OwnedFd> {
+    pub fn spawn_reaper(&self, also_remove: &[&Path]) -> Result<OwnedFd> {
+        let also_remove: Vec<PathBuf> = also_remove.iter().map(|p| p.to_path_buf()).collect();
         let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "cannot create a pipe".into())?;
         // SAFETY: the runner is single-threaded; the child only makes
         // system calls and exits.
@@ -188,13 +189,13 @@ impl Cgroup {
             nix::unistd::ForkResult::Parent { .. } => Ok(w),
             nix::unistd::ForkResult::Child => {
                 drop(w);
-                reaper(r, self.dir.as_fd_ref(), &self.path)
+                reaper(r, self.dir.as_fd_ref(), &self.path, &also_remove)
             }
         }
     }
 }
 
-fn reaper(pipe: OwnedFd, cgroup: BorrowedFd, path: &Path) -> ! {
+fn reaper(pipe: OwnedFd, cgroup: BorrowedFd, path: &Path, also_remove: &[PathBuf]) -> ! {
     use std::os::fd::AsRawFd;
     // Keep only the pipe and the (locked) cgroup directory: the tree lock
     // and the terminal must not stay open in here. Own session, so signals
@@ -225,6 +226,11 @@ fn reaper(pipe: OwnedFd, cgroup: BorrowedFd, path: &Path) -> ! {
             }
             _ => break,
         }
+    }
+    // The runner's records first: while the cgroup is locked, readers take
+    // them for live.
+    for f in also_remove {
+        let _ = fs::remove_file(f);
     }
     remove_tree(path);
     // SAFETY: _exit is always safe.

@@ -15,6 +15,7 @@ pub mod lock;
 pub mod mount;
 pub mod notify;
 pub mod nspawnfile;
+pub mod registry;
 pub mod security;
 pub mod settings;
 pub mod template;

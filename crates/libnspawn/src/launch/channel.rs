@@ -18,12 +18,15 @@ pub enum Msg {
     Error(String),
     /// The container's console pty master.
     Console(OwnedFd),
+    /// The machine id the container runs with (the tree's, else ours).
+    MachineId(crate::id128::Id128),
     /// The child exec'd (or died) and closed its end.
     Eof,
 }
 
 const TAG_ERROR: u8 = b'E';
 const TAG_CONSOLE: u8 = b'C';
+const TAG_ID: u8 = b'I';
 
 pub fn pair() -> Result<(Channel, Channel)> {
     let (a, b) = socketpair(
@@ -54,6 +57,20 @@ impl Channel {
             MsgFlags::MSG_NOSIGNAL,
             None,
         );
+    }
+
+    pub fn send_id(&self, id: crate::id128::Id128) -> Result<()> {
+        let mut buf = vec![TAG_ID];
+        buf.extend_from_slice(&id.0);
+        sendmsg::<()>(
+            self.0.as_raw_fd(),
+            &[IoSlice::new(&buf)],
+            &[],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map(drop)
+        .ctx(|| "cannot pass the machine id to the runner".into())
     }
 
     pub fn send_fd(&self, fd: &OwnedFd) -> Result<()> {
@@ -98,6 +115,11 @@ impl Channel {
             return Ok(match (n, buf.first()) {
                 (0, _) => Msg::Eof,
                 (_, Some(&TAG_CONSOLE)) if fd.is_some() => Msg::Console(fd.unwrap()),
+                (17, Some(&TAG_ID)) => {
+                    let mut id = [0u8; 16];
+                    id.copy_from_slice(&buf[1..17]);
+                    Msg::MachineId(crate::id128::Id128(id))
+                }
                 _ => Msg::Error(String::from_utf8_lossy(&buf[1..n]).into_owned()),
             });
         }

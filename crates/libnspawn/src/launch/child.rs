@@ -81,6 +81,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
         None => None,
     };
     let container_uuid = machine_id.unwrap_or(ctx.container_uuid);
+    ctx.channel.send_id(container_uuid)?;
     mount::setup_api(
         root,
         &ApiOptions {

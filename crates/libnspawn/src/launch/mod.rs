@@ -16,7 +16,7 @@ use crate::console::{self, Escape, Pty, RawMode};
 use crate::error::{Context, Error, Result};
 use crate::id128::Id128;
 use crate::settings::{signal_name, ConsoleMode, Settings};
-use crate::{lock, mount, notify};
+use crate::{lock, mount, notify, registry};
 use channel::Msg;
 use clone::{Exit, Forked};
 use nix::fcntl::OFlag;
@@ -66,7 +66,11 @@ pub fn run(s: &Settings) -> Result<i32> {
         .find_map(|p| std::fs::read(p).ok())
         .unwrap_or_default();
     let cgroup = Cgroup::create(&s.machine)?;
-    let _reaper = cgroup.as_ref().map(Cgroup::spawn_reaper).transpose()?;
+    let record = registry::path(&s.machine);
+    let _reaper = cgroup
+        .as_ref()
+        .map(|c| c.spawn_reaper(&[record.as_path()]))
+        .transpose()?;
 
     let handled = [
         Signal::SIGTERM,
@@ -97,6 +101,7 @@ pub fn run(s: &Settings) -> Result<i32> {
             Outcome::Reboot => continue,
         }
     })();
+    registry::remove(&s.machine);
     if let Some(cg) = cgroup {
         cg.remove();
     }
@@ -158,12 +163,13 @@ fn run_once(
     };
     drop(theirs);
     drop(runner);
-    let _ = pid;
 
     let mut pty = None;
+    let mut machine_id = None;
     loop {
         match ours.recv()? {
             Msg::Console(master) => pty = Some(Pty::new(master)),
+            Msg::MachineId(id) => machine_id = Some(id),
             Msg::Error(msg) => {
                 let _ = clone::wait_pidfd(pidfd.as_fd());
                 return Err(Error::Invalid(msg));
@@ -171,6 +177,21 @@ fn run_once(
             Msg::Eof => break,
         }
     }
+    registry::publish(&registry::Record {
+        name: s.machine.clone(),
+        class: "container".into(),
+        service: "nspawn".into(),
+        root: s.directory.clone(),
+        leader: pid,
+        runner: std::process::id() as i32,
+        id: machine_id.map(|i| i.plain()).unwrap_or_default(),
+        cgroup: cgroup.as_ref().map(|c| c.path().to_path_buf()),
+        interfaces: vec![],
+        addresses: vec![],
+        state: "running".into(),
+        started_usec: registry::now_usec(),
+        bounding: crate::security::caps::default_mask(s.private_network),
+    })?;
     notify::notify_caller("READY=1");
 
     let forward_in = mode == ConsoleMode::Interactive && console::is_tty(console::stdin());

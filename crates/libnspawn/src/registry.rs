@@ -1,0 +1,125 @@
+//! What a running machine publishes, so `nspawnctl` (and the NSS module)
+//! can find it without a daemon: one JSON record per machine in
+//! `/run/nspawn/machines/NAME`, written atomically by the runner once the
+//! container runs and removed when it ends — by the runner, or by its
+//! reaper if the runner was killed.
+//!
+//! A record alone proves nothing: a machine is running only while its
+//! cgroup is locked (the runner and its reaper hold `flock(2)` on it, see
+//! `cgroup.rs`). A record whose lock is free is stale; whoever notices
+//! removes it.
+
+use crate::error::{Context, Error, Result};
+use nix::fcntl::{Flock, FlockArg, OFlag};
+use nix::sys::stat::Mode;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const DIR: &str = "/run/nspawn/machines";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Record {
+    pub name: String,
+    pub class: String,
+    pub service: String,
+    /// The tree on the host.
+    pub root: PathBuf,
+    /// PID 1 of the container, as the host sees it.
+    pub leader: i32,
+    /// The runner's PID.
+    pub runner: i32,
+    /// The machine id, 32 hex digits.
+    pub id: String,
+    /// The container's cgroup on the unified hierarchy, if any.
+    pub cgroup: Option<PathBuf>,
+    /// Host-side network interfaces.
+    pub interfaces: Vec<String>,
+    pub addresses: Vec<String>,
+    pub state: String,
+    /// Start time, microseconds since the epoch.
+    pub started_usec: u64,
+    /// The capability bounding set of the container's processes, so that
+    /// `nspawnctl shell` confines what it starts the same way.
+    pub bounding: u64,
+}
+
+pub fn path(name: &str) -> PathBuf {
+    Path::new(DIR).join(name)
+}
+
+/// Write the record atomically (a reader never sees half of it).
+pub fn publish(r: &Record) -> Result<()> {
+    std::fs::create_dir_all(DIR).ctx(|| format!("cannot create {DIR}"))?;
+    let tmp = Path::new(DIR).join(format!(".{}.tmp", r.name));
+    let data = serde_json::to_vec_pretty(r)
+        .map_err(|e| Error::invalid(format!("cannot encode the machine record: {e}")))?;
+    std::fs::write(&tmp, data).ctx(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path(&r.name)).ctx(|| format!("cannot publish machine {}", r.name))
+}
+
+pub fn remove(name: &str) {
+    let _ = std::fs::remove_file(path(name));
+}
+
+/// Whether the machine behind a record still runs: its cgroup is locked,
+/// or (hosts without a unified hierarchy) its leader is alive.
+fn alive(r: &Record) -> bool {
+    match &r.cgroup {
+        Some(cg) => {
+            let Ok(fd) = nix::fcntl::open(
+                cg,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            ) else {
+                return false;
+            };
+            // Locked by the runner (or its reaper): we cannot get it.
+            Flock::lock(fd, FlockArg::LockSharedNonblock).is_err()
+        }
+        None => nix::sys::signal::kill(nix::unistd::Pid::from_raw(r.leader), None).is_ok(),
+    }
+}
+
+fn read(p: &Path) -> Option<Record> {
+    serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+}
+
+/// Every running machine, sorted by name; stale records are removed.
+pub fn list() -> Vec<Record> {
+    let Ok(entries) = std::fs::read_dir(DIR) else {
+        return vec![];
+    };
+    let mut out: Vec<Record> = entries
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| match read(&e.path()) {
+            Some(r) if alive(&r) => Some(r),
+            _ => {
+                let _ = std::fs::remove_file(e.path());
+                None
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The running machine `name`.
+pub fn get(name: &str) -> Result<Record> {
+    match read(&path(name)) {
+        Some(r) if alive(&r) => Ok(r),
+        Some(_) => {
+            remove(name);
+            Err(Error::invalid(format!("Machine {name} is not running.")))
+        }
+        None => Err(Error::invalid(format!("No machine '{name}' known"))),
+    }
+}
+
+/// Microseconds since the epoch, now.
+pub fn now_usec() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}

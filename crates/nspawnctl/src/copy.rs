@@ -1,0 +1,354 @@
+//! `copy-to`, `copy-from`, `bind`: files between the host and a running
+//! machine. A forked child joins the machine's mount namespace (so paths
+//! inside resolve in its root, symlinks and all) while holding descriptors
+//! opened on the host side first; the copy then works descriptor to
+//! descriptor and never follows a symlink on the receiving side.
+
+use crate::machine;
+use clap::Args;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{fstatat, mkdirat, Mode};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+#[derive(Args)]
+pub struct CopyArgs {
+    #[arg(value_name = "NAME")]
+    name: String,
+    #[arg(value_name = "SOURCE")]
+    source: String,
+    #[arg(value_name = "DESTINATION")]
+    dest: Option<String>,
+    /// Create the destination's parent directories
+    #[arg(long)]
+    mkdir: bool,
+}
+
+#[derive(Args)]
+pub struct BindArgs {
+    #[arg(value_name = "NAME")]
+    name: String,
+    #[arg(value_name = "SOURCE")]
+    source: String,
+    #[arg(value_name = "DESTINATION")]
+    dest: Option<String>,
+    /// Read-only
+    #[arg(long = "read-only")]
+    read_only: bool,
+    /// Create the destination if missing
+    #[arg(long)]
+    mkdir: bool,
+}
+
+pub enum Direction {
+    To,
+    From,
+}
+
+fn split(p: &str) -> Result<(&str, &str), String> {
+    if !p.starts_with('/') {
+        return Err(format!("Path {p} is not absolute"));
+    }
+    let p = p.trim_end_matches('/');
+    let (parent, name) = p.rsplit_once('/').unwrap_or(("", p));
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(format!("Path {p} has no file name"));
+    }
+    Ok((if parent.is_empty() { "/" } else { parent }, name))
+}
+
+fn open_dir(p: &str, mkdir: bool) -> Result<OwnedFd, String> {
+    if mkdir {
+        std::fs::create_dir_all(p).map_err(|e| format!("cannot create {p}: {e}"))?;
+    }
+    nix::fcntl::open(
+        p,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("cannot open {p}: {}", e.desc()))
+}
+
+/// Run `f` in a child that has joined the machine's mount namespace.
+fn in_machine(leader: &OwnedFd, f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    // SAFETY: single-threaded; the child only does the copy and exits.
+    match unsafe { nix::unistd::fork() }.map_err(|e| format!("cannot fork: {}", e.desc()))? {
+        nix::unistd::ForkResult::Child => {
+            // SAFETY: setns with a valid pidfd.
+            let code = if unsafe { libc::setns(leader.as_raw_fd(), libc::CLONE_NEWNS) } < 0 {
+                eprintln!(
+                    "nspawnctl: cannot enter the machine: {}",
+                    Errno::last().desc()
+                );
+                1
+            } else {
+                match f() {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        eprintln!("nspawnctl: {e}");
+                        1
+                    }
+                }
+            };
+            // SAFETY: leave without our parent's destructors.
+            unsafe { libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+            _ => Err(String::new()),
+        },
+    }
+}
+
+pub fn copy(a: CopyArgs, dir: Direction) -> Result<i32, String> {
+    let r = machine::get(&a.name)?;
+    let leader = machine::leader(&r)?;
+    let dest = a.dest.clone().unwrap_or_else(|| a.source.clone());
+    let (sp, sn) = split(&a.source)?;
+    let (dp, dn) = split(&dest)?;
+    let (sn, dn) = (sn.to_string(), dn.to_string());
+    let result = match dir {
+        Direction::To => {
+            let src = open_dir(sp, false)?;
+            let (dp, mkdir) = (dp.to_string(), a.mkdir);
+            in_machine(&leader, move || {
+                let dst = open_dir(&dp, mkdir)?;
+                copy_entry(src.as_fd(), &sn, dst.as_fd(), &dn)
+            })
+        }
+        Direction::From => {
+            let dst = open_dir(dp, a.mkdir)?;
+            let sp = sp.to_string();
+            in_machine(&leader, move || {
+                let src = open_dir(&sp, false)?;
+                copy_entry(src.as_fd(), &sn, dst.as_fd(), &dn)
+            })
+        }
+    };
+    match result {
+        Ok(()) => Ok(0),
+        // The child said what went wrong.
+        Err(e) if e.is_empty() => Ok(1),
+        Err(e) => Err(e),
+    }
+}
+
+/// Copy `sname` in `sdir` to `dname` in `ddir`: files, directories,
+/// symlinks and special files, with owner, mode and times. The
+/// destination must not exist.
+fn copy_entry(sdir: BorrowedFd, sname: &str, ddir: BorrowedFd, dname: &str) -> Result<(), String> {
+    let st = fstatat(sdir, sname, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .map_err(|e| format!("cannot stat {sname}: {}", e.desc()))?;
+    let mode = Mode::from_bits_truncate(st.st_mode & 0o7777);
+    let kind = st.st_mode & libc::S_IFMT;
+    let err = |what: &str, e: Errno| format!("cannot {what} {dname}: {}", e.desc());
+    match kind {
+        libc::S_IFDIR => {
+            mkdirat(ddir, dname, Mode::from_bits_truncate(0o700)).map_err(|e| err("create", e))?;
+            let s = nix::fcntl::openat(
+                sdir,
+                sname,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| err("open", e))?;
+            let d = nix::fcntl::openat(
+                ddir,
+                dname,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| err("open", e))?;
+            let mut entries = nix::dir::Dir::from_fd(s.try_clone().map_err(|e| e.to_string())?)
+                .map_err(|e| err("read", e))?;
+            let names: Vec<String> = entries
+                .iter()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "." && n != "..")
+                .collect();
+            for n in names {
+                copy_entry(s.as_fd(), &n, d.as_fd(), &n)?;
+            }
+        }
+        libc::S_IFREG => {
+            let s = nix::fcntl::openat(
+                sdir,
+                sname,
+                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| err("open", e))?;
+            let d = nix::fcntl::openat(
+                ddir,
+                dname,
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )
+            .map_err(|e| err("create", e))?;
+            let mut sf = std::fs::File::from(s);
+            let mut df = std::fs::File::from(d);
+            std::io::copy(&mut sf, &mut df).map_err(|e| format!("cannot copy to {dname}: {e}"))?;
+        }
+        libc::S_IFLNK => {
+            let target = nix::fcntl::readlinkat(sdir, sname).map_err(|e| err("read link", e))?;
+            nix::unistd::symlinkat(target.as_os_str(), ddir, dname)
+                .map_err(|e| err("create", e))?;
+        }
+        _ => {
+            nix::sys::stat::mknodat(
+                ddir,
+                dname,
+                nix::sys::stat::SFlag::from_bits_truncate(kind),
+                mode,
+                st.st_rdev,
+            )
+            .map_err(|e| err("create", e))?;
+        }
+    }
+    nix::unistd::fchownat(
+        ddir,
+        dname,
+        Some(st.st_uid.into()),
+        Some(st.st_gid.into()),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| err("chown", e))?;
+    if kind != libc::S_IFLNK {
+        nix::sys::stat::fchmodat(
+            ddir,
+            dname,
+            mode,
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+        .map_err(|e| err("chmod", e))?;
+    }
+    let times = [
+        nix::sys::time::TimeSpec::new(st.st_atime, st.st_atime_nsec),
+        nix::sys::time::TimeSpec::new(st.st_mtime, st.st_mtime_nsec),
+    ];
+    let _ = nix::sys::stat::utimensat(
+        ddir,
+        dname,
+        &times[0],
+        &times[1],
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    );
+    Ok(())
+}
+
+/// `bind`: a detached copy of the host path's mount (open_tree(2)), made
+/// read-only if asked, then attached inside the machine (move_mount(2)).
+/// nix wraps neither call.
+pub fn bind(a: BindArgs) -> Result<i32, String> {
+    let r = machine::get(&a.name)?;
+    let leader = machine::leader(&r)?;
+    let dest = a.dest.clone().unwrap_or_else(|| a.source.clone());
+    split(&dest)?;
+    if !Path::new(&a.source).is_absolute() {
+        return Err(format!("Path {} is not absolute", a.source));
+    }
+    let src = std::ffi::CString::new(a.source.as_str()).map_err(|_| "bad path".to_string())?;
+    const OPEN_TREE_CLONE: u32 = 1;
+    // SAFETY: valid C string; flags per open_tree(2).
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            src.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as u32 | libc::AT_RECURSIVE as u32,
+        )
+    };
+    if tree < 0 {
+        return Err(format!(
+            "cannot open {}: {}",
+            a.source,
+            Errno::last().desc()
+        ));
+    }
+    // SAFETY: the kernel gave us this descriptor.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
+    if a.read_only {
+        #[repr(C)]
+        struct MountAttr {
+            set: u64,
+            clr: u64,
+            propagation: u64,
+            userns_fd: u64,
+        }
+        let attr = MountAttr {
+            set: 1,
+            clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        }; // MOUNT_ATTR_RDONLY
+           // SAFETY: valid descriptor, empty path, attr of the size we pass.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                tree.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+                &attr as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            )
+        };
+        if r < 0 {
+            return Err(format!(
+                "cannot make {} read-only: {}",
+                a.source,
+                Errno::last().desc()
+            ));
+        }
+    }
+    let is_dir = Path::new(&a.source).is_dir();
+    let mkdir = a.mkdir;
+    let result = in_machine(&leader, move || {
+        if mkdir {
+            if is_dir {
+                std::fs::create_dir_all(&dest).map_err(|e| format!("cannot create {dest}: {e}"))?;
+            } else {
+                if let Some(p) = Path::new(&dest).parent() {
+                    std::fs::create_dir_all(p)
+                        .map_err(|e| format!("cannot create {}: {e}", p.display()))?;
+                }
+                let _ = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&dest);
+            }
+        }
+        let d = std::ffi::CString::new(dest.as_str()).map_err(|_| "bad path".to_string())?;
+        const MOVE_MOUNT_F_EMPTY_PATH: u32 = 4;
+        // SAFETY: valid descriptors and C strings per move_mount(2).
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_move_mount,
+                tree.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_FDCWD,
+                d.as_ptr(),
+                MOVE_MOUNT_F_EMPTY_PATH,
+            )
+        };
+        if r < 0 {
+            return Err(format!(
+                "cannot mount {} on {dest}: {}",
+                a.source,
+                Errno::last().desc()
+            ));
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => Ok(0),
+        Err(e) if e.is_empty() => Ok(1),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,95 @@
+//! A running machine as the verbs need it: its record, a pidfd for its
+//! leader that is checked to belong to the machine (so a recycled PID is
+//! never signalled), and its processes by cgroup.
+
+use libnspawn::registry::{self, Record};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+pub fn get(name: &str) -> Result<Record, String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err("Need to be root.".into());
+    }
+    registry::get(name).map_err(|e| e.to_string())
+}
+
+/// A pidfd for the leader, after checking (with the pidfd held) that the
+/// PID is still in the machine's cgroup.
+pub fn leader(r: &Record) -> Result<OwnedFd, String> {
+    // SAFETY: plain syscall.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, r.leader, 0) };
+    if fd < 0 {
+        return Err(format!("Machine {} is not running.", r.name));
+    }
+    // SAFETY: new descriptor from the kernel.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    if let Some(cg) = &r.cgroup {
+        let procs = processes(cg);
+        if !procs.contains(&r.leader) {
+            return Err(format!("Machine {} is not running.", r.name));
+        }
+    }
+    Ok(fd)
+}
+
+pub fn send(pidfd: &OwnedFd, sig: i32) -> Result<(), String> {
+    // SAFETY: plain syscall on a valid pidfd.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(format!(
+            "cannot send signal: {}",
+            nix::errno::Errno::last().desc()
+        ));
+    }
+    Ok(())
+}
+
+/// Every PID in a cgroup and below it.
+pub fn processes(cg: &Path) -> Vec<i32> {
+    let mut out: Vec<i32> = std::fs::read_to_string(cg.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(cg) {
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                out.extend(processes(&e.path()));
+            }
+        }
+    }
+    out
+}
+
+/// `KEY=value` pairs of the machine's os-release (read inside its tree).
+pub fn os_release(r: &Record) -> Vec<(String, String)> {
+    let root = match nix::fcntl::open(
+        &r.root,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(_) => return vec![],
+    };
+    for p in ["/etc/os-release", "/usr/lib/os-release"] {
+        if let Ok(Some(data)) = libnspawn::inroot::read_file(std::os::fd::AsFd::as_fd(&root), p) {
+            return libnspawn::env::parse_os_release(&String::from_utf8_lossy(&data));
+        }
+    }
+    vec![]
+}
+
+pub fn os_value(os: &[(String, String)], key: &str) -> String {
+    os.iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| "-".into())
+}

@@ -1,0 +1,102 @@
+//! `nspawnctl`: machinectl's job for nspawn machines, with or without
+//! systemd on the host. One small module per verb; machines are found in
+//! the registry the runners publish (libnspawn::registry).
+
+mod copy;
+mod machine;
+mod shell;
+mod signal;
+mod status;
+mod units;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "nspawnctl",
+    version,
+    about = "Manage nspawn machines.",
+    disable_help_subcommand = true,
+    max_term_width = 100
+)]
+struct Cli {
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Subcommand)]
+enum Verb {
+    /// List running machines
+    List(status::ListArgs),
+    /// Show a machine's state, processes and journal
+    Status(status::StatusArgs),
+    /// Show a machine's properties
+    Show(status::ShowArgs),
+    /// Power a machine off cleanly (SIGRTMIN+4 to its init)
+    Poweroff(signal::NamesArgs),
+    /// Reboot a machine (SIGINT to its init)
+    Reboot(signal::NamesArgs),
+    /// End a machine now
+    Terminate(signal::NamesArgs),
+    /// Send a signal to a machine's processes
+    Kill(signal::KillArgs),
+    /// Run a command or a login shell inside a machine
+    Shell(shell::ShellArgs),
+    /// Log into a machine on a new terminal
+    Login(shell::LoginArgs),
+    /// Copy a file or tree from the host into a machine
+    CopyTo(copy::CopyArgs),
+    /// Copy a file or tree from a machine to the host
+    CopyFrom(copy::CopyArgs),
+    /// Bind mount a host path into a running machine
+    Bind(copy::BindArgs),
+    /// Start a machine (as a service where systemd runs, else in the background)
+    Start(units::NamesArgs),
+    /// Start a machine at boot (link nspawn@NAME.service into machines.target.wants)
+    Enable(units::NamesArgs),
+    /// Do not start a machine at boot
+    Disable(units::NamesArgs),
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                let _ = e.print();
+                std::process::exit(0);
+            }
+            _ => {
+                let s = e.to_string();
+                let line = s.lines().next().unwrap_or(&s);
+                fail(line.strip_prefix("error: ").unwrap_or(line))
+            }
+        },
+    };
+    let r = match cli.verb {
+        Verb::List(a) => status::list(a),
+        Verb::Status(a) => status::status(a),
+        Verb::Show(a) => status::show(a),
+        Verb::Poweroff(a) => signal::poweroff(a),
+        Verb::Reboot(a) => signal::reboot(a),
+        Verb::Terminate(a) => signal::terminate(a),
+        Verb::Kill(a) => signal::kill(a),
+        Verb::Shell(a) => shell::shell(a),
+        Verb::Login(a) => shell::login(a),
+        Verb::CopyTo(a) => copy::copy(a, copy::Direction::To),
+        Verb::CopyFrom(a) => copy::copy(a, copy::Direction::From),
+        Verb::Bind(a) => copy::bind(a),
+        Verb::Start(a) => units::start(a),
+        Verb::Enable(a) => units::enable(a, true),
+        Verb::Disable(a) => units::enable(a, false),
+    };
+    match r {
+        Ok(code) => std::process::exit(code),
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("nspawnctl: {msg}");
+    std::process::exit(1)
+}

@@ -1,0 +1,501 @@
+//! `shell` and `login`: a process inside a running machine — in all its
+//! namespaces (through the leader's pidfd, setns(2)), in its cgroup, with
+//! its capability bounding set — on a new pseudo terminal from the
+//! machine's own devpts when we have a terminal, on plain pipes otherwise.
+//! Works for any guest, with or without systemd inside.
+
+use crate::machine;
+use clap::Args;
+use libnspawn::console::{self, Escape, Pty, RawMode};
+use libnspawn::registry::Record;
+use libnspawn::user::{self, Account};
+use nix::errno::Errno;
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct ShellArgs {
+    /// [USER@]NAME
+    #[arg(value_name = "[USER@]NAME")]
+    target: String,
+    /// The command (default: the user's login shell)
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
+    command: Vec<String>,
+    /// Set an environment variable (NAME=VALUE)
+    #[arg(short = 'E', long = "setenv", value_name = "NAME=VALUE", action = clap::ArgAction::Append)]
+    setenv: Vec<String>,
+    /// Run as this user (same as USER@NAME)
+    #[arg(long, value_name = "USER")]
+    uid: Option<String>,
+}
+
+#[derive(Args)]
+pub struct LoginArgs {
+    #[arg(value_name = "NAME")]
+    name: String,
+}
+
+const NAMESPACES: libc::c_int = libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWCGROUP;
+
+/// What to run inside.
+struct Spawn {
+    argv: Vec<String>,
+    env: Vec<String>,
+    account: Option<Account>,
+    pty: bool,
+    home_cwd: bool,
+}
+
+pub fn shell(a: ShellArgs) -> Result<i32, String> {
+    let (user, name) = match a.target.split_once('@') {
+        Some((u, n)) => (Some(u.to_string()), n.to_string()),
+        None => (a.uid.clone(), a.target.clone()),
+    };
+    let r = machine::get(&name)?;
+    let leader = machine::leader(&r)?;
+    let cgroup = open_cgroup(&r)?;
+    enter(&leader)?;
+    let account = match user.as_deref() {
+        None | Some("") => lookup("root").ok(),
+        Some(u) => Some(lookup(u)?),
+    };
+    let acct = account.clone().unwrap_or_else(Account::root);
+    let mut env = vec![
+        format!("PATH={}", libnspawn::env::DEFAULT_PATH),
+        format!("HOME={}", acct.home),
+        format!("USER={}", acct.name),
+        format!("LOGNAME={}", acct.name),
+        format!("SHELL={}", acct.shell),
+        "container=systemd-nspawn".to_string(),
+    ];
+    if let Ok(t) = std::env::var("TERM") {
+        env.push(format!("TERM={t}"));
+    }
+    for e in &a.setenv {
+        let (k, v) = libnspawn::env::parse_setenv(e, |n| std::env::var(n).ok())?;
+        env.retain(|x| !x.starts_with(&format!("{k}=")));
+        env.push(format!("{k}={v}"));
+    }
+    let interactive = console::is_tty(console::stdin()) && console::is_tty(console::stdout());
+    let (argv, home_cwd) = if a.command.is_empty() {
+        let shell = acct.shell.clone();
+        let base = shell.rsplit('/').next().unwrap_or("sh").to_string();
+        (vec![shell, format!("-{base}")], true)
+    } else {
+        (
+            vec![a.command[0].clone(), a.command[0].clone()]
+                .into_iter()
+                .chain(a.command[1..].iter().cloned())
+                .collect(),
+            false,
+        )
+    };
+    run(
+        &r,
+        cgroup,
+        Spawn {
+            argv,
+            env,
+            account: Some(acct),
+            pty: interactive,
+            home_cwd,
+        },
+    )
+}
+
+pub fn login(a: LoginArgs) -> Result<i32, String> {
+    let r = machine::get(&a.name)?;
+    let leader = machine::leader(&r)?;
+    let cgroup = open_cgroup(&r)?;
+    enter(&leader)?;
+    if !console::is_tty(console::stdin()) {
+        return Err("login needs a terminal".into());
+    }
+    // The guest's own login: agetty (which runs login), else login.
+    let program = [
+        "/sbin/agetty",
+        "/usr/sbin/agetty",
+        "/bin/login",
+        "/usr/bin/login",
+        "/sbin/getty",
+    ]
+    .into_iter()
+    .find(|p| std::fs::metadata(p).is_ok())
+    .ok_or_else(|| {
+        format!(
+            "Machine {} has no way to log in (no agetty, getty or login in it).",
+            r.name
+        )
+    })?;
+    let env = vec![
+        format!("PATH={}", libnspawn::env::DEFAULT_PATH),
+        format!(
+            "TERM={}",
+            std::env::var("TERM").unwrap_or_else(|_| "vt220".into())
+        ),
+        "container=systemd-nspawn".to_string(),
+    ];
+    let argv = if program.ends_with("getty") {
+        // agetty on our terminal (stdin): no clear, 8 bit, local line.
+        vec![
+            program.to_string(),
+            program.to_string(),
+            "--noclear".into(),
+            "-8".into(),
+            "-L".into(),
+            "-".into(),
+            "vt220".into(),
+        ]
+    } else {
+        vec![program.to_string(), program.to_string()]
+    };
+    println!(
+        "Connected to machine {}. Press ^] three times within 1s to exit session.",
+        r.name
+    );
+    let code = run(
+        &r,
+        cgroup,
+        Spawn {
+            argv,
+            env,
+            account: None,
+            pty: true,
+            home_cwd: false,
+        },
+    )?;
+    println!("\nConnection to machine {} terminated.", r.name);
+    Ok(code)
+}
+
+fn lookup(u: &str) -> Result<Account, String> {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    user::lookup(u, &read("/etc/passwd"), &read("/etc/group")).map_err(|e| e.to_string())
+}
+
+/// The machine's cgroup, opened on the host before we leave its mounts.
+fn open_cgroup(r: &Record) -> Result<Option<OwnedFd>, String> {
+    let Some(cg) = &r.cgroup else { return Ok(None) };
+    nix::fcntl::open(
+        cg,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map(Some)
+    .map_err(|e| format!("cannot open cgroup {}: {}", cg.display(), e.desc()))
+}
+
+/// Join the machine's namespaces (our children join its PID namespace);
+/// joining its mount namespace also makes its root ours.
+fn enter(leader: &OwnedFd) -> Result<(), String> {
+    // SAFETY: setns with a valid pidfd and namespace flags.
+    let r = unsafe { libc::setns(leader.as_raw_fd(), NAMESPACES) };
+    if r < 0 {
+        return Err(format!(
+            "cannot enter the machine: {}",
+            Errno::last().desc()
+        ));
+    }
+    Ok(())
+}
+
+fn run(r: &Record, cgroup: Option<OwnedFd>, sp: Spawn) -> Result<i32, String> {
+    // A pty from the machine's own devpts, so the session's terminal exists
+    // inside (we are in its mount namespace now).
+    let master = if sp.pty {
+        let m = nix::fcntl::open(
+            "/dev/pts/ptmx",
+            nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| format!("cannot allocate a terminal in the machine: {}", e.desc()))?;
+        let mut unlock: libc::c_int = 0;
+        // SAFETY: TIOCSPTLCK takes a pointer to an int.
+        unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSPTLCK, &mut unlock) };
+        Some(m)
+    } else {
+        None
+    };
+    let argv: Vec<CString> = sp
+        .argv
+        .iter()
+        .map(|s| CString::new(s.as_str()).unwrap_or_default())
+        .collect();
+    let env: Vec<CString> = sp
+        .env
+        .iter()
+        .map(|s| CString::new(s.as_str()).unwrap_or_default())
+        .collect();
+    let (pid, pidfd) = spawn_into(cgroup.as_ref().map(|c| c.as_fd()), || {
+        child(r, &sp, master.as_ref(), &argv, &env)
+    })?;
+    let _ = pid;
+    let code = match master {
+        Some(m) => forward(m, pidfd.as_fd())?,
+        None => wait(pidfd.as_fd())?,
+    };
+    Ok(code)
+}
+
+/// clone3 into the machine's cgroup (and, having joined its PID namespace,
+/// into that too). Falls back to a cgroup of our own below it where the
+/// guest's init keeps its root free of processes (cgroup v2 with controllers).
+fn spawn_into(
+    cgroup: Option<BorrowedFd>,
+    child: impl FnOnce() -> i32,
+) -> Result<(i32, OwnedFd), String> {
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    let mut sub: Option<OwnedFd> = None;
+    for attempt in 0..2 {
+        let mut pidfd: libc::c_int = -1;
+        let mut args = CloneArgs {
+            flags: libc::CLONE_PIDFD as u64,
+            pidfd: &mut pidfd as *mut libc::c_int as u64,
+            exit_signal: libc::SIGCHLD as u64,
+            ..Default::default()
+        };
+        let cg = sub.as_ref().map(|s| s.as_fd()).or(cgroup);
+        if let Some(cg) = cg {
+            args.flags |= 0x2_0000_0000; // CLONE_INTO_CGROUP
+            args.cgroup = cg.as_raw_fd() as u64;
+        }
+        // SAFETY: fork-like clone3 without a stack; we are single-threaded.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &mut args as *mut CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        match ret {
+            0 => {
+                let code = child();
+                // SAFETY: leave the child without running our destructors.
+                unsafe { libc::_exit(code) }
+            }
+            -1 if Errno::last() == Errno::EBUSY && attempt == 0 && cgroup.is_some() => {
+                let name = format!("nspawnctl-{}", std::process::id());
+                let parent = cgroup.unwrap();
+                let _ = nix::sys::stat::mkdirat(
+                    parent,
+                    name.as_str(),
+                    nix::sys::stat::Mode::from_bits_truncate(0o755),
+                );
+                sub = Some(
+                    nix::fcntl::openat(
+                        parent,
+                        name.as_str(),
+                        nix::fcntl::OFlag::O_RDONLY
+                            | nix::fcntl::OFlag::O_DIRECTORY
+                            | nix::fcntl::OFlag::O_CLOEXEC,
+                        nix::sys::stat::Mode::empty(),
+                    )
+                    .map_err(|e| format!("cannot make a cgroup in the machine: {}", e.desc()))?,
+                );
+            }
+            -1 => {
+                return Err(format!(
+                    "cannot start a process in the machine: {}",
+                    Errno::last().desc()
+                ))
+            }
+            // SAFETY: the kernel gave us this pidfd.
+            pid => return Ok((pid as i32, unsafe { OwnedFd::from_raw_fd(pidfd) })),
+        }
+    }
+    Err("cannot start a process in the machine".into())
+}
+
+/// In the new process: session, terminal, confinement, identity, exec.
+fn child(
+    r: &Record,
+    sp: &Spawn,
+    master: Option<&OwnedFd>,
+    argv: &[CString],
+    env: &[CString],
+) -> i32 {
+    let fail = |what: &str, e: Errno| -> i32 {
+        eprintln!("nspawnctl: {what}: {}", e.desc());
+        1
+    };
+    let _ = nix::unistd::setsid();
+    if let Some(m) = master {
+        // SAFETY: the ioctl returns a new descriptor for the terminal's peer.
+        let peer = unsafe {
+            libc::ioctl(
+                m.as_raw_fd(),
+                libc::TIOCGPTPEER,
+                libc::O_RDWR | libc::O_NOCTTY,
+            )
+        };
+        if peer < 0 {
+            return fail("cannot open the terminal", Errno::last());
+        }
+        // SAFETY: plain descriptor operations on our own terminal.
+        unsafe {
+            libc::ioctl(peer, libc::TIOCSCTTY, 0);
+            for fd in 0..3 {
+                libc::dup2(peer, fd);
+            }
+            if peer > 2 {
+                libc::close(peer);
+            }
+        }
+    }
+    if let Err(e) = libnspawn::security::caps::drop_bounding(r.bounding) {
+        eprintln!("nspawnctl: {e}");
+        return 1;
+    }
+    if let Some(a) = &sp.account {
+        let groups: Vec<nix::unistd::Gid> = a.groups.iter().map(|&g| g.into()).collect();
+        if let Err(e) = nix::unistd::setgroups(&groups)
+            .and_then(|_| nix::unistd::setresgid(a.gid.into(), a.gid.into(), a.gid.into()))
+            .and_then(|_| nix::unistd::setresuid(a.uid.into(), a.uid.into(), a.uid.into()))
+        {
+            return fail(&format!("cannot become {}", a.name), e);
+        }
+        let dir = if sp.home_cwd { a.home.as_str() } else { "/" };
+        if nix::unistd::chdir(dir).is_err() {
+            let _ = nix::unistd::chdir("/");
+        }
+    }
+    // Search the machine's default PATH for a bare command name.
+    let cmd = argv[0].to_string_lossy().into_owned();
+    let candidates: Vec<String> = if cmd.contains('/') {
+        vec![cmd.clone()]
+    } else {
+        libnspawn::env::DEFAULT_PATH
+            .split(':')
+            .map(|d| format!("{d}/{cmd}"))
+            .collect()
+    };
+    let mut last = Errno::ENOENT;
+    for c in candidates {
+        let path = CString::new(c).unwrap_or_default();
+        last = nix::unistd::execve(&path, &argv[1..], env).unwrap_err();
+    }
+    eprintln!(
+        "nspawnctl: cannot execute {cmd} in machine {}: {}",
+        r.name,
+        last.desc()
+    );
+    127
+}
+
+fn wait(pidfd: BorrowedFd) -> Result<i32, String> {
+    loop {
+        // SAFETY: siginfo_t is plain data filled by waitid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PIDFD,
+                pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED,
+            )
+        };
+        if r < 0 {
+            if Errno::last() == Errno::EINTR {
+                continue;
+            }
+            return Err(format!("cannot wait: {}", Errno::last().desc()));
+        }
+        // SAFETY: filled by a successful waitid.
+        let status = unsafe { info.si_status() };
+        return Ok(if info.si_code == libc::CLD_EXITED {
+            status
+        } else {
+            128 + status
+        });
+    }
+}
+
+/// Copy between our terminal and the session's until it ends; ^]^]^]
+/// within a second ends the session.
+fn forward(master: OwnedFd, pidfd: BorrowedFd) -> Result<i32, String> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout};
+    let stdin = console::stdin();
+    let _raw = RawMode::enter(stdin);
+    console::copy_winsize(console::stdout(), master.as_fd());
+    let mut pty = Pty::new(master);
+    let mut escape = Escape::default();
+    let mut input = true;
+    loop {
+        let mut fds = vec![PollFd::new(pidfd, PollFlags::POLLIN)];
+        if !pty.hung_up {
+            fds.push(PollFd::new(pty.master.as_fd(), PollFlags::POLLIN));
+        }
+        let stdin_idx = fds.len();
+        if input {
+            fds.push(PollFd::new(stdin, PollFlags::POLLIN));
+        }
+        let timeout = if pty.hung_up {
+            PollTimeout::from(50u16)
+        } else {
+            PollTimeout::NONE
+        };
+        if let Err(e) = nix::poll::poll(&mut fds, timeout) {
+            if e == Errno::EINTR {
+                continue;
+            }
+            return Err(format!("cannot poll: {}", e.desc()));
+        }
+        let ready = |i: usize| {
+            fds.get(i)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        let (done, typed) = (ready(0), input && ready(stdin_idx));
+        drop(fds);
+        if !pty.drain(Some(console::stdout())) {
+            pty.hung_up = true;
+        }
+        if typed {
+            let mut buf = [0u8; 4096];
+            match nix::unistd::read(stdin, &mut buf) {
+                Ok(0) => input = false,
+                Ok(n) => {
+                    if escape.feed(&buf[..n], Instant::now()) {
+                        // SAFETY: plain syscall on our child's pidfd.
+                        unsafe {
+                            libc::syscall(
+                                libc::SYS_pidfd_send_signal,
+                                pidfd.as_raw_fd(),
+                                libc::SIGKILL,
+                                std::ptr::null::<libc::siginfo_t>(),
+                                0,
+                            )
+                        };
+                    } else {
+                        pty.send(&buf[..n]);
+                    }
+                }
+                Err(_) => input = false,
+            }
+        }
+        if done {
+            pty.drain(Some(console::stdout()));
+            return wait(pidfd);
+        }
+    }
+}

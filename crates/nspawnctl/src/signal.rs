@@ -1,0 +1,94 @@
+//! `poweroff`, `reboot`, `terminate`, `kill`: signals to a machine, as
+//! machinectl sends them (systemd's init answers SIGRTMIN+4 by powering
+//! off and SIGINT by rebooting).
+
+use crate::machine;
+use clap::Args;
+use std::time::{Duration, Instant};
+
+#[derive(Args)]
+pub struct NamesArgs {
+    #[arg(required = true, value_name = "NAME")]
+    names: Vec<String>,
+}
+
+fn to_leaders(names: &[String], sig: i32) -> Result<i32, String> {
+    for n in names {
+        let r = machine::get(n)?;
+        machine::send(&machine::leader(&r)?, sig)?;
+    }
+    Ok(0)
+}
+
+pub fn poweroff(a: NamesArgs) -> Result<i32, String> {
+    to_leaders(&a.names, libc::SIGRTMIN() + 4)
+}
+
+pub fn reboot(a: NamesArgs) -> Result<i32, String> {
+    to_leaders(&a.names, libc::SIGINT)
+}
+
+/// Kill the leader: the kernel ends the whole PID namespace, the runner
+/// sees its container end and cleans up; wait until it has.
+pub fn terminate(a: NamesArgs) -> Result<i32, String> {
+    for n in &a.names {
+        let r = machine::get(n)?;
+        machine::send(&machine::leader(&r)?, libc::SIGKILL)?;
+        let end = Instant::now() + Duration::from_secs(10);
+        while libnspawn::registry::get(n).is_ok() {
+            if Instant::now() > end {
+                return Err(format!("Machine {n} did not end in time."));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    Ok(0)
+}
+
+#[derive(Args)]
+pub struct KillArgs {
+    #[arg(required = true, value_name = "NAME")]
+    names: Vec<String>,
+    /// Signal to send (name or number)
+    #[arg(short = 's', long, default_value = "SIGTERM", value_parser = parse_signal)]
+    signal: i32,
+    /// Whom to signal: leader or all
+    #[arg(long = "kill-whom", default_value = "all", value_parser = ["leader", "all"])]
+    kill_whom: String,
+}
+
+fn parse_signal(s: &str) -> Result<i32, String> {
+    libnspawn::settings::parse_signal(s).map_err(|e| e.to_string())
+}
+
+pub fn kill(a: KillArgs) -> Result<i32, String> {
+    for n in &a.names {
+        let r = machine::get(n)?;
+        let leader = machine::leader(&r)?;
+        if a.kill_whom == "leader" {
+            machine::send(&leader, a.signal)?;
+            continue;
+        }
+        let procs = match &r.cgroup {
+            Some(cg) => machine::processes(cg),
+            None => vec![r.leader],
+        };
+        for pid in procs {
+            // SAFETY: plain syscalls; each pidfd is checked by the kernel.
+            unsafe {
+                let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0);
+                if fd >= 0 {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        fd,
+                        a.signal,
+                        std::ptr::null::<libc::siginfo_t>(),
+                        0,
+                    );
+                    libc::close(fd as i32);
+                }
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,277 @@
+//! `list`, `status`, `show`.
+
+use crate::machine;
+use clap::Args;
+use libnspawn::registry::{self, Record};
+use std::path::Path;
+
+#[derive(Args)]
+pub struct ListArgs {
+    /// Also show machines that are not running (accepted for machinectl compatibility)
+    #[arg(short, long)]
+    all: bool,
+    /// Do not print the header and footer
+    #[arg(long = "no-legend")]
+    no_legend: bool,
+    /// Output format: text or json
+    #[arg(short, long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json", "json-pretty"])]
+    output: String,
+}
+
+pub fn list(a: ListArgs) -> Result<i32, String> {
+    let _ = a.all;
+    let machines = registry::list();
+    if a.output.starts_with("json") {
+        let v: Vec<serde_json::Value> = machines
+            .iter()
+            .map(|r| {
+                let os = machine::os_release(r);
+                serde_json::json!({
+                    "machine": r.name,
+                    "class": r.class,
+                    "service": r.service,
+                    "os": machine::os_value(&os, "ID"),
+                    "version": machine::os_value(&os, "VERSION_ID"),
+                    "addresses": r.addresses,
+                })
+            })
+            .collect();
+        let text = if a.output == "json" {
+            serde_json::to_string(&v)
+        } else {
+            serde_json::to_string_pretty(&v)
+        };
+        println!("{}", text.map_err(|e| e.to_string())?);
+        return Ok(0);
+    }
+    let rows: Vec<[String; 6]> = machines
+        .iter()
+        .map(|r| {
+            let os = machine::os_release(r);
+            [
+                r.name.clone(),
+                r.class.clone(),
+                r.service.clone(),
+                machine::os_value(&os, "ID"),
+                machine::os_value(&os, "VERSION_ID"),
+                if r.addresses.is_empty() {
+                    "-".into()
+                } else {
+                    r.addresses.join(" ")
+                },
+            ]
+        })
+        .collect();
+    let head = ["MACHINE", "CLASS", "SERVICE", "OS", "VERSION", "ADDRESSES"].map(String::from);
+    let mut widths = head.clone().map(|h| h.len());
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |r: &[String; 6]| {
+        let mut s = String::new();
+        for (i, c) in r.iter().enumerate() {
+            if i < 5 {
+                s.push_str(&format!("{c:<w$} ", w = widths[i]));
+            } else {
+                s.push_str(c);
+            }
+        }
+        s
+    };
+    if !a.no_legend {
+        println!("{}", line(&head));
+    }
+    for r in &rows {
+        println!("{}", line(r));
+    }
+    if !a.no_legend {
+        println!("\n{} machines listed.", rows.len());
+    }
+    Ok(0)
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    #[arg(required = true, value_name = "NAME")]
+    names: Vec<String>,
+    /// Journal lines to show
+    #[arg(short = 'n', long, default_value_t = 10)]
+    lines: usize,
+}
+
+fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .trim_end_matches('\0')
+                .replace('\0', " ")
+        })
+        .unwrap_or_default()
+}
+
+/// The machine's cgroup tree with its processes, like systemd-cgls.
+fn cgroup_tree(dir: &Path, prefix: &str, out: &mut Vec<String>) {
+    let procs: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    let mut subs: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    subs.retain(|s| !crate::machine::processes(s).is_empty());
+    subs.sort();
+    let n = procs.len() + subs.len();
+    let mut i = 0;
+    for p in procs {
+        i += 1;
+        let branch = if i == n { "└─" } else { "├─" };
+        out.push(format!("{prefix}{branch}{p} {}", cmdline(p)));
+    }
+    for s in subs {
+        i += 1;
+        let last = i == n;
+        out.push(format!(
+            "{prefix}{}{}",
+            if last { "└─" } else { "├─" },
+            s.file_name().unwrap().to_string_lossy()
+        ));
+        cgroup_tree(
+            &s,
+            &format!("{prefix}{}", if last { "  " } else { "│ " }),
+            out,
+        );
+    }
+}
+
+fn since(usec: u64) -> String {
+    let secs = registry::now_usec().saturating_sub(usec) / 1_000_000;
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h}h {m}min ago")
+    } else if m > 0 {
+        format!("{m}min {s}s ago")
+    } else {
+        format!("{s}s ago")
+    }
+}
+
+pub fn status(a: StatusArgs) -> Result<i32, String> {
+    for (i, name) in a.names.iter().enumerate() {
+        let r = machine::get(name)?;
+        if i > 0 {
+            println!();
+        }
+        let os = machine::os_release(&r);
+        println!("{}({})", r.name, r.id);
+        println!("           Since: {}", since(r.started_usec));
+        println!("          Leader: {} ({})", r.leader, comm(r.leader));
+        println!("         Service: {}; class {}", r.service, r.class);
+        println!("            Root: {}", r.root.display());
+        if !r.interfaces.is_empty() {
+            println!("           Iface: {}", r.interfaces.join(" "));
+        }
+        if !r.addresses.is_empty() {
+            println!(
+                "         Address: {}",
+                r.addresses.join("\n                  ")
+            );
+        }
+        println!(
+            "              OS: {}",
+            machine::os_value(&os, "PRETTY_NAME")
+        );
+        if let Some(cg) = &r.cgroup {
+            println!(
+                "            Unit: {}",
+                cg.file_name().unwrap_or_default().to_string_lossy()
+            );
+            let mut tree = vec![];
+            cgroup_tree(cg, "                  ", &mut tree);
+            for l in tree {
+                println!("{l}");
+            }
+        }
+        let journal = Path::new("/var/log/journal").join(&r.id);
+        if journal.exists() {
+            if let Ok(out) = std::process::Command::new("journalctl")
+                .args(["--no-pager", "-q", "-n", &a.lines.to_string(), "-D"])
+                .arg(&journal)
+                .output()
+            {
+                if !out.stdout.is_empty() {
+                    println!();
+                    print!("{}", String::from_utf8_lossy(&out.stdout));
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    #[arg(required = true, value_name = "NAME")]
+    names: Vec<String>,
+    /// Show only these properties
+    #[arg(short = 'p', long = "property", value_name = "NAME", action = clap::ArgAction::Append)]
+    property: Vec<String>,
+    /// Print only the values
+    #[arg(long)]
+    value: bool,
+}
+
+fn properties(r: &Record) -> Vec<(&'static str, String)> {
+    vec![
+        ("Name", r.name.clone()),
+        ("Id", r.id.clone()),
+        ("Timestamp", r.started_usec.to_string()),
+        ("Service", r.service.clone()),
+        (
+            "Unit",
+            r.cgroup
+                .as_ref()
+                .and_then(|c| c.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ),
+        ("Leader", r.leader.to_string()),
+        ("Class", r.class.clone()),
+        ("RootDirectory", r.root.display().to_string()),
+        ("NetworkInterfaces", r.interfaces.join(" ")),
+        ("State", r.state.clone()),
+    ]
+}
+
+pub fn show(a: ShowArgs) -> Result<i32, String> {
+    for (i, name) in a.names.iter().enumerate() {
+        let r = machine::get(name)?;
+        if i > 0 {
+            println!();
+        }
+        for (k, v) in properties(&r) {
+            if !a.property.is_empty() && !a.property.iter().any(|p| p == k) {
+                continue;
+            }
+            if a.value {
+                println!("{v}");
+            } else {
+                println!("{k}={v}");
+            }
+        }
+    }
+    Ok(0)
+}

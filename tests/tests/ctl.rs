@@ -1,0 +1,325 @@
+//! nspawnctl against running machines. Tests of our own tool: skipped in
+//! reference mode (machinectl needs systemd-machined).
+
+use nspawn_tests::*;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+
+/// A busybox machine whose PID 1 records the signals it gets in /sigs.
+struct Machine {
+    tree: Tree,
+    runner: Option<Child>,
+}
+
+impl Machine {
+    fn start(prefix: &str) -> Machine {
+        let tree = Tree::busybox(prefix);
+        let script = "for s in INT TERM HUP USR1 USR2 38 37; do trap \"echo $s >> /sigs\" $s; done; touch /ready; while :; do sleep 0.05; done";
+        let mut c = nspawn(&["-q", "--pipe", "-D", tree.dir(), "/bin/sh", "-c", script]);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let runner = Some(c.spawn().unwrap());
+        assert!(wait_until(T, || tree.join("ready").exists()));
+        assert!(wait_until(T, || std::path::Path::new(
+            "/run/nspawn/machines"
+        )
+        .join(&tree.name)
+        .exists()));
+        Machine { tree, runner }
+    }
+
+    fn name(&self) -> &str {
+        &self.tree.name
+    }
+
+    fn signals(&self) -> String {
+        std::fs::read_to_string(self.tree.join("sigs")).unwrap_or_default()
+    }
+
+    fn wait_signal(&self, sig: &str) -> bool {
+        wait_until(T, || self.signals().lines().any(|l| l == sig))
+    }
+
+    fn runner_exit(&mut self) -> std::process::Output {
+        wait_output(self.runner.take().unwrap(), T)
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        if let Some(mut r) = self.runner.take() {
+            let _ = r.kill();
+            let _ = r.wait();
+        }
+    }
+}
+
+fn ctl(args: &[&str]) -> std::process::Output {
+    run(nspawnctl(args))
+}
+
+#[test]
+fn list_status_signals_shell_copy_terminate() {
+    if ours_only() {
+        return;
+    }
+    let mut a = Machine::start("ctla");
+    let b = Machine::start("ctlb");
+
+    let out = ok(ctl(&["list"]));
+    assert!(out.starts_with("MACHINE"), "{out}");
+    for m in [&a, &b] {
+        assert!(
+            out.lines().any(|l| l.starts_with(&format!("{} ", m.name()))
+                && l.contains("container")
+                && l.contains("busybox")),
+            "{out}"
+        );
+    }
+    let json: serde_json_like::Value = serde_json_like::parse(&ok(ctl(&["list", "--output=json"])));
+    for m in [&a, &b] {
+        assert!(
+            json.0.contains(&format!("\"machine\":\"{}\"", m.name())),
+            "{}",
+            json.0
+        );
+    }
+    assert!(json.0.contains("\"addresses\":[]") && json.0.contains("\"os\":\"busybox\""));
+    let no_legend = ok(ctl(&["list", "--no-legend"]));
+    assert!(!no_legend.contains("MACHINE") && !no_legend.contains("listed"));
+
+    let st = ok(ctl(&["status", a.name()]));
+    assert!(st.contains(&format!("Root: {}", a.tree.dir())), "{st}");
+    let leader = ok(ctl(&["show", a.name(), "-p", "Leader", "--value"]));
+    assert!(st.contains(&format!("Leader: {}", leader.trim())), "{st}");
+    assert!(
+        st.contains("sleep") || st.contains("sh -c"),
+        "process tree missing: {st}"
+    );
+
+    // The signals machinectl sends.
+    ok(ctl(&["poweroff", a.name()]));
+    assert!(a.wait_signal("38"), "SIGRTMIN+4: {}", a.signals());
+    ok(ctl(&["reboot", a.name()]));
+    assert!(a.wait_signal("INT"), "{}", a.signals());
+    ok(ctl(&[
+        "kill",
+        "--kill-whom=leader",
+        "--signal=USR1",
+        a.name(),
+    ]));
+    assert!(a.wait_signal("USR1"), "{}", a.signals());
+
+    // shell: environment, exit status, inside the machine.
+    let o = ctl(&[
+        "shell",
+        "--setenv=GREETING=hello there",
+        a.name(),
+        "/bin/sh",
+        "-c",
+        "echo $GREETING $(hostname); exit 42",
+    ]);
+    assert_eq!(o.status.code(), Some(42), "{}", stderr(&o));
+    assert_eq!(stdout(&o), format!("hello there {}\n", a.name()));
+    let o = ctl(&[
+        "shell",
+        &format!("tester@{}", a.name()),
+        "/usr/bin/id",
+        "-u",
+    ]);
+    assert_eq!(ok(o), "1000\n");
+
+    // copy-to / copy-from: a file byte for byte, a tree with modes.
+    let scratch = std::path::Path::new("/var/tmp/nspawn-tests").join(unique("copy"));
+    std::fs::create_dir_all(scratch.join("tree/sub")).unwrap();
+    let blob: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(scratch.join("blob"), &blob).unwrap();
+    std::fs::write(scratch.join("tree/sub/f"), "x").unwrap();
+    std::os::unix::fs::symlink("sub/f", scratch.join("tree/link")).unwrap();
+    std::fs::set_permissions(
+        scratch.join("tree/sub/f"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o640),
+    )
+    .unwrap();
+    let s = scratch.to_str().unwrap();
+    ok(ctl(&[
+        "copy-to",
+        a.name(),
+        &format!("{s}/blob"),
+        "/root/blob",
+    ]));
+    ok(ctl(&[
+        "copy-to",
+        "--mkdir",
+        a.name(),
+        &format!("{s}/tree"),
+        "/opt/deep/tree",
+    ]));
+    ok(ctl(&[
+        "copy-from",
+        a.name(),
+        "/root/blob",
+        &format!("{s}/blob.back"),
+    ]));
+    ok(ctl(&[
+        "copy-from",
+        a.name(),
+        "/opt/deep/tree",
+        &format!("{s}/tree.back"),
+    ]));
+    assert_eq!(std::fs::read(scratch.join("blob.back")).unwrap(), blob);
+    let meta = std::fs::metadata(scratch.join("tree.back/sub/f")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777,
+        0o640
+    );
+    assert_eq!(
+        std::fs::read_link(scratch.join("tree.back/link"))
+            .unwrap()
+            .to_str(),
+        Some("sub/f")
+    );
+    // An existing destination is not overwritten.
+    let o = ctl(&[
+        "copy-from",
+        a.name(),
+        "/root/blob",
+        &format!("{s}/blob.back"),
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+
+    // bind into the running machine.
+    ok(ctl(&[
+        "bind",
+        "--read-only",
+        "--mkdir",
+        a.name(),
+        &format!("{s}/tree"),
+        "/mnt/bound",
+    ]));
+    let o = ctl(&[
+        "shell",
+        a.name(),
+        "/bin/sh",
+        "-c",
+        "cat /mnt/bound/sub/f; touch /mnt/bound/x 2>/dev/null || echo ro",
+    ]);
+    assert_eq!(ok(o), "xro\n");
+    std::fs::remove_dir_all(&scratch).unwrap();
+
+    // A second start under a running name is refused.
+    let other = Tree::busybox("ctlc");
+    let o = run(nspawn(&[
+        "-q",
+        "--pipe",
+        "-M",
+        a.name(),
+        "-D",
+        other.dir(),
+        "/bin/true",
+    ]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("is already running"), "{}", stderr(&o));
+
+    // terminate ends it now and leaves nothing behind.
+    ok(ctl(&["terminate", a.name()]));
+    let out = a.runner_exit();
+    assert!(
+        stderr(&out).contains("terminated by signal KILL"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!machine_cgroup(a.name()).exists());
+    let listed = ok(ctl(&["list", "--no-legend"]));
+    assert!(
+        !listed.contains(a.name()) && listed.contains(b.name()),
+        "{listed}"
+    );
+
+    // SIGKILL of b's runner: no record, no process.
+    let mut b = b;
+    let runner = b.runner.take().unwrap();
+    let pid = runner.id();
+    // SAFETY: killing our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let _ = wait_output(runner, T);
+    assert!(
+        wait_until(T, || !std::path::Path::new("/run/nspawn/machines")
+            .join(b.name())
+            .exists()),
+        "record left"
+    );
+    assert!(
+        wait_until(T, || processes_with(b.tree.dir()).is_empty()),
+        "processes left"
+    );
+    let o = ctl(&["status", b.name()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains(b.name()), "{}", stderr(&o));
+}
+
+#[test]
+fn clear_errors() {
+    if ours_only() {
+        return;
+    }
+    for (args, msg) in [
+        (
+            &["status", "no-such-machine"][..],
+            "No machine 'no-such-machine' known",
+        ),
+        (
+            &["shell", "no-such-machine"],
+            "No machine 'no-such-machine' known",
+        ),
+        (&["kill", "--signal=NOPE", "x"], "Cannot parse signal"),
+        (&["bogus-verb"], "bogus-verb"),
+        (&["enable", "bad name"], "Invalid machine name"),
+    ] {
+        let o = ctl(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = stderr(&o);
+        assert!(
+            err.contains(msg) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn enable_and_disable_link_the_template() {
+    if ours_only() {
+        return;
+    }
+    let template = std::path::Path::new("/etc/systemd/system/nspawn@.service");
+    let installed_here = !template.exists();
+    if installed_here {
+        std::fs::create_dir_all(template.parent().unwrap()).unwrap();
+        std::fs::copy(repo_root().join("units/nspawn@.service"), template).unwrap();
+    }
+    let name = unique("enabled");
+    let link = std::path::Path::new("/etc/systemd/system/machines.target.wants")
+        .join(format!("nspawn@{name}.service"));
+    ok(ctl(&["enable", &name]));
+    assert_eq!(std::fs::read_link(&link).unwrap(), template);
+    ok(ctl(&["disable", &name]));
+    assert!(std::fs::symlink_metadata(&link).is_err());
+    if installed_here {
+        std::fs::remove_file(template).unwrap();
+    }
+}
+
+/// Just enough JSON checking without a JSON dependency in the tests:
+/// compact the text and look for fields.
+mod serde_json_like {
+    pub struct Value(pub String);
+    pub fn parse(s: &str) -> Value {
+        assert!(s.trim_start().starts_with('['), "not a JSON list: {s}");
+        Value(s.chars().filter(|c| !c.is_whitespace()).collect())
+    }
+}
