@@ -323,3 +323,30 @@ mod serde_json_like {
         Value(s.chars().filter(|c| !c.is_whitespace()).collect())
     }
 }
+
+#[test]
+fn start_without_systemd_runs_in_the_background() {
+    if ours_only() || std::path::Path::new("/run/systemd/system").exists() {
+        return;
+    }
+    let name = unique("started");
+    let dir = std::path::Path::new("/var/lib/machines").join(&name);
+    std::fs::create_dir_all("/var/lib/machines").unwrap();
+    let st = std::process::Command::new(repo_root().join("scripts/fixtures.sh"))
+        .arg("busybox")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = ctl(&["start", &name]);
+    let out = ok(o);
+    assert!(
+        out.contains("in the background") && out.contains(&name),
+        "{out}"
+    );
+    assert!(ok(ctl(&["list", "--no-legend"])).contains(&name));
+    ok(ctl(&["terminate", &name]));
+    assert!(!ok(ctl(&["list", "--no-legend"])).contains(&name));
+    let _ = std::fs::remove_file(format!("/var/log/nspawn/{name}.log"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -152,3 +152,95 @@ fn guest_journal_is_readable_on_the_host() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn nspawnctl_login_and_poweroff() {
+    if ours_only() {
+        return;
+    }
+    let t = DebianTree::new("deb-login");
+    let mut console = boot(&t);
+    console.expect("login: ", BOOT);
+    let mut c = nspawnctl(&["login", &t.name]);
+    c.env("TERM", "xterm");
+    let mut s = PtySession::spawn(c, 40, 160);
+    s.expect("Press ^] three times within 1s to exit session.", T);
+    s.expect("login: ", T);
+    s.send(b"root\n");
+    s.expect("# ", T);
+    s.send(b"echo $((6*7)) $(systemd-detect-virt)\n");
+    s.expect("42 systemd-nspawn", T);
+    s.expect("# ", T);
+    s.send(&[0x1d, 0x1d, 0x1d]);
+    let (code, out) = s.finish(T);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("Connection to machine {} terminated.", t.name)),
+        "{out}"
+    );
+    let o = run(nspawnctl(&["poweroff", &t.name]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (code, out) = console.finish(T);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("has been shut down."), "{out}");
+}
+
+/// Our service template, for real: inside a booted Debian guest (systemd
+/// as its init), `systemctl start nspawn@inner` boots an inner machine with
+/// our runner, and `systemctl stop` shuts it down.
+#[test]
+fn template_unit_boots_an_inner_machine() {
+    if ours_only() {
+        return;
+    }
+    let t = DebianTree::new("deb-outer");
+    let inner = Tree::busybox("inner");
+    // An init that powers off on SIGRTMIN+3 (what the runner sends on stop).
+    std::fs::remove_file(inner.join("sbin")).unwrap();
+    std::fs::create_dir(inner.join("sbin")).unwrap();
+    std::fs::write(
+        inner.join("sbin/init"),
+        "#!/bin/sh\ntrap 'poweroff -f' 37\ntouch /booted\nwhile :; do sleep 0.1; done\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        inner.join("sbin/init"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let bin = nspawn_bin();
+    let binds = [
+        format!("--bind-ro={}:/usr/local/bin/nspawn", bin.display()),
+        format!(
+            "--bind-ro={}:/usr/local/bin/nspawnctl",
+            bin.with_file_name("nspawnctl").display()
+        ),
+        format!(
+            "--bind-ro={}:/etc/systemd/system/nspawn@.service",
+            repo_root().join("units/nspawn@.service").display()
+        ),
+        format!("--bind={}:/var/lib/machines/inner", inner.dir()),
+    ];
+    let mut args = vec!["-b", "-D", t.dir()];
+    args.extend(binds.iter().map(String::as_str));
+    let mut c = nspawn(&args);
+    c.env("TERM", "xterm");
+    let mut s = PtySession::spawn(c, 40, 160);
+    login(&mut s);
+    let out = console(&mut s, "systemctl daemon-reload; systemctl start nspawn@inner.service; systemctl is-active nspawn@inner.service; nspawnctl list --no-legend");
+    assert!(
+        out.contains("active") && out.contains("inner") && out.contains("busybox"),
+        "{out}"
+    );
+    assert!(
+        wait_until(T, || inner.join("booted").exists()),
+        "the inner machine did not boot"
+    );
+    let out = console(&mut s, "systemctl stop nspawn@inner.service; systemctl is-active nspawn@inner.service; nspawnctl list --no-legend | wc -l");
+    assert!(
+        out.contains("inactive") && out.trim_end().ends_with('0'),
+        "{out}"
+    );
+    s.send(b"poweroff\n");
+    assert_eq!(s.finish(T).0, 0);
+}
