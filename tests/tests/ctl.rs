@@ -350,3 +350,44 @@ fn start_without_systemd_runs_in_the_background() {
     let _ = std::fs::remove_file(format!("/var/log/nspawn/{name}.log"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn top_reports_cpu_memory_and_tasks() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("top");
+    let mut c = nspawn(&[
+        "-q",
+        "--pipe",
+        "-D",
+        t.dir(),
+        "/bin/sh",
+        "-c",
+        "sleep 60 & while :; do :; done",
+    ]);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut runner = c.spawn().unwrap();
+    assert!(wait_until(T, || std::path::Path::new(
+        "/run/nspawn/machines"
+    )
+    .join(&t.name)
+    .exists()));
+    let out = ok(ctl(&["top", "--output=json", "--delay=0.5"]));
+    let line = out.lines().next().unwrap();
+    let start = line
+        .find(&format!("\"machine\":\"{}\"", t.name))
+        .expect("machine missing");
+    let obj = &line[line[..start].rfind('{').unwrap()..start + line[start..].find('}').unwrap()];
+    let num = |k: &str| -> f64 {
+        let i = obj.find(&format!("\"{k}\":")).unwrap() + k.len() + 3;
+        obj[i..].split([',', '}']).next().unwrap().parse().unwrap()
+    };
+    assert!(num("cpu_percent") > 30.0, "{obj}");
+    assert!(num("memory_bytes") > 0.0, "{obj}");
+    assert!(num("tasks") >= 2.0, "{obj}");
+    let out = ok(ctl(&["top", "--batch", "-n", "1", "--delay=0.2"]));
+    assert!(out.starts_with("Machine") && out.contains(&t.name), "{out}");
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+}

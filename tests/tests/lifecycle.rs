@@ -336,3 +336,56 @@ fn options_of_later_features_say_so() {
         "/bin/true",
     ])));
 }
+
+#[test]
+fn slice_places_the_cgroup_and_goes_with_it() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("slice");
+    let slice = format!("nspawntest{}", std::process::id());
+    let arg = format!("--slice={slice}-sub.slice");
+    let mut c = nspawn(&[
+        "-q",
+        "--pipe",
+        &arg,
+        "-D",
+        t.dir(),
+        "/bin/sh",
+        "-c",
+        "touch /running; sleep 30",
+    ]);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    assert!(wait_until(Duration::from_secs(10), || t
+        .join("running")
+        .exists()));
+    let scope = machine_cgroup(&t.name);
+    let root = scope.parent().unwrap().parent().unwrap();
+    let expected = root.join(format!(
+        "{slice}.slice/{slice}-sub.slice/machine-{}.scope",
+        t.name.replace('-', "\\x2d")
+    ));
+    assert!(
+        expected.join("cgroup.procs").exists(),
+        "{}",
+        expected.display()
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || !root
+            .join(format!("{slice}.slice"))
+            .exists()),
+        "slices left behind"
+    );
+    let o = run(nspawn(&[
+        "-q",
+        "--pipe",
+        "--slice=bad",
+        "-D",
+        t.dir(),
+        "/bin/true",
+    ]));
+    assert_eq!(stderr(&o), "nspawn: Invalid slice name: bad\n");
+}

@@ -23,6 +23,22 @@ use std::path::{Path, PathBuf};
 
 const SLICE: &str = "machine.slice";
 
+/// The cgroup directory of a slice: systemd nests `a-b.slice` in
+/// `a.slice` (systemd.slice(5)).
+fn slice_path(slice: &str) -> PathBuf {
+    let stem = slice.trim_end_matches(".slice");
+    let mut path = PathBuf::new();
+    let mut prefix = String::new();
+    for part in stem.split('-') {
+        if !prefix.is_empty() {
+            prefix.push('-');
+        }
+        prefix.push_str(part);
+        path.push(format!("{prefix}.slice"));
+    }
+    path
+}
+
 pub struct Cgroup {
     path: PathBuf,
     dir: Flock<OwnedFd>,
@@ -81,6 +97,18 @@ fn remove_tree(path: &Path) {
     }
 }
 
+/// Remove the slices above a machine's cgroup that nothing uses any more
+/// (rmdir fails on a slice with other machines in it, which is fine).
+fn remove_empty_slices(scope: &Path) {
+    let mut dir = scope.parent();
+    while let Some(d) = dir.filter(|d| d.extension().is_some_and(|e| e == "slice")) {
+        if fs::remove_dir(d).is_err() {
+            return;
+        }
+        dir = d.parent();
+    }
+}
+
 /// Remove the cgroups of runners that died without cleaning up.
 fn sweep(slice: &Path) {
     let Ok(entries) = fs::read_dir(slice) else {
@@ -115,16 +143,12 @@ impl FlockFd for Flock<OwnedFd> {
 impl Cgroup {
     /// Create and lock the machine's cgroup. `Ok(None)` on hosts without a
     /// unified hierarchy (pure v1), where the container shares ours.
-    pub fn create(machine: &str) -> Result<Option<Cgroup>> {
+    pub fn create(machine: &str, slice: Option<&str>) -> Result<Option<Cgroup>> {
         let Some(root) = unified_root() else {
             return Ok(None);
         };
-        let slice = root.join(SLICE);
-        match fs::create_dir(&slice) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e).ctx(|| format!("cannot create cgroup {}", slice.display())),
-        }
+        let slice = root.join(slice_path(slice.unwrap_or(SLICE)));
+        fs::create_dir_all(&slice).ctx(|| format!("cannot create cgroup {}", slice.display()))?;
         sweep(&slice);
         let path = slice.join(format!("machine-{}.scope", escape(machine)));
         // A concurrent sweep may remove the directory between our mkdir and
@@ -132,12 +156,16 @@ impl Cgroup {
         // An empty but locked cgroup belongs to a runner that is starting
         // or to the reaper of one that just died: give it a moment.
         for _ in 0..200 {
+            // Another runner's cleanup may remove an empty slice meanwhile.
+            fs::create_dir_all(&slice)
+                .ctx(|| format!("cannot create cgroup {}", slice.display()))?;
             match fs::create_dir(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e).ctx(|| format!("cannot create cgroup {}", path.display())),
             }
-            let fd = open_dir(&path).ctx(|| format!("cannot open cgroup {}", path.display()))?;
+            let Ok(fd) = open_dir(&path) else { continue };
             let Some(dir) = try_lock(fd) else {
                 let events = fs::read_to_string(path.join("cgroup.events")).unwrap_or_default();
                 if events.contains("populated 1") {
@@ -175,6 +203,7 @@ impl Cgroup {
     /// Remove the cgroup (the container must be dead).
     pub fn remove(self) {
         remove_tree(&self.path);
+        remove_empty_slices(&self.path);
     }
 
     /// Fork the reaper. It lives until the returned descriptor (held only
@@ -233,12 +262,25 @@ fn reaper(pipe: OwnedFd, cgroup: BorrowedFd, path: &Path, also_remove: &[PathBuf
         let _ = fs::remove_file(f);
     }
     remove_tree(path);
+    remove_empty_slices(path);
     // SAFETY: _exit is always safe.
     unsafe { libc::_exit(0) }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn slices_nest() {
+        assert_eq!(
+            super::slice_path("machine.slice"),
+            std::path::Path::new("machine.slice")
+        );
+        assert_eq!(
+            super::slice_path("a-b-c.slice"),
+            std::path::Path::new("a.slice/a-b.slice/a-b-c.slice")
+        );
+    }
+
     #[test]
     fn escapes_like_systemd() {
         assert_eq!(super::escape("foo-bar.baz"), "foo\\x2dbar.baz");

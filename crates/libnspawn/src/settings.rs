@@ -161,6 +161,8 @@ pub struct Settings {
     pub register: RegisterMode,
     pub private_network: bool,
     pub fs: crate::mount::spec::FsSettings,
+    /// `-S`: the slice for the machine's cgroup (default machine.slice).
+    pub slice: Option<String>,
     pub knobs: Knobs,
     pub security: crate::security::SecuritySettings,
 }

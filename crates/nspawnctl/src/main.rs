@@ -7,6 +7,7 @@ mod machine;
 mod shell;
 mod signal;
 mod status;
+mod top;
 mod units;
 
 use clap::{Parser, Subcommand};
@@ -50,6 +51,8 @@ enum Verb {
     CopyFrom(copy::CopyArgs),
     /// Bind mount a host path into a running machine
     Bind(copy::BindArgs),
+    /// Show CPU, memory, tasks and I/O per machine
+    Top(top::TopArgs),
     /// Start a machine (as a service where systemd runs, else in the background)
     Start(units::NamesArgs),
     /// Start a machine at boot (link nspawn@NAME.service into machines.target.wants)
@@ -86,6 +89,7 @@ fn main() {
         Verb::CopyTo(a) => copy::copy(a, copy::Direction::To),
         Verb::CopyFrom(a) => copy::copy(a, copy::Direction::From),
         Verb::Bind(a) => copy::bind(a),
+        Verb::Top(a) => top::top(a),
         Verb::Start(a) => units::start(a),
         Verb::Enable(a) => units::enable(a, true),
         Verb::Disable(a) => units::enable(a, false),

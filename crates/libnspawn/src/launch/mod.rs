@@ -65,7 +65,7 @@ pub fn run(s: &Settings) -> Result<i32> {
         .iter()
         .find_map(|p| std::fs::read(p).ok())
         .unwrap_or_default();
-    let cgroup = Cgroup::create(&s.machine)?;
+    let cgroup = Cgroup::create(&s.machine, s.slice.as_deref())?;
     let record = registry::path(&s.machine);
     let _reaper = cgroup
         .as_ref()

@@ -77,6 +77,14 @@ pub struct Cli {
         help_heading = "Integration")]
     register: Option<RegisterMode>,
 
+    /// The slice (parent cgroup) for the machine's cgroup
+    #[arg(short = 'S', long, value_name = "NAME.slice", value_parser = parse_slice, help_heading = "Integration")]
+    slice: Option<String>,
+
+    /// Unit properties for a machine's scope (no effect without a service manager)
+    #[arg(long, value_name = "NAME=VALUE", action = ArgAction::Append, help_heading = "Integration")]
+    property: Vec<String>,
+
     /// Do not create a scope unit; stay in the caller's
     #[arg(long = "keep-unit", help_heading = "Integration")]
     keep_unit: bool,
@@ -109,6 +117,25 @@ pub struct Cli {
     /// The command to run, or with --boot the arguments for init
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     command: Vec<String>,
+}
+
+/// A slice name as systemd spells one: `a-b.slice` is nested in `a.slice`.
+fn parse_slice(s: &str) -> Result<String, String> {
+    let stem = s
+        .strip_suffix(".slice")
+        .ok_or_else(|| format!("Invalid slice name: {s}"))?;
+    let ok = !stem.is_empty()
+        && !stem.starts_with('-')
+        && !stem.ends_with('-')
+        && !stem.contains("--")
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:\\".contains(&b));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("Invalid slice name: {s}"))
+    }
 }
 
 fn parse_chdir(s: &str) -> Result<String, String> {
@@ -228,6 +255,12 @@ impl Cli {
     /// Check the combination and fill in the defaults the reference derives.
     pub fn into_settings(self) -> Result<Settings, String> {
         self.pending.check()?;
+        if !self.property.is_empty()
+            && !std::path::Path::new("/run/systemd/system").exists()
+            && !self.quiet
+        {
+            eprintln!("nspawn: --property= has no effect without a service manager; ignoring.");
+        }
         if self.boot && self.as_pid2 {
             return Err("--boot and --as-pid2 may not be combined.".into());
         }
@@ -279,6 +312,7 @@ impl Cli {
             register: self.register.unwrap_or_default(),
             private_network: self.private_network,
             fs,
+            slice: self.slice,
             knobs: libnspawn::settings::Knobs::from_env(|k| std::env::var(k).ok())
                 .map_err(|e| e.to_string())?,
             security: self.security.into_settings()?,

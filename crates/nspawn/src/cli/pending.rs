@@ -36,10 +36,6 @@ pub struct PendingArgs {
     image: Option<String>,
     #[arg(long = "oci-bundle", hide = true)]
     oci_bundle: Option<String>,
-    #[arg(short = 'S', long = "slice", hide = true)]
-    slice: Option<String>,
-    #[arg(long = "property", hide = true, action = ArgAction::Append)]
-    property: Vec<String>,
     #[arg(long = "notify-ready", hide = true)]
     notify_ready: Option<String>,
 }
@@ -47,7 +43,7 @@ pub struct PendingArgs {
 impl PendingArgs {
     /// The first option given that is not supported yet.
     pub fn check(&self) -> Result<(), String> {
-        let given: [(&str, bool); 18] = [
+        let given: [(&str, bool); 16] = [
             ("--network-veth", self.network_veth),
             ("--network-veth-extra", !self.network_veth_extra.is_empty()),
             ("--network-bridge", self.network_bridge.is_some()),
@@ -72,8 +68,6 @@ impl PendingArgs {
             ("--bind-user", !self.bind_user.is_empty()),
             ("--image", self.image.is_some()),
             ("--oci-bundle", self.oci_bundle.is_some()),
-            ("--slice", self.slice.is_some()),
-            ("--property", !self.property.is_empty()),
             (
                 "--notify-ready",
                 self.notify_ready.as_deref().is_some_and(|v| v != "no"),
