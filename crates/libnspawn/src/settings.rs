@@ -88,6 +88,7 @@ pub struct Settings {
     pub private_network: bool,
     pub fs: crate::mount::spec::FsSettings,
     pub security: crate::security::SecuritySettings,
+    pub net: crate::net::NetSettings,
 }
 
 impl Settings {

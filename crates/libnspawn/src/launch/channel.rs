@@ -1,7 +1,9 @@
 //! The one socket between the runner and the container process, as in crun:
 //! it carries the console's pseudo-terminal master up, a setup failure up as
 //! one line of text, and its end-of-file (the child's copy is close-on-exec)
-//! tells the runner that the payload was executed.
+//! tells the runner that the payload was executed. When the runner has work
+//! to do after `clone3` (network links), it sends one "go" down and the
+//! child waits for it before starting the payload.
 
 use crate::error::{Context, Result};
 use nix::sys::socket::{
@@ -20,10 +22,13 @@ pub enum Msg {
     Console(OwnedFd),
     /// The child exec'd (or died) and closed its end.
     Eof,
+    /// The runner made the network; the payload may start.
+    Go,
 }
 
 const TAG_ERROR: u8 = b'E';
 const TAG_CONSOLE: u8 = b'C';
+const TAG_GO: u8 = b'G';
 
 pub fn pair() -> Result<(Channel, Channel)> {
     let (a, b) = socketpair(
@@ -54,6 +59,19 @@ impl Channel {
             MsgFlags::MSG_NOSIGNAL,
             None,
         );
+    }
+
+    /// Tell the child that what the runner does after `clone3` is done.
+    pub fn send_go(&self) -> Result<()> {
+        sendmsg::<()>(
+            self.0.as_raw_fd(),
+            &[IoSlice::new(&[TAG_GO])],
+            &[],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map(drop)
+        .ctx(|| "cannot signal the container to start".into())
     }
 
     pub fn send_fd(&self, fd: &OwnedFd) -> Result<()> {
@@ -98,6 +116,7 @@ impl Channel {
             return Ok(match (n, buf.first()) {
                 (0, _) => Msg::Eof,
                 (_, Some(&TAG_CONSOLE)) if fd.is_some() => Msg::Console(fd.unwrap()),
+                (1, Some(&TAG_GO)) => Msg::Go,
                 _ => Msg::Error(String::from_utf8_lossy(&buf[1..n]).into_owned()),
             });
         }

@@ -61,6 +61,7 @@ pub fn run(s: &Settings) -> Result<i32> {
         .iter()
         .find_map(|p| std::fs::read(p).ok())
         .unwrap_or_default();
+    let netns_path = crate::net::check(&s.net, &s.machine)?;
     let cgroup = Cgroup::create(&s.machine)?;
     let _reaper = cgroup.as_ref().map(Cgroup::spawn_reaper).transpose()?;
 
@@ -87,7 +88,7 @@ pub fn run(s: &Settings) -> Result<i32> {
         eprintln!("Press ^] three times within 1s to kill container.");
     }
     let result = (|| loop {
-        match run_once(s, &cgroup, &sfd, &host_os_release)? {
+        match run_once(s, &cgroup, &sfd, &host_os_release, netns_path.as_ref())? {
             Outcome::Exited(code) => return Ok(code),
             Outcome::Reboot if s.keep_unit => return Ok(133),
             Outcome::Reboot => continue,
@@ -124,6 +125,7 @@ fn run_once(
     cgroup: &Option<Cgroup>,
     sfd: &SignalFd,
     host_os_release: &[u8],
+    netns_path: Option<&OwnedFd>,
 ) -> Result<Outcome> {
     let tty = console::is_tty(console::stdin()) && console::is_tty(console::stdout());
     let mode = ConsoleMode::resolve(Some(s.console), tty);
@@ -148,13 +150,33 @@ fn run_once(
                 container_uuid: s.uuid.map(Ok).unwrap_or_else(Id128::random)?,
                 host_os_release,
                 term: term.as_deref(),
+                netns: netns_path.map(|f| f.as_fd()),
+                wait_go: s.net.wants_links(),
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop(theirs);
     drop(runner);
-    let _ = pid;
+
+    // The links need the container's namespace, so they are made now; the
+    // child waits for "go" before its payload starts.
+    let _network = if s.net.wants_links() {
+        let net = crate::net::setup(&s.net, &s.machine, pid as u32).and_then(|n| {
+            ours.send_go()?;
+            Ok(n)
+        });
+        match net {
+            Ok(n) => Some(n),
+            Err(e) => {
+                let _ = clone::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+                let _ = clone::wait_pidfd(pidfd.as_fd());
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
 
     let mut pty = None;
     loop {
@@ -165,6 +187,7 @@ fn run_once(
                 return Err(Error::Invalid(msg));
             }
             Msg::Eof => break,
+            Msg::Go => {}
         }
     }
     notify::notify_caller("READY=1");

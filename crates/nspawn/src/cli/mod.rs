@@ -2,6 +2,7 @@
 //! `Settings`. Value syntax is checked here, before anything is created.
 
 mod fs;
+mod net;
 mod pending;
 mod security;
 
@@ -67,10 +68,6 @@ pub struct Cli {
     #[arg(long, value_name = "UUID", value_parser = parse_uuid, help_heading = "System identity")]
     uuid: Option<Id128>,
 
-    /// Only a loopback interface in the container
-    #[arg(long = "private-network", help_heading = "Networking")]
-    private_network: bool,
-
     /// Register with systemd-machined (accepted; the registry comes later)
     #[arg(long, value_name = "BOOL", value_parser = parse_register, num_args = 0..=1, default_missing_value = "yes",
         help_heading = "Integration")]
@@ -94,6 +91,9 @@ pub struct Cli {
 
     #[command(flatten)]
     fs: fs::FsArgs,
+
+    #[command(flatten)]
+    net: net::NetArgs,
 
     #[command(flatten)]
     pending: pending::PendingArgs,
@@ -180,6 +180,7 @@ impl Cli {
                 .map_err(|e| format!("cannot get the current directory: {e}"))?,
         };
         let fs = self.fs.into_settings()?;
+        let (net, private_network) = self.net.into_settings()?;
         // A missing directory is fine when a template will fill it.
         let directory = match given.canonicalize() {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && fs.template.is_some() => {
@@ -239,8 +240,9 @@ impl Cli {
             quiet,
             keep_unit: self.keep_unit,
             register: self.register.unwrap_or_default(),
-            private_network: self.private_network,
+            private_network,
             fs,
+            net,
             security: self.security.into_settings()?,
         })
     }
