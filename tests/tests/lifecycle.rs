@@ -316,8 +316,7 @@ fn options_of_later_features_say_so() {
     }
     let t = Tree::busybox("pending");
     for (arg, name) in [
-        ("-n", "--network-veth"),
-        ("--port=8080", "--port"),
+        ("--slice=x.slice", "--slice"),
         ("-U", "-U"),
         ("--image=x.raw", "--image"),
     ] {

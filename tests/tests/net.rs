@@ -1,0 +1,330 @@
+//! Networking: links on both ends, bridges and zones, host interfaces,
+//! namespaces, bad values, and what is left on the host afterwards.
+//!
+//! Every peer is on this machine: links we make, network namespaces the
+//! test makes, or the containers themselves.
+
+use nspawn_tests::*;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Names of the host's links.
+fn host_links() -> Vec<String> {
+    let out = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    parse_links(&stdout_of(&out.stdout))
+}
+
+fn stdout_of(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `ip -o link` lines to names ("2: host0@if9: <...>" -> "host0").
+fn parse_links(s: &str) -> Vec<String> {
+    s.lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap().to_string())
+        .collect()
+}
+
+fn master_of(link: &str) -> Option<String> {
+    std::fs::read_link(format!("/sys/class/net/{link}/master"))
+        .ok()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+}
+
+fn ip(args: &[&str]) {
+    let st = Command::new("ip").args(args).status().unwrap();
+    assert!(st.success(), "ip {args:?}");
+}
+
+/// A veth pair on the host, removed on drop (one end may be moved away).
+struct HostVeth(String, String);
+
+impl HostVeth {
+    fn new(tag: &str) -> HostVeth {
+        let n = std::process::id() % 10000;
+        let (a, b) = (format!("nt{tag}{n}a"), format!("nt{tag}{n}b"));
+        ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
+        HostVeth(a, b)
+    }
+}
+
+impl Drop for HostVeth {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.0])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// systemd 252 refuses host interfaces that udev has not initialized, and
+/// this host runs no udev ("Network interface X is not initialized yet").
+fn reference_needs_udev() -> bool {
+    if reference() {
+        eprintln!("the reference needs udev for host interfaces; skipped");
+    }
+    reference()
+}
+
+/// A container that writes its `ip -o link` to /links and then waits; the
+/// test looks at the host meanwhile.
+struct Running {
+    child: Child,
+    tree: std::path::PathBuf,
+}
+
+fn start(tree: &Tree, args: &[&str]) -> Running {
+    let _ = std::fs::remove_file(tree.join("links"));
+    let mut a = vec!["-q", "--pipe", "-D", tree.dir()];
+    a.extend_from_slice(args);
+    let m = marker();
+    let script = format!("ip -o link > /links.tmp; mv /links.tmp /links; exec sleep {m}");
+    a.extend_from_slice(&["/bin/sh", "-c", &script]);
+    let mut c = nspawn(&a);
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let links = tree.join("links");
+    let up = wait_until(Duration::from_secs(20), || {
+        links.exists() || matches!(child.try_wait(), Ok(Some(_)))
+    });
+    assert!(up && links.exists(), "container did not start: {:?}", {
+        let _ = child.kill();
+        let o = child.wait_with_output().unwrap();
+        (stdout_of(&o.stdout), stdout_of(&o.stderr))
+    });
+    Running {
+        child,
+        tree: tree.path.clone(),
+    }
+}
+
+impl Running {
+    fn inside(&self) -> Vec<String> {
+        parse_links(&std::fs::read_to_string(self.tree.join("links")).unwrap())
+    }
+
+    /// End it as a user would (SIGTERM to the runner) and wait.
+    fn stop(mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let o = wait_output(
+            std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap()),
+            Duration::from_secs(20),
+        );
+        let _ = o;
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn gone(link: &str) -> bool {
+    wait_until(Duration::from_secs(5), || {
+        !Path::new("/sys/class/net").join(link).exists()
+    })
+}
+
+#[test]
+fn veth_names_on_both_ends() {
+    let t = Tree::busybox("veth");
+    // 32 characters: the host end's name is shortened as the reference does.
+    let r = start(&t, &["-n", "-M", "nettest-averyveryverylongname"]);
+    assert_eq!(r.inside(), ["lo", "host0"]);
+    assert!(host_links().contains(&"ve-nettest-WKBe".to_string()));
+    r.stop();
+    assert!(gone("ve-nettest-WKBe"));
+
+    let name = format!("nv{}", std::process::id() % 100000);
+    let r = start(&t, &["-n", "-M", &name]);
+    assert!(host_links().contains(&format!("ve-{name}")));
+    r.stop();
+    assert!(gone(&format!("ve-{name}")));
+}
+
+#[test]
+fn private_network_has_only_loopback_up() {
+    let t = Tree::busybox("privnet");
+    let out = ok(t.sh(&["--private-network"], "ip -o link"));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(
+        lines[0].starts_with("1: lo: <LOOPBACK,UP,LOWER_UP>"),
+        "{out}"
+    );
+}
+
+#[test]
+fn veth_extra_links() {
+    let t = Tree::busybox("vextra");
+    let n = std::process::id() % 10000;
+    let (h1, c1, h2) = (format!("nxh{n}"), format!("nxc{n}"), format!("nxs{n}"));
+    let r = start(
+        &t,
+        &[
+            &format!("--network-veth-extra={h1}:{c1}"),
+            &format!("--network-veth-extra={h2}"),
+        ],
+    );
+    assert_eq!(r.inside(), ["lo".to_string(), c1, h2.clone()]);
+    let host = host_links();
+    assert!(host.contains(&h1) && host.contains(&h2), "{host:?}");
+    r.stop();
+    assert!(gone(&h1) && gone(&h2));
+}
+
+#[test]
+fn bridge_membership_and_missing_bridge() {
+    let t = Tree::busybox("bridge");
+    let br = format!("ntbr{}", std::process::id() % 100000);
+    ip(&["link", "add", &br, "type", "bridge"]);
+    let name = format!("nb{}", std::process::id() % 100000);
+    let r = start(&t, &["--network-bridge", &br, "-M", &name]);
+    assert_eq!(r.inside(), ["lo", "host0"]);
+    assert_eq!(
+        master_of(&format!("vb-{name}")).as_deref(),
+        Some(br.as_str())
+    );
+    r.stop();
+    assert!(gone(&format!("vb-{name}")));
+    assert!(
+        Path::new("/sys/class/net").join(&br).exists(),
+        "the user's bridge stays"
+    );
+    ip(&["link", "del", &br]);
+
+    let o = t.sh(&["--network-bridge", &br, "-M", &name], "true");
+    assert_eq!(o.status.code(), Some(1));
+    if !reference() {
+        assert_eq!(
+            stderr(&o),
+            format!("nspawn: cannot use bridge {br}: No such device\n")
+        );
+    }
+    assert!(!host_links().contains(&format!("vb-{name}")));
+}
+
+#[test]
+fn zone_made_on_first_use_and_removed_with_last_member() {
+    let t1 = Tree::busybox("zone1");
+    let t2 = Tree::busybox("zone2");
+    let zone = format!("z{}", std::process::id() % 100000);
+    let br = format!("vz-{zone}");
+    assert!(!host_links().contains(&br));
+    let zarg = format!("--network-zone={zone}");
+    let a = start(
+        &t1,
+        &[&zarg, "-M", &format!("za{}", std::process::id() % 100000)],
+    );
+    let b = start(
+        &t2,
+        &[&zarg, "-M", &format!("zb{}", std::process::id() % 100000)],
+    );
+    assert_eq!(a.inside(), ["lo", "host0"]);
+    let members = std::fs::read_dir(format!("/sys/class/net/{br}/brif"))
+        .unwrap()
+        .count();
+    assert_eq!(members, 2);
+    a.stop();
+    assert!(
+        Path::new("/sys/class/net").join(&br).exists(),
+        "one member left"
+    );
+    b.stop();
+    assert!(gone(&br), "zone bridge {br} left behind");
+}
+
+#[test]
+fn host_interface_moved_in_and_back() {
+    if reference_needs_udev() {
+        return;
+    }
+    let t = Tree::busybox("iface");
+    let v = HostVeth::new("i");
+    let r = start(&t, &[&format!("--network-interface={}", v.0)]);
+    assert_eq!(r.inside(), ["lo".to_string(), v.0.clone()]);
+    assert!(!host_links().contains(&v.0));
+    r.stop();
+    assert!(wait_until(Duration::from_secs(5), || host_links().contains(&v.0)));
+
+    let r = start(&t, &[&format!("--network-interface={}:inner0", v.0)]);
+    assert_eq!(r.inside(), ["lo", "inner0"]);
+    r.stop();
+    assert!(wait_until(Duration::from_secs(5), || host_links().contains(&v.0)));
+}
+
+#[test]
+fn macvlan_on_a_host_interface() {
+    if reference_needs_udev() {
+        return;
+    }
+    let t = Tree::busybox("macvlan");
+    let v = HostVeth::new("m");
+    let r = start(&t, &[&format!("--network-macvlan={}", v.1)]);
+    assert_eq!(r.inside(), ["lo".to_string(), format!("mv-{}", v.1)]);
+    r.stop();
+}
+
+#[test]
+fn joins_a_network_namespace() {
+    let t = Tree::busybox("netns");
+    let ns = format!("ntns{}", std::process::id());
+    ip(&["netns", "add", &ns]);
+    let v = HostVeth::new("n");
+    ip(&["link", "set", &v.1, "netns", &ns]);
+    let o = t.sh(
+        &[&format!("--network-namespace-path=/run/netns/{ns}")],
+        "ip -o link",
+    );
+    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    assert_eq!(parse_links(&ok(o)), ["lo".to_string(), v.1.clone()]);
+}
+
+#[test]
+fn bad_values_fail_with_one_line_and_create_nothing() {
+    let t = Tree::busybox("netbad");
+    let name = format!("nbad{}", std::process::id() % 100000);
+    for args in [
+        &["-n", "--port="][..],
+        &["-n", "--port=-1"],
+        &["-n", "--port=:"],
+        &["-n", "--port=icmp:80:8080"],
+        &["-n", "--port=tcp::8080"],
+        &["-n", "--port=8080:"],
+        &["--port=80"],
+        &["--network-bridge=br0", "--network-zone=z"],
+        &["--network-namespace-path=/proc/self/ns/net", "-n"],
+        &["--network-namespace-path=/nonexistent"],
+        &["--network-namespace-path=/tmp"],
+        &["--network-zone=averyveryverylongzone"],
+        &["--network-interface=nosuch0"],
+        &["--network-macvlan=nosuch0"],
+        &["--network-veth-extra=a:b:c"],
+    ] {
+        let mut a = vec!["-M", name.as_str()];
+        a.extend_from_slice(args);
+        let o = t.sh(&a, "true");
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        if !reference() {
+            let e = stderr(&o);
+            assert!(
+                e.starts_with("nspawn: ") && e.lines().count() == 1,
+                "{args:?}: {e}"
+            );
+        }
+        assert!(!machine_cgroup(&name).exists() || reference());
+    }
+    // Other tests make links meanwhile: look for ours only.
+    let left: Vec<String> = host_links()
+        .into_iter()
+        .filter(|l| l.contains(&name) || l == "vz-z" || l == "vz-averyveryverylongzone")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
