@@ -179,8 +179,9 @@ impl Cgroup {
 
     /// Fork the reaper. It lives until the returned descriptor (held only
     /// by the runner) closes, which happens however the runner ends; then it
-    /// removes the cgroup once nothing runs in it.
-    pub fn spawn_reaper(&self) -> Result<OwnedFd> {
+    /// removes the cgroup once nothing runs in it, and runs `after` (the
+    /// network's cleanup), keeping descriptor `keep` (its lock) open.
+    pub fn spawn_reaper(&self, keep: Option<BorrowedFd>, after: impl FnOnce()) -> Result<OwnedFd> {
         let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "cannot create a pipe".into())?;
         // SAFETY: the runner is single-threaded; the child only makes
         // system calls and exits.
@@ -188,18 +189,25 @@ impl Cgroup {
             nix::unistd::ForkResult::Parent { .. } => Ok(w),
             nix::unistd::ForkResult::Child => {
                 drop(w);
-                reaper(r, self.dir.as_fd_ref(), &self.path)
+                reaper(r, self.dir.as_fd_ref(), &self.path, keep, after)
             }
         }
     }
 }
 
-fn reaper(pipe: OwnedFd, cgroup: BorrowedFd, path: &Path) -> ! {
+fn reaper(
+    pipe: OwnedFd,
+    cgroup: BorrowedFd,
+    path: &Path,
+    extra: Option<BorrowedFd>,
+    after: impl FnOnce(),
+) -> ! {
     use std::os::fd::AsRawFd;
-    // Keep only the pipe and the (locked) cgroup directory: the tree lock
-    // and the terminal must not stay open in here. Own session, so signals
-    // for the runner's terminal or process group pass us by.
-    let mut keep = [pipe.as_raw_fd() as u32, cgroup.as_raw_fd() as u32];
+    // Keep only the pipe, the (locked) cgroup directory and `extra`: the
+    // tree lock and the terminal must not stay open in here. Own session,
+    // so signals for the runner's terminal or process group pass us by.
+    let mut keep = vec![pipe.as_raw_fd() as u32, cgroup.as_raw_fd() as u32];
+    keep.extend(extra.map(|f| f.as_raw_fd() as u32));
     keep.sort();
     // SAFETY: closing descriptors we do not use; setsid has no arguments.
     unsafe {
@@ -227,6 +235,7 @@ fn reaper(pipe: OwnedFd, cgroup: BorrowedFd, path: &Path) -> ! {
         }
     }
     remove_tree(path);
+    after();
     // SAFETY: _exit is always safe.
     unsafe { libc::_exit(0) }
 }

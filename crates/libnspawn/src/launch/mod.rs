@@ -63,7 +63,31 @@ pub fn run(s: &Settings) -> Result<i32> {
         .unwrap_or_default();
     let netns_path = crate::net::check(&s.net, &s.machine)?;
     let cgroup = Cgroup::create(&s.machine)?;
-    let _reaper = cgroup.as_ref().map(Cgroup::spawn_reaper).transpose()?;
+    // The network's record (addresses, zone) is made and locked before the
+    // reaper forks, so the reaper holds it too and cleans up after a
+    // killed runner.
+    let record = match s.net.wants_veth() {
+        true => match crate::net::record::reserve(&s.net, &s.machine) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                if let Some(cg) = cgroup {
+                    cg.remove();
+                }
+                return Err(e);
+            }
+        },
+        false => None,
+    };
+    let _reaper = cgroup
+        .as_ref()
+        .map(|c| {
+            c.spawn_reaper(record.as_ref().map(|h| h.fd()), || {
+                if let Some(h) = &record {
+                    h.reap();
+                }
+            })
+        })
+        .transpose()?;
 
     let handled = [
         Signal::SIGTERM,
@@ -88,7 +112,8 @@ pub fn run(s: &Settings) -> Result<i32> {
         eprintln!("Press ^] three times within 1s to kill container.");
     }
     let result = (|| loop {
-        match run_once(s, &cgroup, &sfd, &host_os_release, netns_path.as_ref())? {
+        let rec = record.as_ref().map(|h| &h.record);
+        match run_once(s, &cgroup, &sfd, &host_os_release, netns_path.as_ref(), rec)? {
             Outcome::Exited(code) => return Ok(code),
             Outcome::Reboot if s.keep_unit => return Ok(133),
             Outcome::Reboot => continue,
@@ -96,6 +121,9 @@ pub fn run(s: &Settings) -> Result<i32> {
     })();
     if let Some(cg) = cgroup {
         cg.remove();
+    }
+    if let Some(h) = record {
+        h.release();
     }
     notify::notify_caller("STOPPING=1");
     result
@@ -126,6 +154,7 @@ fn run_once(
     sfd: &SignalFd,
     host_os_release: &[u8],
     netns_path: Option<&OwnedFd>,
+    record: Option<&crate::net::record::Record>,
 ) -> Result<Outcome> {
     let tty = console::is_tty(console::stdin()) && console::is_tty(console::stdout());
     let mode = ConsoleMode::resolve(Some(s.console), tty);
@@ -162,7 +191,7 @@ fn run_once(
     // The links need the container's namespace, so they are made now; the
     // child waits for "go" before its payload starts.
     let _network = if s.net.wants_links() {
-        let net = crate::net::setup(&s.net, &s.machine, pid as u32).and_then(|n| {
+        let net = crate::net::setup(&s.net, &s.machine, pid as u32, record).and_then(|n| {
             ours.send_go()?;
             Ok(n)
         });

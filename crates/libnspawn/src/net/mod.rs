@@ -8,9 +8,13 @@
 //! | `links` | veth, MACVLAN/IPVLAN, moving host interfaces, interface names |
 //! | `bridge` | `--network-bridge`, zone bridges, the host-wide lock |
 //! | `spec` | the option syntax (ports, interface pairs) |
+//! | `addr` | IPv4 subnets from a private pool, addresses, default route |
+//! | `record` | the per-machine record under /run/nspawn/net, sweeping stale ones |
 
+pub mod addr;
 pub mod bridge;
 pub mod links;
+pub mod record;
 pub mod rtnl;
 pub mod spec;
 
@@ -93,8 +97,14 @@ pub fn host_link_name(s: &NetSettings, machine: &str) -> Option<String> {
     s.wants_veth().then(|| host0_host_name(s, machine))
 }
 
-/// Make the links of container process `pid` (in a new network namespace).
-pub fn setup(s: &NetSettings, machine: &str, pid: u32) -> Result<Network> {
+/// Make the links of container process `pid` (in a new network namespace),
+/// and give them the addresses in `record`.
+pub fn setup(
+    s: &NetSettings,
+    machine: &str,
+    pid: u32,
+    record: Option<&record::Record>,
+) -> Result<Network> {
     let netns = nix::fcntl::open(
         format!("/proc/{pid}/ns/net").as_str(),
         nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
@@ -144,7 +154,32 @@ pub fn setup(s: &NetSettings, machine: &str, pid: u32) -> Result<Network> {
         links::move_to(&mut rt, host, net.netns.as_fd(), inner)?;
         net.moved.push((host.clone(), inner.clone()));
     }
+    if let Some(r) = record {
+        configure(&mut rt, &net, r)?;
+    }
     Ok(net)
+}
+
+/// Host end (or zone bridge) .1, `host0` its own address and a default
+/// route through the host, configured before the payload starts so guests
+/// that configure nothing (busybox) are reachable. IPv6 link-local
+/// addresses come by themselves once the links are up.
+fn configure(rt: &mut Rtnl, net: &Network, r: &record::Record) -> Result<()> {
+    let (Some(subnet), Some(host_ip), Some(ip)) = (r.subnet, r.host_addr, r.container_addr) else {
+        return Ok(());
+    };
+    let host_side = match (&r.zone, &r.host_link) {
+        (Some(z), _) => z,
+        (None, Some(l)) => l,
+        _ => return Ok(()),
+    };
+    if addr::link_address(rt, host_side)?.is_none() {
+        addr::add(rt, host_side, host_ip, subnet)?;
+    }
+    let mut inside = Rtnl::open_in(net.netns.as_fd())?;
+    addr::add(&mut inside, "host0", ip, subnet)?;
+    links::set_up(&mut inside, "host0", None)?;
+    addr::add_default_route(&mut inside, "host0", host_ip)
 }
 
 impl Network {
