@@ -328,3 +328,186 @@ fn bad_values_fail_with_one_line_and_create_nothing() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Our record of a running machine's network (`/run/nspawn/net/NAME`).
+fn record(machine: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/run/nspawn/net/{machine}")).ok()
+}
+
+fn record_value(machine: &str, key: &str) -> Option<String> {
+    record(machine)?
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
+}
+
+/// Start `sh -c script` in the tree with `args`; returns once `ready`
+/// (a file the script makes) exists.
+fn start_script(tree: &Tree, args: &[&str], script: &str) -> Running {
+    let _ = std::fs::remove_file(tree.join("links"));
+    let mut a = vec!["-q", "--pipe", "-D", tree.dir()];
+    a.extend_from_slice(args);
+    let full = format!("{script} & ip -o link > /links.tmp; mv /links.tmp /links; wait");
+    a.extend_from_slice(&["/bin/sh", "-c", &full]);
+    let mut c = nspawn(&a);
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let links = tree.join("links");
+    assert!(
+        wait_until(Duration::from_secs(20), || links.exists()
+            || matches!(child.try_wait(), Ok(Some(_)))),
+        "container did not start"
+    );
+    Running {
+        child,
+        tree: tree.path.clone(),
+    }
+}
+
+fn http_get(addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+#[test]
+fn veth_container_gets_an_address_and_serves_the_host() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("httpd");
+    let m = marker();
+    std::fs::create_dir_all(t.join("www")).unwrap();
+    std::fs::write(t.join("www/index.html"), format!("hello {m}\n")).unwrap();
+    let name = format!("nh{}", std::process::id() % 100000);
+    let r = start_script(&t, &["-n", "-M", &name], "httpd -f -p 80 -h /www");
+    let ip = record_value(&name, "container_address").expect("no address recorded");
+    let host_ip = record_value(&name, "host_address").unwrap();
+    let mut page = None;
+    assert!(wait_until(Duration::from_secs(10), || {
+        page = http_get(&format!("{ip}:80"));
+        page.is_some()
+    }));
+    assert!(page.unwrap().contains(&format!("hello {m}")));
+    // The host end holds the gateway address, and IPv6 link-local is on.
+    let o = Command::new("ip")
+        .args(["-o", "addr", "show", &format!("ve-{name}")])
+        .output()
+        .unwrap();
+    let addrs = stdout_of(&o.stdout);
+    assert!(addrs.contains(&format!("inet {host_ip}/28")), "{addrs}");
+    assert!(addrs.contains("inet6 fe80:"), "{addrs}");
+    r.stop();
+    assert!(record(&name).is_none(), "record left behind");
+}
+
+#[test]
+fn zone_members_reach_each_other() {
+    if ours_only() {
+        return;
+    }
+    let t1 = Tree::busybox("zping1");
+    let t2 = Tree::busybox("zping2");
+    let p = std::process::id() % 100000;
+    let zone = format!("--network-zone=p{p}");
+    let (a, b) = (format!("zpa{p}"), format!("zpb{p}"));
+    let ra = start(&t1, &[&zone, "-M", &a]);
+    let ip_a = record_value(&a, "container_address").unwrap();
+    let out = ok(t2.sh(&[&zone, "-M", &b], &format!("ping -c1 -W3 {ip_a}")));
+    assert!(out.contains("1 packets received"), "{out}");
+    ra.stop();
+    assert!(gone(&format!("vz-p{p}")));
+}
+
+#[test]
+fn concurrent_starts_get_distinct_subnets() {
+    if ours_only() {
+        return;
+    }
+    let trees: Vec<Tree> = (0..4).map(|i| Tree::busybox(&format!("conc{i}"))).collect();
+    let p = std::process::id() % 100000;
+    let names: Vec<String> = (0..4).map(|i| format!("nc{i}x{p}")).collect();
+    let threads: Vec<_> = trees
+        .iter()
+        .zip(&names)
+        .map(|(t, n)| {
+            let mut c = nspawn(&[
+                "-q",
+                "--pipe",
+                "-n",
+                "-M",
+                n,
+                "-D",
+                t.dir(),
+                "/bin/sh",
+                "-c",
+                "ip -o -4 addr show host0; sleep 1",
+            ]);
+            c.stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let outs: Vec<String> = threads
+        .into_iter()
+        .map(|c| ok(wait_output(c, Duration::from_secs(30))))
+        .collect();
+    let mut addrs: Vec<String> = outs
+        .iter()
+        .map(|o| o.split_whitespace().nth(3).unwrap_or("").to_string())
+        .collect();
+    addrs.sort();
+    addrs.dedup();
+    assert_eq!(addrs.len(), 4, "{outs:?}");
+    for n in &names {
+        assert!(record(n).is_none());
+    }
+}
+
+#[test]
+fn sigkill_of_the_runner_leaves_nothing() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("netkill");
+    let p = std::process::id() % 100000;
+    let (name, zone) = (format!("nk{p}"), format!("k{p}"));
+    let r = start(&t, &[&format!("--network-zone={zone}"), "-M", &name]);
+    assert!(record(&name).is_some());
+    assert!(host_links().contains(&format!("vz-{zone}")));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(r.child.id() as libc::pid_t, libc::SIGKILL) };
+    assert!(gone(&format!("vb-{name}")));
+    assert!(gone(&format!("vz-{zone}")), "zone bridge left behind");
+    assert!(wait_until(Duration::from_secs(5), || record(&name).is_none()));
+    drop(r);
+}
+
+#[test]
+fn next_start_sweeps_stale_records() {
+    if ours_only() {
+        return;
+    }
+    let p = std::process::id() % 100000;
+    let (stale, zone) = (format!("ns{p}"), format!("vz-s{p}"));
+    // What a runner and reaper both killed with SIGKILL leave: an
+    // unlocked record and its empty zone bridge.
+    ip(&["link", "add", &zone, "type", "bridge"]);
+    std::fs::create_dir_all("/run/nspawn/net").unwrap();
+    std::fs::write(
+        format!("/run/nspawn/net/{stale}"),
+        format!("zone={zone}\nsubnet=192.168.200.0/24\n"),
+    )
+    .unwrap();
+    let t = Tree::busybox("sweep");
+    ok(t.sh(&["-n", "-M", &format!("nw{p}")], "true"));
+    assert!(record(&stale).is_none(), "stale record kept");
+    assert!(gone(&zone), "stale zone bridge kept");
+}
