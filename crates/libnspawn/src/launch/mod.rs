@@ -242,6 +242,7 @@ fn run_once(
         pty.as_mut().filter(|_| live),
         forward_in,
         &notify_sock,
+        _network.as_ref().and_then(|n| n.dhcp.as_ref()),
     )?;
     if let Some(p) = pty.as_mut() {
         p.drain(Some(console::stdout()));
@@ -258,6 +259,7 @@ fn supervise(
     mut pty: Option<&mut Pty>,
     mut forward_in: bool,
     notify_sock: &OwnedFd,
+    dhcp: Option<&crate::net::dhcp::Server>,
 ) -> Result<Exit> {
     let output = Some(console::stdout());
     let mut term_requests = 0;
@@ -282,6 +284,10 @@ fn supervise(
         if forward_in && pty.is_some() && !pty_out {
             fds.push(PollFd::new(stdin, PollFlags::POLLIN));
         }
+        let dhcp_idx = fds.len();
+        if let Some(d) = dhcp {
+            fds.push(PollFd::new(d.as_fd(), PollFlags::POLLIN));
+        }
         // A hung-up pty (a getty closing /dev/console to reopen it) cannot
         // be polled without spinning; look at it again shortly.
         let timeout = if pty.as_ref().is_some_and(|p| p.hung_up) {
@@ -299,8 +305,12 @@ fn supervise(
                 .is_some_and(|r| !r.is_empty())
         };
         let (child_done, sig_ready, notify_ready) = (ready(0), ready(1), ready(2));
-        let stdin_ready = fds.len() > stdin_idx && ready(stdin_idx);
+        let stdin_ready = stdin_idx < dhcp_idx && ready(stdin_idx);
+        let dhcp_ready = dhcp.is_some() && ready(dhcp_idx);
         drop(fds);
+        if let (true, Some(d)) = (dhcp_ready, dhcp) {
+            d.handle();
+        }
 
         if let Some(p) = pty.as_deref_mut() {
             if p.hung_up {

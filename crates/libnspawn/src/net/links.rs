@@ -148,6 +148,23 @@ pub fn find(rt: &mut Rtnl, name: &str) -> Result<Option<LinkMessage>> {
         }))
 }
 
+/// The Ethernet address of link `name`.
+pub fn mac(rt: &mut Rtnl, name: &str) -> Result<[u8; 6]> {
+    find(rt, name)?
+        .and_then(|l| {
+            l.attributes.into_iter().find_map(|a| match a {
+                LinkAttribute::Address(v) => v.try_into().ok(),
+                _ => None,
+            })
+        })
+        .ok_or_else(|| {
+            fail(
+                || format!("cannot read the address of {name}"),
+                Errno::ENODEV,
+            )
+        })
+}
+
 /// Whether `link` is of kind `kind` ("bridge", "veth"...).
 pub fn is_kind(link: &LinkMessage, kind: &InfoKind) -> bool {
     link.attributes.iter().any(|a| match a {

@@ -9,10 +9,12 @@
 //! | `bridge` | `--network-bridge`, zone bridges, the host-wide lock |
 //! | `spec` | the option syntax (ports, interface pairs) |
 //! | `addr` | IPv4 subnets from a private pool, addresses, default route |
+//! | `dhcp` | a DHCP server for the container's `host0`, run from the runner's poll loop |
 //! | `record` | the per-machine record under /run/nspawn/net, sweeping stale ones |
 
 pub mod addr;
 pub mod bridge;
+pub mod dhcp;
 pub mod links;
 pub mod record;
 pub mod rtnl;
@@ -81,6 +83,8 @@ pub struct Network {
     zone: Option<String>,
     /// (host name, name inside) of `--network-interface` links.
     moved: Vec<(String, String)>,
+    /// Serves `host0` its address to guests that ask.
+    pub dhcp: Option<dhcp::Server>,
 }
 
 fn host0_host_name(s: &NetSettings, machine: &str) -> String {
@@ -116,6 +120,7 @@ pub fn setup(
         host_links: vec![],
         zone: None,
         moved: vec![],
+        dhcp: None,
     };
     let mut rt = Rtnl::open()?;
     if let Some(host) = host_link_name(s, machine) {
@@ -155,7 +160,7 @@ pub fn setup(
         net.moved.push((host.clone(), inner.clone()));
     }
     if let Some(r) = record {
-        configure(&mut rt, &net, r)?;
+        configure(&mut rt, &mut net, r)?;
     }
     Ok(net)
 }
@@ -164,7 +169,7 @@ pub fn setup(
 /// route through the host, configured before the payload starts so guests
 /// that configure nothing (busybox) are reachable. IPv6 link-local
 /// addresses come by themselves once the links are up.
-fn configure(rt: &mut Rtnl, net: &Network, r: &record::Record) -> Result<()> {
+fn configure(rt: &mut Rtnl, net: &mut Network, r: &record::Record) -> Result<()> {
     let (Some(subnet), Some(host_ip), Some(ip)) = (r.subnet, r.host_addr, r.container_addr) else {
         return Ok(());
     };
@@ -179,7 +184,10 @@ fn configure(rt: &mut Rtnl, net: &Network, r: &record::Record) -> Result<()> {
     let mut inside = Rtnl::open_in(net.netns.as_fd())?;
     addr::add(&mut inside, "host0", ip, subnet)?;
     links::set_up(&mut inside, "host0", None)?;
-    addr::add_default_route(&mut inside, "host0", host_ip)
+    addr::add_default_route(&mut inside, "host0", host_ip)?;
+    let mac = links::mac(&mut inside, "host0")?;
+    net.dhcp = Some(dhcp::Server::open(host_side, mac, host_ip, ip, subnet)?);
+    Ok(())
 }
 
 impl Network {
