@@ -511,3 +511,34 @@ fn next_start_sweeps_stale_records() {
     assert!(record(&stale).is_none(), "stale record kept");
     assert!(gone(&zone), "stale zone bridge kept");
 }
+
+#[test]
+fn dhcp_serves_the_configured_address() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("dhcp");
+    let p = std::process::id() % 100000;
+    for (args, name) in [
+        (vec!["-n".to_string()], format!("nd{p}")),
+        (vec![format!("--network-zone=d{p}")], format!("ndz{p}")),
+    ] {
+        let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+        a.extend(["-M", name.as_str()]);
+        // What a guest that configures itself does: forget the address,
+        // ask for one. The container's own address is printed for the test.
+        let out = ok(t.sh(
+            &a,
+            "ip -o -4 addr show host0; ip addr flush dev host0; udhcpc -i host0 -n -q -s /bin/true 2>&1",
+        ));
+        let ip = out
+            .split_whitespace()
+            .nth(3)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(out.contains(&format!("lease of {ip} obtained")), "{out}");
+    }
+}
