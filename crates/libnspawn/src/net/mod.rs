@@ -10,12 +10,14 @@
 //! | `spec` | the option syntax (ports, interface pairs) |
 //! | `addr` | IPv4 subnets from a private pool, addresses, default route |
 //! | `dhcp` | a DHCP server for the container's `host0`, run from the runner's poll loop |
+//! | `nat` | the machine's nftables table (masquerading, `--port`), IPv4 forwarding |
 //! | `record` | the per-machine record under /run/nspawn/net, sweeping stale ones |
 
 pub mod addr;
 pub mod bridge;
 pub mod dhcp;
 pub mod links;
+pub mod nat;
 pub mod record;
 pub mod rtnl;
 pub mod spec;
@@ -160,7 +162,7 @@ pub fn setup(
         net.moved.push((host.clone(), inner.clone()));
     }
     if let Some(r) = record {
-        configure(&mut rt, &mut net, r)?;
+        configure(&mut rt, &mut net, r, &s.ports)?;
     }
     Ok(net)
 }
@@ -169,7 +171,7 @@ pub fn setup(
 /// route through the host, configured before the payload starts so guests
 /// that configure nothing (busybox) are reachable. IPv6 link-local
 /// addresses come by themselves once the links are up.
-fn configure(rt: &mut Rtnl, net: &mut Network, r: &record::Record) -> Result<()> {
+fn configure(rt: &mut Rtnl, net: &mut Network, r: &record::Record, ports: &[Port]) -> Result<()> {
     let (Some(subnet), Some(host_ip), Some(ip)) = (r.subnet, r.host_addr, r.container_addr) else {
         return Ok(());
     };
@@ -187,7 +189,7 @@ fn configure(rt: &mut Rtnl, net: &mut Network, r: &record::Record) -> Result<()>
     addr::add_default_route(&mut inside, "host0", host_ip)?;
     let mac = links::mac(&mut inside, "host0")?;
     net.dhcp = Some(dhcp::Server::open(host_side, mac, host_ip, ip, subnet)?);
-    Ok(())
+    nat::install(&r.machine, ip, subnet, ports, host_side)
 }
 
 impl Network {

@@ -8,7 +8,7 @@
 //! sweeping and allocating happen under the host-wide `bridge::lock()`.
 
 use super::addr::{self, Subnet};
-use super::{bridge, links, rtnl::Rtnl, NetSettings};
+use super::{bridge, links, nat, rtnl::Rtnl, NetSettings};
 use crate::error::{Context, Error, Result};
 use nix::fcntl::{Flock, FlockArg, OFlag};
 use std::fs::File;
@@ -21,6 +21,8 @@ const DIR: &str = "/run/nspawn/net";
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Record {
+    /// The machine (the record's file name; not written in it).
+    pub machine: String,
     /// The host end of the main veth link.
     pub host_link: Option<String>,
     /// The zone's bridge (`vz-ZONE`).
@@ -49,8 +51,11 @@ impl Record {
         s
     }
 
-    fn parse(text: &str) -> Record {
-        let mut r = Record::default();
+    fn parse(machine: &str, text: &str) -> Record {
+        let mut r = Record {
+            machine: machine.to_string(),
+            ..Default::default()
+        };
         for line in text.lines() {
             let Some((k, v)) = line.split_once('=') else {
                 continue;
@@ -68,9 +73,13 @@ impl Record {
     }
 
     /// Undo what the record says on the host, once the container is gone:
-    /// its veth end vanishes with the container's namespace, then a zone
-    /// left empty is removed.
-    pub fn clean_host(&self) {
+    /// its nftables table; its veth end vanishes with the container's
+    /// namespace, then a zone left empty is removed. `locked`: the caller
+    /// holds the network lock.
+    pub fn clean_host(&self, locked: bool) {
+        if self.container_addr.is_some() {
+            nat::remove(&self.machine);
+        }
         if let Some(l) = &self.host_link {
             // The kernel tears a dead namespace down asynchronously.
             for _ in 0..300 {
@@ -83,8 +92,16 @@ impl Record {
                 let _ = links::delete(&mut rt, l);
             }
         }
-        if let Some(z) = &self.zone {
-            let _ = bridge::remove_zone_if_empty(z);
+        match (&self.zone, locked) {
+            (Some(z), false) => {
+                let _ = bridge::remove_zone_if_empty(z);
+            }
+            (Some(z), true) if bridge::is_empty(z) => {
+                if let Ok(mut rt) = Rtnl::open() {
+                    let _ = links::delete(&mut rt, z);
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -119,20 +136,9 @@ fn sweep() {
     for e in entries.flatten() {
         let path = e.path();
         if let Ok(Some(_lock)) = open_locked(&path, false) {
-            let r = Record::parse(&std::fs::read_to_string(&path).unwrap_or_default());
-            if let Some(l) = &r.host_link {
-                if let Ok(mut rt) = Rtnl::open() {
-                    let _ = links::delete(&mut rt, l);
-                }
-            }
-            // remove_zone_if_empty would take the lock we hold.
-            if let Some(z) = &r.zone {
-                if bridge::is_empty(z) {
-                    if let Ok(mut rt) = Rtnl::open() {
-                        let _ = links::delete(&mut rt, z);
-                    }
-                }
-            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            Record::parse(&name, &std::fs::read_to_string(&path).unwrap_or_default())
+                .clean_host(true);
             let _ = std::fs::remove_file(&path);
         }
     }
@@ -146,9 +152,18 @@ fn others(except: &std::path::Path) -> Vec<Record> {
     entries
         .flatten()
         .filter(|e| e.path() != except)
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .map(|t| Record::parse(&t))
+        .filter_map(|e| {
+            let t = std::fs::read_to_string(e.path()).ok()?;
+            Some(Record::parse(&e.file_name().to_string_lossy(), &t))
+        })
         .collect()
+}
+
+/// Turn IPv4 forwarding off if we turned it on and no machine with an
+/// address of ours is left but `path`'s. The caller holds the lock.
+fn forwarding_release(path: &std::path::Path) {
+    let needed = others(path).iter().any(|o| o.container_addr.is_some());
+    nat::forwarding_release(needed);
 }
 
 /// Whether the settings get addresses from us: a veth link of its own
@@ -164,9 +179,11 @@ pub fn reserve(s: &NetSettings, machine: &str) -> Result<Held> {
     std::fs::create_dir_all(DIR).ctx(|| format!("cannot create {DIR}"))?;
     sweep();
     let path = record_path(machine);
+    forwarding_release(&path);
     let file = open_locked(&path, true)?
         .ok_or_else(|| Error::invalid(format!("machine '{machine}' is already running")))?;
     let mut record = Record {
+        machine: machine.to_string(),
         host_link: super::host_link_name(s, machine),
         zone: s.zone.as_deref().map(bridge::zone_bridge),
         ..Default::default()
@@ -213,6 +230,8 @@ pub fn reserve(s: &NetSettings, machine: &str) -> Result<Held> {
                 record.container_addr = Some(net.host(2));
             }
         }
+        // Outbound traffic is forwarded and masqueraded (nat.rs).
+        nat::forwarding_on()?;
     }
     let mut f: &File = &file;
     f.set_len(0)
@@ -230,20 +249,26 @@ impl Held {
     /// Remove the record (the runner's own, orderly end). The host side is
     /// already undone by `Network`'s drop; a zone emptied since is removed.
     pub fn release(self) {
-        self.record.clean_host();
+        self.record.clean_host(false);
         let _ = std::fs::remove_file(&self.path);
+        if let Ok(_lock) = bridge::lock() {
+            forwarding_release(&self.path);
+        }
     }
 
     /// For the reaper: clean up and remove the record file, unless the
     /// path is already another runner's record of the same name.
     pub fn reap(&self) {
-        self.record.clean_host();
+        self.record.clean_host(false);
         let ours = nix::sys::stat::fstat(self.fd()).map(|st| st.st_ino);
         let there = nix::sys::stat::stat(&self.path).map(|st| st.st_ino);
         if let (Ok(a), Ok(b)) = (ours, there) {
             if a == b {
                 let _ = std::fs::remove_file(&self.path);
             }
+        }
+        if let Ok(_lock) = bridge::lock() {
+            forwarding_release(&self.path);
         }
     }
 }
@@ -255,12 +280,13 @@ mod tests {
     #[test]
     fn text_round_trip() {
         let r = Record {
+            machine: "m".into(),
             host_link: Some("ve-x".into()),
             zone: Some("vz-z".into()),
             subnet: Subnet::parse("192.168.4.0/24"),
             host_addr: Some(Ipv4Addr::new(192, 168, 4, 1)),
             container_addr: Some(Ipv4Addr::new(192, 168, 4, 2)),
         };
-        assert_eq!(Record::parse(&r.to_text()), r);
+        assert_eq!(Record::parse("m", &r.to_text()), r);
     }
 }

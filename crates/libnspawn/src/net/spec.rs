@@ -76,6 +76,15 @@ impl NetSettings {
                 "Cannot use --port= without private networking.",
             ));
         }
+        // Ours: forwards go to the address we give, which only our own
+        // veth link or a zone has (the reference waits for whatever address
+        // networkd assigns).
+        let addressed = self.wants_veth() && self.bridge.is_none();
+        if !self.ports.is_empty() && !addressed {
+            return Err(Error::invalid(
+                "--port= needs -n or --network-zone= (nspawn forwards to the address it assigns)",
+            ));
+        }
         Ok(())
     }
 }
@@ -250,7 +259,12 @@ mod tests {
             ..Default::default()
         };
         assert!(ports.check_combination(false).is_err());
-        assert!(ports.check_combination(true).is_ok());
+        assert!(ports.check_combination(true).is_err());
+        let veth_ports = NetSettings {
+            veth: true,
+            ..ports
+        };
+        assert!(veth_ports.check_combination(false).is_ok());
         let ns = NetSettings {
             namespace_path: Some("/run/netns/x".into()),
             veth: true,

@@ -101,10 +101,6 @@ impl NetArgs {
         };
         s.check_combination(self.private_network)
             .map_err(|e| e.to_string())?;
-        if !s.ports.is_empty() {
-            // Checked above as the reference checks it; forwarding comes later.
-            return Err("--port is not supported yet".into());
-        }
         let private = self.private_network || s.implies_private();
         Ok((s, private))
     }
@@ -156,9 +152,9 @@ mod tests {
             assert!(settings(bad).is_err(), "{bad:?}");
         }
         assert!(settings(&["--network-namespace-path=/x", "--private-network"]).is_ok());
-        assert_eq!(
-            settings(&["-n", "--port=80"]).unwrap_err(),
-            "--port is not supported yet"
-        );
+        assert!(settings(&["-n", "--port=80"]).is_ok());
+        assert!(settings(&["--network-zone=z", "--port=udp:53"]).is_ok());
+        assert!(settings(&["--private-network", "--port=80"]).is_err());
+        assert!(settings(&["--network-bridge=br0", "--port=80"]).is_err());
     }
 }
