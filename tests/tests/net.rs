@@ -299,6 +299,7 @@ fn bad_values_fail_with_one_line_and_create_nothing() {
         &["-n", "--port=tcp::8080"],
         &["-n", "--port=8080:"],
         &["--port=80"],
+        &["--private-network", "--port=80"],
         &["--network-bridge=br0", "--network-zone=z"],
         &["--network-namespace-path=/proc/self/ns/net", "-n"],
         &["--network-namespace-path=/nonexistent"],
@@ -483,10 +484,12 @@ fn sigkill_of_the_runner_leaves_nothing() {
     assert!(record(&name).is_some());
     assert!(host_links().contains(&format!("vz-{zone}")));
     // SAFETY: signalling our own child.
+    assert!(nft_tables().contains(&format!("nspawn-{name}")));
     unsafe { libc::kill(r.child.id() as libc::pid_t, libc::SIGKILL) };
     assert!(gone(&format!("vb-{name}")));
     assert!(gone(&format!("vz-{zone}")), "zone bridge left behind");
     assert!(wait_until(Duration::from_secs(5), || record(&name).is_none()));
+    assert!(!nft_tables().contains(&format!("nspawn-{name}")));
     drop(r);
 }
 
@@ -541,4 +544,124 @@ fn dhcp_serves_the_configured_address() {
             .to_string();
         assert!(out.contains(&format!("lease of {ip} obtained")), "{out}");
     }
+}
+
+/// A network namespace with one veth link to the host, `10.254.N.2/30`
+/// inside and `.1` on the host end: a host on this machine, nowhere else.
+struct TestHost {
+    ns: String,
+    link: String,
+    host_ip: String,
+    ip: String,
+}
+
+impl TestHost {
+    fn new() -> TestHost {
+        let n = std::process::id() % 250;
+        let (ns, link, peer) = (
+            format!("ntth{}", std::process::id()),
+            format!("nth{}a", std::process::id() % 100000),
+            format!("nth{}b", std::process::id() % 100000),
+        );
+        ip(&["netns", "add", &ns]);
+        ip(&["link", "add", &link, "type", "veth", "peer", "name", &peer]);
+        ip(&["link", "set", &peer, "netns", &ns]);
+        let (host_ip, their) = (format!("10.254.{n}.1"), format!("10.254.{n}.2"));
+        ip(&["addr", "add", &format!("{host_ip}/30"), "dev", &link]);
+        ip(&["link", "set", &link, "up"]);
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{their}/30"),
+            "dev",
+            &peer,
+        ]);
+        ip(&["-n", &ns, "link", "set", &peer, "up"]);
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        TestHost {
+            ns,
+            link,
+            host_ip,
+            ip: their,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns]).args(args);
+        run(c)
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.link])
+            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+fn nft_tables() -> String {
+    stdout_of(
+        &Command::new("nft")
+            .args(["list", "tables"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+}
+
+#[test]
+fn container_reaches_a_host_beyond_ours_masqueraded() {
+    if ours_only() {
+        return;
+    }
+    let th = TestHost::new();
+    let t = Tree::busybox("outbound");
+    let name = format!("no{}", std::process::id() % 100000);
+    // The test host has no route back to the container's subnet: replies
+    // arrive only because the container's traffic leaves as the host's.
+    let out = ok(t.sh(&["-n", "-M", &name], &format!("ping -c1 -W3 {}", th.ip)));
+    assert!(out.contains("1 packets received"), "{out}");
+    assert!(!nft_tables().contains(&format!("nspawn-{name}")));
+}
+
+#[test]
+fn ports_are_forwarded_from_other_hosts_and_localhost() {
+    if ours_only() {
+        return;
+    }
+    let th = TestHost::new();
+    let t = Tree::busybox("ports");
+    let m = marker();
+    std::fs::create_dir_all(t.join("www")).unwrap();
+    std::fs::write(t.join("www/index.html"), format!("port {m}\n")).unwrap();
+    let name = format!("np{}", std::process::id() % 100000);
+    let port = 20000 + std::process::id() % 20000;
+    let r = start_script(
+        &t,
+        &["-n", "-M", &name, &format!("--port=tcp:{port}:80")],
+        "httpd -f -p 80 -h /www",
+    );
+    assert!(nft_tables().contains(&format!("table inet nspawn-{name}")));
+    let mut page = None;
+    assert!(wait_until(Duration::from_secs(10), || {
+        page = http_get(&format!("127.0.0.1:{port}"));
+        page.is_some()
+    }));
+    assert!(page.unwrap().contains(&format!("port {m}")));
+    let o = th.run(&[
+        "busybox",
+        "wget",
+        "-q",
+        "-O-",
+        &format!("http://{}:{port}/", th.host_ip),
+    ]);
+    assert!(ok(o).contains(&format!("port {m}")));
+    r.stop();
+    assert!(!nft_tables().contains(&format!("nspawn-{name}")));
+    assert!(http_get(&format!("127.0.0.1:{port}")).is_none());
 }
