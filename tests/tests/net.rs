@@ -299,7 +299,6 @@ fn bad_values_fail_with_one_line_and_create_nothing() {
         &["-n", "--port=tcp::8080"],
         &["-n", "--port=8080:"],
         &["--port=80"],
-        &["--private-network", "--port=80"],
         &["--network-bridge=br0", "--network-zone=z"],
         &["--network-namespace-path=/proc/self/ns/net", "-n"],
         &["--network-namespace-path=/nonexistent"],
@@ -321,6 +320,12 @@ fn bad_values_fail_with_one_line_and_create_nothing() {
             );
         }
         assert!(!machine_cgroup(&name).exists() || reference());
+    }
+    // Ours: forwards need an address we assign.
+    if !reference() {
+        let o = t.sh(&["-M", &name, "--private-network", "--port=80"], "true");
+        assert_eq!(o.status.code(), Some(1));
+        assert!(stderr(&o).contains("--port= needs -n or --network-zone="));
     }
     // Other tests make links meanwhile: look for ours only.
     let left: Vec<String> = host_links()
