@@ -670,3 +670,28 @@ fn ports_are_forwarded_from_other_hosts_and_localhost() {
     assert!(!nft_tables().contains(&format!("nspawn-{name}")));
     assert!(http_get(&format!("127.0.0.1:{port}")).is_none());
 }
+
+#[test]
+fn resolv_conf_is_the_hosts_when_its_resolvers_are_reachable() {
+    if ours_only() {
+        return;
+    }
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap();
+    let reachable = host
+        .lines()
+        .filter_map(|l| l.strip_prefix("nameserver "))
+        .all(|a| !a.trim().starts_with("127.") && !a.contains(':'));
+    let t = Tree::busybox("resolv");
+    std::fs::write(t.join("etc/resolv.conf"), "# the tree's own\n").unwrap();
+    let name = format!("nr{}", std::process::id() % 100000);
+    let inside = ok(t.sh(&["-n", "-M", &name], "cat /etc/resolv.conf"));
+    if reachable {
+        assert_eq!(inside, host);
+    } else {
+        assert_eq!(inside, "# the tree's own\n");
+    }
+    // Loopback only: the tree's own is left alone, as the reference does.
+    std::fs::write(t.join("etc/resolv.conf"), "# the tree's own\n").unwrap();
+    let inside = ok(t.sh(&["--private-network"], "cat /etc/resolv.conf"));
+    assert_eq!(inside, "# the tree's own\n");
+}

@@ -109,7 +109,9 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     }
     let fs = &s.fs;
     let read_only = fs.read_only || fs.volatile == Volatile::State;
-    mount::etc::setup_resolv_conf(root, fs.resolv_conf, s.private_network, read_only)?;
+    // A network we route and masquerade reaches the host's resolvers.
+    let isolated = s.private_network && !crate::net::reaches_host_resolvers(&s.net);
+    mount::etc::setup_resolv_conf(root, fs.resolv_conf, isolated, read_only)?;
     mount::etc::setup_timezone(root, fs.timezone, read_only)?;
     mount::custom::mount_all(root, &fs.mounts)?;
     mount::write_credentials(

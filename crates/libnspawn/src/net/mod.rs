@@ -235,6 +235,25 @@ impl Drop for Network {
     }
 }
 
+/// Whether the container reaches the host's resolvers: it gets our
+/// addresses (and so is masqueraded), and none of the host's nameservers is
+/// a loopback address (the container's loopback is its own). Then the
+/// `auto` `/etc/resolv.conf` is the host's, as without a private network.
+pub fn reaches_host_resolvers(s: &NetSettings) -> bool {
+    if !record::wants_addresses(s) {
+        return false;
+    }
+    let Ok(conf) = std::fs::read_to_string("/etc/resolv.conf") else {
+        return false;
+    };
+    let servers: Vec<std::net::IpAddr> = conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    !servers.is_empty() && servers.iter().all(|a| a.is_ipv4() && !a.is_loopback())
+}
+
 /// Bring the loopback link up in our own (the container's new) namespace.
 pub fn loopback_up() -> Result<()> {
     let mut rt = Rtnl::open()?;
