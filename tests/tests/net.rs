@@ -141,6 +141,11 @@ fn veth_names_on_both_ends() {
     assert!(host_links().contains(&"ve-nettest-WKBe".to_string()));
     r.stop();
     assert!(gone("ve-nettest-WKBe"));
+    // Said as the reference says it, even with -q.
+    let o = t.sh(&["-n", "-M", "nettest-averyveryverylongname"], "true");
+    assert!(stderr(&o).contains(
+        "Network interface name 've-nettest-averyveryverylongname' has been changed to 've-nettest-WKBe' to fit length constraints."
+    ), "{}", stderr(&o));
 
     let name = format!("nv{}", std::process::id() % 100000);
     let r = start(&t, &["-n", "-M", &name]);

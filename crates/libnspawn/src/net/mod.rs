@@ -38,6 +38,13 @@ pub fn check(s: &NetSettings, machine: &str) -> Result<Option<OwnedFd>> {
     }
     let mut rt = Rtnl::open()?;
     let ours = host_link_name(s, machine);
+    if let Some(short) = ours.as_deref().filter(|n| n.len() < machine.len() + 3) {
+        // As the reference, even with --quiet: scripts may look for it.
+        eprintln!(
+            "Network interface name '{}{machine}' has been changed to '{short}' to fit length constraints.",
+            &short[..3]
+        );
+    }
     for name in ours.iter().chain(s.veth_extra.iter().map(|(h, _)| h)) {
         if links::find(&mut rt, name)?.is_some() {
             return Err(rtnl::fail(
