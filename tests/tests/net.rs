@@ -700,3 +700,26 @@ fn resolv_conf_is_the_hosts_when_its_resolvers_are_reachable() {
     let inside = ok(t.sh(&["--private-network"], "cat /etc/resolv.conf"));
     assert_eq!(inside, "# the tree's own\n");
 }
+
+#[test]
+fn a_name_clash_fails_and_leaves_the_running_machine_alone() {
+    let t1 = Tree::busybox("clash1");
+    let t2 = Tree::busybox("clash2");
+    let name = format!("nq{}", std::process::id() % 100000);
+    let r = start(&t1, &["-n", "-M", &name]);
+    let o = t2.sh(&["-n", "-M", &name], "true");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    if !reference() {
+        assert_eq!(
+            stderr(&o),
+            format!("nspawn: machine '{name}' is already running\n")
+        );
+        assert!(
+            record(&name).is_some(),
+            "the running machine's record was taken"
+        );
+    }
+    assert!(host_links().contains(&format!("ve-{name}")));
+    r.stop();
+    assert!(gone(&format!("ve-{name}")));
+}

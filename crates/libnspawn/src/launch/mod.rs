@@ -61,22 +61,27 @@ pub fn run(s: &Settings) -> Result<i32> {
         .iter()
         .find_map(|p| std::fs::read(p).ok())
         .unwrap_or_default();
-    let netns_path = crate::net::check(&s.net, &s.machine)?;
     let cgroup = Cgroup::create(&s.machine)?;
     // The network's record (addresses, zone) is made and locked before the
     // reaper forks, so the reaper holds it too and cleans up after a
     // killed runner.
-    let record = match s.net.wants_veth() {
-        true => match crate::net::record::reserve(&s.net, &s.machine) {
-            Ok(h) => Some(h),
-            Err(e) => {
-                if let Some(cg) = cgroup {
-                    cg.remove();
-                }
-                return Err(e);
+    // Network checks come after the cgroup's, so a second start of a
+    // running machine is told so rather than that its link name is taken.
+    let prepared = crate::net::check(&s.net, &s.machine).and_then(|ns| {
+        let record = match s.net.wants_veth() {
+            true => Some(crate::net::record::reserve(&s.net, &s.machine)?),
+            false => None,
+        };
+        Ok((ns, record))
+    });
+    let (netns_path, record) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            if let Some(cg) = cgroup {
+                cg.remove();
             }
-        },
-        false => None,
+            return Err(e);
+        }
     };
     let _reaper = cgroup
         .as_ref()
