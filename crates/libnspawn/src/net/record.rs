@@ -246,8 +246,9 @@ impl Held {
         std::ops::Deref::deref(&self.file).as_fd()
     }
 
-    /// Remove the record (the runner's own, orderly end). The host side is
-    /// already undone by `Network`'s drop; a zone emptied since is removed.
+    /// The runner's own, orderly end: its links are gone with `Network`'s
+    /// drop; remove its nftables table and the record, and turn forwarding
+    /// off if it was the last to need it.
     pub fn release(self) {
         self.record.clean_host(false);
         let _ = std::fs::remove_file(&self.path);
@@ -256,17 +257,19 @@ impl Held {
         }
     }
 
-    /// For the reaper: clean up and remove the record file, unless the
-    /// path is already another runner's record of the same name.
+    /// For the reaper, once the runner is gone: if the record is still
+    /// there and ours, the runner did not release it (it was killed), so
+    /// clean up after it. A missing record was released; one with another
+    /// inode is a new runner's of the same name, whose table and links
+    /// must stay.
     pub fn reap(&self) {
-        self.record.clean_host(false);
         let ours = nix::sys::stat::fstat(self.fd()).map(|st| st.st_ino);
         let there = nix::sys::stat::stat(&self.path).map(|st| st.st_ino);
-        if let (Ok(a), Ok(b)) = (ours, there) {
-            if a == b {
-                let _ = std::fs::remove_file(&self.path);
-            }
+        if !matches!((ours, there), (Ok(a), Ok(b)) if a == b) {
+            return;
         }
+        self.record.clean_host(false);
+        let _ = std::fs::remove_file(&self.path);
         if let Ok(_lock) = bridge::lock() {
             forwarding_release(&self.path);
         }
