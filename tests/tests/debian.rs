@@ -244,3 +244,42 @@ fn template_unit_boots_an_inner_machine() {
     s.send(b"poweroff\n");
     assert_eq!(s.finish(T).0, 0);
 }
+
+#[test]
+fn networkd_in_the_guest_gets_its_address_by_dhcp() {
+    // The reference assigns no addresses without networkd on the host.
+    if ours_only() {
+        return;
+    }
+    let t = DebianTree::new("deb-dhcp");
+    // Debian ships networkd disabled; its 80-container-host0.network asks
+    // for DHCP on host0.
+    for (dir, unit) in [
+        ("multi-user.target.wants", "systemd-networkd.service"),
+        ("sockets.target.wants", "systemd-networkd.socket"),
+    ] {
+        let d = t.path.join("etc/systemd/system").join(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        std::os::unix::fs::symlink(format!("/lib/systemd/system/{unit}"), d.join(unit)).unwrap();
+    }
+    let mut c = nspawn(&["-b", "-n", "-D", t.dir()]);
+    c.env("TERM", "xterm");
+    let mut s = PtySession::spawn(c, 40, 160);
+    login(&mut s);
+    let ours = std::fs::read_to_string(format!("/run/nspawn/net/{}", t.name)).unwrap();
+    let ip = ours
+        .lines()
+        .find_map(|l| l.strip_prefix("container_address="))
+        .unwrap()
+        .to_string();
+    // networkd writes the lease it got; wait for it.
+    let lease = console(
+        &mut s,
+        "for i in $(seq 100); do grep -h ^ADDRESS= /run/systemd/netif/leases/* 2>/dev/null && break; sleep 0.1; done",
+    );
+    assert_eq!(lease.trim(), format!("ADDRESS={ip}"), "{ours}");
+    let addr = console(&mut s, "ip -4 -o addr show host0");
+    assert!(addr.contains(&format!("inet {ip}/")), "{addr}");
+    s.send(b"poweroff\n");
+    assert_eq!(s.finish(T).0, 0);
+}

@@ -165,7 +165,12 @@ impl Cgroup {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e).ctx(|| format!("cannot create cgroup {}", path.display())),
             }
-            let Ok(fd) = open_dir(&path) else { continue };
+            let fd = match open_dir(&path) {
+                Ok(fd) => fd,
+                // Swept by a concurrent start between our mkdir and open.
+                Err(Errno::ENOENT) => continue,
+                Err(e) => return Err(e).ctx(|| format!("cannot open cgroup {}", path.display())),
+            };
             let Some(dir) = try_lock(fd) else {
                 let events = fs::read_to_string(path.join("cgroup.events")).unwrap_or_default();
                 if events.contains("populated 1") {
@@ -208,9 +213,9 @@ impl Cgroup {
 
     /// Fork the reaper. It lives until the returned descriptor (held only
     /// by the runner) closes, which happens however the runner ends; then it
-    /// removes the cgroup once nothing runs in it.
-    pub fn spawn_reaper(&self, also_remove: &[&Path]) -> Result<OwnedFd> {
-        let also_remove: Vec<PathBuf> = also_remove.iter().map(|p| p.to_path_buf()).collect();
+    /// removes the cgroup once nothing runs in it, and runs `after` (the
+    /// network's cleanup), keeping descriptor `keep` (its lock) open.
+    pub fn spawn_reaper(&self, keep: Option<BorrowedFd>, after: impl FnOnce()) -> Result<OwnedFd> {
         let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "cannot create a pipe".into())?;
         // SAFETY: the runner is single-threaded; the child only makes
         // system calls and exits.
@@ -218,18 +223,25 @@ impl Cgroup {
             nix::unistd::ForkResult::Parent { .. } => Ok(w),
             nix::unistd::ForkResult::Child => {
                 drop(w);
-                reaper(r, self.dir.as_fd_ref(), &self.path, &also_remove)
+                reaper(r, self.dir.as_fd_ref(), &self.path, keep, after)
             }
         }
     }
 }
 
-fn reaper(pipe: OwnedFd, cgroup: BorrowedFd, path: &Path, also_remove: &[PathBuf]) -> ! {
+fn reaper(
+    pipe: OwnedFd,
+    cgroup: BorrowedFd,
+    path: &Path,
+    extra: Option<BorrowedFd>,
+    after: impl FnOnce(),
+) -> ! {
     use std::os::fd::AsRawFd;
-    // Keep only the pipe and the (locked) cgroup directory: the tree lock
-    // and the terminal must not stay open in here. Own session, so signals
-    // for the runner's terminal or process group pass us by.
-    let mut keep = [pipe.as_raw_fd() as u32, cgroup.as_raw_fd() as u32];
+    // Keep only the pipe, the (locked) cgroup directory and `extra`: the
+    // tree lock and the terminal must not stay open in here. Own session,
+    // so signals for the runner's terminal or process group pass us by.
+    let mut keep = vec![pipe.as_raw_fd() as u32, cgroup.as_raw_fd() as u32];
+    keep.extend(extra.map(|f| f.as_raw_fd() as u32));
     keep.sort();
     // SAFETY: closing descriptors we do not use; setsid has no arguments.
     unsafe {
@@ -256,13 +268,9 @@ fn reaper(pipe: OwnedFd, cgroup: BorrowedFd, path: &Path, also_remove: &[PathBuf
             _ => break,
         }
     }
-    // The runner's records first: while the cgroup is locked, readers take
-    // them for live.
-    for f in also_remove {
-        let _ = fs::remove_file(f);
-    }
     remove_tree(path);
     remove_empty_slices(path);
+    after();
     // SAFETY: _exit is always safe.
     unsafe { libc::_exit(0) }
 }

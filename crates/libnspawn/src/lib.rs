@@ -13,6 +13,7 @@ pub mod journal;
 pub mod launch;
 pub mod lock;
 pub mod mount;
+pub mod net;
 pub mod notify;
 pub mod nspawnfile;
 pub mod registry;

@@ -61,6 +61,14 @@ pub fn remove(name: &str) {
     let _ = std::fs::remove_file(path(name));
 }
 
+/// Remove the record only if `runner` wrote it: a reaper must not remove
+/// the record of a newer machine of the same name.
+pub fn remove_if_runner(name: &str, runner: i32) {
+    if read(&path(name)).is_some_and(|r| r.runner == runner) {
+        remove(name);
+    }
+}
+
 /// Whether the machine behind a record still runs: its cgroup is locked,
 /// or (hosts without a unified hierarchy) its leader is alive.
 fn alive(r: &Record) -> bool {

@@ -165,6 +165,7 @@ pub struct Settings {
     pub slice: Option<String>,
     pub knobs: Knobs,
     pub security: crate::security::SecuritySettings,
+    pub net: crate::net::NetSettings,
 }
 
 impl Settings {

@@ -1,7 +1,9 @@
 //! The one socket between the runner and the container process, as in crun:
 //! it carries the console's pseudo-terminal master up, a setup failure up as
 //! one line of text, and its end-of-file (the child's copy is close-on-exec)
-//! tells the runner that the payload was executed.
+//! tells the runner that the payload was executed. When the runner has work
+//! to do after `clone3` (network links), it sends one "go" down and the
+//! child waits for it before starting the payload.
 
 use crate::error::{Context, Result};
 use nix::sys::socket::{
@@ -22,11 +24,14 @@ pub enum Msg {
     MachineId(crate::id128::Id128),
     /// The child exec'd (or died) and closed its end.
     Eof,
+    /// The runner made the network; the payload may start.
+    Go,
 }
 
 const TAG_ERROR: u8 = b'E';
 const TAG_CONSOLE: u8 = b'C';
 const TAG_ID: u8 = b'I';
+const TAG_GO: u8 = b'G';
 
 pub fn pair() -> Result<(Channel, Channel)> {
     let (a, b) = socketpair(
@@ -62,15 +67,25 @@ impl Channel {
     pub fn send_id(&self, id: crate::id128::Id128) -> Result<()> {
         let mut buf = vec![TAG_ID];
         buf.extend_from_slice(&id.0);
+        self.send_bytes(&buf)
+            .ctx(|| "cannot pass the machine id to the runner".into())
+    }
+
+    /// Tell the child that what the runner does after `clone3` is done.
+    pub fn send_go(&self) -> Result<()> {
+        self.send_bytes(&[TAG_GO])
+            .ctx(|| "cannot signal the container to start".into())
+    }
+
+    fn send_bytes(&self, buf: &[u8]) -> nix::Result<()> {
         sendmsg::<()>(
             self.0.as_raw_fd(),
-            &[IoSlice::new(&buf)],
+            &[IoSlice::new(buf)],
             &[],
             MsgFlags::MSG_NOSIGNAL,
             None,
         )
         .map(drop)
-        .ctx(|| "cannot pass the machine id to the runner".into())
     }
 
     pub fn send_fd(&self, fd: &OwnedFd) -> Result<()> {
@@ -120,6 +135,7 @@ impl Channel {
                     id.copy_from_slice(&buf[1..17]);
                     Msg::MachineId(crate::id128::Id128(id))
                 }
+                (1, Some(&TAG_GO)) => Msg::Go,
                 _ => Msg::Error(String::from_utf8_lossy(&buf[1..n]).into_owned()),
             });
         }

@@ -32,6 +32,11 @@ pub struct ChildCtx<'a> {
     pub container_uuid: Id128,
     pub host_os_release: &'a [u8],
     pub term: Option<&'a str>,
+    /// `--network-namespace-path`: the namespace to join.
+    pub netns: Option<BorrowedFd<'a>>,
+    /// Wait for the runner's "go" before starting the payload (it makes
+    /// the network links after `clone3`).
+    pub wait_go: bool,
 }
 
 /// Never returns: executes the payload or exits after reporting the error.
@@ -60,6 +65,14 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
         unsafe { libc::_exit(1) };
     }
     reset_signals();
+
+    match ctx.netns {
+        Some(ns) => nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .ctx(|| "cannot join the network namespace".into())?,
+        // A namespace of our own (clone3 made it): its loopback starts down.
+        None if s.private_network => crate::net::loopback_up()?,
+        None => {}
+    }
 
     if ctx.cgroup2 {
         // clone3 put us in the container's cgroup already; a namespace made
@@ -98,7 +111,9 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     }
     let fs = &s.fs;
     let read_only = fs.read_only || fs.volatile == Volatile::State;
-    mount::etc::setup_resolv_conf(root, fs.resolv_conf, s.private_network, read_only)?;
+    // A network we route and masquerade reaches the host's resolvers.
+    let isolated = s.private_network && !crate::net::reaches_host_resolvers(&s.net);
+    mount::etc::setup_resolv_conf(root, fs.resolv_conf, isolated, read_only)?;
     mount::etc::setup_timezone(root, fs.timezone, read_only)?;
     mount::custom::mount_all(root, &fs.mounts)?;
     mount::write_credentials(
@@ -124,6 +139,14 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     setup_stdio(ctx.pty)?;
 
+    if ctx.wait_go {
+        match ctx.channel.recv() {
+            Ok(super::channel::Msg::Go) => {}
+            // The runner failed (and says why) or is gone.
+            // SAFETY: _exit is always safe.
+            _ => unsafe { libc::_exit(1) },
+        }
+    }
     caps::drop_bounding(caps::default_mask(s.private_network))?;
     let uuid = container_uuid.to_string();
     let host_os_release = String::from_utf8_lossy(ctx.host_os_release);

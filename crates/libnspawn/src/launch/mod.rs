@@ -66,10 +66,38 @@ pub fn run(s: &Settings) -> Result<i32> {
         .find_map(|p| std::fs::read(p).ok())
         .unwrap_or_default();
     let cgroup = Cgroup::create(&s.machine, s.slice.as_deref())?;
-    let record = registry::path(&s.machine);
+    // The network's record (addresses, zone) is made and locked before the
+    // reaper forks, so the reaper holds it too and cleans up after a
+    // killed runner.
+    // Network checks come after the cgroup's, so a second start of a
+    // running machine is told so rather than that its link name is taken.
+    let prepared = crate::net::check(&s.net, &s.machine).and_then(|ns| {
+        let record = match s.net.wants_veth() {
+            true => Some(crate::net::record::reserve(&s.net, &s.machine)?),
+            false => None,
+        };
+        Ok((ns, record))
+    });
+    let (netns_path, record) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            if let Some(cg) = cgroup {
+                cg.remove();
+            }
+            return Err(e);
+        }
+    };
     let _reaper = cgroup
         .as_ref()
-        .map(|c| c.spawn_reaper(&[record.as_path()]))
+        .map(|c| {
+            let runner = std::process::id() as i32;
+            c.spawn_reaper(record.as_ref().map(|h| h.fd()), || {
+                registry::remove_if_runner(&s.machine, runner);
+                if let Some(h) = &record {
+                    h.reap();
+                }
+            })
+        })
         .transpose()?;
 
     let handled = [
@@ -95,7 +123,8 @@ pub fn run(s: &Settings) -> Result<i32> {
         eprintln!("Press ^] three times within 1s to kill container.");
     }
     let result = (|| loop {
-        match run_once(s, &cgroup, &sfd, &host_os_release)? {
+        let rec = record.as_ref().map(|h| &h.record);
+        match run_once(s, &cgroup, &sfd, &host_os_release, netns_path.as_ref(), rec)? {
             Outcome::Exited(code) => return Ok(code),
             Outcome::Reboot if s.keep_unit => return Ok(133),
             Outcome::Reboot => continue,
@@ -104,6 +133,9 @@ pub fn run(s: &Settings) -> Result<i32> {
     registry::remove(&s.machine);
     if let Some(cg) = cgroup {
         cg.remove();
+    }
+    if let Some(h) = record {
+        h.release();
     }
     notify::notify_caller("STOPPING=1");
     result
@@ -133,6 +165,8 @@ fn run_once(
     cgroup: &Option<Cgroup>,
     sfd: &SignalFd,
     host_os_release: &[u8],
+    netns_path: Option<&OwnedFd>,
+    record: Option<&crate::net::record::Record>,
 ) -> Result<Outcome> {
     let tty = console::is_tty(console::stdin()) && console::is_tty(console::stdout());
     let mode = ConsoleMode::resolve(Some(s.console), tty);
@@ -157,12 +191,33 @@ fn run_once(
                 container_uuid: s.uuid.map(Ok).unwrap_or_else(Id128::random)?,
                 host_os_release,
                 term: term.as_deref(),
+                netns: netns_path.map(|f| f.as_fd()),
+                wait_go: s.net.wants_links(),
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop(theirs);
     drop(runner);
+
+    // The links need the container's namespace, so they are made now; the
+    // child waits for "go" before its payload starts.
+    let _network = if s.net.wants_links() {
+        let net = crate::net::setup(&s.net, &s.machine, pid as u32, record).and_then(|n| {
+            ours.send_go()?;
+            Ok(n)
+        });
+        match net {
+            Ok(n) => Some(n),
+            Err(e) => {
+                let _ = clone::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+                let _ = clone::wait_pidfd(pidfd.as_fd());
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
 
     let mut pty = None;
     let mut machine_id = None;
@@ -175,6 +230,7 @@ fn run_once(
                 return Err(Error::Invalid(msg));
             }
             Msg::Eof => break,
+            Msg::Go => {}
         }
     }
     registry::publish(&registry::Record {
@@ -186,8 +242,15 @@ fn run_once(
         runner: std::process::id() as i32,
         id: machine_id.map(|i| i.plain()).unwrap_or_default(),
         cgroup: cgroup.as_ref().map(|c| c.path().to_path_buf()),
-        interfaces: vec![],
-        addresses: vec![],
+        interfaces: record
+            .iter()
+            .flat_map(|r| r.host_link.iter().chain(r.zone.iter()).cloned())
+            .collect(),
+        addresses: record
+            .and_then(|r| r.container_addr)
+            .map(|a| a.to_string())
+            .into_iter()
+            .collect(),
         state: "running".into(),
         started_usec: registry::now_usec(),
         bounding: crate::security::caps::default_mask(s.private_network),
@@ -215,6 +278,7 @@ fn run_once(
         pty.as_mut().filter(|_| live),
         forward_in,
         &notify_sock,
+        _network.as_ref().and_then(|n| n.dhcp.as_ref()),
     )?;
     if let Some(p) = pty.as_mut() {
         p.drain(Some(console::stdout()));
@@ -231,6 +295,7 @@ fn supervise(
     mut pty: Option<&mut Pty>,
     mut forward_in: bool,
     notify_sock: &OwnedFd,
+    dhcp: Option<&crate::net::dhcp::Server>,
 ) -> Result<Exit> {
     let output = Some(console::stdout());
     let mut term_requests = 0;
@@ -255,6 +320,10 @@ fn supervise(
         if forward_in && pty.is_some() && !pty_out {
             fds.push(PollFd::new(stdin, PollFlags::POLLIN));
         }
+        let dhcp_idx = fds.len();
+        if let Some(d) = dhcp {
+            fds.push(PollFd::new(d.as_fd(), PollFlags::POLLIN));
+        }
         // A hung-up pty (a getty closing /dev/console to reopen it) cannot
         // be polled without spinning; look at it again shortly.
         let timeout = if pty.as_ref().is_some_and(|p| p.hung_up) {
@@ -272,8 +341,12 @@ fn supervise(
                 .is_some_and(|r| !r.is_empty())
         };
         let (child_done, sig_ready, notify_ready) = (ready(0), ready(1), ready(2));
-        let stdin_ready = fds.len() > stdin_idx && ready(stdin_idx);
+        let stdin_ready = stdin_idx < dhcp_idx && ready(stdin_idx);
+        let dhcp_ready = dhcp.is_some() && ready(dhcp_idx);
         drop(fds);
+        if let (true, Some(d)) = (dhcp_ready, dhcp) {
+            d.handle();
+        }
 
         if let Some(p) = pty.as_deref_mut() {
             if p.hung_up {

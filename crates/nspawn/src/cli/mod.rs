@@ -2,6 +2,7 @@
 //! `Settings`. Value syntax is checked here, before anything is created.
 
 mod fs;
+mod net;
 mod pending;
 mod security;
 pub mod settings_file;
@@ -68,10 +69,6 @@ pub struct Cli {
     #[arg(long, value_name = "UUID", value_parser = parse_uuid, help_heading = "System identity")]
     uuid: Option<Id128>,
 
-    /// Only a loopback interface in the container
-    #[arg(long = "private-network", help_heading = "Networking")]
-    private_network: bool,
-
     /// Register with systemd-machined (accepted; the registry comes later)
     #[arg(long, value_name = "BOOL", value_parser = parse_register, num_args = 0..=1, require_equals = true, default_missing_value = "yes",
         help_heading = "Integration")]
@@ -107,6 +104,9 @@ pub struct Cli {
 
     #[command(flatten)]
     fs: fs::FsArgs,
+
+    #[command(flatten)]
+    net: net::NetArgs,
 
     #[command(flatten)]
     pending: pending::PendingArgs,
@@ -248,6 +248,7 @@ impl Cli {
             libnspawn::env::parse_setenv(e, |_| None)?;
         }
         self.fs.into_settings()?;
+        self.net.into_settings()?;
         self.security.into_settings()?;
         Ok(())
     }
@@ -270,6 +271,7 @@ impl Cli {
             _ => StartMode::Pid1,
         };
         let fs = self.fs.into_settings()?;
+        let (net, private_network) = self.net.into_settings()?;
         let (directory, machine) = locate(
             self.directory.as_deref(),
             self.machine.as_deref(),
@@ -310,11 +312,12 @@ impl Cli {
             quiet,
             keep_unit: self.keep_unit,
             register: self.register.unwrap_or_default(),
-            private_network: self.private_network,
+            private_network,
             fs,
             slice: self.slice,
             knobs: libnspawn::settings::Knobs::from_env(|k| std::env::var(k).ok())
                 .map_err(|e| e.to_string())?,
+            net,
             security: self.security.into_settings()?,
         })
     }

@@ -6,24 +6,6 @@ use clap::{ArgAction, Args};
 
 #[derive(Args, Debug, Default)]
 pub struct PendingArgs {
-    #[arg(short = 'n', long = "network-veth", hide = true)]
-    network_veth: bool,
-    #[arg(long = "network-veth-extra", hide = true, action = ArgAction::Append)]
-    network_veth_extra: Vec<String>,
-    #[arg(long = "network-bridge", hide = true)]
-    network_bridge: Option<String>,
-    #[arg(long = "network-zone", hide = true)]
-    network_zone: Option<String>,
-    #[arg(long = "network-interface", hide = true, action = ArgAction::Append)]
-    network_interface: Vec<String>,
-    #[arg(long = "network-macvlan", hide = true, action = ArgAction::Append)]
-    network_macvlan: Vec<String>,
-    #[arg(long = "network-ipvlan", hide = true, action = ArgAction::Append)]
-    network_ipvlan: Vec<String>,
-    #[arg(long = "network-namespace-path", hide = true)]
-    network_namespace_path: Option<String>,
-    #[arg(short = 'p', long = "port", hide = true, action = ArgAction::Append)]
-    port: Vec<String>,
     #[arg(short = 'U', hide = true)]
     private_users_pick: bool,
     #[arg(long = "private-users", hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "yes")]
@@ -43,19 +25,7 @@ pub struct PendingArgs {
 impl PendingArgs {
     /// The first option given that is not supported yet.
     pub fn check(&self) -> Result<(), String> {
-        let given: [(&str, bool); 16] = [
-            ("--network-veth", self.network_veth),
-            ("--network-veth-extra", !self.network_veth_extra.is_empty()),
-            ("--network-bridge", self.network_bridge.is_some()),
-            ("--network-zone", self.network_zone.is_some()),
-            ("--network-interface", !self.network_interface.is_empty()),
-            ("--network-macvlan", !self.network_macvlan.is_empty()),
-            ("--network-ipvlan", !self.network_ipvlan.is_empty()),
-            (
-                "--network-namespace-path",
-                self.network_namespace_path.is_some(),
-            ),
-            ("--port", !self.port.is_empty()),
+        let given: [(&str, bool); 7] = [
             ("-U", self.private_users_pick),
             (
                 "--private-users",

@@ -88,14 +88,15 @@ const MOUNTS: &[&str] = &[
 ];
 const NETWORK: &[&str] = &[
     "private_network",
-    "network_veth",
-    "network_veth_extra",
-    "network_bridge",
-    "network_zone",
-    "network_interface",
-    "network_macvlan",
-    "network_ipvlan",
-    "port",
+    "veth",
+    "veth_extra",
+    "bridge",
+    "zone",
+    "interfaces",
+    "macvlan",
+    "ipvlan",
+    "namespace_path",
+    "ports",
 ];
 
 use Kind::*;

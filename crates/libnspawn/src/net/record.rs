@@ -1,0 +1,295 @@
+//! One record per running machine with a network, `/run/nspawn/net/NAME`:
+//! what it holds on the host (its host link, zone, subnet and addresses) so
+//! that allocation sees what others hold, and so that whoever outlives the
+//! runner (the reaper, or the next start's sweep) can remove it.
+//!
+//! The runner holds `flock(2)` on its record while it lives, and the reaper
+//! inherits that lock; a record nobody has locked is stale. Creating,
+//! sweeping and allocating happen under the host-wide `bridge::lock()`.
+
+use super::addr::{self, Subnet};
+use super::{bridge, links, nat, rtnl::Rtnl, NetSettings};
+use crate::error::{Context, Error, Result};
+use nix::fcntl::{Flock, FlockArg, OFlag};
+use std::fs::File;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::PathBuf;
+
+const DIR: &str = "/run/nspawn/net";
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Record {
+    /// The machine (the record's file name; not written in it).
+    pub machine: String,
+    /// The host end of the main veth link.
+    pub host_link: Option<String>,
+    /// The zone's bridge (`vz-ZONE`).
+    pub zone: Option<String>,
+    pub subnet: Option<Subnet>,
+    pub host_addr: Option<Ipv4Addr>,
+    pub container_addr: Option<Ipv4Addr>,
+}
+
+impl Record {
+    fn to_text(&self) -> String {
+        let mut s = String::new();
+        let mut put = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                s.push_str(&format!("{k}={v}\n"));
+            }
+        };
+        put("host_link", self.host_link.clone());
+        put("zone", self.zone.clone());
+        put("subnet", self.subnet.map(|s| s.to_string()));
+        put("host_address", self.host_addr.map(|a| a.to_string()));
+        put(
+            "container_address",
+            self.container_addr.map(|a| a.to_string()),
+        );
+        s
+    }
+
+    fn parse(machine: &str, text: &str) -> Record {
+        let mut r = Record {
+            machine: machine.to_string(),
+            ..Default::default()
+        };
+        for line in text.lines() {
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
+            match k {
+                "host_link" => r.host_link = Some(v.to_string()),
+                "zone" => r.zone = Some(v.to_string()),
+                "subnet" => r.subnet = Subnet::parse(v),
+                "host_address" => r.host_addr = v.parse().ok(),
+                "container_address" => r.container_addr = v.parse().ok(),
+                _ => {}
+            }
+        }
+        r
+    }
+
+    /// Undo what the record says on the host, once the container is gone:
+    /// its nftables table; its veth end vanishes with the container's
+    /// namespace, then a zone left empty is removed. `locked`: the caller
+    /// holds the network lock.
+    pub fn clean_host(&self, locked: bool) {
+        if self.container_addr.is_some() {
+            nat::remove(&self.machine);
+        }
+        if let Some(l) = &self.host_link {
+            // The kernel tears a dead namespace down asynchronously.
+            for _ in 0..300 {
+                if !std::path::Path::new("/sys/class/net").join(l).exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            if let Ok(mut rt) = Rtnl::open() {
+                let _ = links::delete(&mut rt, l);
+            }
+        }
+        match (&self.zone, locked) {
+            (Some(z), false) => {
+                let _ = bridge::remove_zone_if_empty(z);
+            }
+            (Some(z), true) if bridge::is_empty(z) => {
+                if let Ok(mut rt) = Rtnl::open() {
+                    let _ = links::delete(&mut rt, z);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A machine's record, locked for as long as this lives (and in the reaper).
+pub struct Held {
+    pub record: Record,
+    path: PathBuf,
+    file: Flock<File>,
+}
+
+fn record_path(machine: &str) -> PathBuf {
+    PathBuf::from(DIR).join(machine)
+}
+
+fn open_locked(path: &std::path::Path, create: bool) -> Result<Option<Flock<File>>> {
+    let mut flags = OFlag::O_RDWR | OFlag::O_CLOEXEC;
+    if create {
+        flags |= OFlag::O_CREAT;
+    }
+    let fd = nix::fcntl::open(path, flags, nix::sys::stat::Mode::from_bits_truncate(0o644))
+        .ctx(|| format!("cannot open {}", path.display()))?;
+    Ok(Flock::lock(File::from(fd), FlockArg::LockExclusiveNonblock).ok())
+}
+
+/// Remove the records (and what they hold) of runners and reapers that are
+/// gone. The caller holds `bridge::lock()`.
+fn sweep() {
+    let Ok(entries) = std::fs::read_dir(DIR) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if let Ok(Some(_lock)) = open_locked(&path, false) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            Record::parse(&name, &std::fs::read_to_string(&path).unwrap_or_default())
+                .clean_host(true);
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// Every record's subnet and container address, but `except`'s.
+fn others(except: &std::path::Path) -> Vec<Record> {
+    let Ok(entries) = std::fs::read_dir(DIR) else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path() != except)
+        .filter_map(|e| {
+            let t = std::fs::read_to_string(e.path()).ok()?;
+            Some(Record::parse(&e.file_name().to_string_lossy(), &t))
+        })
+        .collect()
+}
+
+/// Turn IPv4 forwarding off if we turned it on and no machine with an
+/// address of ours is left but `path`'s. The caller holds the lock.
+fn forwarding_release(path: &std::path::Path) {
+    let needed = others(path).iter().any(|o| o.container_addr.is_some());
+    nat::forwarding_release(needed);
+}
+
+/// Whether the settings get addresses from us: a veth link of its own
+/// (`-n`) or a zone; a user's bridge is the user's to address.
+pub fn wants_addresses(s: &NetSettings) -> bool {
+    s.wants_veth() && s.bridge.is_none()
+}
+
+/// Make and lock the record of `machine`, sweeping stale ones and
+/// allocating its addresses, before anything else is created.
+pub fn reserve(s: &NetSettings, machine: &str) -> Result<Held> {
+    let _lock = bridge::lock()?;
+    std::fs::create_dir_all(DIR).ctx(|| format!("cannot create {DIR}"))?;
+    sweep();
+    let path = record_path(machine);
+    forwarding_release(&path);
+    let file = open_locked(&path, true)?
+        .ok_or_else(|| Error::invalid(format!("machine '{machine}' is already running")))?;
+    let mut record = Record {
+        machine: machine.to_string(),
+        host_link: super::host_link_name(s, machine),
+        zone: s.zone.as_deref().map(bridge::zone_bridge),
+        ..Default::default()
+    };
+    if wants_addresses(s) {
+        let others = others(&path);
+        let mut rt = Rtnl::open()?;
+        match &record.zone {
+            Some(z) => {
+                // The zone's subnet is its bridge's, or a member's record's
+                // while the bridge is being made, or a new one.
+                let existing = match links::find(&mut rt, z)? {
+                    Some(_) => addr::link_address(&mut rt, z)?.map(|(_, n)| n),
+                    None => None,
+                };
+                let net = match existing.or_else(|| {
+                    others
+                        .iter()
+                        .find(|o| o.zone == record.zone)
+                        .and_then(|o| o.subnet)
+                }) {
+                    Some(n) => n,
+                    None => {
+                        let mut taken = addr::host_subnets(&mut rt)?;
+                        taken.extend(others.iter().filter_map(|o| o.subnet));
+                        addr::allocate(addr::ZONE_PREFIX, &taken)?
+                    }
+                };
+                let used: Vec<Ipv4Addr> = others.iter().filter_map(|o| o.container_addr).collect();
+                let ip = (2..=net.hosts())
+                    .map(|n| net.host(n))
+                    .find(|a| !used.contains(a))
+                    .ok_or_else(|| Error::invalid(format!("zone {z} is full")))?;
+                record.subnet = Some(net);
+                record.host_addr = Some(net.host(1));
+                record.container_addr = Some(ip);
+            }
+            None => {
+                let mut taken = addr::host_subnets(&mut rt)?;
+                taken.extend(others.iter().filter_map(|o| o.subnet));
+                let net = addr::allocate(addr::VETH_PREFIX, &taken)?;
+                record.subnet = Some(net);
+                record.host_addr = Some(net.host(1));
+                record.container_addr = Some(net.host(2));
+            }
+        }
+        // Outbound traffic is forwarded and masqueraded (nat.rs).
+        nat::forwarding_on()?;
+    }
+    let mut f: &File = &file;
+    f.set_len(0)
+        .and_then(|_| f.write_all(record.to_text().as_bytes()))
+        .ctx(|| format!("cannot write {}", path.display()))?;
+    Ok(Held { record, path, file })
+}
+
+impl Held {
+    /// The locked descriptor, for the reaper to keep.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        std::ops::Deref::deref(&self.file).as_fd()
+    }
+
+    /// The runner's own, orderly end: its links are gone with `Network`'s
+    /// drop; remove its nftables table and the record, and turn forwarding
+    /// off if it was the last to need it.
+    pub fn release(self) {
+        self.record.clean_host(false);
+        let _ = std::fs::remove_file(&self.path);
+        if let Ok(_lock) = bridge::lock() {
+            forwarding_release(&self.path);
+        }
+    }
+
+    /// For the reaper, once the runner is gone: if the record is still
+    /// there and ours, the runner did not release it (it was killed), so
+    /// clean up after it. A missing record was released; one with another
+    /// inode is a new runner's of the same name, whose table and links
+    /// must stay.
+    pub fn reap(&self) {
+        let ours = nix::sys::stat::fstat(self.fd()).map(|st| st.st_ino);
+        let there = nix::sys::stat::stat(&self.path).map(|st| st.st_ino);
+        if !matches!((ours, there), (Ok(a), Ok(b)) if a == b) {
+            return;
+        }
+        self.record.clean_host(false);
+        let _ = std::fs::remove_file(&self.path);
+        if let Ok(_lock) = bridge::lock() {
+            forwarding_release(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_round_trip() {
+        let r = Record {
+            machine: "m".into(),
+            host_link: Some("ve-x".into()),
+            zone: Some("vz-z".into()),
+            subnet: Subnet::parse("192.168.4.0/24"),
+            host_addr: Some(Ipv4Addr::new(192, 168, 4, 1)),
+            container_addr: Some(Ipv4Addr::new(192, 168, 4, 2)),
+        };
+        assert_eq!(Record::parse("m", &r.to_text()), r);
+    }
+}
