@@ -40,6 +40,8 @@ cargo build --release
 # and nspawn(1), generated from the same definitions.
 install -m 0755 target/release/nspawn target/release/nspawnctl /usr/local/bin/
 install -D -m 0644 units/nspawn@.service /etc/systemd/system/nspawn@.service
+# The NSS module; add "nspawn" to the hosts line of /etc/nsswitch.conf to use it.
+install -m 0644 target/release/libnss_nspawn.so "/usr/lib/$(uname -m)-linux-gnu/libnss_nspawn.so.2"
 target/release/nspawn-gen /usr/local/share
 scripts/fixtures.sh debian-machine debian12 >/dev/null
 exec target/release/nspawn -b -D /var/lib/machines/debian12 "$@"

@@ -213,6 +213,9 @@ fn bad_values_name_the_file_and_line_and_start_nothing() {
 fn network_section_applies_from_a_trusted_file() {
     let t = Tree::busybox("netfile");
     let _f = Trusted::new(&t.name, "[Network]\nVirtualEthernet=yes\n");
-    let out = ok(start(&t, &["/bin/sh", "-c", "ls /sys/class/net | sort | tr '\\n' ' '"]));
+    let out = ok(start(
+        &t,
+        &["/bin/sh", "-c", "ls /sys/class/net | sort | tr '\\n' ' '"],
+    ));
     assert_eq!(out, "host0 lo ");
 }
