@@ -3,8 +3,8 @@
 #
 #   sudo scripts/boot-debian.sh [extra nspawn options...]
 #
-# Needs only this checkout and a Rust toolchain; installs debootstrap and
-# busybox-static with apt if missing, builds a cached Debian tree
+# Needs only this checkout and a Rust toolchain; installs debootstrap,
+# busybox-static and libseccomp-dev (linked by the build) with apt if missing, builds a cached Debian tree
 # (scripts/fixtures.sh) and copies it to /var/lib/machines/debian12.
 set -euo pipefail
 
@@ -23,7 +23,7 @@ command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain (r
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 missing=()
-for pkg in debootstrap busybox-static; do
+for pkg in debootstrap busybox-static libseccomp-dev pkg-config; do
     dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$' ||
         missing+=("$pkg")
 done
