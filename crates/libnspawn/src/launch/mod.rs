@@ -9,12 +9,14 @@
 mod channel;
 mod child;
 mod clone;
+mod sealed;
 mod stub;
 
 use crate::cgroup::Cgroup;
 use crate::console::{self, Escape, Pty, RawMode};
 use crate::error::{Context, Error, Result};
 use crate::id128::Id128;
+use crate::security::devices;
 use crate::settings::{signal_name, ConsoleMode, Settings};
 use crate::{lock, mount, notify};
 use channel::Msg;
@@ -38,6 +40,9 @@ pub fn run(s: &Settings) -> Result<i32> {
     if !nix::unistd::geteuid().is_root() {
         return Err(Error::invalid("Need to be root."));
     }
+    if s.start_mode == crate::settings::StartMode::Pid2 {
+        sealed::reexec()?;
+    }
     let root = nix::fcntl::open(
         &s.directory,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -57,6 +62,10 @@ pub fn run(s: &Settings) -> Result<i32> {
         .unwrap_or_default();
     let cgroup = Cgroup::create(&s.machine)?;
     let _reaper = cgroup.as_ref().map(Cgroup::spawn_reaper).transpose()?;
+    if let Some(cg) = &cgroup {
+        devices::attach(cg.fd())?;
+    }
+    let listen_fds = listen_fds();
 
     let handled = [
         Signal::SIGTERM,
@@ -81,7 +90,7 @@ pub fn run(s: &Settings) -> Result<i32> {
         eprintln!("Press ^] three times within 1s to kill container.");
     }
     let result = (|| loop {
-        match run_once(s, &cgroup, &sfd, &host_os_release)? {
+        match run_once(s, &cgroup, &sfd, &host_os_release, listen_fds)? {
             Outcome::Exited(code) => return Ok(code),
             Outcome::Reboot if s.keep_unit => return Ok(133),
             Outcome::Reboot => continue,
@@ -99,6 +108,7 @@ fn run_once(
     cgroup: &Option<Cgroup>,
     sfd: &SignalFd,
     host_os_release: &[u8],
+    listen_fds: u32,
 ) -> Result<Outcome> {
     let tty = console::is_tty(console::stdin()) && console::is_tty(console::stdout());
     let mode = ConsoleMode::resolve(Some(s.console), tty);
@@ -123,6 +133,7 @@ fn run_once(
                 container_uuid: s.uuid.map(Ok).unwrap_or_else(Id128::random)?,
                 host_os_release,
                 term: term.as_deref(),
+                listen_fds,
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
@@ -171,6 +182,22 @@ fn run_once(
     }
     drop(_raw);
     Ok(outcome(s, exit))
+}
+
+/// Descriptors the caller passed for the payload (sd_listen_fds(3)): only
+/// if `$LISTEN_PID` names us, as the protocol wants.
+fn listen_fds() -> u32 {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    match std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok())
+    {
+        Some(n) if ours => n,
+        _ => 0,
+    }
 }
 
 /// The monitor loop: returns when PID 1 of the container has exited.

@@ -4,16 +4,20 @@
 //! signal to the payload (PID 2). It exits as the payload did (255 if a
 //! signal killed it, as the reference), and the kernel then ends whatever
 //! else is left in the namespace.
+//!
+//! The stub is the one process of ours that lives on inside the container.
+//! It keeps no descriptor of the runner's (root inside could borrow them
+//! through `/proc/1/fd`), and its `/proc/1/exe` is a sealed copy of our
+//! binary, not the file on the host (see `sealed`).
 
 use crate::error::{Context, Result};
 use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
-use std::os::fd::RawFd;
 
 /// Fork: the child returns and goes on to become the payload; this process
 /// becomes the stub and never returns.
-pub fn fork_stub(channel: RawFd) -> Result<()> {
+pub fn fork_stub() -> Result<()> {
     let all = SigSet::all();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None)
         .ctx(|| "cannot block signals".into())?;
@@ -27,7 +31,10 @@ pub fn fork_stub(channel: RawFd) -> Result<()> {
         ForkResult::Parent { child } => {
             // The runner learns of the payload's exec by the channel closing:
             // our copy must not keep it open.
-            let _ = nix::unistd::close(channel);
+            // Nothing of the runner's stays open in PID 1, where root in
+            // the container could borrow it through /proc/1/fd.
+            // SAFETY: closing descriptors this process no longer uses.
+            unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
             stub_loop(child)
         }
     }

@@ -146,6 +146,7 @@ fn parse_register(s: &str) -> Result<RegisterMode, String> {
 impl Cli {
     /// Check the combination and fill in the defaults the reference derives.
     pub fn into_settings(self) -> Result<Settings, String> {
+        let security = self.security.into_settings(self.private_network)?;
         if self.boot && self.as_pid2 {
             return Err("--boot and --as-pid2 may not be combined.".into());
         }
@@ -218,7 +219,7 @@ impl Cli {
             keep_unit: self.keep_unit,
             register: self.register.unwrap_or_default(),
             private_network: self.private_network,
-            security: self.security.into_settings()?,
+            security,
         })
     }
 }
