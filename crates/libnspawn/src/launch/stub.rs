@@ -35,9 +35,39 @@ pub fn fork_stub() -> Result<()> {
             // the container could borrow it through /proc/1/fd.
             // SAFETY: closing descriptors this process no longer uses.
             unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+            wipe_environment();
             stub_loop(child)
         }
     }
+}
+
+/// `/proc/1/environ` shows the memory our environment was handed in at
+/// exec (proc(5), env_start..env_end): the caller's, which the container
+/// must not see. The stub reads no variable, so the block is zeroed in
+/// place (moving it would need CAP_SYS_RESOURCE, PR_SET_MM).
+fn wipe_environment() {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    // Fields after the command name, which may contain spaces: field 3 is
+    // the first; env_start and env_end are fields 50 and 51.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return;
+    };
+    let fields: Vec<usize> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let (Some(&start), Some(&end)) = (fields.get(50 - 3), fields.get(51 - 3)) else {
+        return;
+    };
+    if start == 0 || end <= start {
+        return;
+    }
+    // SAFETY: [start, end) is this process's environment block, mapped and
+    // writable (it is on the initial stack); nothing reads it after this,
+    // Rust's std::env included (the stub never asks).
+    unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
 }
 
 fn stub_loop(main: Pid) -> ! {
