@@ -7,6 +7,7 @@
 //! `no_new_privs` needs CAP_SYS_ADMIN, seccomp(2)); the other capability
 //! sets and `no_new_privs` last, right before `execve`.
 
+pub mod bpf;
 pub mod caps;
 pub mod devices;
 pub mod limits;

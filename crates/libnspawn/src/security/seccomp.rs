@@ -12,17 +12,19 @@
 //! 3. with `--suppress-sync`: the sync calls succeed without doing anything
 //!    and O_SYNC/O_DSYNC opens fail with EINVAL.
 //!
+//! The programs are assembled by `bpf`; libseccomp only resolves names to
+//! numbers per ABI (x86-64, x32 and i386 on x86-64: a 32-bit `int 0x80`
+//! must not bypass the filter).
+//!
 //! Cost: rules without argument checks have a constant verdict per system
 //! call, which the kernel caches in a bitmap since 5.11 (the filter is not
-//! run at all for them); the few calls with argument checks (socket, open
-//! with `--suppress-sync`) are reached through libseccomp's binary-tree
-//! layout. BENCHMARKS.md has the measurement.
+//! run at all for them); only socket(2) (and open with `--suppress-sync`)
+//! runs a filter. BENCHMARKS.md has the measurement.
 
+use super::bpf::{self, Abi, Cond, Rule};
 use super::syscall_sets::{Group, GROUPS};
 use crate::error::{Error, Result};
-use libseccomp::{
-    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
-};
+use libseccomp::ScmpSyscall;
 use std::collections::BTreeSet;
 
 /// What every container may do (systemd 252, src/nspawn/nspawn-seccomp.c).
@@ -115,7 +117,7 @@ const ALLOW_WITH_CAP: &[(caps::Capability, &str)] = {
     ]
 };
 
-const NETLINK_AUDIT: u64 = 9;
+const NETLINK_AUDIT: u32 = 9;
 
 fn group(name: &str) -> Option<&'static Group> {
     GROUPS.iter().find(|g| g.name == name)
@@ -162,30 +164,35 @@ pub fn help() -> String {
     out
 }
 
-/// Expand groups (recursively) into system call names, leaving out `deny`
-/// and whatever `deny`'s groups contain.
-fn expand(item: &str, out: &mut BTreeSet<&'static str>, deny: &BTreeSet<&'static str>) {
-    if let Some(g) = group(item) {
-        for m in g.members {
-            expand(m, out, deny);
+/// Expand groups (recursively) into system call names, leaving out
+/// `deny`. Every name here is one of our tables' own strings.
+fn expand(item: &'static str, out: &mut BTreeSet<&'static str>, deny: &BTreeSet<&'static str>) {
+    match group(item) {
+        Some(g) => g.members.iter().for_each(|m| expand(m, out, deny)),
+        None if !deny.contains(item) => {
+            out.insert(item);
         }
-        return;
+        None => {}
     }
-    if let Some(name) = GROUPS
+}
+
+/// A user's name as one of our tables' strings (parse_list checked it is).
+fn known_name(name: &str) -> Option<&'static str> {
+    if let Some(g) = group(name) {
+        return Some(g.name);
+    }
+    group("@known")?
+        .members
         .iter()
-        .flat_map(|g| g.members.iter())
-        .find(|m| **m == item)
-        .filter(|m| !deny.contains(**m))
-    {
-        out.insert(name);
-    }
+        .copied()
+        .find(|m| *m == name)
 }
 
 /// The names the allow-list filter lets through for the kept capabilities
 /// `retain` and the user's lists.
 pub fn allowed(retain: u64, allow: &[String], deny: &[String]) -> BTreeSet<String> {
     let mut denied = BTreeSet::new();
-    for d in deny {
+    for d in deny.iter().filter_map(|d| known_name(d)) {
         expand(d, &mut denied, &BTreeSet::new());
     }
     let mut out = BTreeSet::new();
@@ -196,88 +203,87 @@ pub fn allowed(retain: u64, allow: &[String], deny: &[String]) -> BTreeSet<Strin
     for item in ALLOW.iter().copied().chain(with_caps) {
         expand(item, &mut out, &denied);
     }
+    for a in allow.iter().filter_map(|a| known_name(a)) {
+        expand(a, &mut out, &denied);
+    }
     let mut names: BTreeSet<String> = out.into_iter().map(String::from).collect();
-    // The user's own names need not be in any group.
+    // Names libseccomp knows but systemd 252 did not.
     for a in allow {
-        if a.starts_with('@') {
-            let mut extra = BTreeSet::new();
-            expand(a, &mut extra, &denied);
-            names.extend(extra.into_iter().map(String::from));
-        } else if !denied.contains(a.as_str()) && !deny.contains(a) {
+        if known_name(a).is_none() && !deny.contains(a) {
             names.insert(a.clone());
         }
     }
     names
 }
 
-fn seccomp_err(what: &str) -> impl Fn(libseccomp::error::SeccompError) -> Error + '_ {
-    move |e| Error::invalid(format!("cannot {what}: {e}"))
-}
-
-/// A filter for the native architecture and the compat ones it can run
-/// (x86 and x32 on x86-64): a 32-bit `int 0x80` must not bypass it.
-fn new_filter(default: ScmpAction) -> Result<ScmpFilterContext> {
-    let mut f = ScmpFilterContext::new(default).map_err(seccomp_err("create a seccomp filter"))?;
-    if cfg!(target_arch = "x86_64") {
-        for arch in [ScmpArch::X86, ScmpArch::X32] {
-            f.add_arch(arch)
-                .map_err(seccomp_err("add an architecture to the seccomp filter"))?;
+/// Rules for one ABI: each name's number there, with its action; names the
+/// ABI lacks are skipped. The first action given for a number wins (names
+/// may alias one number).
+fn rules_for(abi: Abi, entries: &[(&str, u32)]) -> Vec<Rule> {
+    let mut by_nr = std::collections::BTreeMap::new();
+    for &(name, action) in entries {
+        if let Ok(nr) = ScmpSyscall::from_name_by_arch(name, abi.scmp()) {
+            if let Ok(nr) = u32::try_from(i32::from(nr)) {
+                by_nr.entry(nr).or_insert(action);
+            }
         }
     }
-    // We set no_new_privs ourselves when asked (--no-new-privileges); the
-    // filter is loaded with CAP_SYS_ADMIN instead.
-    f.set_ctl_nnp(false)
-        .map_err(seccomp_err("configure the seccomp filter"))?;
-    Ok(f)
+    by_nr
+        .into_iter()
+        .map(|(nr, action)| Rule {
+            nr,
+            conds: vec![],
+            action,
+        })
+        .collect()
 }
 
-/// Add `action` for `name` where the architecture has it; names of other
-/// architectures or of newer kernels than libseccomp knows are skipped.
-fn add(f: &mut ScmpFilterContext, action: ScmpAction, name: &str) -> Result<()> {
-    let Ok(sys) = ScmpSyscall::from_name(name) else {
-        return Ok(());
-    };
-    match f.add_rule(action, sys) {
-        Ok(_) => Ok(()),
-        // A name that exists on none of our architectures.
-        Err(e) if e.errno() == Some(libseccomp::error::SeccompErrno::EDOM) => Ok(()),
-        Err(e) => Err(Error::invalid(format!(
-            "cannot add {name} to the seccomp filter: {e}"
-        ))),
-    }
+fn number(abi: Abi, name: &str) -> Option<u32> {
+    let nr = ScmpSyscall::from_name_by_arch(name, abi.scmp()).ok()?;
+    u32::try_from(i32::from(nr)).ok()
 }
 
 /// Load the filters into this process; they are inherited by everything it
 /// starts and cannot be removed.
 pub fn load(retain: u64, allow: &[String], deny: &[String], suppress_sync: bool) -> Result<()> {
     let allowed = allowed(retain, allow, deny);
-    let mut f = new_filter(ScmpAction::Errno(libc::ENOSYS))?;
-    for name in &allowed {
-        add(&mut f, ScmpAction::Allow, name)?;
-    }
-    for name in group("@known").map(|g| g.members).unwrap_or_default() {
-        if !allowed.contains(*name) {
-            add(&mut f, ScmpAction::Errno(libc::EPERM), name)?;
-        }
-    }
-    f.set_ctl_optimize(2)
-        .map_err(seccomp_err("configure the seccomp filter"))?;
-    f.load().map_err(seccomp_err("load the seccomp filter"))?;
+    let mut entries: Vec<(&str, u32)> = allowed
+        .iter()
+        .map(|n| (n.as_str(), bpf::RET_ALLOW))
+        .collect();
+    let known = group("@known").map(|g| g.members).unwrap_or_default();
+    entries.extend(known.iter().map(|n| (*n, bpf::ret_errno(libc::EPERM))));
+    let rules: Vec<(Abi, Vec<Rule>)> = Abi::ALL
+        .iter()
+        .map(|&abi| (abi, rules_for(abi, &entries)))
+        .collect();
+    let prog = bpf::assemble(&rules, bpf::ret_errno(libc::ENOSYS))?;
+    bpf::load(&prog, "seccomp filter")?;
 
-    let mut audit = new_filter(ScmpAction::Allow)?;
-    audit
-        .add_rule_conditional(
-            ScmpAction::Errno(libc::EAFNOSUPPORT),
-            ScmpSyscall::from_name("socket").map_err(seccomp_err("resolve socket"))?,
-            &[
-                ScmpArgCompare::new(0, ScmpCompareOp::Equal, libc::AF_NETLINK as u64),
-                ScmpArgCompare::new(2, ScmpCompareOp::Equal, NETLINK_AUDIT),
-            ],
-        )
-        .map_err(seccomp_err("add the audit socket rule"))?;
-    audit
-        .load()
-        .map_err(seccomp_err("load the audit seccomp filter"))?;
+    // i386 reaches socket(2) through socketcall(2) as well, whose
+    // arguments a filter cannot see; as the reference, only the direct
+    // calls are covered.
+    let audit: Vec<(Abi, Vec<Rule>)> = [Abi::X86_64, Abi::X32]
+        .iter()
+        .filter_map(|&abi| {
+            let nr = number(abi, "socket")?;
+            let cond = |arg, value| Cond {
+                arg,
+                mask: u32::MAX,
+                value,
+            };
+            let rule = Rule {
+                nr,
+                conds: vec![cond(0, libc::AF_NETLINK as u32), cond(2, NETLINK_AUDIT)],
+                action: bpf::ret_errno(libc::EAFNOSUPPORT),
+            };
+            Some((abi, vec![rule]))
+        })
+        .collect();
+    bpf::load(
+        &bpf::assemble(&audit, bpf::RET_ALLOW)?,
+        "audit seccomp filter",
+    )?;
 
     if suppress_sync {
         load_suppress_sync()?;
@@ -286,28 +292,33 @@ pub fn load(retain: u64, allow: &[String], deny: &[String], suppress_sync: bool)
 }
 
 fn load_suppress_sync() -> Result<()> {
-    let mut f = new_filter(ScmpAction::Allow)?;
-    for name in group("@sync").map(|g| g.members).unwrap_or_default() {
-        add(&mut f, ScmpAction::Errno(0), name)?;
-    }
-    let dsync = libc::O_DSYNC as u64; // O_SYNC includes this bit
-    for (name, arg) in [("open", 1), ("openat", 2)] {
-        let Ok(sys) = ScmpSyscall::from_name(name) else {
-            continue;
-        };
-        f.add_rule_conditional(
-            ScmpAction::Errno(libc::EINVAL),
-            sys,
-            &[ScmpArgCompare::new(
-                arg,
-                ScmpCompareOp::MaskedEqual(dsync),
-                dsync,
-            )],
-        )
-        .map_err(seccomp_err("add the O_SYNC rule"))?;
-    }
-    f.load()
-        .map_err(seccomp_err("load the --suppress-sync seccomp filter"))
+    let sync = group("@sync").map(|g| g.members).unwrap_or_default();
+    let dsync = libc::O_DSYNC as u32; // O_SYNC includes this bit
+    let rules: Vec<(Abi, Vec<Rule>)> = Abi::ALL
+        .iter()
+        .map(|&abi| {
+            let entries: Vec<(&str, u32)> = sync.iter().map(|n| (*n, bpf::ret_errno(0))).collect();
+            let mut rules = rules_for(abi, &entries);
+            for (name, arg) in [("open", 1), ("openat", 2)] {
+                if let Some(nr) = number(abi, name) {
+                    rules.push(Rule {
+                        nr,
+                        conds: vec![Cond {
+                            arg,
+                            mask: dsync,
+                            value: dsync,
+                        }],
+                        action: bpf::ret_errno(libc::EINVAL),
+                    });
+                }
+            }
+            (abi, rules)
+        })
+        .collect();
+    bpf::load(
+        &bpf::assemble(&rules, bpf::RET_ALLOW)?,
+        "--suppress-sync seccomp filter",
+    )
 }
 
 #[cfg(test)]
