@@ -535,6 +535,17 @@ fn limits() {
     ));
     assert_eq!(out, "100\n200\n120\n300\nCpus_allowed_list:\t0\ni686\n");
     assert_eq!(ok(t.sh(&["--personality=x86-64"], "uname -m")), "x86_64\n");
+    // Defaults: at most 1024 descriptors (soft), the caller's hard limit;
+    // a limit beyond what the runner may set is lowered to what it may.
+    let mut host = Command::new("sh");
+    host.args(["-c", "ulimit -Hn"]);
+    let hard = ok(run(host));
+    let soft = hard.trim().parse::<u64>().unwrap().min(1024);
+    assert_eq!(
+        ok(t.sh(&[], "ulimit -n; ulimit -Hn")),
+        format!("{soft}\n{hard}")
+    );
+    assert_eq!(ok(t.sh(&["--rlimit=NOFILE=infinity"], "ulimit -Hn")), hard);
 }
 
 #[test]

@@ -158,16 +158,50 @@ pub fn parse_personality(s: &str) -> Result<libc::c_ulong> {
     }
 }
 
+fn get(res: libc::__rlimit_resource_t) -> libc::rlimit {
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills a valid rlimit.
+    unsafe { libc::getrlimit(res, &mut cur) };
+    cur
+}
+
+/// setrlimit(2), or as close as we may: raising a hard limit needs
+/// CAP_SYS_RESOURCE (which the runner may lack), so on EPERM both values
+/// are capped at the current hard limit, as the reference's
+/// setrlimit_closest() does.
+fn set_closest(res: libc::__rlimit_resource_t, soft: u64, hard: u64) -> Result<()> {
+    let want = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit reads a valid rlimit.
+    if unsafe { libc::setrlimit(res, &want) } == 0 {
+        return Ok(());
+    }
+    let max = get(res).rlim_max;
+    let closest = libc::rlimit {
+        rlim_cur: soft.min(max),
+        rlim_max: hard.min(max),
+    };
+    // SAFETY: as above.
+    nix::errno::Errno::result(unsafe { libc::setrlimit(res, &closest) })
+        .map(drop)
+        .ctx(|| format!("cannot set resource limit {res}"))
+}
+
 /// Apply everything to this process, before execve.
 pub fn apply(l: &Limits) -> Result<()> {
+    // As the reference: the payload starts with at most 1024 descriptors
+    // (soft limit; the hard one is kept), which select(2) can handle.
+    let nofile = get(libc::RLIMIT_NOFILE);
+    if nofile.rlim_cur > 1024 {
+        set_closest(libc::RLIMIT_NOFILE, 1024, nofile.rlim_max)?;
+    }
     for &(res, soft, hard) in &l.rlimits {
-        let lim = libc::rlimit {
-            rlim_cur: soft,
-            rlim_max: hard,
-        };
-        // SAFETY: setrlimit reads a valid rlimit.
-        nix::errno::Errno::result(unsafe { libc::setrlimit(res, &lim) })
-            .ctx(|| format!("cannot set resource limit {res}"))?;
+        set_closest(res, soft, hard)?;
     }
     if let Some(adj) = l.oom_score_adjust {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())

@@ -1,5 +1,5 @@
 //! The system call filter: the reference's allow list (REFERENCE §2,
-//! systemd-nspawn(1) `--system-call-filter=`), built with libseccomp.
+//! systemd-nspawn(1) `--system-call-filter=`).
 //!
 //! Three filters are stacked; the kernel runs each and the most restrictive
 //! verdict wins (seccomp(2), "multiple filters"):
