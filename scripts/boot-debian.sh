@@ -4,8 +4,9 @@
 #   sudo scripts/boot-debian.sh [extra nspawn options...]
 #
 # Needs only this checkout and a Rust toolchain; installs debootstrap,
-# busybox-static and libseccomp-dev (linked by the build) with apt if missing, builds a cached Debian tree
-# (scripts/fixtures.sh) and copies it to /var/lib/machines/debian12.
+# busybox-static and libseccomp-dev (linked by the build) with apt if
+# missing, builds a cached Debian tree (scripts/fixtures.sh) and copies it
+# to /var/lib/machines/debian12.
 set -euo pipefail
 
 die() { printf 'boot-debian.sh: error: %s\n' "$*" >&2; exit 1; }
