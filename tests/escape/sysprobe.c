@@ -7,7 +7,8 @@
  * chown (a new file to 1:1), mknod-null (a 1:3 node), pty (allocate a
  * pseudo terminal and pass a byte through it), tun (open /dev/net/tun),
  * audit (a NETLINK_AUDIT socket), nosys (an unknown system call), fds
- * (list the open descriptors, "fds 0 1 2"). */
+ * (list the open descriptors, "fds 0 1 2"), euid (print the effective
+ * user id). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -97,6 +98,10 @@ static int op(const char *o) {
 
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "euid")) {
+            printf("euid %d\n", (int)geteuid());
+            continue;
+        }
         if (!strcmp(argv[i], "fds")) {
             printf("fds");
             for (int fd = 0; fd < 1024; fd++)

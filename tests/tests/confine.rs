@@ -244,7 +244,9 @@ fn battery_blocked_with_stub_init() {
 fn battery_escapes_a_plain_chroot() {
     let b = Battery::new();
     let t = tree_with("chroot", &["escape"]);
-    let mut mounted = vec![];
+    // Declared after the tree, so dropped (unmounted) before it is
+    // removed: removing the tree must never reach the host's /dev.
+    let mut binds = Binds(vec![]);
     for d in ["proc", "sys", "dev"] {
         let st = Command::new("mount")
             .args(["--rbind", &format!("/{d}")])
@@ -252,14 +254,12 @@ fn battery_escapes_a_plain_chroot() {
             .status()
             .unwrap();
         assert!(st.success());
-        mounted.push(t.join(d));
+        binds.0.push(t.join(d));
     }
     let mut cmd = Command::new("chroot");
     cmd.arg(t.dir()).arg("/escape").args(b.args());
     let m = b.run(cmd);
-    for d in &mounted {
-        let _ = Command::new("umount").arg("-R").arg(d).status();
-    }
+    drop(binds);
     // What a chroot lets through on any host (module and kexec calls are
     // left out: a kernel without them answers ENOSYS to everyone).
     for attempt in [
@@ -284,6 +284,21 @@ fn battery_escapes_a_plain_chroot() {
     assert_eq!(m["link-add"].0, "CREATED");
     assert!(m["link-add"].1.contains(&host_netns()));
     assert!(b.host_has_link());
+}
+
+/// Bind mounts of host file systems into a tree, undone on drop (also
+/// when a test fails), lazily if they are busy.
+struct Binds(Vec<PathBuf>);
+
+impl Drop for Binds {
+    fn drop(&mut self) {
+        for d in self.0.drain(..) {
+            let ok = Command::new("umount").arg("-R").arg(&d).status();
+            if !ok.is_ok_and(|s| s.success()) {
+                let _ = Command::new("umount").arg("-Rl").arg(&d).status();
+            }
+        }
+    }
 }
 
 /// (CapInh, CapPrm, CapEff, CapBnd, CapAmb) of the payload.
@@ -383,11 +398,25 @@ fn capability_options_take_effect() {
 
 #[test]
 fn no_new_privileges() {
-    let t = Tree::busybox("nnp");
+    let t = tree_with("nnp", &["sysprobe"]);
     let status = |extra: &[&str]| ok(t.sh(extra, "grep ^NoNewPrivs /proc/self/status"));
     assert_eq!(status(&[]), "NoNewPrivs:\t0\n");
     assert_eq!(status(&["--no-new-privileges=yes"]), "NoNewPrivs:\t1\n");
     assert_eq!(status(&["--no-new-privileges=no"]), "NoNewPrivs:\t0\n");
+    // A set-user-ID root program run by a user: root, unless no_new_privs.
+    std::fs::set_permissions(
+        t.join("sysprobe"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o4755),
+    )
+    .unwrap();
+    let euid = |extra: &[&str]| {
+        let mut args = vec!["-q", "--pipe", "-D", t.dir(), "-u", "tester"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["/sysprobe", "euid"]);
+        ok(run(nspawn(&args)))
+    };
+    assert_eq!(euid(&[]), "euid 0\n");
+    assert_eq!(euid(&["--no-new-privileges=yes"]), "euid 1000\n");
 }
 
 #[test]
