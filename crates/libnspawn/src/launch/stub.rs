@@ -21,21 +21,32 @@ pub fn fork_stub() -> Result<()> {
     let all = SigSet::all();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None)
         .ctx(|| "cannot block signals".into())?;
+    // The payload waits until the stub has cleaned up (end of file on this
+    // pipe): until then the stub still holds the runner's descriptors and
+    // the caller's environment, which the payload could read in /proc/1.
+    let (ready_r, ready_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "cannot create a pipe".into())?;
     // SAFETY: single-threaded process.
     match unsafe { fork() }.ctx(|| "cannot fork the payload".into())? {
         ForkResult::Child => {
+            drop(ready_w);
+            let mut b = [0u8; 1];
+            while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&ready_r, &mut b) {}
+            drop(ready_r);
             nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
                 .ctx(|| "cannot unblock signals".into())?;
             Ok(())
         }
         ForkResult::Parent { child } => {
-            // The runner learns of the payload's exec by the channel closing:
-            // our copy must not keep it open.
+            drop(ready_r);
+            wipe_environment();
             // Nothing of the runner's stays open in PID 1, where root in
-            // the container could borrow it through /proc/1/fd.
+            // the container could borrow it through /proc/1/fd; the channel
+            // must close too (the runner learns of the payload's exec by
+            // its end), and so does the pipe, which lets the payload go on.
             // SAFETY: closing descriptors this process no longer uses.
             unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-            wipe_environment();
+            std::mem::forget(ready_w);
             stub_loop(child)
         }
     }
