@@ -137,7 +137,12 @@ impl Cgroup {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e).ctx(|| format!("cannot create cgroup {}", path.display())),
             }
-            let fd = open_dir(&path).ctx(|| format!("cannot open cgroup {}", path.display()))?;
+            let fd = match open_dir(&path) {
+                Ok(fd) => fd,
+                // Swept away between our mkdir and this open: make it again.
+                Err(Errno::ENOENT) => continue,
+                Err(e) => return Err(e).ctx(|| format!("cannot open cgroup {}", path.display())),
+            };
             let Some(dir) = try_lock(fd) else {
                 let events = fs::read_to_string(path.join("cgroup.events")).unwrap_or_default();
                 if events.contains("populated 1") {
