@@ -179,7 +179,13 @@ fn assert_all_blocked(b: &Battery, m: &BTreeMap<String, (String, String)>) {
     // The reference leaves devices to systemd's device cgroup, which a host
     // without systemd does not have: root there can read host disks after
     // mknod (shown by these very attempts). The rest must hold for it too.
-    let devices = ["blockdev-read", "blockdev-mount", "dev-mem", "dev-kmsg"];
+    let devices = [
+        "blockdev-read",
+        "blockdev-mount",
+        "devtmpfs",
+        "dev-mem",
+        "dev-kmsg",
+    ];
     if reference() {
         eprintln!("reference: device attempts not held to account: {devices:?}");
     }
@@ -266,6 +272,7 @@ fn battery_escapes_a_plain_chroot() {
         "inherited-fds",
         "blockdev-read",
         "blockdev-mount",
+        "devtmpfs",
         "dev-kmsg",
         "settimeofday",
         "clock_settime",
