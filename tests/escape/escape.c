@@ -164,6 +164,29 @@ static void devtmpfs(unsigned maj, unsigned min) {
     umount2("/tmp/esc-devtmpfs", MNT_DETACH);
 }
 
+/* CVE-2022-0492: a cgroup v1 hierarchy mounted again shows its
+ * release_agent, which the kernel runs as root on the host. Opened for
+ * writing, never written. */
+static void release_agent(void) {
+    static const char *const ctrl[] = {"memory", "pids", "cpu", "freezer", "devices", "rdma", "blkio", NULL};
+    mkdir("/tmp", 01777);
+    mkdir("/tmp/esc-cgroup", 0700);
+    char why[256] = "no v1 hierarchy could be mounted";
+    for (int i = 0; ctrl[i]; i++) {
+        if (mount("cgroup", "/tmp/esc-cgroup", "cgroup", 0, ctrl[i]) < 0) continue;
+        int fd = open("/tmp/esc-cgroup/release_agent", O_WRONLY);
+        int e = errno;
+        umount2("/tmp/esc-cgroup", MNT_DETACH);
+        if (fd >= 0) {
+            close(fd);
+            report("release-agent", 1, "%s release_agent open for writing", ctrl[i]);
+            return;
+        }
+        snprintf(why, sizeof why, "%s mounted, release_agent: %s", ctrl[i], strerror(e));
+    }
+    report("release-agent", 0, "%s", why);
+}
+
 static void char_device(const char *name, const char *path, unsigned maj, unsigned min) {
     char node[64];
     /* Use the node if the file system has it, else make one. */
@@ -441,6 +464,7 @@ int main(int argc, char **argv) {
     pid1_fds();
     block_device(maj, min);
     devtmpfs(maj, min);
+    release_agent();
     char_device("dev-mem", "/dev/mem", 1, 1);
     char_device("dev-kmsg", "/dev/kmsg", 1, 11);
     clocks();

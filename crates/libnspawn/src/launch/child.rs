@@ -10,7 +10,7 @@ use crate::error::{Context, Error, Result};
 use crate::id128::Id128;
 use crate::inroot;
 use crate::mount::{self, ApiOptions};
-use crate::security::{self, caps, limits, seccomp};
+use crate::security::{self, caps, limits, release_agent, seccomp};
 use crate::settings::{Settings, StartMode};
 use crate::user::{self, Account};
 use nix::errno::Errno;
@@ -61,13 +61,13 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     }
     reset_signals();
 
-    if ctx.cgroup2 {
-        // clone3 put us in the container's cgroup already; a namespace made
-        // now is rooted there (a CLONE_NEWCGROUP in clone3 itself would be
-        // rooted at the runner's cgroup: copy_namespaces() runs first).
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-            .ctx(|| "cannot create the cgroup namespace".into())?;
-    }
+    release_agent::leave_v1_roots()?;
+    // clone3 put us in the container's cgroup already; a namespace made
+    // now is rooted there (a CLONE_NEWCGROUP in clone3 itself would be
+    // rooted at the runner's cgroup: copy_namespaces() runs first). Made on
+    // v1-only hosts too, for the v1 hierarchies' sake (release_agent).
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+        .ctx(|| "cannot create the cgroup namespace".into())?;
     let root = mount::bind_tree(&s.directory)?;
     let root = root.as_fd();
     let machine_id = machine_id(root, s)?;

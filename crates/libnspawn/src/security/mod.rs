@@ -11,6 +11,7 @@ pub mod bpf;
 pub mod caps;
 pub mod devices;
 pub mod limits;
+pub mod release_agent;
 pub mod seccomp;
 pub mod syscall_sets;
 
