@@ -187,6 +187,39 @@ static void release_agent(void) {
     report("release-agent", 0, "%s", why);
 }
 
+/* With CAP_SYS_ADMIN in the host's user namespace, the read-only /proc/sys
+ * and /sys can be remounted, or mounted afresh, writable. Checked by
+ * opening for writing, never written. */
+static void fresh_mounts(void) {
+    if (mount(NULL, "/proc/sys", NULL, MS_REMOUNT | MS_BIND, NULL) == 0) {
+        int fd = open("/proc/sys/kernel/core_pattern", O_WRONLY);
+        report("proc-sys-remount", fd >= 0, fd >= 0 ? "remounted /proc/sys writable" : "remounted, still: %s", strerror(errno));
+        if (fd >= 0) close(fd);
+        mount(NULL, "/proc/sys", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL);
+    } else {
+        report("proc-sys-remount", 0, "%s", strerror(errno));
+    }
+    static const char *const what[][3] = {
+        {"fresh-proc", "proc", "/sys/kernel/core_pattern"},
+        {"fresh-sysfs", "sysfs", "/power/state"},
+    };
+    for (int i = 0; i < 2; i++) {
+        char dir[64], file[128];
+        snprintf(dir, sizeof dir, "/tmp/esc-%s", what[i][1]);
+        snprintf(file, sizeof file, "%s%s", dir, what[i][2]);
+        mkdir("/tmp", 01777);
+        mkdir(dir, 0700);
+        if (mount(what[i][1], dir, what[i][1], 0, NULL) < 0) {
+            report(what[i][0], 0, "mount: %s", strerror(errno));
+            continue;
+        }
+        int fd = open(file, O_WRONLY);
+        if (fd >= 0) report(what[i][0], 1, "%s open for writing", file), close(fd);
+        else report(what[i][0], 0, "%s: %s", file, strerror(errno));
+        umount2(dir, MNT_DETACH);
+    }
+}
+
 static void char_device(const char *name, const char *path, unsigned maj, unsigned min) {
     char node[64];
     /* Use the node if the file system has it, else make one. */
@@ -477,6 +510,7 @@ int main(int argc, char **argv) {
     open_for_write("sys-write", sys);
     static const char *const sysrq[] = {"/proc/sysrq-trigger", NULL};
     open_for_write("sysrq-trigger", sysrq);
+    fresh_mounts();
     read_kernel();
     kexec();
     by_handle();

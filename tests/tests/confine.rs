@@ -171,10 +171,25 @@ fn host_netns() -> String {
         .into_owned()
 }
 
+/// What root inside can still do, as under the reference: with
+/// CAP_SYS_ADMIN in the host's user namespace it may remount /proc/sys
+/// writable, or mount a fresh proc or sysfs, and write kernel settings
+/// (core_pattern runs a program as root on the host). A filter cannot tell
+/// a proc mount from a tmpfs one (the type is a pointer), and the kernel
+/// refuses these only to a user namespace: `-U`, a later issue. Pinned
+/// here so the README's word on it stays true: once blocked, this list
+/// and the README must change. (With a private network the kernel makes a
+/// fresh sysfs read-only itself: there that attempt must be blocked.)
+const KNOWN_GAPS: &[&str] = &["proc-sys-remount", "fresh-proc", "fresh-sysfs"];
+const KNOWN_GAPS_PRIVATE_NETWORK: &[&str] = &["proc-sys-remount", "fresh-proc"];
+
 /// Every attempt blocked; a link made or changed only in a namespace of
 /// its own, and never seen by the host.
 #[track_caller]
-fn assert_all_blocked(b: &Battery, m: &BTreeMap<String, (String, String)>) {
+fn assert_all_blocked(b: &Battery, m: &BTreeMap<String, (String, String)>, known: &[&str]) {
+    for gap in known {
+        assert_eq!(m[*gap].0, "ESCAPED", "{gap} is blocked now: {:?}", m[*gap]);
+    }
     let host_ns = host_netns();
     // Where the reference, on a host without systemd, is open (these very
     // attempts show it): devices, left to systemd's device cgroup, and the
@@ -194,6 +209,7 @@ fn assert_all_blocked(b: &Battery, m: &BTreeMap<String, (String, String)>) {
     let escaped: Vec<String> = m
         .iter()
         .filter(|(k, _)| !(reference() && gaps.contains(&k.as_str())))
+        .filter(|(k, _)| !known.contains(&k.as_str()))
         .filter(|(_, (v, detail))| match v.as_str() {
             "BLOCKED" => false,
             "CREATED" | "CHANGED" => detail.contains(&host_ns),
@@ -220,7 +236,7 @@ fn battery_in_container(extra: &[&str]) -> (Battery, BTreeMap<String, (String, S
 #[test]
 fn battery_blocked_by_default() {
     let (b, m) = battery_in_container(&[]);
-    assert_all_blocked(&b, &m);
+    assert_all_blocked(&b, &m, KNOWN_GAPS);
     assert_eq!(m["link-add"].0, "BLOCKED");
 }
 
@@ -230,7 +246,7 @@ fn battery_blocked_with_private_network() {
     // CAP_NET_ADMIN is kept here: the link is made, in the container's own
     // network namespace.
     assert_eq!(m["link-add"].0, "CREATED", "{:?}", m["link-add"]);
-    assert_all_blocked(&b, &m);
+    assert_all_blocked(&b, &m, KNOWN_GAPS_PRIVATE_NETWORK);
 }
 
 #[test]
@@ -241,7 +257,7 @@ fn battery_blocked_with_stub_init() {
         return;
     }
     let (b, m) = battery_in_container(&["-a"]);
-    assert_all_blocked(&b, &m);
+    assert_all_blocked(&b, &m, KNOWN_GAPS);
     assert_eq!(m["pid1-fds"].0, "BLOCKED");
 }
 
@@ -281,6 +297,8 @@ fn battery_escapes_a_plain_chroot() {
         "clock_settime",
         "proc-sys-write",
         "sys-write",
+        "fresh-proc",
+        "fresh-sysfs",
         "open_by_handle_at",
         "keyctl",
         "add_key",
