@@ -129,7 +129,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
         nix::unistd::chdir(dir.as_str())
             .ctx(|| format!("cannot change to working directory {dir}"))?;
     }
-    let root = account.as_ref().is_none() || account.as_ref().is_some_and(|a| a.uid == 0);
+    let root = !matches!(&account, Some(a) if a.uid != 0);
     security::finish(sec, retain, root)?;
     exec_payload(s, account.as_ref(), &envp)
 }
