@@ -167,7 +167,7 @@ impl Cgroup {
             }
             let fd = match open_dir(&path) {
                 Ok(fd) => fd,
-                // Swept by a concurrent start between our mkdir and open.
+                // Swept away between our mkdir and this open: make it again.
                 Err(Errno::ENOENT) => continue,
                 Err(e) => return Err(e).ctx(|| format!("cannot open cgroup {}", path.display())),
             };
@@ -229,6 +229,21 @@ impl Cgroup {
     }
 }
 
+fn read_at(dir: BorrowedFd, name: &str) -> Option<String> {
+    let fd =
+        nix::fcntl::openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
+    std::io::read_to_string(fs::File::from(fd)).ok()
+}
+
+/// Whether `path` is still the directory `dir` was opened on (cgroupfs
+/// inode numbers are not reused while we hold one).
+fn is_at(dir: BorrowedFd, path: &Path) -> bool {
+    match (nix::sys::stat::fstat(dir), nix::sys::stat::stat(path)) {
+        (Ok(a), Ok(b)) => (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino),
+        _ => false,
+    }
+}
+
 fn reaper(
     pipe: OwnedFd,
     cgroup: BorrowedFd,
@@ -259,17 +274,21 @@ fn reaper(
     while let Err(Errno::EINTR) = nix::unistd::read(&pipe, &mut b) {}
     // The runner is gone. PID 1 of the container dies with it
     // (PR_SET_PDEATHSIG); wait for the cgroup to empty, then remove it.
-    let events = path.join("cgroup.events");
+    // Through our descriptor, not the path: a runner that ended normally
+    // has removed the directory already, and a new container of the same
+    // name may have made its own at that path by now.
     for _ in 0..1000 {
-        match fs::read_to_string(&events) {
-            Ok(e) if e.contains("populated 1") => {
+        match read_at(cgroup, "cgroup.events") {
+            Some(e) if e.contains("populated 1") => {
                 std::thread::sleep(std::time::Duration::from_millis(10))
             }
             _ => break,
         }
     }
-    remove_tree(path);
-    remove_empty_slices(path);
+    if is_at(cgroup, path) {
+        remove_tree(path);
+        remove_empty_slices(path);
+    }
     after();
     // SAFETY: _exit is always safe.
     unsafe { libc::_exit(0) }

@@ -12,7 +12,7 @@ use crate::inroot;
 use crate::journal;
 use crate::mount::spec::Volatile;
 use crate::mount::{self, ApiOptions};
-use crate::security::caps;
+use crate::security::{self, caps, limits, release_agent, seccomp};
 use crate::settings::{Settings, StartMode};
 use crate::user::{self, Account};
 use nix::errno::Errno;
@@ -37,6 +37,8 @@ pub struct ChildCtx<'a> {
     /// Wait for the runner's "go" before starting the payload (it makes
     /// the network links after `clone3`).
     pub wait_go: bool,
+    /// Descriptors 3.. passed on to the payload (`$LISTEN_FDS`).
+    pub listen_fds: u32,
 }
 
 /// Never returns: executes the payload or exits after reporting the error.
@@ -74,13 +76,13 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
         None => {}
     }
 
-    if ctx.cgroup2 {
-        // clone3 put us in the container's cgroup already; a namespace made
-        // now is rooted there (a CLONE_NEWCGROUP in clone3 itself would be
-        // rooted at the runner's cgroup: copy_namespaces() runs first).
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-            .ctx(|| "cannot create the cgroup namespace".into())?;
-    }
+    release_agent::leave_v1_roots()?;
+    // clone3 put us in the container's cgroup already; a namespace made
+    // now is rooted there (a CLONE_NEWCGROUP in clone3 itself would be
+    // rooted at the runner's cgroup: copy_namespaces() runs first). Made on
+    // v1-only hosts too, for the v1 hierarchies' sake (release_agent).
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+        .ctx(|| "cannot create the cgroup namespace".into())?;
     let tree = mount::root::prepare(&s.directory, &s.fs)?;
     let root_fd = match &s.fs.pivot_root {
         Some((new, old)) => pivot_root_dir(tree.as_fd(), new, old.as_deref())?,
@@ -147,10 +149,13 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
             _ => unsafe { libc::_exit(1) },
         }
     }
-    caps::drop_bounding(caps::default_mask(s.private_network))?;
+    let sec = &s.security;
+    let retain = sec.retain(s.private_network);
+    caps::drop_bounding(retain)?;
+    limits::apply(&sec.limits)?;
     let uuid = container_uuid.to_string();
     let host_os_release = String::from_utf8_lossy(ctx.host_os_release);
-    let envp = env::build(&EnvInput {
+    let mut envp = env::build(&EnvInput {
         boot: s.start_mode == StartMode::Boot,
         term: ctx.term,
         container_uuid: &uuid,
@@ -160,28 +165,26 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
         credentials: !s.fs.credentials.is_empty(),
         container_service: &s.knobs.container_service,
     });
-    // The caller's stray descriptors must not reach the payload; ours are
-    // close-on-exec already.
-    // SAFETY: close_range with flags only marks descriptors.
-    unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-
+    pass_descriptors(ctx.listen_fds, s.start_mode, &mut envp);
+    seccomp::load(
+        retain,
+        &sec.syscall_allow,
+        &sec.syscall_deny,
+        sec.suppress_sync,
+    )?;
     if s.start_mode == StartMode::Pid2 {
-        stub::fork_stub(ctx.channel.as_raw_fd())?;
+        stub::fork_stub()?;
     }
     if let Some(a) = &account {
+        caps::keep_across_setuid(sec.caps_ambient)?;
         become_user(a)?;
     }
     if let Some(dir) = &s.chdir {
         nix::unistd::chdir(dir.as_str())
             .ctx(|| format!("cannot change to working directory {dir}"))?;
     }
+    let root = !matches!(&account, Some(a) if a.uid != 0);
+    security::finish(sec, retain, root)?;
     exec_payload(s, account.as_ref(), &envp)
 }
 
@@ -203,6 +206,33 @@ fn machine_id(root: std::os::fd::BorrowedFd, s: &Settings) -> Result<Option<Id12
             s.directory.display()
         ))
     })
+}
+
+/// The payload gets 0, 1, 2 and, when the caller passed some for it
+/// (sd_listen_fds(3)), 3 .. 3+n with `$LISTEN_FDS`; every other descriptor
+/// is closed on exec, whoever opened it.
+fn pass_descriptors(n: u32, mode: StartMode, envp: &mut Vec<String>) {
+    // SAFETY: close_range with flags only marks descriptors.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 + n,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if n == 0 {
+        return;
+    }
+    for fd in 3..3 + n as libc::c_int {
+        // SAFETY: clearing FD_CLOEXEC on a descriptor we were given.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    }
+    // The payload's PID inside: 1, or 2 behind the --as-pid2 stub.
+    let pid = if mode == StartMode::Pid2 { 2 } else { 1 };
+    envp.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+    envp.push(format!("LISTEN_FDS={n}"));
+    envp.push(format!("LISTEN_PID={pid}"));
 }
 
 fn reset_signals() {

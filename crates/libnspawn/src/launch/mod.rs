@@ -9,12 +9,14 @@
 mod channel;
 mod child;
 mod clone;
+mod sealed;
 mod stub;
 
 use crate::cgroup::Cgroup;
 use crate::console::{self, Escape, Pty, RawMode};
 use crate::error::{Context, Error, Result};
 use crate::id128::Id128;
+use crate::security::devices;
 use crate::settings::{signal_name, ConsoleMode, Settings};
 use crate::{lock, mount, notify, registry};
 use channel::Msg;
@@ -25,6 +27,13 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
+
+/// Whether we run inside a container (systemd's convention: the manager
+/// provides /run/host/container-manager, or $container is set for PID 1).
+fn in_container() -> bool {
+    std::path::Path::new("/run/host/container-manager").exists()
+        || std::env::var_os("container").is_some()
+}
 
 /// How one run of the container ended.
 enum Outcome {
@@ -37,6 +46,9 @@ enum Outcome {
 pub fn run(s: &Settings) -> Result<i32> {
     if !nix::unistd::geteuid().is_root() {
         return Err(Error::invalid("Need to be root."));
+    }
+    if s.start_mode == crate::settings::StartMode::Pid2 {
+        sealed::reexec()?;
     }
     if let Some(template) = &s.fs.template {
         crate::template::ensure(&s.directory, template)?;
@@ -99,6 +111,20 @@ pub fn run(s: &Settings) -> Result<i32> {
             })
         })
         .transpose()?;
+    if let Some(cg) = &cgroup {
+        match devices::attach(cg.fd()) {
+            // Nested in a container that denies bpf(2): its own device
+            // program, on an ancestor of our cgroup, already applies to
+            // ours (BPF_F_ALLOW_MULTI runs every ancestor's program).
+            Err(e) if e.errno() == Some(nix::errno::Errno::EPERM) && in_container() => {
+                if !s.quiet {
+                    eprintln!("nspawn: running inside a container that denies bpf(2): its device policy applies");
+                }
+            }
+            r => r?,
+        }
+    }
+    let listen_fds = listen_fds();
 
     let handled = [
         Signal::SIGTERM,
@@ -124,7 +150,15 @@ pub fn run(s: &Settings) -> Result<i32> {
     }
     let result = (|| loop {
         let rec = record.as_ref().map(|h| &h.record);
-        match run_once(s, &cgroup, &sfd, &host_os_release, netns_path.as_ref(), rec)? {
+        match run_once(
+            s,
+            &cgroup,
+            &sfd,
+            &host_os_release,
+            netns_path.as_ref(),
+            rec,
+            listen_fds,
+        )? {
             Outcome::Exited(code) => return Ok(code),
             Outcome::Reboot if s.keep_unit => return Ok(133),
             Outcome::Reboot => continue,
@@ -167,6 +201,7 @@ fn run_once(
     host_os_release: &[u8],
     netns_path: Option<&OwnedFd>,
     record: Option<&crate::net::record::Record>,
+    listen_fds: u32,
 ) -> Result<Outcome> {
     let tty = console::is_tty(console::stdin()) && console::is_tty(console::stdout());
     let mode = ConsoleMode::resolve(Some(s.console), tty);
@@ -193,6 +228,7 @@ fn run_once(
                 term: term.as_deref(),
                 netns: netns_path.map(|f| f.as_fd()),
                 wait_go: s.net.wants_links(),
+                listen_fds,
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
@@ -285,6 +321,22 @@ fn run_once(
     }
     drop(_raw);
     Ok(outcome(s, exit))
+}
+
+/// Descriptors the caller passed for the payload (sd_listen_fds(3)): only
+/// if `$LISTEN_PID` names us, as the protocol wants.
+fn listen_fds() -> u32 {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    match std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok())
+    {
+        Some(n) if ours => n,
+        _ => 0,
+    }
 }
 
 /// The monitor loop: returns when PID 1 of the container has exited.

@@ -4,33 +4,81 @@
 //! signal to the payload (PID 2). It exits as the payload did (255 if a
 //! signal killed it, as the reference), and the kernel then ends whatever
 //! else is left in the namespace.
+//!
+//! The stub is the one process of ours that lives on inside the container.
+//! It keeps no descriptor of the runner's (root inside could borrow them
+//! through `/proc/1/fd`), and its `/proc/1/exe` is a sealed copy of our
+//! binary, not the file on the host (see `sealed`).
 
 use crate::error::{Context, Result};
 use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
-use std::os::fd::RawFd;
 
 /// Fork: the child returns and goes on to become the payload; this process
 /// becomes the stub and never returns.
-pub fn fork_stub(channel: RawFd) -> Result<()> {
+pub fn fork_stub() -> Result<()> {
     let all = SigSet::all();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None)
         .ctx(|| "cannot block signals".into())?;
+    // The payload waits until the stub has cleaned up (end of file on this
+    // pipe): until then the stub still holds the runner's descriptors and
+    // the caller's environment, which the payload could read in /proc/1.
+    let (ready_r, ready_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "cannot create a pipe".into())?;
     // SAFETY: single-threaded process.
     match unsafe { fork() }.ctx(|| "cannot fork the payload".into())? {
         ForkResult::Child => {
+            drop(ready_w);
+            let mut b = [0u8; 1];
+            while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&ready_r, &mut b) {}
+            drop(ready_r);
             nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
                 .ctx(|| "cannot unblock signals".into())?;
             Ok(())
         }
         ForkResult::Parent { child } => {
-            // The runner learns of the payload's exec by the channel closing:
-            // our copy must not keep it open.
-            let _ = nix::unistd::close(channel);
+            drop(ready_r);
+            wipe_environment();
+            // Nothing of the runner's stays open in PID 1, where root in
+            // the container could borrow it through /proc/1/fd; the channel
+            // must close too (the runner learns of the payload's exec by
+            // its end), and so does the pipe, which lets the payload go on.
+            // SAFETY: closing descriptors this process no longer uses.
+            unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+            std::mem::forget(ready_w);
             stub_loop(child)
         }
     }
+}
+
+/// `/proc/1/environ` shows the memory our environment was handed in at
+/// exec (proc(5), env_start..env_end): the caller's, which the container
+/// must not see. The stub reads no variable, so the block is zeroed in
+/// place (moving it would need CAP_SYS_RESOURCE, PR_SET_MM).
+fn wipe_environment() {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    // Fields after the command name, which may contain spaces: field 3 is
+    // the first; env_start and env_end are fields 50 and 51.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return;
+    };
+    let fields: Vec<usize> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let (Some(&start), Some(&end)) = (fields.get(50 - 3), fields.get(51 - 3)) else {
+        return;
+    };
+    if start == 0 || end <= start {
+        return;
+    }
+    // SAFETY: [start, end) is this process's environment block, mapped and
+    // writable (it is on the initial stack); nothing reads it after this,
+    // Rust's std::env included (the stub never asks).
+    unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
 }
 
 fn stub_loop(main: Pid) -> ! {

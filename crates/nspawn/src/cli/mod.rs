@@ -248,8 +248,8 @@ impl Cli {
             libnspawn::env::parse_setenv(e, |_| None)?;
         }
         self.fs.into_settings()?;
-        self.net.into_settings()?;
-        self.security.into_settings()?;
+        let (_, private_network) = self.net.into_settings()?;
+        self.security.into_settings(private_network)?;
         Ok(())
     }
 
@@ -272,6 +272,7 @@ impl Cli {
         };
         let fs = self.fs.into_settings()?;
         let (net, private_network) = self.net.into_settings()?;
+        let security = self.security.into_settings(private_network)?;
         let (directory, machine) = locate(
             self.directory.as_deref(),
             self.machine.as_deref(),
@@ -318,7 +319,7 @@ impl Cli {
             knobs: libnspawn::settings::Knobs::from_env(|k| std::env::var(k).ok())
                 .map_err(|e| e.to_string())?,
             net,
-            security: self.security.into_settings()?,
+            security,
         })
     }
 }
