@@ -219,3 +219,18 @@ fn network_section_applies_from_a_trusted_file() {
     ));
     assert_eq!(out, "host0 lo ");
 }
+
+#[test]
+fn confinement_and_limit_keys_apply() {
+    let t = Tree::busybox("seckeys");
+    let _f = Trusted::new(
+        &t.name,
+        "[Exec]\nLimitNOFILE=4096\nOOMScoreAdjust=300\nNoNewPrivileges=yes\nDropCapability=CAP_CHOWN\nPersonality=x86\nSystemCallFilter=~sethostname\n",
+    );
+    let out = ok(start(&t, &["/bin/sh", "-c", "ulimit -n; cat /proc/self/oom_score_adj; grep NoNewPrivs /proc/self/status; \
+        chown 1 /tmp 2>/dev/null || echo no-chown; uname -m; hostname other 2>/dev/null || echo no-sethostname"]));
+    assert_eq!(
+        out,
+        "4096\n300\nNoNewPrivs:\t1\nno-chown\ni686\nno-sethostname\n"
+    );
+}

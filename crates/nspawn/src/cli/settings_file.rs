@@ -46,6 +46,8 @@ enum Kind {
     Words(&'static str),
     /// The words are the command (`Parameters=`).
     Command,
+    /// `LimitNAME=`: `--rlimit=NAME=VALUE`.
+    Rlimit(&'static str),
 }
 
 struct Key {
@@ -78,6 +80,7 @@ const fn key(
 /// `Parameters=` counts only in a file that also sets `Boot=` or
 /// `ProcessTwo=`, and a command on the command line overrides both.
 const START: &[&str] = &["boot", "as_pid2", "command"];
+const RLIMIT: &[&str] = &["rlimit"];
 const MOUNTS: &[&str] = &[
     "bind",
     "bind_ro",
@@ -172,6 +175,91 @@ const KEYS: &[Key] = &[
         false,
         Value("--notify-ready"),
     ),
+    key(
+        "Exec",
+        "Capability",
+        &["capability"],
+        true,
+        Words("--capability"),
+    ),
+    key(
+        "Exec",
+        "DropCapability",
+        &["drop_capability"],
+        false,
+        Words("--drop-capability"),
+    ),
+    key(
+        "Exec",
+        "AmbientCapability",
+        &["ambient_capability"],
+        true,
+        Words("--ambient-capability"),
+    ),
+    key(
+        "Exec",
+        "NoNewPrivileges",
+        &["no_new_privileges"],
+        false,
+        Value("--no-new-privileges"),
+    ),
+    key(
+        "Exec",
+        "SystemCallFilter",
+        &["system_call_filter"],
+        false,
+        List("--system-call-filter"),
+    ),
+    key(
+        "Exec",
+        "Personality",
+        &["personality"],
+        false,
+        Value("--personality"),
+    ),
+    key(
+        "Exec",
+        "OOMScoreAdjust",
+        &["oom_score_adjust"],
+        false,
+        Value("--oom-score-adjust"),
+    ),
+    key(
+        "Exec",
+        "CPUAffinity",
+        &["cpu_affinity"],
+        false,
+        Value("--cpu-affinity"),
+    ),
+    key(
+        "Exec",
+        "SuppressSync",
+        &["suppress_sync"],
+        false,
+        Value("--suppress-sync"),
+    ),
+    key("Exec", "LimitCPU", RLIMIT, false, Rlimit("CPU")),
+    key("Exec", "LimitFSIZE", RLIMIT, false, Rlimit("FSIZE")),
+    key("Exec", "LimitDATA", RLIMIT, false, Rlimit("DATA")),
+    key("Exec", "LimitSTACK", RLIMIT, false, Rlimit("STACK")),
+    key("Exec", "LimitCORE", RLIMIT, false, Rlimit("CORE")),
+    key("Exec", "LimitRSS", RLIMIT, false, Rlimit("RSS")),
+    key("Exec", "LimitNOFILE", RLIMIT, false, Rlimit("NOFILE")),
+    key("Exec", "LimitAS", RLIMIT, false, Rlimit("AS")),
+    key("Exec", "LimitNPROC", RLIMIT, false, Rlimit("NPROC")),
+    key("Exec", "LimitMEMLOCK", RLIMIT, false, Rlimit("MEMLOCK")),
+    key("Exec", "LimitLOCKS", RLIMIT, false, Rlimit("LOCKS")),
+    key(
+        "Exec",
+        "LimitSIGPENDING",
+        RLIMIT,
+        false,
+        Rlimit("SIGPENDING"),
+    ),
+    key("Exec", "LimitMSGQUEUE", RLIMIT, false, Rlimit("MSGQUEUE")),
+    key("Exec", "LimitNICE", RLIMIT, false, Rlimit("NICE")),
+    key("Exec", "LimitRTPRIO", RLIMIT, false, Rlimit("RTPRIO")),
+    key("Exec", "LimitRTTIME", RLIMIT, false, Rlimit("RTTIME")),
     key(
         "Files",
         "ReadOnly",
@@ -369,6 +457,7 @@ fn from_text(
                 continue;
             }
             List(opt) => vec![format!("{opt}={}", e.value)],
+            Rlimit(name) => vec![format!("--rlimit={name}={}", e.value)],
             Words(opt) => split_words(&e.value)
                 .map_err(|x| bad(x.to_string()))?
                 .into_iter()
@@ -379,7 +468,7 @@ fn from_text(
         check(&new, k).map_err(bad)?;
         // A single-valued key replaces its earlier value; lists append.
         match k.kind {
-            Flag(_) | Value(_) | Command => {
+            Flag(_) | Value(_) | Command | Rlimit(_) => {
                 out.retain(|f| f.key.name != k.name);
                 out.push(FromFile {
                     key: k,
