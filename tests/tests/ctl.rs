@@ -391,3 +391,35 @@ fn top_reports_cpu_memory_and_tasks() {
     runner.kill().unwrap();
     runner.wait().unwrap();
 }
+
+#[test]
+fn shell_gets_the_machines_confinement() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("confined");
+    let mut c = nspawn(&[
+        "-q",
+        "--pipe",
+        "--system-call-filter=~sethostname",
+        "--drop-capability=CAP_CHOWN",
+        "-D",
+        t.dir(),
+        "/bin/sh",
+        "-c",
+        "touch /ready; sleep 30",
+    ]);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut runner = c.spawn().unwrap();
+    assert!(wait_until(T, || t.join("ready").exists()
+        && std::path::Path::new("/run/nspawn/machines")
+            .join(&t.name)
+            .exists()));
+    let out = ok(ctl(&["shell", &t.name, "/bin/sh", "-c", "grep -E '^(Seccomp|CapBnd):' /proc/self/status; hostname x 2>/dev/null || echo no-sethostname; chown 1 /tmp 2>/dev/null || echo no-chown"]));
+    assert_eq!(
+        out,
+        "CapBnd:\t00000000fcecaffe\nSeccomp:\t2\nno-sethostname\nno-chown\n"
+    );
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+}

@@ -41,6 +41,16 @@ pub struct Record {
     /// The capability bounding set of the container's processes, so that
     /// `nspawnctl shell` confines what it starts the same way.
     pub bounding: u64,
+    /// The system call filter's additions and removals, and the other
+    /// confinement of the container's processes, for the same reason.
+    #[serde(default)]
+    pub syscall_allow: Vec<String>,
+    #[serde(default)]
+    pub syscall_deny: Vec<String>,
+    #[serde(default)]
+    pub suppress_sync: bool,
+    #[serde(default)]
+    pub no_new_privileges: bool,
 }
 
 pub fn path(name: &str) -> PathBuf {

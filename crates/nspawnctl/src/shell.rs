@@ -363,7 +363,22 @@ fn child(
             }
         }
     }
+    // The machine's confinement: its bounding set, no_new_privs, and its
+    // system call filter (loaded while we may still, before the user switch).
     if let Err(e) = libnspawn::security::caps::drop_bounding(r.bounding) {
+        eprintln!("nspawnctl: {e}");
+        return 1;
+    }
+    // SAFETY: prctl with integer arguments.
+    if r.no_new_privileges && unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } < 0 {
+        return fail("cannot set no_new_privs", Errno::last());
+    }
+    if let Err(e) = libnspawn::security::seccomp::load(
+        r.bounding,
+        &r.syscall_allow,
+        &r.syscall_deny,
+        r.suppress_sync,
+    ) {
         eprintln!("nspawnctl: {e}");
         return 1;
     }

@@ -289,7 +289,11 @@ fn run_once(
             .collect(),
         state: "running".into(),
         started_usec: registry::now_usec(),
-        bounding: crate::security::caps::default_mask(s.private_network),
+        bounding: s.security.retain(s.private_network),
+        syscall_allow: s.security.syscall_allow.clone(),
+        syscall_deny: s.security.syscall_deny.clone(),
+        suppress_sync: s.security.suppress_sync,
+        no_new_privileges: s.security.no_new_privileges,
     })?;
     notify::notify_caller("READY=1");
 
