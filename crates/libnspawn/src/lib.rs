@@ -19,6 +19,7 @@ pub mod nspawnfile;
 pub mod registry;
 pub mod security;
 pub mod settings;
+pub mod sys;
 pub mod template;
 pub mod unitfile;
 pub mod user;

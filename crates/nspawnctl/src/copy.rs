@@ -274,37 +274,8 @@ pub fn bind(a: BindArgs) -> Result<i32, String> {
     // SAFETY: the kernel gave us this descriptor.
     let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
     if a.read_only {
-        #[repr(C)]
-        struct MountAttr {
-            set: u64,
-            clr: u64,
-            propagation: u64,
-            userns_fd: u64,
-        }
-        let attr = MountAttr {
-            set: 1,
-            clr: 0,
-            propagation: 0,
-            userns_fd: 0,
-        }; // MOUNT_ATTR_RDONLY
-           // SAFETY: valid descriptor, empty path, attr of the size we pass.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_mount_setattr,
-                tree.as_raw_fd(),
-                c"".as_ptr(),
-                libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
-                &attr as *const MountAttr,
-                std::mem::size_of::<MountAttr>(),
-            )
-        };
-        if r < 0 {
-            return Err(format!(
-                "cannot make {} read-only: {}",
-                a.source,
-                Errno::last().desc()
-            ));
-        }
+        libnspawn::sys::mount_setattr_read_only(tree.as_fd(), true)
+            .map_err(|e| format!("cannot make {} read-only: {}", a.source, e.desc()))?;
     }
     let is_dir = Path::new(&a.source).is_dir();
     let mkdir = a.mkdir;

@@ -3,7 +3,7 @@
 //! never signalled), and its processes by cgroup.
 
 use libnspawn::registry::{self, Record};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 pub fn get(name: &str) -> Result<Record, String> {
@@ -16,16 +16,10 @@ pub fn get(name: &str) -> Result<Record, String> {
 /// A pidfd for the leader, after checking (with the pidfd held) that the
 /// PID is still in the machine's cgroup.
 pub fn leader(r: &Record) -> Result<OwnedFd, String> {
-    // SAFETY: plain syscall.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, r.leader, 0) };
-    if fd < 0 {
-        return Err(format!("Machine {} is not running.", r.name));
-    }
-    // SAFETY: new descriptor from the kernel.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let fd = libnspawn::sys::pidfd_open(r.leader)
+        .map_err(|_| format!("Machine {} is not running.", r.name))?;
     if let Some(cg) = &r.cgroup {
-        let procs = processes(cg);
-        if !procs.contains(&r.leader) {
+        if !processes(cg).contains(&r.leader) {
             return Err(format!("Machine {} is not running.", r.name));
         }
     }
@@ -33,23 +27,8 @@ pub fn leader(r: &Record) -> Result<OwnedFd, String> {
 }
 
 pub fn send(pidfd: &OwnedFd, sig: i32) -> Result<(), String> {
-    // SAFETY: plain syscall on a valid pidfd.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            sig,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    if r < 0 {
-        return Err(format!(
-            "cannot send signal: {}",
-            nix::errno::Errno::last().desc()
-        ));
-    }
-    Ok(())
+    libnspawn::sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(pidfd), sig)
+        .map_err(|e| format!("cannot send signal: {}", e.desc()))
 }
 
 /// Every PID in a cgroup and below it.

@@ -11,7 +11,7 @@ use libnspawn::registry::Record;
 use libnspawn::user::{self, Account};
 use nix::errno::Errno;
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
 
 #[derive(Args)]
@@ -251,80 +251,37 @@ fn spawn_into(
     cgroup: Option<BorrowedFd>,
     child: impl FnOnce() -> i32,
 ) -> Result<(i32, OwnedFd), String> {
-    #[repr(C)]
-    #[derive(Default)]
-    struct CloneArgs {
-        flags: u64,
-        pidfd: u64,
-        child_tid: u64,
-        parent_tid: u64,
-        exit_signal: u64,
-        stack: u64,
-        stack_size: u64,
-        tls: u64,
-        set_tid: u64,
-        set_tid_size: u64,
-        cgroup: u64,
-    }
-    let mut sub: Option<OwnedFd> = None;
-    for attempt in 0..2 {
-        let mut pidfd: libc::c_int = -1;
-        let mut args = CloneArgs {
-            flags: libc::CLONE_PIDFD as u64,
-            pidfd: &mut pidfd as *mut libc::c_int as u64,
-            exit_signal: libc::SIGCHLD as u64,
-            ..Default::default()
-        };
-        let cg = sub.as_ref().map(|s| s.as_fd()).or(cgroup);
-        if let Some(cg) = cg {
-            args.flags |= 0x2_0000_0000; // CLONE_INTO_CGROUP
-            args.cgroup = cg.as_raw_fd() as u64;
-        }
-        // SAFETY: fork-like clone3 without a stack; we are single-threaded.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_clone3,
-                &mut args as *mut CloneArgs,
-                std::mem::size_of::<CloneArgs>(),
+    use libnspawn::sys::{clone3_raw, Forked};
+    let forked = match clone3_raw(0, cgroup) {
+        Err(Errno::EBUSY) if cgroup.is_some() => {
+            let name = format!("nspawnctl-{}", std::process::id());
+            let parent = cgroup.unwrap();
+            let _ = nix::sys::stat::mkdirat(
+                parent,
+                name.as_str(),
+                nix::sys::stat::Mode::from_bits_truncate(0o755),
+            );
+            let sub = nix::fcntl::openat(
+                parent,
+                name.as_str(),
+                nix::fcntl::OFlag::O_RDONLY
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
             )
-        };
-        match ret {
-            0 => {
-                let code = child();
-                // SAFETY: leave the child without running our destructors.
-                unsafe { libc::_exit(code) }
-            }
-            -1 if Errno::last() == Errno::EBUSY && attempt == 0 && cgroup.is_some() => {
-                let name = format!("nspawnctl-{}", std::process::id());
-                let parent = cgroup.unwrap();
-                let _ = nix::sys::stat::mkdirat(
-                    parent,
-                    name.as_str(),
-                    nix::sys::stat::Mode::from_bits_truncate(0o755),
-                );
-                sub = Some(
-                    nix::fcntl::openat(
-                        parent,
-                        name.as_str(),
-                        nix::fcntl::OFlag::O_RDONLY
-                            | nix::fcntl::OFlag::O_DIRECTORY
-                            | nix::fcntl::OFlag::O_CLOEXEC,
-                        nix::sys::stat::Mode::empty(),
-                    )
-                    .map_err(|e| format!("cannot make a cgroup in the machine: {}", e.desc()))?,
-                );
-            }
-            -1 => {
-                return Err(format!(
-                    "cannot start a process in the machine: {}",
-                    Errno::last().desc()
-                ))
-            }
-            // SAFETY: the kernel gave us this pidfd.
-            pid => return Ok((pid as i32, unsafe { OwnedFd::from_raw_fd(pidfd) })),
+            .map_err(|e| format!("cannot make a cgroup in the machine: {}", e.desc()))?;
+            clone3_raw(0, Some(sub.as_fd()))
         }
+        r => r,
+    };
+    match forked.map_err(|e| format!("cannot start a process in the machine: {}", e.desc()))? {
+        Forked::Child => {
+            let code = child();
+            // SAFETY: leave the child without running our destructors.
+            unsafe { libc::_exit(code) }
+        }
+        Forked::Parent { pid, pidfd } => Ok((pid, pidfd)),
     }
-    Err("cannot start a process in the machine".into())
 }
 
 /// In the new process: session, terminal, confinement, identity, exec.
@@ -419,30 +376,9 @@ fn child(
 }
 
 fn wait(pidfd: BorrowedFd) -> Result<i32, String> {
-    loop {
-        // SAFETY: siginfo_t is plain data filled by waitid.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PIDFD,
-                pidfd.as_raw_fd() as libc::id_t,
-                &mut info,
-                libc::WEXITED,
-            )
-        };
-        if r < 0 {
-            if Errno::last() == Errno::EINTR {
-                continue;
-            }
-            return Err(format!("cannot wait: {}", Errno::last().desc()));
-        }
-        // SAFETY: filled by a successful waitid.
-        let status = unsafe { info.si_status() };
-        return Ok(if info.si_code == libc::CLD_EXITED {
-            status
-        } else {
-            128 + status
-        });
+    match libnspawn::sys::wait_pidfd(pidfd).map_err(|e| e.to_string())? {
+        libnspawn::sys::Exit::Code(c) => Ok(c),
+        libnspawn::sys::Exit::Signal(s) => Ok(128 + s),
     }
 }
 

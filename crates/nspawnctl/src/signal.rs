@@ -74,19 +74,10 @@ pub fn kill(a: KillArgs) -> Result<i32, String> {
             None => vec![r.leader],
         };
         for pid in procs {
-            // SAFETY: plain syscalls; each pidfd is checked by the kernel.
-            unsafe {
-                let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0);
-                if fd >= 0 {
-                    libc::syscall(
-                        libc::SYS_pidfd_send_signal,
-                        fd,
-                        a.signal,
-                        std::ptr::null::<libc::siginfo_t>(),
-                        0,
-                    );
-                    libc::close(fd as i32);
-                }
+            // Each process by pidfd: one that ended meanwhile is skipped,
+            // and a recycled PID is never signalled.
+            if let Ok(fd) = libnspawn::sys::pidfd_open(pid) {
+                let _ = machine::send(&fd, a.signal);
             }
         }
     }

@@ -8,7 +8,6 @@
 
 mod channel;
 mod child;
-mod clone;
 mod sealed;
 mod stub;
 
@@ -18,9 +17,9 @@ use crate::error::{Context, Error, Result};
 use crate::id128::Id128;
 use crate::security::devices;
 use crate::settings::{signal_name, ConsoleMode, Settings};
+use crate::sys::{self, Exit, Forked};
 use crate::{lock, mount, notify, registry};
 use channel::Msg;
-use clone::{Exit, Forked};
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -208,12 +207,12 @@ fn run_once(
     let term = std::env::var("TERM").ok();
     let notify_sock = notify::guest_socket()?;
     let (ours, theirs) = channel::pair()?;
-    let runner = clone::pidfd_self()?;
+    let runner = sys::pidfd_self()?;
     let mut ns = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
     if s.private_network {
         ns |= libc::CLONE_NEWNET;
     }
-    let (pid, pidfd) = match clone::clone3(ns, cgroup.as_ref().map(|c| c.fd()))? {
+    let (pid, pidfd) = match sys::clone3(ns, cgroup.as_ref().map(|c| c.fd()))? {
         Forked::Child => {
             drop(ours);
             child::run(child::ChildCtx {
@@ -246,8 +245,8 @@ fn run_once(
         match net {
             Ok(n) => Some(n),
             Err(e) => {
-                let _ = clone::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-                let _ = clone::wait_pidfd(pidfd.as_fd());
+                let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+                let _ = sys::wait_pidfd(pidfd.as_fd());
                 return Err(e);
             }
         }
@@ -262,7 +261,7 @@ fn run_once(
             Msg::Console(master) => pty = Some(Pty::new(master)),
             Msg::MachineId(id) => machine_id = Some(id),
             Msg::Error(msg) => {
-                let _ = clone::wait_pidfd(pidfd.as_fd());
+                let _ = sys::wait_pidfd(pidfd.as_fd());
                 return Err(Error::Invalid(msg));
             }
             Msg::Eof => break,
@@ -423,11 +422,11 @@ fn supervise(
                 // ends the container.
                 Ok(0) => {
                     forward_in = false;
-                    let _ = clone::pidfd_send_signal(pidfd, libc::SIGKILL);
+                    let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
                 }
                 Ok(n) => {
                     if escape.feed(&buf[..n], Instant::now()) {
-                        let _ = clone::pidfd_send_signal(pidfd, libc::SIGKILL);
+                        let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
                     } else if let Some(p) = pty.as_deref_mut() {
                         p.send(&buf[..n]);
                     }
@@ -449,7 +448,7 @@ fn supervise(
                         if sig != libc::SIGKILL {
                             eprintln!("Trying to halt container. Send SIGTERM again to trigger immediate termination.");
                         }
-                        let _ = clone::pidfd_send_signal(pidfd, sig);
+                        let _ = sys::pidfd_send_signal(pidfd, sig);
                     }
                     libc::SIGWINCH => {
                         if let Some(p) = pty.as_deref() {
@@ -464,7 +463,7 @@ fn supervise(
             if let Some(p) = pty.as_deref_mut() {
                 p.drain(output);
             }
-            return clone::wait_pidfd(pidfd);
+            return sys::wait_pidfd(pidfd);
         }
     }
 }

@@ -147,33 +147,7 @@ fn mount_one(root: BorrowedFd, m: &CustomMount) -> Result<()> {
 /// with AT_RECURSIVE (nix does not wrap it).
 fn read_only_recursive(root: BorrowedFd, dest: &str) -> Result<()> {
     let top = inroot::open(root, dest, OFlag::O_PATH).ctx(|| format!("cannot open {dest}"))?;
-    #[repr(C)]
-    struct MountAttr {
-        set: u64,
-        clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    const MOUNT_ATTR_RDONLY: u64 = 0x1;
-    let attr = MountAttr {
-        set: MOUNT_ATTR_RDONLY,
-        clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: valid descriptor, empty path with AT_EMPTY_PATH, attr of the size we pass.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            std::os::fd::AsRawFd::as_raw_fd(&top),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    nix::errno::Errno::result(r)
-        .map(drop)
+    crate::sys::mount_setattr_read_only(top.as_fd(), true)
         .ctx(|| format!("cannot make {dest} read-only"))
 }
 

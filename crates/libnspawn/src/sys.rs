@@ -1,7 +1,8 @@
-//! `clone3(2)`, which neither libc nor nix wraps: it is the only way to start
-//! a child directly inside a cgroup (`CLONE_INTO_CGROUP`, so the container
-//! never runs a single instruction in the runner's cgroup) and to get a pidfd
-//! for it atomically (`CLONE_PIDFD`, so signals never hit a recycled PID).
+//! System calls that neither libc nor nix wraps, shared by the runner and
+//! nspawnctl: `clone3(2)` — the only way to start a child directly inside a
+//! cgroup (`CLONE_INTO_CGROUP`, so it never runs a single instruction in
+//! ours) and to get a pidfd for it atomically (`CLONE_PIDFD`, so signals
+//! never hit a recycled PID) —, the pidfd calls, and `mount_setattr(2)`.
 
 use crate::error::{Context, Result};
 use nix::errno::Errno;
@@ -31,12 +32,12 @@ pub enum Forked {
 }
 
 /// Fork-like `clone3`: no new stack, so the child continues from here with a
-/// copy of the address space. The runner is single-threaded when it calls
+/// copy of the address space. Callers are single-threaded when they call
 /// this, so the child may allocate and use Rust freely.
-pub fn clone3(namespaces: libc::c_int, cgroup: Option<BorrowedFd>) -> Result<Forked> {
+pub fn clone3_raw(flags: u64, cgroup: Option<BorrowedFd>) -> nix::Result<Forked> {
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
-        flags: namespaces as u64 | libc::CLONE_PIDFD as u64,
+        flags: flags | libc::CLONE_PIDFD as u64,
         pidfd: &mut pidfd as *mut libc::c_int as u64,
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
@@ -55,7 +56,7 @@ pub fn clone3(namespaces: libc::c_int, cgroup: Option<BorrowedFd>) -> Result<For
         )
     };
     match ret {
-        -1 => Err(Errno::last()).ctx(|| "cannot create the container process (clone3)".into()),
+        -1 => Err(Errno::last()),
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent {
             pid: pid as libc::pid_t,
@@ -65,16 +66,58 @@ pub fn clone3(namespaces: libc::c_int, cgroup: Option<BorrowedFd>) -> Result<For
     }
 }
 
+/// The container process: `clone3` with its namespaces, into its cgroup.
+pub fn clone3(namespaces: libc::c_int, cgroup: Option<BorrowedFd>) -> Result<Forked> {
+    clone3_raw(namespaces as u64, cgroup)
+        .ctx(|| "cannot create the container process (clone3)".into())
+}
+
+/// `pidfd_open(2)`: a descriptor for `pid` that stays with that process.
+pub fn pidfd_open(pid: libc::pid_t) -> nix::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    Errno::result(fd)?;
+    // SAFETY: new descriptor from the kernel; pidfds are always close-on-exec.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+/// Make the mount behind `fd` read-only (with `recursive`, its submounts
+/// too), as `mount_setattr(2)` with `MOUNT_ATTR_RDONLY`.
+pub fn mount_setattr_read_only(fd: BorrowedFd, recursive: bool) -> nix::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        set: u64,
+        clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    let attr = MountAttr {
+        set: MOUNT_ATTR_RDONLY,
+        clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: valid descriptor, empty path with AT_EMPTY_PATH, attr of the size we pass.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
 /// `pidfd_open(2)` on ourselves: the child polls it to learn whether the
 /// runner died before `PR_SET_PDEATHSIG` was armed.
 pub fn pidfd_self() -> Result<OwnedFd> {
-    // SAFETY: plain syscall with integer arguments.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
-    if fd < 0 {
-        return Err(Errno::last()).ctx(|| "cannot open a pidfd for the runner".into());
-    }
-    // SAFETY: new descriptor from the kernel; pidfds are always close-on-exec.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+    // SAFETY: getpid cannot fail.
+    pidfd_open(unsafe { libc::getpid() }).ctx(|| "cannot open a pidfd for the runner".into())
 }
 
 pub fn pidfd_send_signal(pidfd: BorrowedFd, sig: libc::c_int) -> nix::Result<()> {
@@ -91,7 +134,7 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd, sig: libc::c_int) -> nix::Result<()>
     Errno::result(r).map(drop)
 }
 
-/// How the container's PID 1 ended.
+/// How a child (the container's PID 1) ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     Code(i32),
@@ -114,7 +157,7 @@ pub fn wait_pidfd(pidfd: BorrowedFd) -> Result<Exit> {
         if r < 0 {
             match Errno::last() {
                 Errno::EINTR => continue,
-                e => return Err(e).ctx(|| "cannot wait for the container".into()),
+                e => return Err(e).ctx(|| "cannot wait for the child".into()),
             }
         }
         // SAFETY: filled by a successful waitid.
