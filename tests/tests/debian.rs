@@ -136,6 +136,16 @@ fn guest_journal_is_readable_on_the_host() {
     let mut s = PtySession::spawn(c, 40, 160);
     login(&mut s);
     console(&mut s, "echo journal-marker-42 | systemd-cat -t nspawn-test; journalctl --flush; journalctl --sync");
+    // nspawnctl status shows the machine's last journal lines.
+    if !reference() {
+        let st = run(nspawnctl(&["status", "-n", "500", &t.name]));
+        assert!(stdout(&st).contains("journal-marker-42"), "{}", stdout(&st));
+        assert!(
+            stdout(&st).contains(&format!("Root: {}", t.dir())),
+            "{}",
+            stdout(&st)
+        );
+    }
     s.send(b"poweroff\n");
     assert_eq!(s.finish(T).0, 0);
     let out = std::process::Command::new("journalctl")
