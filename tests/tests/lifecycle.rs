@@ -316,7 +316,6 @@ fn options_of_later_features_say_so() {
     }
     let t = Tree::busybox("pending");
     for (arg, name) in [
-        ("-U", "-U"),
         ("--image=x.raw", "--image"),
         ("--bind-user=nobody", "--bind-user"),
         ("--oci-bundle=/x", "--oci-bundle"),

@@ -24,8 +24,9 @@ pub enum Msg {
     MachineId(crate::id128::Id128),
     /// The child exec'd (or died) and closed its end.
     Eof,
-    /// The runner made the network; the payload may start.
-    Go,
+    /// The runner did its part (the id maps, the network); with a user
+    /// namespace and `map` ownership, it carries the idmapped tree.
+    Go(Option<OwnedFd>),
 }
 
 const TAG_ERROR: u8 = b'E';
@@ -88,17 +89,27 @@ impl Channel {
         .map(drop)
     }
 
+    /// "Go" with a descriptor: the idmapped mount of the tree.
+    pub fn send_go_fd(&self, fd: &OwnedFd) -> Result<()> {
+        self.send_tagged_fd(TAG_GO, fd)
+            .ctx(|| "cannot pass the idmapped tree to the container".into())
+    }
+
     pub fn send_fd(&self, fd: &OwnedFd) -> Result<()> {
+        self.send_tagged_fd(TAG_CONSOLE, fd)
+            .ctx(|| "cannot pass the console to the runner".into())
+    }
+
+    fn send_tagged_fd(&self, tag: u8, fd: &OwnedFd) -> nix::Result<()> {
         let fds = [fd.as_raw_fd()];
         sendmsg::<()>(
             self.0.as_raw_fd(),
-            &[IoSlice::new(&[TAG_CONSOLE])],
+            &[IoSlice::new(&[tag])],
             &[ControlMessage::ScmRights(&fds)],
             MsgFlags::MSG_NOSIGNAL,
             None,
         )
         .map(drop)
-        .ctx(|| "cannot pass the console to the runner".into())
     }
 
     pub fn recv(&self) -> Result<Msg> {
@@ -135,7 +146,7 @@ impl Channel {
                     id.copy_from_slice(&buf[1..17]);
                     Msg::MachineId(crate::id128::Id128(id))
                 }
-                (1, Some(&TAG_GO)) => Msg::Go,
+                (1, Some(&TAG_GO)) => Msg::Go(fd),
                 _ => Msg::Error(String::from_utf8_lossy(&buf[1..n]).into_owned()),
             });
         }

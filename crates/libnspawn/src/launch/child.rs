@@ -37,6 +37,8 @@ pub struct ChildCtx<'a> {
     /// Wait for the runner's "go" before starting the payload (it makes
     /// the network links after `clone3`).
     pub wait_go: bool,
+    /// In a user namespace of its own: wait for the maps first.
+    pub userns: bool,
     /// Descriptors 3.. passed on to the payload (`$LISTEN_FDS`).
     pub listen_fds: u32,
 }
@@ -67,6 +69,14 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
         unsafe { libc::_exit(1) };
     }
     reset_signals();
+    // Done first: with a user namespace, only our host uid 0 (which we keep
+    // until the maps are written) may write the v1 hierarchies' files.
+    release_agent::leave_v1_roots()?;
+    let idmapped = if ctx.userns {
+        become_namespace_root(&ctx.channel)?
+    } else {
+        None
+    };
 
     match ctx.netns {
         Some(ns) => nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
@@ -76,14 +86,13 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
         None => {}
     }
 
-    release_agent::leave_v1_roots()?;
     // clone3 put us in the container's cgroup already; a namespace made
     // now is rooted there (a CLONE_NEWCGROUP in clone3 itself would be
     // rooted at the runner's cgroup: copy_namespaces() runs first). Made on
     // v1-only hosts too, for the v1 hierarchies' sake (release_agent).
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
         .ctx(|| "cannot create the cgroup namespace".into())?;
-    let tree = mount::root::prepare(&s.directory, &s.fs)?;
+    let tree = mount::root::prepare(&s.directory, &s.fs, idmapped)?;
     let root_fd = match &s.fs.pivot_root {
         Some((new, old)) => pivot_root_dir(tree.as_fd(), new, old.as_deref())?,
         None => tree,
@@ -106,9 +115,10 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
             cgroup2: ctx.cgroup2,
             host_os_release: ctx.host_os_release,
             container_uuid,
+            userns: ctx.userns,
         },
     )?;
-    if let Some(master) = mount::setup_dev(root, ctx.pty)? {
+    if let Some(master) = mount::setup_dev(root, ctx.pty, ctx.userns)? {
         ctx.channel.send_fd(&master)?;
     }
     let fs = &s.fs;
@@ -143,7 +153,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
 
     if ctx.wait_go {
         match ctx.channel.recv() {
-            Ok(super::channel::Msg::Go) => {}
+            Ok(super::channel::Msg::Go(_)) => {}
             // The runner failed (and says why) or is gone.
             // SAFETY: _exit is always safe.
             _ => unsafe { libc::_exit(1) },
@@ -186,6 +196,27 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     let root = !matches!(&account, Some(a) if a.uid != 0);
     security::finish(sec, retain, root)?;
     exec_payload(s, account.as_ref(), &envp)
+}
+
+/// Wait for the runner to write our id maps (user_namespaces(7): until
+/// then we are nobody inside), then become root of the namespace: uid and
+/// gid 0 inside, no supplementary groups of the host's. Returns the
+/// idmapped tree the runner made, if any.
+fn become_namespace_root(channel: &Channel) -> Result<Option<OwnedFd>> {
+    let tree = match channel.recv() {
+        Ok(super::channel::Msg::Go(tree)) => tree,
+        // The runner failed (and says why) or is gone.
+        // SAFETY: _exit is always safe.
+        _ => unsafe { libc::_exit(1) },
+    };
+    let root = nix::unistd::Gid::from_raw(0);
+    nix::unistd::setresgid(root, root, root)
+        .ctx(|| "cannot become group 0 in the user namespace".into())?;
+    nix::unistd::setgroups(&[]).ctx(|| "cannot drop the supplementary groups".into())?;
+    let root = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresuid(root, root, root)
+        .ctx(|| "cannot become root in the user namespace".into())?;
+    Ok(tree)
 }
 
 /// The tree's own machine id wins; a missing, empty or "uninitialized"

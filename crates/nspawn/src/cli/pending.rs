@@ -6,12 +6,6 @@ use clap::{ArgAction, Args};
 
 #[derive(Args, Debug, Default)]
 pub struct PendingArgs {
-    #[arg(short = 'U', hide = true)]
-    private_users_pick: bool,
-    #[arg(long = "private-users", hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "yes")]
-    private_users: Option<String>,
-    #[arg(long = "private-users-ownership", hide = true)]
-    private_users_ownership: Option<String>,
     #[arg(long = "bind-user", hide = true, action = ArgAction::Append)]
     bind_user: Vec<String>,
     #[arg(short = 'i', long = "image", hide = true)]
@@ -25,16 +19,7 @@ pub struct PendingArgs {
 impl PendingArgs {
     /// The first option given that is not supported yet.
     pub fn check(&self) -> Result<(), String> {
-        let given: [(&str, bool); 7] = [
-            ("-U", self.private_users_pick),
-            (
-                "--private-users",
-                self.private_users.as_deref().is_some_and(|v| v != "no"),
-            ),
-            (
-                "--private-users-ownership",
-                self.private_users_ownership.is_some(),
-            ),
+        let given: [(&str, bool); 4] = [
             ("--bind-user", !self.bind_user.is_empty()),
             ("--image", self.image.is_some()),
             ("--oci-bundle", self.oci_bundle.is_some()),

@@ -1,0 +1,302 @@
+//! User namespaces: `-U`, `--private-users=`, `--private-users-ownership=`.
+//! The maps seen inside, who owns on the host what root makes inside,
+//! ranges of containers started together, and the refusals.
+
+use nspawn_tests::*;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// The first line of `/proc/self/uid_map` inside, as (inside, outside, count).
+fn uid_map(out: &str) -> (u64, u64, u64) {
+    let f: Vec<u64> = out
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(f.len(), 3, "uid_map: {out}");
+    (f[0], f[1], f[2])
+}
+
+/// Every file's path, size, mode and owner under `dir`.
+fn listing(dir: &str) -> String {
+    let o = Command::new("find")
+        .args([dir, "-printf", "%p %s %m %U %G\\n"])
+        .output()
+        .unwrap();
+    let mut v: Vec<&str> = std::str::from_utf8(&o.stdout).unwrap().lines().collect();
+    v.sort();
+    v.join("\n")
+}
+
+fn chown_tree(t: &Tree, id: u32) {
+    let st = Command::new("chown")
+        .args(["-hR", &format!("{id}:{id}"), t.dir()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn no_user_namespace_by_default() {
+    let t = Tree::busybox("uns-no");
+    let out = ok(t.sh(&["--private-users=no"], "cat /proc/self/uid_map"));
+    assert_eq!(uid_map(&out), (0, 0, 4294967295));
+}
+
+#[test]
+fn identity_maps_the_first_64k_onto_themselves() {
+    let t = Tree::busybox("uns-id");
+    let out = ok(t.sh(
+        &["--private-users=identity"],
+        "cat /proc/self/uid_map /proc/self/gid_map; id -u; touch /root/made",
+    ));
+    assert_eq!(uid_map(&out), (0, 0, 65536));
+    let gid_map = out.lines().nth(1).unwrap_or_default();
+    assert_eq!(uid_map(gid_map), (0, 0, 65536), "{out}");
+    assert_eq!(std::fs::metadata(t.join("/root/made")).unwrap().uid(), 0);
+}
+
+#[test]
+fn pick_with_auto_maps_the_tree_so_disk_stays_owned_by_0() {
+    let t = Tree::busybox("uns-pick");
+    let out = ok(t.sh(
+        &["-U"],
+        "cat /proc/self/uid_map; id -u; touch /root/made; stat -c %u /root/made; stat -c %u /dev/null",
+    ));
+    let (inside, base, count) = uid_map(&out);
+    assert_eq!((inside, count), (0, 65536), "{out}");
+    assert!(base >= 0x80000 && base % 65536 == 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[1], "0", "root inside: {out}");
+    assert_eq!(lines[2], "0", "the file, seen inside: {out}");
+    // On disk: owned by 0, the tree's own range (idmapped mount).
+    assert_eq!(std::fs::metadata(t.join("/root/made")).unwrap().uid(), 0);
+    assert_eq!(std::fs::metadata(t.dir()).unwrap().uid(), 0);
+}
+
+#[test]
+fn explicit_range_with_map() {
+    let t = Tree::busybox("uns-fixed");
+    let out = ok(t.sh(
+        &[
+            "--private-users=2000000000:65536",
+            "--private-users-ownership=map",
+        ],
+        "cat /proc/self/uid_map /proc/self/gid_map; touch /root/made; chown 1000:1000 /root/made",
+    ));
+    assert_eq!(uid_map(&out), (0, 2000000000, 65536));
+    assert!(out.lines().nth(1).unwrap().contains("2000000000"), "{out}");
+    // Through the idmapped mount, id 1000 inside is 1000 on disk.
+    let m = std::fs::metadata(t.join("/root/made")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (1000, 1000));
+}
+
+#[test]
+fn yes_takes_the_range_from_the_trees_owner() {
+    let t = Tree::busybox("uns-yes");
+    chown_tree(&t, 1638400);
+    let out = ok(t.sh(
+        &["--private-users=yes"],
+        "cat /proc/self/uid_map; touch /root/made; id -u",
+    ));
+    assert_eq!(uid_map(&out), (0, 1638400, 65536));
+    // No mapping of the tree: root inside is 1638400 on disk.
+    assert_eq!(
+        std::fs::metadata(t.join("/root/made")).unwrap().uid(),
+        1638400
+    );
+}
+
+#[test]
+fn api_file_systems_work_for_the_shifted_root() {
+    let t = Tree::busybox("uns-api");
+    let script = "set -e; echo x > /dev/null; head -c 4 /dev/urandom | wc -c; \
+                  test -c /dev/console || test ! -e /dev/console; \
+                  grep -q ' /sys ' /proc/self/mountinfo; ls /sys/class >/dev/null; \
+                  ! touch /sys/kernel/x 2>/dev/null; \
+                  ! echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null; \
+                  mkdir /sys/fs/cgroup/child; echo ok";
+    let out = ok(t.sh(&["-U"], script));
+    assert!(out.ends_with("ok\n"), "{out}");
+    // With a private network, /proc/sys/net is the container's to write.
+    let out = ok(t.sh(
+        &["-U", "--private-network"],
+        "echo 1 > /proc/sys/net/ipv4/ip_forward && cat /proc/sys/net/ipv4/ip_forward",
+    ));
+    assert_eq!(out, "1\n");
+}
+
+#[test]
+fn six_containers_started_at_once_get_disjoint_ranges() {
+    let trees: Vec<Tree> = (0..6).map(|_| Tree::busybox("uns-six")).collect();
+    let children: Vec<_> = trees
+        .iter()
+        .map(|t| {
+            let mut c = nspawn(&[
+                "-q",
+                "--pipe",
+                "-D",
+                t.dir(),
+                "-U",
+                "/bin/sh",
+                "-c",
+                "cat /proc/self/uid_map; sleep 2",
+            ]);
+            c.stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let mut ranges: Vec<(u64, u64)> = children
+        .into_iter()
+        .map(|c| {
+            let out = ok(wait_output(c, Duration::from_secs(60)));
+            let (_, base, count) = uid_map(&out);
+            (base, base + count)
+        })
+        .collect();
+    ranges.sort();
+    for w in ranges.windows(2) {
+        assert!(w[0].1 <= w[1].0, "overlap: {ranges:?}");
+    }
+}
+
+/// A refusal: one line, exit 1, the tree as it was, no record left.
+#[track_caller]
+fn refused(t: &Tree, args: &[&str], want: &str) {
+    let before = listing(t.dir());
+    let o = t.sh(args, "touch /root/made");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(want), "{err}");
+    assert_eq!(listing(t.dir()), before, "the tree changed");
+    let left = Path::new("/run/nspawn/userns").join(&t.name);
+    assert!(!left.exists(), "{} left behind", left.display());
+}
+
+#[test]
+fn bad_ranges_are_refused() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("uns-bad");
+    // uid 1 is the host's daemon.
+    refused(
+        &t,
+        &["--private-users=1:65536", "--private-users-ownership=map"],
+        "overlaps the host's user or group",
+    );
+    refused(
+        &t,
+        &["--private-users=2300000000:1000"],
+        "the range is too small",
+    );
+    // The tree is owned by 0: not in the range, and nothing maps it.
+    refused(
+        &t,
+        &["--private-users=2300000000"],
+        "outside the container's range",
+    );
+    chown_tree(&t, 1638400 + 7);
+    refused(
+        &t,
+        &[
+            "--private-users=2300000000",
+            "--private-users-ownership=map",
+        ],
+        "which an idmapped mount cannot map",
+    );
+}
+
+#[test]
+fn a_range_in_use_is_refused() {
+    if ours_only() {
+        return;
+    }
+    let a = Tree::busybox("uns-busy-a");
+    let b = Tree::busybox("uns-busy-b");
+    let mut first = nspawn(&[
+        "-q",
+        "--pipe",
+        "-D",
+        a.dir(),
+        "--private-users=2100000000",
+        "--private-users-ownership=map",
+        "/bin/sleep",
+        "30",
+    ]);
+    let mut first = first.stdin(std::process::Stdio::null()).spawn().unwrap();
+    let rec = Path::new("/run/nspawn/userns").join(&a.name);
+    assert!(wait_until(Duration::from_secs(10), || rec.exists()));
+    refused(
+        &b,
+        &[
+            "--private-users=2100032768:65536",
+            "--private-users-ownership=map",
+        ],
+        &format!("in use by machine {}", a.name),
+    );
+    let _ = first.kill();
+    let _ = first.wait();
+}
+
+#[test]
+fn map_on_a_file_system_without_idmapping_is_refused() {
+    if ours_only() {
+        return;
+    }
+    // ramfs cannot do idmapped mounts (no FS_ALLOW_IDMAP).
+    let t = Tree::busybox("uns-ramfs");
+    let mnt = format!("{}-ramfs", t.dir());
+    std::fs::create_dir_all(&mnt).unwrap();
+    assert!(Command::new("mount")
+        .args(["-t", "ramfs", "ramfs", &mnt])
+        .status()
+        .unwrap()
+        .success());
+    struct Unmount(String);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let copied = Command::new("cp")
+        .args(["-a", &format!("{}/.", t.dir()), &mnt])
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    // Removed (emptied) before the ramfs is unmounted.
+    let tree = Tree {
+        path: mnt.clone().into(),
+        name: t.name.clone() + "-ramfs",
+    };
+    refused(
+        &tree,
+        &["-U", "--private-users-ownership=map"],
+        "does not support idmapped mounts",
+    );
+}
+
+#[test]
+fn settings_file_keys() {
+    let t = Tree::busybox("uns-file");
+    let file = Path::new("/run/systemd/nspawn").join(format!("{}.nspawn", t.name));
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(
+        &file,
+        "[Exec]\nPrivateUsers=2400000000\n[Files]\nPrivateUsersOwnership=map\n",
+    )
+    .unwrap();
+    let o = t.sh(&[], "cat /proc/self/uid_map; touch /root/made");
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(uid_map(&ok(o)), (0, 2400000000, 65536));
+    assert_eq!(std::fs::metadata(t.join("/root/made")).unwrap().uid(), 0);
+}
