@@ -69,7 +69,7 @@ fn pick_with_auto_maps_the_tree_so_disk_stays_owned_by_0() {
     ));
     let (inside, base, count) = uid_map(&out);
     assert_eq!((inside, count), (0, 65536), "{out}");
-    assert!(base >= 0x80000 && base % 65536 == 0, "{out}");
+    assert!(base >= 0x80000 && base.is_multiple_of(65536), "{out}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[1], "0", "root inside: {out}");
     assert_eq!(lines[2], "0", "the file, seen inside: {out}");
@@ -194,6 +194,14 @@ fn bad_ranges_are_refused() {
     );
     refused(
         &t,
+        &[
+            "--private-users=2300000000",
+            "--private-users-ownership=chown",
+        ],
+        "a multiple of 65536",
+    );
+    refused(
+        &t,
         &["--private-users=2300000000:1000"],
         "the range is too small",
     );
@@ -299,4 +307,113 @@ fn settings_file_keys() {
     let _ = std::fs::remove_file(&file);
     assert_eq!(uid_map(&ok(o)), (0, 2400000000, 65536));
     assert_eq!(std::fs::metadata(t.join("/root/made")).unwrap().uid(), 0);
+}
+
+/// A POSIX ACL in its xattr form: the owner, user 1000, group, mask, other.
+fn acl_with_user(id: u32) -> Vec<u8> {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in [
+        (1u16, 6u16, u32::MAX),
+        (2, 6, id),
+        (4, 4, u32::MAX),
+        (0x10, 6, u32::MAX),
+        (0x20, 4, u32::MAX),
+    ] {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&id.to_le_bytes());
+    }
+    v
+}
+
+fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let p = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 512];
+    // SAFETY: valid strings and buffer.
+    let r = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (r >= 0).then(|| {
+        buf.truncate(r as usize);
+        buf
+    })
+}
+
+#[test]
+fn chown_shifts_the_tree_acls_and_keeps_setuid_bits() {
+    let t = Tree::busybox("uns-chown");
+    let acl_file = t.join("/root/acl");
+    std::fs::write(&acl_file, "x").unwrap();
+    let p = std::ffi::CString::new(acl_file.to_str().unwrap()).unwrap();
+    let acl = acl_with_user(1000);
+    // SAFETY: valid strings and buffer.
+    let r = unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            c"system.posix_acl_access".as_ptr(),
+            acl.as_ptr().cast(),
+            acl.len(),
+            0,
+        )
+    };
+    assert_eq!(r, 0, "setxattr: {}", std::io::Error::last_os_error());
+    let suid = t.join("/bin/suid");
+    std::fs::write(&suid, "").unwrap();
+    std::os::unix::fs::chown(&suid, Some(0), Some(5)).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o6755)).unwrap();
+    let base = 38146 * 65536u32;
+    let out = ok(t.sh(
+        &[
+            &format!("--private-users={base}"),
+            "--private-users-ownership=chown",
+        ],
+        "cat /proc/self/uid_map; touch /root/made; stat -c %u:%g /bin/suid /root/acl",
+    ));
+    assert_eq!(uid_map(&out), (0, base as u64, 65536));
+    assert!(out.contains("0:5\n0:0\n"), "{out}");
+    let owner = |p: &Path| {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        (m.uid(), m.gid())
+    };
+    assert_eq!(owner(&t.path), (base, base));
+    assert_eq!(owner(&t.join("/root/made")), (base, base));
+    assert_eq!(owner(&t.join("/bin/sh")), (base, base));
+    assert_eq!(owner(&suid), (base, base + 5));
+    assert_eq!(std::fs::metadata(&suid).unwrap().mode() & 0o7777, 0o6755);
+    assert_eq!(
+        xattr(&acl_file, "system.posix_acl_access"),
+        Some(acl_with_user(base + 1000))
+    );
+    // A second start finds the tree shifted and leaves it as it is.
+    let out = ok(t.sh(
+        &[
+            &format!("--private-users={base}"),
+            "--private-users-ownership=chown",
+        ],
+        "stat -c %u /root/made",
+    ));
+    assert_eq!(out, "0\n");
+}
+
+#[test]
+fn an_interrupted_chown_is_finished_by_the_next_start() {
+    if ours_only() {
+        return;
+    }
+    // As a killed run leaves it: files below shifted, the root not yet.
+    let t = Tree::busybox("uns-resume");
+    let base = 39672 * 65536u32;
+    chown_tree(&t, base);
+    std::os::unix::fs::lchown(&t.path, Some(0), Some(0)).unwrap();
+    std::os::unix::fs::lchown(t.join("/etc/passwd"), Some(0), Some(0)).unwrap();
+    let out = ok(t.sh(
+        &[
+            &format!("--private-users={base}"),
+            "--private-users-ownership=chown",
+        ],
+        "stat -c %u /etc/passwd /",
+    ));
+    assert_eq!(out, "0\n0\n");
+    let m = std::fs::metadata(t.join("/etc/passwd")).unwrap();
+    assert_eq!(m.uid(), base);
 }

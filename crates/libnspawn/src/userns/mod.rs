@@ -4,11 +4,15 @@
 //! CAP_SETUID in the parent namespace may map a range other than its own
 //! ids, so the runner writes them right after `clone3`).
 
+mod chown;
 pub mod record;
 
 use crate::error::{Context, Error, Result};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+// The only `Invalid` error `idmapped_tree` returns: the file system
+// cannot do it (`auto` then shifts the tree instead).
+use Error::Invalid as Unsupported;
 
 /// The size of the range every mode but `BASE:RANGE` gives, and the least
 /// we accept: a guest's `nobody` is 65534.
@@ -195,9 +199,13 @@ pub fn host_ids_in(r: &Range) -> Option<(String, u32)> {
 enum Fit {
     /// The tree is owned by the range already (or the user said `off`).
     AsIs,
-    /// An idmapped mount of the tree; with `auto`, falling back to `AsIs`
-    /// is not possible, so an unsupported file system is an error.
+    /// An idmapped mount of the tree.
     Map,
+    /// An idmapped mount where the file system supports it, else `Chown`
+    /// (`auto`).
+    MapOrChown,
+    /// Shift the tree on disk.
+    Chown,
 }
 
 /// The user namespace of a machine, reserved before anything is created.
@@ -211,11 +219,6 @@ pub struct Prepared {
 pub fn prepare(s: &UsernsSettings, directory: &Path, machine: &str) -> Result<Option<Prepared>> {
     if !s.enabled() {
         return Ok(None);
-    }
-    if s.ownership == Ownership::Chown {
-        return Err(Error::invalid(
-            "--private-users-ownership=chown is not supported yet (use map)",
-        ));
     }
     let held = record::reserve(s.mode, directory, machine)?;
     match fit(s.ownership, held.range, directory) {
@@ -231,11 +234,26 @@ fn fit(ownership: Ownership, r: Range, directory: &Path) -> Result<Fit> {
     let (uid, _) = tree_owner(directory)?;
     let dir = directory.display();
     let end = r.end() - 1;
+    let aligned = r.base.is_multiple_of(RANGE);
+    let mappable = (uid as u64) < r.size as u64;
+    let unaligned = || {
+        Error::invalid(format!(
+            "cannot shift {dir} to UID {}: the base must be a multiple of 65536",
+            r.base
+        ))
+    };
     match ownership {
-        Ownership::Off | Ownership::Auto if r.contains(uid) => Ok(Fit::AsIs),
+        Ownership::Off | Ownership::Auto | Ownership::Chown if r.contains(uid) => Ok(Fit::AsIs),
+        // Ids keep their low 16 bits (chown.rs), as in the reference.
+        Ownership::Chown if !aligned => Err(unaligned()),
+        Ownership::Chown => Ok(Fit::Chown),
         // An idmapped mount shows on-disk id N as container id N.
-        Ownership::Map | Ownership::Auto if (uid as u64) < r.size as u64 => Ok(Fit::Map),
-        Ownership::Map | Ownership::Auto => Err(Error::invalid(format!(
+        Ownership::Map if mappable => Ok(Fit::Map),
+        Ownership::Auto if mappable && aligned => Ok(Fit::MapOrChown),
+        Ownership::Auto if mappable => Ok(Fit::Map),
+        Ownership::Auto if aligned => Ok(Fit::Chown),
+        Ownership::Auto => Err(unaligned()),
+        Ownership::Map => Err(Error::invalid(format!(
             "{dir} is owned by UID {uid}, which an idmapped mount cannot map into {}..{end}",
             r.base
         ))),
@@ -247,36 +265,51 @@ fn fit(ownership: Ownership, r: Range, directory: &Path) -> Result<Fit> {
 }
 
 impl Prepared {
-    /// The runner's part right after `clone3`: the maps of `pid`, and with
-    /// `map` a detached idmapped mount of the tree for the child to attach
-    /// (mount_setattr(2): only who may mount the file system may idmap it,
-    /// so the child inside its namespace cannot).
+    /// The runner's part right after `clone3`, while the child waits: the
+    /// maps of `pid`; with `map` a detached idmapped mount of the tree for
+    /// the child to attach (mount_setattr(2): only who may mount the file
+    /// system may idmap it, so the child inside its namespace cannot);
+    /// with `chown` (or `auto` on a file system that cannot idmap) the
+    /// tree shifted on disk.
     pub fn start(
         &self,
         pid: libc::pid_t,
         directory: &Path,
     ) -> Result<Option<std::os::fd::OwnedFd>> {
-        use std::os::fd::AsFd;
         write_maps(pid, &self.record.range)?;
-        if self.fit != Fit::Map {
-            return Ok(None);
-        }
-        let dir = directory.display();
-        let tree = crate::sys::open_tree_clone(directory)
-            .ctx(|| format!("cannot clone the mount of {dir}"))?;
-        let ns = std::fs::File::open(format!("/proc/{pid}/ns/user"))
-            .ctx(|| "cannot open the container's user namespace".into())?;
-        crate::sys::mount_setattr_idmap(tree.as_fd(), ns.as_fd()).map_err(|e| match e {
-            nix::errno::Errno::EINVAL | nix::errno::Errno::EOPNOTSUPP => Error::invalid(format!(
-                "cannot map the ownership of {dir}: its file system does not support idmapped mounts"
-            )),
-            e => Error::Os {
-                what: format!("cannot make an idmapped mount of {dir}"),
-                errno: e,
+        let base = self.record.range.base;
+        match self.fit {
+            Fit::AsIs => Ok(None),
+            Fit::Chown => chown::shift_tree(directory, base).map(|_| None),
+            Fit::Map => idmapped_tree(pid, directory).map(Some),
+            Fit::MapOrChown => match idmapped_tree(pid, directory) {
+                Ok(t) => Ok(Some(t)),
+                Err(Unsupported(_)) => chown::shift_tree(directory, base).map(|_| None),
+                Err(e) => Err(e),
             },
-        })?;
-        Ok(Some(tree))
+        }
     }
+}
+
+/// A detached idmapped mount of `directory` with the maps of `pid`'s user
+/// namespace.
+fn idmapped_tree(pid: libc::pid_t, directory: &Path) -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsFd;
+    let dir = directory.display();
+    let tree = crate::sys::open_tree_clone(directory)
+        .ctx(|| format!("cannot clone the mount of {dir}"))?;
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/user"))
+        .ctx(|| "cannot open the container's user namespace".into())?;
+    crate::sys::mount_setattr_idmap(tree.as_fd(), ns.as_fd()).map_err(|e| match e {
+        nix::errno::Errno::EINVAL | nix::errno::Errno::EOPNOTSUPP => Unsupported(format!(
+            "cannot map the ownership of {dir}: its file system does not support idmapped mounts"
+        )),
+        e => Error::Os {
+            what: format!("cannot make an idmapped mount of {dir}"),
+            errno: e,
+        },
+    })?;
+    Ok(tree)
 }
 
 /// Write the maps of the process `pid` (just cloned into its namespace,
