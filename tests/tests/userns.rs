@@ -417,3 +417,112 @@ fn an_interrupted_chown_is_finished_by_the_next_start() {
     let m = std::fs::metadata(t.join("/etc/passwd")).unwrap();
     assert_eq!(m.uid(), base);
 }
+
+/// A host directory owned by 1000 with one file, removed on drop.
+struct HostDir(std::path::PathBuf);
+
+impl HostDir {
+    fn new(prefix: &str) -> HostDir {
+        let p = Path::new("/var/tmp/nspawn-tests").join(unique(prefix));
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join("f"), "x").unwrap();
+        for f in [p.join("f"), p.clone()] {
+            std::os::unix::fs::chown(&f, Some(1000), Some(1000)).unwrap();
+        }
+        HostDir(p)
+    }
+
+    fn bind(&self, dest: &str, opts: &str) -> String {
+        format!("--bind={}:{dest}:{opts}", self.0.display())
+    }
+}
+
+impl Drop for HostDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn idmap_bind_shows_host_ids_through_the_containers_map() {
+    let t = Tree::busybox("uns-bind-idmap");
+    let h = HostDir::new("uns-bind-src");
+    let out = ok(t.sh(
+        &["-U", &h.bind("/mnt", "idmap")],
+        "stat -c %u:%g /mnt /mnt/f; touch /mnt/made",
+    ));
+    assert_eq!(out, "1000:1000\n1000:1000\n");
+    // Root inside is 0 on disk through the mount.
+    assert_eq!(std::fs::metadata(h.0.join("made")).unwrap().uid(), 0);
+    // Without the option the source's ids are not in the range.
+    let out = ok(t.sh(&["-U", &h.bind("/mnt", "noidmap")], "stat -c %u /mnt"));
+    assert_eq!(out, "65534\n");
+}
+
+#[test]
+fn rootidmap_and_owneridmap_binds() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("uns-bind-root");
+    let h = HostDir::new("uns-bind-src");
+    let out = ok(t.sh(
+        &["-U", &h.bind("/mnt", "rootidmap")],
+        "stat -c %u:%g /mnt /mnt/f; touch /mnt/made",
+    ));
+    assert_eq!(out, "0:0\n0:0\n");
+    // What root makes there belongs to the source's owner on disk.
+    let m = std::fs::metadata(h.0.join("made")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (1000, 1000));
+    std::fs::create_dir_all(t.join("/srv/own")).unwrap();
+    std::os::unix::fs::chown(t.join("/srv/own"), Some(5), Some(7)).unwrap();
+    let out = ok(t.sh(
+        &["-U", &h.bind("/srv/own", "owneridmap")],
+        "stat -c %u:%g /srv/own /srv/own/f",
+    ));
+    assert_eq!(out, "5:7\n5:7\n");
+}
+
+#[test]
+fn idmap_binds_are_refused_where_they_cannot_work() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("uns-bind-bad");
+    let h = HostDir::new("uns-bind-src");
+    let o = t.sh(&[&h.bind("/mnt", "idmap")], "true");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "nspawn: idmap bind options need a user namespace (--private-users)\n"
+    );
+    // A source on ramfs (no idmapping): refused before the tree is shifted.
+    let mnt = format!("{}-ramfs", h.0.display());
+    std::fs::create_dir_all(&mnt).unwrap();
+    assert!(Command::new("mount")
+        .args(["-t", "ramfs", "ramfs", &mnt])
+        .status()
+        .unwrap()
+        .success());
+    let bind = format!("--bind={mnt}:/mnt:idmap");
+    let o = t.sh(
+        &[
+            "--private-users=pick",
+            "--private-users-ownership=chown",
+            &bind,
+        ],
+        "true",
+    );
+    let _ = Command::new("umount").arg(&mnt).status();
+    let _ = std::fs::remove_dir(&mnt);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("does not support idmapped mounts"), "{err}");
+    assert_eq!(std::fs::metadata(t.dir()).unwrap().uid(), 0, "tree shifted");
+    assert_eq!(
+        std::fs::metadata(t.join("/bin")).unwrap().uid(),
+        0,
+        "tree shifted"
+    );
+}

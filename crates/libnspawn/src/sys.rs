@@ -181,6 +181,15 @@ pub fn wait_pidfd(pidfd: BorrowedFd) -> Result<Exit> {
 /// A detached copy of the mount tree at `path` (`open_tree(2)` with
 /// `OPEN_TREE_CLONE | AT_RECURSIVE`): the source of an idmapped mount.
 pub fn open_tree_clone(path: &std::path::Path) -> nix::Result<OwnedFd> {
+    open_tree(path, libc::AT_RECURSIVE as libc::c_uint)
+}
+
+/// As `open_tree_clone`, without the submounts (a `norbind` bind).
+pub fn open_tree_clone_flat(path: &std::path::Path) -> nix::Result<OwnedFd> {
+    open_tree(path, 0)
+}
+
+fn open_tree(path: &std::path::Path, extra: libc::c_uint) -> nix::Result<OwnedFd> {
     use std::os::unix::ffi::OsStrExt;
     const OPEN_TREE_CLONE: libc::c_uint = 1;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
@@ -190,7 +199,7 @@ pub fn open_tree_clone(path: &std::path::Path) -> nix::Result<OwnedFd> {
             libc::SYS_open_tree,
             libc::AT_FDCWD,
             c.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint,
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | extra,
         )
     };
     Errno::result(fd)?;
@@ -247,6 +256,25 @@ pub fn move_mount_to(fd: BorrowedFd, target: &std::path::Path) -> nix::Result<()
             libc::AT_FDCWD,
             c.as_ptr(),
             MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// Attach the detached mount `fd` on the file or directory behind the
+/// descriptor `target` (`move_mount(2)` with both paths empty).
+pub fn move_mount_onto_fd(fd: BorrowedFd, target: BorrowedFd) -> nix::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    // SAFETY: valid descriptors, empty paths with the matching flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
         )
     };
     Errno::result(r).map(drop)

@@ -75,7 +75,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     let idmapped = if ctx.userns {
         become_namespace_root(&ctx.channel)?
     } else {
-        None
+        Default::default()
     };
 
     match ctx.netns {
@@ -92,7 +92,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     // v1-only hosts too, for the v1 hierarchies' sake (release_agent).
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
         .ctx(|| "cannot create the cgroup namespace".into())?;
-    let tree = mount::root::prepare(&s.directory, &s.fs, idmapped)?;
+    let tree = mount::root::prepare(&s.directory, &s.fs, idmapped.tree)?;
     let root_fd = match &s.fs.pivot_root {
         Some((new, old)) => pivot_root_dir(tree.as_fd(), new, old.as_deref())?,
         None => tree,
@@ -127,7 +127,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     let isolated = s.private_network && !crate::net::reaches_host_resolvers(&s.net);
     mount::etc::setup_resolv_conf(root, fs.resolv_conf, isolated, read_only)?;
     mount::etc::setup_timezone(root, fs.timezone, read_only)?;
-    mount::custom::mount_all(root, &fs.mounts)?;
+    mount::custom::mount_all(root, &fs.mounts, idmapped.binds)?;
     mount::write_credentials(
         root,
         &fs.credentials,
@@ -201,10 +201,10 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
 /// Wait for the runner to write our id maps (user_namespaces(7): until
 /// then we are nobody inside), then become root of the namespace: uid and
 /// gid 0 inside, no supplementary groups of the host's. Returns the
-/// idmapped tree the runner made, if any.
-fn become_namespace_root(channel: &Channel) -> Result<Option<OwnedFd>> {
+/// idmapped mounts the runner made.
+fn become_namespace_root(channel: &Channel) -> Result<super::channel::Idmapped> {
     let tree = match channel.recv() {
-        Ok(super::channel::Msg::Go(tree)) => tree,
+        Ok(super::channel::Msg::Go(mounts)) => mounts,
         // The runner failed (and says why) or is gone.
         // SAFETY: _exit is always safe.
         _ => unsafe { libc::_exit(1) },

@@ -283,15 +283,18 @@ fn run_once(
     // The child waits for its id maps before anything else; the cgroup is
     // handed to its root before its init can want it.
     if let Some(u) = userns {
-        let done = u.start(pid, &s.directory).and_then(|tree| {
-            if let Some(cg) = cgroup {
-                cg.delegate(u.record.range.base, u.record.range.base)?;
-            }
-            match tree {
-                Some(fd) => ours.send_go_fd(&fd),
-                None => ours.send_go(),
-            }
-        });
+        // Binds first: a refused one must leave the tree as it was, before
+        // `chown` ownership shifts it.
+        let range = &u.record.range;
+        let done = crate::userns::write_maps(pid, range)
+            .and_then(|_| crate::userns::binds::make(&s.fs.mounts, pid, range, &s.directory))
+            .and_then(|binds| Ok((binds, u.start(pid, &s.directory)?)))
+            .and_then(|(binds, tree)| {
+                if let Some(cg) = cgroup {
+                    cg.delegate(range.base, range.base)?;
+                }
+                ours.send_go_mounts(&channel::Idmapped { tree, binds })
+            });
         if let Err(e) = done {
             let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
             let _ = sys::wait_pidfd(pidfd.as_fd());

@@ -4,6 +4,7 @@
 //! CAP_SETUID in the parent namespace may map a range other than its own
 //! ids, so the runner writes them right after `clone3`).
 
+pub mod binds;
 mod chown;
 pub mod record;
 
@@ -265,8 +266,8 @@ fn fit(ownership: Ownership, r: Range, directory: &Path) -> Result<Fit> {
 }
 
 impl Prepared {
-    /// The runner's part right after `clone3`, while the child waits: the
-    /// maps of `pid`; with `map` a detached idmapped mount of the tree for
+    /// The runner's part right after `clone3` and `write_maps`, while the
+    /// child waits: with `map` a detached idmapped mount of the tree for
     /// the child to attach (mount_setattr(2): only who may mount the file
     /// system may idmap it, so the child inside its namespace cannot);
     /// with `chown` (or `auto` on a file system that cannot idmap) the
@@ -276,7 +277,6 @@ impl Prepared {
         pid: libc::pid_t,
         directory: &Path,
     ) -> Result<Option<std::os::fd::OwnedFd>> {
-        write_maps(pid, &self.record.range)?;
         let base = self.record.range.base;
         match self.fit {
             Fit::AsIs => Ok(None),

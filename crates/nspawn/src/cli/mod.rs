@@ -281,6 +281,13 @@ impl Cli {
         if userns.enabled() && net.namespace_path.is_some() {
             return Err("--network-namespace-path= cannot be combined with --private-users (the namespace belongs to the host's user namespace)".into());
         }
+        let idmapped = fs.mounts.iter().any(|m| {
+            matches!(m.kind, libnspawn::mount::spec::MountKind::Bind { idmap, .. }
+                if idmap != libnspawn::mount::spec::Idmap::Off)
+        });
+        if idmapped && !userns.enabled() {
+            return Err("idmap bind options need a user namespace (--private-users)".into());
+        }
         let (directory, machine) = locate(
             self.directory.as_deref(),
             self.machine.as_deref(),
