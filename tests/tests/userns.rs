@@ -526,3 +526,90 @@ fn idmap_binds_are_refused_where_they_cannot_work() {
         "tree shifted"
     );
 }
+
+/// A host user with a home, removed on drop.
+struct HostUser(String);
+
+impl HostUser {
+    fn new() -> HostUser {
+        let name = unique("nsbu");
+        let st = Command::new("useradd")
+            .args(["-m", "-s", "/bin/sh", &name])
+            .status()
+            .unwrap();
+        assert!(st.success(), "useradd {name}");
+        HostUser(name)
+    }
+
+    fn uid(&self) -> u32 {
+        let o = Command::new("id").args(["-u", &self.0]).output().unwrap();
+        text(&o.stdout).trim().parse().unwrap()
+    }
+}
+
+impl Drop for HostUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").args(["-r", &self.0]).output();
+    }
+}
+
+#[test]
+fn bind_user_maps_the_users_home_and_records() {
+    let t = Tree::busybox("uns-bind-user");
+    let u = HostUser::new();
+    let name = &u.0;
+    let opt = format!("--bind-user={name}");
+    let out = ok(t.sh(
+        &["-U", &opt],
+        &format!(
+            "cat /proc/self/uid_map; stat -c %u:%g /run/host/home/{name}; \
+             cat /run/host/userdb/{name}.user /run/host/userdb/60514.group; \
+             touch /run/host/home/{name}/made"
+        ),
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    let mapped: Vec<u64> = lines[1]
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(mapped, [60514, u.uid() as u64, 1], "{out}");
+    assert_eq!(lines[3], "60514:60514", "{out}");
+    assert_eq!(
+        lines[4],
+        format!(
+            "{{\"userName\":\"{name}\",\"uid\":60514,\"gid\":60514,\"homeDirectory\":\"/run/host/home/{name}\",\"service\":\"io.systemd.NSpawn\"}}"
+        )
+    );
+    assert!(lines[5].contains("\"gid\":60514"), "{out}");
+    let home = Path::new("/home").join(name);
+    // Root inside made it: the container's range, not the user's id.
+    let made = std::fs::metadata(home.join("made")).unwrap().uid();
+    assert!(made >= 65536, "{made}");
+}
+
+#[test]
+fn bind_user_refusals() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("uns-bind-user-bad");
+    let u = HostUser::new();
+    let opt = format!("--bind-user={}", u.0);
+    let o = t.sh(&[&opt], "true");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "nspawn: --bind-user= requires --private-users\n"
+    );
+    refused(
+        &t,
+        &["-U", "--bind-user=no-such-user-here"],
+        "no such user on the host",
+    );
+    // A tree with a user of that name already.
+    let passwd = t.join("/etc/passwd");
+    let mut text = std::fs::read_to_string(&passwd).unwrap();
+    text.push_str(&format!("{}:x:2000:2000::/home/x:/bin/sh\n", u.0));
+    std::fs::write(&passwd, text).unwrap();
+    refused(&t, &["-U", &opt], "the container already has a user");
+}

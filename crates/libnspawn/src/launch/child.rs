@@ -39,6 +39,8 @@ pub struct ChildCtx<'a> {
     pub wait_go: bool,
     /// In a user namespace of its own: wait for the maps first.
     pub userns: bool,
+    /// `--bind-user`: homes and user records to set up.
+    pub bind_users: &'a [crate::userns::bind_user::BoundUser],
     /// Descriptors 3.. passed on to the payload (`$LISTEN_FDS`).
     pub listen_fds: u32,
 }
@@ -143,6 +145,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     if fs.read_only {
         mount::root::make_read_only(root)?;
     }
+    crate::userns::bind_user::setup(root, ctx.bind_users)?;
     mount::finish_run_host(root, ctx.notify.as_fd())?;
     nix::unistd::sethostname(s.hostname())
         .ctx(|| format!("cannot set the host name to {}", s.hostname()))?;

@@ -272,6 +272,7 @@ fn run_once(
                 netns: netns_path.map(|f| f.as_fd()),
                 wait_go: s.net.wants_links(),
                 userns: userns.is_some(),
+                bind_users: userns.map(|u| u.users.as_slice()).unwrap_or_default(),
                 listen_fds,
             })
         }
@@ -286,7 +287,7 @@ fn run_once(
         // Binds first: a refused one must leave the tree as it was, before
         // `chown` ownership shifts it.
         let range = &u.record.range;
-        let done = crate::userns::write_maps(pid, range)
+        let done = crate::userns::write_maps(pid, range, &u.users)
             .and_then(|_| crate::userns::binds::make(&s.fs.mounts, pid, range, &s.directory))
             .and_then(|binds| Ok((binds, u.start(pid, &s.directory)?)))
             .and_then(|(binds, tree)| {

@@ -4,6 +4,7 @@
 //! CAP_SETUID in the parent namespace may map a range other than its own
 //! ids, so the runner writes them right after `clone3`).
 
+pub mod bind_user;
 pub mod binds;
 mod chown;
 pub mod record;
@@ -49,10 +50,12 @@ pub enum Ownership {
     Auto,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UsernsSettings {
     pub mode: Mode,
     pub ownership: Ownership,
+    /// `--bind-user=`: host users to make visible inside.
+    pub bind_users: Vec<String>,
 }
 
 impl UsernsSettings {
@@ -213,6 +216,8 @@ enum Fit {
 pub struct Prepared {
     pub record: record::Held,
     fit: Fit,
+    /// `--bind-user`: the host users, with their ids inside.
+    pub users: Vec<bind_user::BoundUser>,
 }
 
 /// Reserve the range and decide the ownership mode; `None` without a user
@@ -222,8 +227,30 @@ pub fn prepare(s: &UsernsSettings, directory: &Path, machine: &str) -> Result<Op
         return Ok(None);
     }
     let held = record::reserve(s.mode, directory, machine)?;
-    match fit(s.ownership, held.range, directory) {
-        Ok(fit) => Ok(Some(Prepared { record: held, fit })),
+    let checked = fit(s.ownership, held.range, directory).and_then(|fit| {
+        let read = |p: &str| -> Result<String> {
+            let tree = std::fs::File::open(directory)
+                .ctx(|| format!("cannot open {}", directory.display()))?;
+            let data = crate::inroot::read_file(std::os::fd::AsFd::as_fd(&tree), p)?;
+            Ok(String::from_utf8_lossy(&data.unwrap_or_default()).into_owned())
+        };
+        let users = match s.bind_users.is_empty() {
+            true => vec![],
+            false => bind_user::resolve(
+                &s.bind_users,
+                &held.range,
+                &read("/etc/passwd")?,
+                &read("/etc/group")?,
+            )?,
+        };
+        Ok((fit, users))
+    });
+    match checked {
+        Ok((fit, users)) => Ok(Some(Prepared {
+            record: held,
+            fit,
+            users,
+        })),
         Err(e) => {
             held.release();
             Err(e)
@@ -316,10 +343,13 @@ fn idmapped_tree(pid: libc::pid_t, directory: &Path) -> Result<std::os::fd::Owne
 /// waiting for us). The gid map is written by a privileged process, so
 /// `setgroups` may stay allowed (user_namespaces(7), "Interaction with
 /// system calls changing process UIDs or GIDs").
-pub fn write_maps(pid: libc::pid_t, r: &Range) -> Result<()> {
-    for f in ["uid_map", "gid_map"] {
+/// `users`: the `--bind-user` ids, cut out of the range (bind_user.rs).
+pub fn write_maps(pid: libc::pid_t, r: &Range, users: &[bind_user::BoundUser]) -> Result<()> {
+    let uid = bind_user::map_lines(r, users, |u| u.host_uid);
+    let gid = bind_user::map_lines(r, users, |u| u.host_gid);
+    for (f, lines) in [("uid_map", uid), ("gid_map", gid)] {
         let path = format!("/proc/{pid}/{f}");
-        std::fs::write(&path, r.map_line()).ctx(|| format!("cannot write {path}"))?;
+        std::fs::write(&path, lines).ctx(|| format!("cannot write {path}"))?;
     }
     Ok(())
 }

@@ -277,7 +277,7 @@ impl Cli {
         let fs = self.fs.into_settings()?;
         let (net, private_network) = self.net.into_settings()?;
         let security = self.security.into_settings(private_network)?;
-        let userns = self.userns.into_settings();
+        let userns = self.userns.into_settings()?;
         if userns.enabled() && net.namespace_path.is_some() {
             return Err("--network-namespace-path= cannot be combined with --private-users (the namespace belongs to the host's user namespace)".into());
         }

@@ -2,12 +2,10 @@
 //! the reference's spelling, so a script using them gets a clear "not
 //! supported yet" instead of a parse error, and nothing is started.
 
-use clap::{ArgAction, Args};
+use clap::Args;
 
 #[derive(Args, Debug, Default)]
 pub struct PendingArgs {
-    #[arg(long = "bind-user", hide = true, action = ArgAction::Append)]
-    bind_user: Vec<String>,
     #[arg(short = 'i', long = "image", hide = true)]
     image: Option<String>,
     #[arg(long = "oci-bundle", hide = true)]
@@ -19,8 +17,7 @@ pub struct PendingArgs {
 impl PendingArgs {
     /// The first option given that is not supported yet.
     pub fn check(&self) -> Result<(), String> {
-        let given: [(&str, bool); 4] = [
-            ("--bind-user", !self.bind_user.is_empty()),
+        let given: [(&str, bool); 3] = [
             ("--image", self.image.is_some()),
             ("--oci-bundle", self.oci_bundle.is_some()),
             (

@@ -17,6 +17,22 @@ pub struct UsernsArgs {
     /// Make the tree's ownership fit the range: off, chown, map, auto
     #[arg(long = "private-users-ownership", value_name = "MODE", value_parser = parse_ownership, help_heading = "User namespace")]
     private_users_ownership: Option<Ownership>,
+
+    /// Make a host user and their home visible inside (needs a user namespace)
+    #[arg(long = "bind-user", value_name = "NAME", value_parser = parse_user, action = clap::ArgAction::Append, help_heading = "User namespace")]
+    bind_user: Vec<String>,
+}
+
+fn parse_user(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 32
+        && !s.starts_with('-')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    match ok {
+        true => Ok(s.to_string()),
+        false => Err(format!("Invalid user name to bind: {s}")),
+    }
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
@@ -31,7 +47,7 @@ impl UsernsArgs {
     /// As the reference: `-U` is `pick` with `auto` ownership unless
     /// `--private-users=` says otherwise; `auto` is `off` without a
     /// user namespace.
-    pub fn into_settings(self) -> UsernsSettings {
+    pub fn into_settings(self) -> Result<UsernsSettings, String> {
         let mode = match (self.private_users, self.private_users_pick) {
             (Some(m), _) => m,
             (None, true) => Mode::Pick,
@@ -42,7 +58,14 @@ impl UsernsArgs {
             None if self.private_users_pick => Ownership::Auto,
             None => Ownership::Off,
         };
-        UsernsSettings { mode, ownership }
+        if !self.bind_user.is_empty() && mode == Mode::No {
+            return Err("--bind-user= requires --private-users".into());
+        }
+        Ok(UsernsSettings {
+            mode,
+            ownership,
+            bind_users: self.bind_user,
+        })
     }
 }
 
@@ -59,7 +82,7 @@ mod tests {
 
     fn parse(a: &[&str]) -> Result<UsernsSettings, clap::Error> {
         T::try_parse_from(std::iter::once("t").chain(a.iter().copied()))
-            .map(|t| t.u.into_settings())
+            .map(|t| t.u.into_settings().unwrap())
     }
 
     #[test]
@@ -75,5 +98,10 @@ mod tests {
         assert!(parse(&["--private-users=bogus"]).is_err());
         assert!(parse(&["--private-users-ownership=bogus"]).is_err());
         assert!(!parse(&[]).unwrap().enabled());
+        let t = T::try_parse_from(["t", "--bind-user=alice"]).unwrap();
+        assert!(t.u.into_settings().is_err());
+        assert!(T::try_parse_from(["t", "--bind-user=a/b"]).is_err());
+        let t = T::try_parse_from(["t", "-U", "--bind-user=alice"]).unwrap();
+        assert_eq!(t.u.into_settings().unwrap().bind_users, ["alice"]);
     }
 }
