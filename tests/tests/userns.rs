@@ -613,3 +613,96 @@ fn bind_user_refusals() {
     std::fs::write(&passwd, text).unwrap();
     refused(&t, &["-U", &opt], "the container already has a user");
 }
+
+#[test]
+fn a_killed_runner_takes_the_container_and_its_range_with_it() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("uns-kill");
+    let m = marker();
+    for extra in [&["-U"][..], &["-U", "--user=tester"][..]] {
+        let mut args = vec!["-q", "--pipe", "-D", t.dir()];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["/bin/sleep", &m]);
+        let mut runner = nspawn(&args)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let cmd = format!("/bin/sleep {m}");
+        assert!(wait_until(Duration::from_secs(10), || {
+            processes_exactly(&cmd).len() == 1
+        }));
+        let rec = Path::new("/run/nspawn/userns").join(&t.name);
+        assert!(rec.exists());
+        runner.kill().unwrap();
+        let _ = runner.wait();
+        assert!(
+            wait_until(Duration::from_secs(10), || processes_exactly(&cmd)
+                .is_empty()),
+            "{extra:?}: the container outlived its runner"
+        );
+        assert!(
+            wait_until(Duration::from_secs(10), || !rec.exists()),
+            "{extra:?}: the reaper left {}",
+            rec.display()
+        );
+    }
+}
+
+/// nspawnctl joins the machine's user namespace: a shell is root there,
+/// and files copied in or out are root's on both sides.
+#[test]
+fn nspawnctl_shell_and_copy_under_a_user_namespace() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("uns-ctl");
+    let m = marker();
+    let mut runner = nspawn(&["-q", "--pipe", "-D", t.dir(), "-U", "/bin/sleep", &m])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cmd = format!("/bin/sleep {m}");
+    assert!(wait_until(Duration::from_secs(10), || {
+        processes_exactly(&cmd).len() == 1
+    }));
+    let shell = run(nspawnctl(&[
+        "shell",
+        &t.name,
+        "/bin/sh",
+        "-c",
+        "id -u; head -1 /proc/self/uid_map; touch /root/from-shell",
+    ]));
+    let src = Path::new("/var/tmp/nspawn-tests").join(unique("uns-ctl-src"));
+    std::fs::write(&src, "x").unwrap();
+    let to = run(nspawnctl(&[
+        "copy-to",
+        &t.name,
+        src.to_str().unwrap(),
+        "/root/copied",
+    ]));
+    let back = src.with_extension("back");
+    let from = run(nspawnctl(&[
+        "copy-from",
+        &t.name,
+        "/root/from-shell",
+        back.to_str().unwrap(),
+    ]));
+    let _ = runner.kill();
+    let _ = runner.wait();
+    let owner = |p: &Path| std::fs::metadata(p).map(|m| m.uid());
+    let back_owner = owner(&back);
+    let _ = std::fs::remove_file(&src);
+    let _ = std::fs::remove_file(&back);
+    let out = ok(shell);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0", "{out}");
+    assert_ne!(uid_map(lines[1]).1, 0, "{out}");
+    ok(to);
+    ok(from);
+    // The tree is idmapped: root inside is 0 on disk.
+    assert_eq!(owner(&t.join("/root/from-shell")).unwrap(), 0);
+    assert_eq!(owner(&t.join("/root/copied")).unwrap(), 0);
+    assert_eq!(back_owner.unwrap(), 0);
+}

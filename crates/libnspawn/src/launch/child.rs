@@ -60,22 +60,15 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     let s = ctx.settings;
     // Die with the runner. It may have died before this was armed: its
     // pidfd turns readable when it exits.
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    let mut fds = [nix::poll::PollFd::new(
-        ctx.runner.as_fd(),
-        nix::poll::PollFlags::POLLIN,
-    )];
-    if nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap_or(0) > 0 {
-        // SAFETY: see above.
-        unsafe { libc::_exit(1) };
-    }
+    die_with_runner(ctx.runner.as_fd());
     reset_signals();
     // Done first: with a user namespace, only our host uid 0 (which we keep
     // until the maps are written) may write the v1 hierarchies' files.
     release_agent::leave_v1_roots()?;
     let idmapped = if ctx.userns {
-        become_namespace_root(&ctx.channel)?
+        let m = become_namespace_root(&ctx.channel)?;
+        die_with_runner(ctx.runner.as_fd());
+        m
     } else {
         Default::default()
     };
@@ -191,6 +184,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     if let Some(a) = &account {
         caps::keep_across_setuid(sec.caps_ambient)?;
         become_user(a)?;
+        die_with_runner(ctx.runner.as_fd());
     }
     if let Some(dir) = &s.chdir {
         nix::unistd::chdir(dir.as_str())
@@ -220,6 +214,19 @@ fn become_namespace_root(channel: &Channel) -> Result<super::channel::Idmapped> 
     nix::unistd::setresuid(root, root, root)
         .ctx(|| "cannot become root in the user namespace".into())?;
     Ok(tree)
+}
+
+/// Die with the runner, and check it did not die already (then its pidfd
+/// is readable). Armed again after each change of our credentials, which
+/// clears it (prctl(2), PR_SET_PDEATHSIG).
+fn die_with_runner(runner: BorrowedFd) {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    let mut fds = [nix::poll::PollFd::new(runner, nix::poll::PollFlags::POLLIN)];
+    if nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap_or(0) > 0 {
+        // SAFETY: _exit is always safe.
+        unsafe { libc::_exit(1) };
+    }
 }
 
 /// The tree's own machine id wins; a missing, empty or "uninitialized"
