@@ -706,3 +706,20 @@ fn nspawnctl_shell_and_copy_under_a_user_namespace() {
     assert_eq!(owner(&t.join("/root/copied")).unwrap(), 0);
     assert_eq!(back_owner.unwrap(), 0);
 }
+
+/// The reference fails here ("Failed to set up ID mapped mounts: Device
+/// or resource busy"); ours stacks the throw-away layer on the idmapped
+/// tree.
+#[test]
+fn ephemeral_and_volatile_runs_under_a_user_namespace() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("uns-eph");
+    let before = listing(t.dir());
+    for extra in [&["-U", "-x"][..], &["-U", "--volatile=yes"][..]] {
+        let out = ok(t.sh(extra, "touch /etc/made; id -u; stat -c %u /etc/made"));
+        assert_eq!(out, "0\n0\n", "{extra:?}");
+    }
+    assert_eq!(listing(t.dir()), before, "the tree changed");
+}
