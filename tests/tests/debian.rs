@@ -94,8 +94,13 @@ fn boots_to_multi_user_with_no_failed_units_and_powers_off() {
 /// Under `-U` on this host (hybrid cgroups, no systemd): the guest's
 /// systemd runs as a shifted root in a delegated cgroup, the tree stays
 /// owned by root inside, and it powers off cleanly.
+/// (The reference cannot boot a systemd guest under -U on a host without
+/// systemd: its cgroup is not delegated.)
 #[test]
 fn boots_under_a_user_namespace() {
+    if ours_only() {
+        return;
+    }
     let t = DebianTree::new("deb-userns");
     let mut s = boot_with(&t, &["-U"]);
     login(&mut s);
@@ -120,6 +125,26 @@ fn boots_under_a_user_namespace() {
     let root = std::fs::metadata(&t.path).unwrap().uid();
     assert_eq!(made, root);
     assert!(root == 0 || root as u64 == base, "{root}");
+}
+
+/// With a veth link too: sysfs and /proc/sys/net are the guest's own.
+#[test]
+fn boots_under_a_user_namespace_with_a_veth_link() {
+    if ours_only() {
+        return;
+    }
+    let t = DebianTree::new("deb-userns-n");
+    let mut s = boot_with(&t, &["-U", "-n"]);
+    login(&mut s);
+    let state = console(&mut s, "systemctl is-system-running --wait");
+    let failed = console(&mut s, "systemctl --failed --no-legend --plain");
+    assert_eq!(state.trim(), "running", "{state} {failed}");
+    assert_eq!(failed.trim(), "");
+    let link = console(&mut s, "cat /sys/class/net/host0/operstate");
+    assert_eq!(link.trim(), "up", "{link}");
+    s.send(b"poweroff\n");
+    let (code, out) = s.finish(T);
+    assert_eq!(code, 0, "{out}");
 }
 
 #[test]
