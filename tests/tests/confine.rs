@@ -176,7 +176,8 @@ fn host_netns() -> String {
 /// writable, or mount a fresh proc or sysfs, and write kernel settings
 /// (core_pattern runs a program as root on the host). A filter cannot tell
 /// a proc mount from a tmpfs one (the type is a pointer), and the kernel
-/// refuses these only to a user namespace: `-U`, a later issue. Pinned
+/// refuses these only to a user namespace: `-U` closes them
+/// (`battery_blocked_under_a_user_namespace`). Pinned
 /// here so the README's word on it stays true: once blocked, this list
 /// and the README must change. (With a private network the kernel makes a
 /// fresh sysfs read-only itself: there that attempt must be blocked.)
@@ -247,6 +248,21 @@ fn battery_blocked_with_private_network() {
     // network namespace.
     assert_eq!(m["link-add"].0, "CREATED", "{:?}", m["link-add"]);
     assert_all_blocked(&b, &m, KNOWN_GAPS_PRIVATE_NETWORK);
+}
+
+/// Under `-U` root inside has no capability over the host's kernel
+/// objects: the known gaps of the default are closed too (a fresh proc
+/// may be mounted, but its `/proc/sys` is the host's kernel's, which only
+/// the initial user namespace may write; user_namespaces(7)).
+#[test]
+fn battery_blocked_under_a_user_namespace() {
+    for extra in [&["-U"][..], &["-U", "--private-network"][..]] {
+        let (b, m) = battery_in_container(extra);
+        assert_all_blocked(&b, &m, &[]);
+        for gap in KNOWN_GAPS {
+            assert_eq!(m[*gap].0, "BLOCKED", "{extra:?} {gap}: {:?}", m[*gap]);
+        }
+    }
 }
 
 #[test]

@@ -8,7 +8,13 @@ const BOOT: Duration = Duration::from_secs(90);
 const T: Duration = Duration::from_secs(30);
 
 fn boot(t: &DebianTree) -> PtySession {
-    let mut c = nspawn(&["-b", "-D", t.dir()]);
+    boot_with(t, &[])
+}
+
+fn boot_with(t: &DebianTree, extra: &[&str]) -> PtySession {
+    let mut args = vec!["-b", "-D", t.dir()];
+    args.extend_from_slice(extra);
+    let mut c = nspawn(&args);
     c.env("TERM", "xterm");
     PtySession::spawn(c, 40, 160)
 }
@@ -83,6 +89,62 @@ fn boots_to_multi_user_with_no_failed_units_and_powers_off() {
     if !reference() {
         assert!(!machine_cgroup(&t.name).exists(), "cgroup left behind");
     }
+}
+
+/// Under `-U` on this host (hybrid cgroups, no systemd): the guest's
+/// systemd runs as a shifted root in a delegated cgroup, the tree stays
+/// owned by root inside, and it powers off cleanly.
+/// (The reference cannot boot a systemd guest under -U on a host without
+/// systemd: its cgroup is not delegated.)
+#[test]
+fn boots_under_a_user_namespace() {
+    if ours_only() {
+        return;
+    }
+    let t = DebianTree::new("deb-userns");
+    let mut s = boot_with(&t, &["-U"]);
+    login(&mut s);
+    let state = console(&mut s, "systemctl is-system-running --wait");
+    let failed = console(&mut s, "systemctl --failed --no-legend --plain");
+    assert_eq!(state.trim(), "running", "{state} {failed}");
+    assert_eq!(failed.trim(), "");
+    let map = console(&mut s, "cat /proc/self/uid_map");
+    let base: u64 = map.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(base >= 65536 && base.is_multiple_of(65536), "{map}");
+    console(&mut s, "touch /root/made-inside");
+    s.send(b"poweroff\n");
+    let (code, out) = s.finish(T);
+    assert_eq!(code, 0, "{out}");
+    use std::os::unix::fs::MetadataExt;
+    // Root inside is the tree's owner on disk: 0 through an idmapped
+    // mount, or the range's base where the tree was shifted (overlayfs,
+    // as this fixture, cannot be idmapped: `auto` chowns it).
+    let made = std::fs::metadata(t.path.join("root/made-inside"))
+        .unwrap()
+        .uid();
+    let root = std::fs::metadata(&t.path).unwrap().uid();
+    assert_eq!(made, root);
+    assert!(root == 0 || root as u64 == base, "{root}");
+}
+
+/// With a veth link too: sysfs and /proc/sys/net are the guest's own.
+#[test]
+fn boots_under_a_user_namespace_with_a_veth_link() {
+    if ours_only() {
+        return;
+    }
+    let t = DebianTree::new("deb-userns-n");
+    let mut s = boot_with(&t, &["-U", "-n"]);
+    login(&mut s);
+    let state = console(&mut s, "systemctl is-system-running --wait");
+    let failed = console(&mut s, "systemctl --failed --no-legend --plain");
+    assert_eq!(state.trim(), "running", "{state} {failed}");
+    assert_eq!(failed.trim(), "");
+    let link = console(&mut s, "cat /sys/class/net/host0/operstate");
+    assert_eq!(link.trim(), "up", "{link}");
+    s.send(b"poweroff\n");
+    let (code, out) = s.finish(T);
+    assert_eq!(code, 0, "{out}");
 }
 
 #[test]

@@ -316,9 +316,7 @@ fn options_of_later_features_say_so() {
     }
     let t = Tree::busybox("pending");
     for (arg, name) in [
-        ("-U", "-U"),
         ("--image=x.raw", "--image"),
-        ("--bind-user=nobody", "--bind-user"),
         ("--oci-bundle=/x", "--oci-bundle"),
     ] {
         let o = run(nspawn(&["-q", "--pipe", arg, "-D", t.dir(), "/bin/true"]));

@@ -211,11 +211,41 @@ impl Cgroup {
         remove_empty_slices(&self.path);
     }
 
+    /// Delegate the cgroup to the container's root, `uid`:`gid` on the
+    /// host, as systemd does for `Delegate=yes`: the directory and the
+    /// files a manager inside writes to create and fill its own cgroups
+    /// (cgroups(7), "Cgroups v2 delegation"). Without it a systemd guest in
+    /// a user namespace cannot make its control groups.
+    pub fn delegate(&self, uid: u32, gid: u32) -> Result<()> {
+        let own = |name: &str| {
+            nix::unistd::fchownat(
+                self.dir.as_fd_ref(),
+                name,
+                Some(uid.into()),
+                Some(gid.into()),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        nix::unistd::fchownat(
+            self.dir.as_fd_ref(),
+            "",
+            Some(uid.into()),
+            Some(gid.into()),
+            nix::fcntl::AtFlags::AT_EMPTY_PATH,
+        )
+        .ctx(|| format!("cannot delegate {}", self.path.display()))?;
+        for name in ["cgroup.procs", "cgroup.subtree_control", "cgroup.threads"] {
+            own(name).ctx(|| format!("cannot delegate {}/{name}", self.path.display()))?;
+        }
+        Ok(())
+    }
+
     /// Fork the reaper. It lives until the returned descriptor (held only
     /// by the runner) closes, which happens however the runner ends; then it
     /// removes the cgroup once nothing runs in it, and runs `after` (the
-    /// network's cleanup), keeping descriptor `keep` (its lock) open.
-    pub fn spawn_reaper(&self, keep: Option<BorrowedFd>, after: impl FnOnce()) -> Result<OwnedFd> {
+    /// network's and user namespace's cleanup), keeping the descriptors
+    /// `keep` (their locks) open.
+    pub fn spawn_reaper(&self, keep: &[BorrowedFd], after: impl FnOnce()) -> Result<OwnedFd> {
         let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "cannot create a pipe".into())?;
         // SAFETY: the runner is single-threaded; the child only makes
         // system calls and exits.
@@ -248,7 +278,7 @@ fn reaper(
     pipe: OwnedFd,
     cgroup: BorrowedFd,
     path: &Path,
-    extra: Option<BorrowedFd>,
+    extra: &[BorrowedFd],
     after: impl FnOnce(),
 ) -> ! {
     use std::os::fd::AsRawFd;
@@ -256,7 +286,7 @@ fn reaper(
     // tree lock and the terminal must not stay open in here. Own session,
     // so signals for the runner's terminal or process group pass us by.
     let mut keep = vec![pipe.as_raw_fd() as u32, cgroup.as_raw_fd() as u32];
-    keep.extend(extra.map(|f| f.as_raw_fd() as u32));
+    keep.extend(extra.iter().map(|f| f.as_raw_fd() as u32));
     keep.sort();
     // SAFETY: closing descriptors we do not use; setsid has no arguments.
     unsafe {

@@ -23,6 +23,7 @@ pub mod sys;
 pub mod template;
 pub mod unitfile;
 pub mod user;
+pub mod userns;
 
 pub use error::{Error, Result};
 pub use id128::Id128;

@@ -166,6 +166,8 @@ pub struct Settings {
     pub knobs: Knobs,
     pub security: crate::security::SecuritySettings,
     pub net: crate::net::NetSettings,
+    /// `--private-users`, `--private-users-ownership`.
+    pub userns: crate::userns::UsernsSettings,
 }
 
 impl Settings {

@@ -84,6 +84,16 @@ pub fn pidfd_open(pid: libc::pid_t) -> nix::Result<OwnedFd> {
 /// Make the mount behind `fd` read-only (with `recursive`, its submounts
 /// too), as `mount_setattr(2)` with `MOUNT_ATTR_RDONLY`.
 pub fn mount_setattr_read_only(fd: BorrowedFd, recursive: bool) -> nix::Result<()> {
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    mount_setattr_set(fd, MOUNT_ATTR_RDONLY, recursive)
+}
+
+/// `MOUNT_ATTR_RDONLY | NOSUID | NODEV | NOEXEC`, for API file systems.
+pub const MOUNT_ATTR_API: u64 = 0x1 | 0x2 | 0x4 | 0x8;
+
+/// Set the mount attributes `set` (`MOUNT_ATTR_*`) on the mount behind
+/// `fd`, with `recursive` on its submounts too.
+pub fn mount_setattr_set(fd: BorrowedFd, set: u64, recursive: bool) -> nix::Result<()> {
     #[repr(C)]
     struct MountAttr {
         set: u64,
@@ -91,9 +101,8 @@ pub fn mount_setattr_read_only(fd: BorrowedFd, recursive: bool) -> nix::Result<(
         propagation: u64,
         userns_fd: u64,
     }
-    const MOUNT_ATTR_RDONLY: u64 = 0x1;
     let attr = MountAttr {
-        set: MOUNT_ATTR_RDONLY,
+        set,
         clr: 0,
         propagation: 0,
         userns_fd: 0,
@@ -167,4 +176,106 @@ pub fn wait_pidfd(pidfd: BorrowedFd) -> Result<Exit> {
             _ => Exit::Signal(status),
         });
     }
+}
+
+/// A detached copy of the mount tree at `path` (`open_tree(2)` with
+/// `OPEN_TREE_CLONE | AT_RECURSIVE`): the source of an idmapped mount.
+pub fn open_tree_clone(path: &std::path::Path) -> nix::Result<OwnedFd> {
+    open_tree(path, libc::AT_RECURSIVE as libc::c_uint)
+}
+
+/// As `open_tree_clone`, without the submounts (a `norbind` bind).
+pub fn open_tree_clone_flat(path: &std::path::Path) -> nix::Result<OwnedFd> {
+    open_tree(path, 0)
+}
+
+fn open_tree(path: &std::path::Path, extra: libc::c_uint) -> nix::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: valid path string; the kernel returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | extra,
+        )
+    };
+    Errno::result(fd)?;
+    // SAFETY: new descriptor from the kernel.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+/// Make the detached mount behind `fd` (and its submounts) show files
+/// through the id mapping of the user namespace `userns`
+/// (`mount_setattr(2)`, `MOUNT_ATTR_IDMAP`). Needs CAP_SYS_ADMIN where the
+/// file system was mounted, so only the runner can do it; the file system
+/// must support it (`EINVAL` otherwise).
+pub fn mount_setattr_idmap(fd: BorrowedFd, userns: BorrowedFd) -> nix::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        set: u64,
+        clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+    let attr = MountAttr {
+        set: MOUNT_ATTR_IDMAP,
+        clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    let flags = libc::AT_EMPTY_PATH | libc::AT_RECURSIVE;
+    // SAFETY: valid descriptors, empty path with AT_EMPTY_PATH.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// Attach the detached mount `fd` on `target` (`move_mount(2)`).
+pub fn move_mount_to(fd: BorrowedFd, target: &std::path::Path) -> nix::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    let c = std::ffi::CString::new(target.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: valid descriptor and path.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// Attach the detached mount `fd` on the file or directory behind the
+/// descriptor `target` (`move_mount(2)` with both paths empty).
+pub fn move_mount_onto_fd(fd: BorrowedFd, target: BorrowedFd) -> nix::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    // SAFETY: valid descriptors, empty paths with the matching flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(r).map(drop)
 }

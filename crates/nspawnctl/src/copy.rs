@@ -70,13 +70,71 @@ fn open_dir(p: &str, mkdir: bool) -> Result<OwnedFd, String> {
     .map_err(|e| format!("cannot open {p}: {}", e.desc()))
 }
 
-/// Run `f` in a child that has joined the machine's mount namespace.
-fn in_machine(leader: &OwnedFd, f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+/// Join the machine's mount namespace, and its user namespace if it has
+/// one of its own (joining one's own is EINVAL): then as its root, so
+/// what we write is the machine root's (the tree may be idmapped, where
+/// our host uid 0 has no id at all).
+fn enter_mounts(leader: &OwnedFd, as_root_inside: bool) -> Result<(), Errno> {
+    let fd = leader.as_raw_fd();
+    // SAFETY: setns with a valid pidfd.
+    if as_root_inside && unsafe { libc::setns(fd, libc::CLONE_NEWNS | libc::CLONE_NEWUSER) } == 0 {
+        JOINED_USERNS.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (u, g) = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
+        nix::unistd::setresgid(g, g, g)?;
+        nix::unistd::setgroups(&[])?;
+        return nix::unistd::setresuid(u, u, u);
+    }
+    match as_root_inside.then(Errno::last) {
+        // SAFETY: as above.
+        None | Some(Errno::EINVAL) => {
+            Errno::result(unsafe { libc::setns(fd, libc::CLONE_NEWNS) }).map(drop)
+        }
+        Some(e) => Err(e),
+    }
+}
+
+/// `copy-from` a machine with a user namespace: its root's range on the
+/// host, `(base, size)`; ids in it go back to what they are inside, so
+/// root's files are root's on the host too (as machinectl does).
+static SHIFT_BACK: std::sync::Mutex<Option<(u32, u32)>> = std::sync::Mutex::new(None);
+
+/// The first line of the leader's uid map, if it is a shifted range.
+fn machine_range(leader: i32) -> Option<(u32, u32)> {
+    let map = std::fs::read_to_string(format!("/proc/{leader}/uid_map")).ok()?;
+    let f: Vec<u32> = map
+        .lines()
+        .next()?
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    match f[..] {
+        [0, base, size] if base != 0 => Some((base, size)),
+        _ => None,
+    }
+}
+
+fn shift_back(id: u32) -> u32 {
+    match *SHIFT_BACK.lock().unwrap() {
+        Some((base, size)) if id >= base && id - base < size => id - base,
+        _ => id,
+    }
+}
+
+/// Set by `enter_mounts` when it joined the machine's user namespace:
+/// host ids outside the machine's range then read as the overflow id.
+static JOINED_USERNS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Run `f` in a child that has joined the machine's mount namespace (with
+/// `as_root_inside`, as root of its user namespace if it has one).
+fn in_machine(
+    leader: &OwnedFd,
+    as_root_inside: bool,
+    f: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
     // SAFETY: single-threaded; the child only does the copy and exits.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("cannot fork: {}", e.desc()))? {
         nix::unistd::ForkResult::Child => {
-            // SAFETY: setns with a valid pidfd.
-            let code = if unsafe { libc::setns(leader.as_raw_fd(), libc::CLONE_NEWNS) } < 0 {
+            let code = if enter_mounts(leader, as_root_inside).is_err() {
                 eprintln!(
                     "nspawnctl: cannot enter the machine: {}",
                     Errno::last().desc()
@@ -112,7 +170,7 @@ pub fn copy(a: CopyArgs, dir: Direction) -> Result<i32, String> {
         Direction::To => {
             let src = open_dir(sp, false)?;
             let (dp, mkdir) = (dp.to_string(), a.mkdir);
-            in_machine(&leader, move || {
+            in_machine(&leader, true, move || {
                 let dst = open_dir(&dp, mkdir)?;
                 copy_entry(src.as_fd(), &sn, dst.as_fd(), &dn)
             })
@@ -120,7 +178,9 @@ pub fn copy(a: CopyArgs, dir: Direction) -> Result<i32, String> {
         Direction::From => {
             let dst = open_dir(dp, a.mkdir)?;
             let sp = sp.to_string();
-            in_machine(&leader, move || {
+            let range = machine_range(r.leader);
+            in_machine(&leader, false, move || {
+                *SHIFT_BACK.lock().unwrap() = range;
                 let src = open_dir(&sp, false)?;
                 copy_entry(src.as_fd(), &sn, dst.as_fd(), &dn)
             })
@@ -211,11 +271,14 @@ fn copy_entry(sdir: BorrowedFd, sname: &str, ddir: BorrowedFd, dname: &str) -> R
             .map_err(|e| err("create", e))?;
         }
     }
+    // A host owner the machine has no id for stays the machine's root.
+    let unmapped =
+        |id: u32| JOINED_USERNS.load(std::sync::atomic::Ordering::Relaxed) && id == 65534;
     nix::unistd::fchownat(
         ddir,
         dname,
-        Some(st.st_uid.into()),
-        Some(st.st_gid.into()),
+        (!unmapped(st.st_uid)).then(|| shift_back(st.st_uid).into()),
+        (!unmapped(st.st_gid)).then(|| shift_back(st.st_gid).into()),
         AtFlags::AT_SYMLINK_NOFOLLOW,
     )
     .map_err(|e| err("chown", e))?;
@@ -279,7 +342,7 @@ pub fn bind(a: BindArgs) -> Result<i32, String> {
     }
     let is_dir = Path::new(&a.source).is_dir();
     let mkdir = a.mkdir;
-    let result = in_machine(&leader, move || {
+    let result = in_machine(&leader, false, move || {
         if mkdir {
             if is_dir {
                 std::fs::create_dir_all(&dest).map_err(|e| format!("cannot create {dest}: {e}"))?;

@@ -192,11 +192,23 @@ fn open_cgroup(r: &Record) -> Result<Option<OwnedFd>, String> {
     .map_err(|e| format!("cannot open cgroup {}: {}", cg.display(), e.desc()))
 }
 
+/// Whether `enter` joined the machine's own user namespace (`-U`).
+static JOINED_USERNS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Join the machine's namespaces (our children join its PID namespace);
-/// joining its mount namespace also makes its root ours.
+/// joining its mount namespace also makes its root ours. A machine with a
+/// user namespace of its own is joined in that too (setns(2) takes it
+/// first, so the others are entered with its capabilities); joining one's
+/// own user namespace is EINVAL, which tells the two apart.
 fn enter(leader: &OwnedFd) -> Result<(), String> {
     // SAFETY: setns with a valid pidfd and namespace flags.
-    let r = unsafe { libc::setns(leader.as_raw_fd(), NAMESPACES) };
+    let mut r = unsafe { libc::setns(leader.as_raw_fd(), NAMESPACES | libc::CLONE_NEWUSER) };
+    if r == 0 {
+        JOINED_USERNS.store(true, std::sync::atomic::Ordering::Relaxed);
+    } else if Errno::last() == Errno::EINVAL {
+        // SAFETY: as above.
+        r = unsafe { libc::setns(leader.as_raw_fd(), NAMESPACES) };
+    }
     if r < 0 {
         return Err(format!(
             "cannot enter the machine: {}",
@@ -204,6 +216,18 @@ fn enter(leader: &OwnedFd) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// In a machine's user namespace our host uid 0 is nobody: become root of
+/// that namespace (what the machine's own root is on its files).
+fn become_namespace_root() -> Result<(), Errno> {
+    if !JOINED_USERNS.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(());
+    }
+    let (u, g) = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
+    nix::unistd::setresgid(g, g, g)?;
+    nix::unistd::setgroups(&[])?;
+    nix::unistd::setresuid(u, u, u)
 }
 
 fn run(r: &Record, cgroup: Option<OwnedFd>, sp: Spawn) -> Result<i32, String> {
@@ -296,6 +320,9 @@ fn child(
         eprintln!("nspawnctl: {what}: {}", e.desc());
         1
     };
+    if let Err(e) = become_namespace_root() {
+        return fail("cannot become root in the machine's user namespace", e);
+    }
     let _ = nix::unistd::setsid();
     if let Some(m) = master {
         // SAFETY: the ioctl returns a new descriptor for the terminal's peer.

@@ -15,6 +15,17 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 pub struct Channel(OwnedFd);
 
+/// Detached idmapped mounts from the runner: the tree (`map` ownership)
+/// and the binds with an idmap option, in their order.
+#[derive(Default)]
+pub struct Idmapped {
+    pub tree: Option<OwnedFd>,
+    pub binds: Vec<OwnedFd>,
+}
+
+/// At most this many descriptors in one message (the idmapped binds).
+pub const MAX_FDS: usize = 64;
+
 pub enum Msg {
     /// Setup failed; the text is the error line.
     Error(String),
@@ -24,8 +35,9 @@ pub enum Msg {
     MachineId(crate::id128::Id128),
     /// The child exec'd (or died) and closed its end.
     Eof,
-    /// The runner made the network; the payload may start.
-    Go,
+    /// The runner did its part (the id maps, the network); with a user
+    /// namespace it carries the idmapped mounts it made.
+    Go(Idmapped),
 }
 
 const TAG_ERROR: u8 = b'E';
@@ -88,22 +100,41 @@ impl Channel {
         .map(drop)
     }
 
+    /// "Go" with the idmapped mounts; the second byte says whether the
+    /// first descriptor is the tree.
+    pub fn send_go_mounts(&self, m: &Idmapped) -> Result<()> {
+        if m.tree.is_none() && m.binds.is_empty() {
+            return self.send_go();
+        }
+        let fds: Vec<_> = m
+            .tree
+            .iter()
+            .chain(m.binds.iter())
+            .map(|f| f.as_raw_fd())
+            .collect();
+        self.send_tagged_fds(&[TAG_GO, m.tree.is_some() as u8], &fds)
+            .ctx(|| "cannot pass the idmapped mounts to the container".into())
+    }
+
     pub fn send_fd(&self, fd: &OwnedFd) -> Result<()> {
-        let fds = [fd.as_raw_fd()];
+        self.send_tagged_fds(&[TAG_CONSOLE], &[fd.as_raw_fd()])
+            .ctx(|| "cannot pass the console to the runner".into())
+    }
+
+    fn send_tagged_fds(&self, head: &[u8], fds: &[std::os::fd::RawFd]) -> nix::Result<()> {
         sendmsg::<()>(
             self.0.as_raw_fd(),
-            &[IoSlice::new(&[TAG_CONSOLE])],
-            &[ControlMessage::ScmRights(&fds)],
+            &[IoSlice::new(head)],
+            &[ControlMessage::ScmRights(fds)],
             MsgFlags::MSG_NOSIGNAL,
             None,
         )
         .map(drop)
-        .ctx(|| "cannot pass the console to the runner".into())
     }
 
     pub fn recv(&self) -> Result<Msg> {
         let mut buf = [0u8; 4096];
-        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; MAX_FDS]);
         loop {
             let mut iov = [std::io::IoSliceMut::new(&mut buf)];
             let r = recvmsg::<()>(
@@ -116,16 +147,17 @@ impl Channel {
                 Err(nix::errno::Errno::EINTR) => continue,
                 r => r.ctx(|| "cannot read from the container".into())?,
             };
-            let mut fd = None;
+            let mut fds: Vec<OwnedFd> = vec![];
             for c in msg
                 .cmsgs()
                 .ctx(|| "bad message from the container".into())?
             {
-                if let ControlMessageOwned::ScmRights(fds) = c {
+                if let ControlMessageOwned::ScmRights(got) = c {
                     // SAFETY: SCM_RIGHTS gave us these descriptors.
-                    fd = fds.first().map(|&f| unsafe { OwnedFd::from_raw_fd(f) });
+                    fds.extend(got.iter().map(|&f| unsafe { OwnedFd::from_raw_fd(f) }));
                 }
             }
+            let fd = (!fds.is_empty()).then(|| fds.remove(0));
             let n = msg.bytes;
             return Ok(match (n, buf.first()) {
                 (0, _) => Msg::Eof,
@@ -135,7 +167,12 @@ impl Channel {
                     id.copy_from_slice(&buf[1..17]);
                     Msg::MachineId(crate::id128::Id128(id))
                 }
-                (1, Some(&TAG_GO)) => Msg::Go,
+                (1, Some(&TAG_GO)) => Msg::Go(Idmapped::default()),
+                (2, Some(&TAG_GO)) => {
+                    let mut binds: Vec<OwnedFd> = fd.into_iter().chain(fds).collect();
+                    let tree = (buf[1] == 1 && !binds.is_empty()).then(|| binds.remove(0));
+                    Msg::Go(Idmapped { tree, binds })
+                }
                 _ => Msg::Error(String::from_utf8_lossy(&buf[1..n]).into_owned()),
             });
         }

@@ -37,6 +37,10 @@ pub struct ChildCtx<'a> {
     /// Wait for the runner's "go" before starting the payload (it makes
     /// the network links after `clone3`).
     pub wait_go: bool,
+    /// In a user namespace of its own: wait for the maps first.
+    pub userns: bool,
+    /// `--bind-user`: homes and user records to set up.
+    pub bind_users: &'a [crate::userns::bind_user::BoundUser],
     /// Descriptors 3.. passed on to the payload (`$LISTEN_FDS`).
     pub listen_fds: u32,
 }
@@ -56,17 +60,18 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     let s = ctx.settings;
     // Die with the runner. It may have died before this was armed: its
     // pidfd turns readable when it exits.
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    let mut fds = [nix::poll::PollFd::new(
-        ctx.runner.as_fd(),
-        nix::poll::PollFlags::POLLIN,
-    )];
-    if nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap_or(0) > 0 {
-        // SAFETY: see above.
-        unsafe { libc::_exit(1) };
-    }
+    die_with_runner(ctx.runner.as_fd());
     reset_signals();
+    // Done first: with a user namespace, only our host uid 0 (which we keep
+    // until the maps are written) may write the v1 hierarchies' files.
+    release_agent::leave_v1_roots()?;
+    let idmapped = if ctx.userns {
+        let m = become_namespace_root(&ctx.channel)?;
+        die_with_runner(ctx.runner.as_fd());
+        m
+    } else {
+        Default::default()
+    };
 
     match ctx.netns {
         Some(ns) => nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
@@ -76,14 +81,13 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
         None => {}
     }
 
-    release_agent::leave_v1_roots()?;
     // clone3 put us in the container's cgroup already; a namespace made
     // now is rooted there (a CLONE_NEWCGROUP in clone3 itself would be
     // rooted at the runner's cgroup: copy_namespaces() runs first). Made on
     // v1-only hosts too, for the v1 hierarchies' sake (release_agent).
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
         .ctx(|| "cannot create the cgroup namespace".into())?;
-    let tree = mount::root::prepare(&s.directory, &s.fs)?;
+    let tree = mount::root::prepare(&s.directory, &s.fs, idmapped.tree)?;
     let root_fd = match &s.fs.pivot_root {
         Some((new, old)) => pivot_root_dir(tree.as_fd(), new, old.as_deref())?,
         None => tree,
@@ -106,9 +110,10 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
             cgroup2: ctx.cgroup2,
             host_os_release: ctx.host_os_release,
             container_uuid,
+            userns: ctx.userns,
         },
     )?;
-    if let Some(master) = mount::setup_dev(root, ctx.pty)? {
+    if let Some(master) = mount::setup_dev(root, ctx.pty, ctx.userns)? {
         ctx.channel.send_fd(&master)?;
     }
     let fs = &s.fs;
@@ -117,7 +122,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     let isolated = s.private_network && !crate::net::reaches_host_resolvers(&s.net);
     mount::etc::setup_resolv_conf(root, fs.resolv_conf, isolated, read_only)?;
     mount::etc::setup_timezone(root, fs.timezone, read_only)?;
-    mount::custom::mount_all(root, &fs.mounts)?;
+    mount::custom::mount_all(root, &fs.mounts, idmapped.binds)?;
     mount::write_credentials(
         root,
         &fs.credentials,
@@ -133,6 +138,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     if fs.read_only {
         mount::root::make_read_only(root)?;
     }
+    crate::userns::bind_user::setup(root, ctx.bind_users)?;
     mount::finish_run_host(root, ctx.notify.as_fd())?;
     nix::unistd::sethostname(s.hostname())
         .ctx(|| format!("cannot set the host name to {}", s.hostname()))?;
@@ -143,7 +149,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
 
     if ctx.wait_go {
         match ctx.channel.recv() {
-            Ok(super::channel::Msg::Go) => {}
+            Ok(super::channel::Msg::Go(_)) => {}
             // The runner failed (and says why) or is gone.
             // SAFETY: _exit is always safe.
             _ => unsafe { libc::_exit(1) },
@@ -178,6 +184,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     if let Some(a) = &account {
         caps::keep_across_setuid(sec.caps_ambient)?;
         become_user(a)?;
+        die_with_runner(ctx.runner.as_fd());
     }
     if let Some(dir) = &s.chdir {
         nix::unistd::chdir(dir.as_str())
@@ -186,6 +193,40 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     let root = !matches!(&account, Some(a) if a.uid != 0);
     security::finish(sec, retain, root)?;
     exec_payload(s, account.as_ref(), &envp)
+}
+
+/// Wait for the runner to write our id maps (user_namespaces(7): until
+/// then we are nobody inside), then become root of the namespace: uid and
+/// gid 0 inside, no supplementary groups of the host's. Returns the
+/// idmapped mounts the runner made.
+fn become_namespace_root(channel: &Channel) -> Result<super::channel::Idmapped> {
+    let tree = match channel.recv() {
+        Ok(super::channel::Msg::Go(mounts)) => mounts,
+        // The runner failed (and says why) or is gone.
+        // SAFETY: _exit is always safe.
+        _ => unsafe { libc::_exit(1) },
+    };
+    let root = nix::unistd::Gid::from_raw(0);
+    nix::unistd::setresgid(root, root, root)
+        .ctx(|| "cannot become group 0 in the user namespace".into())?;
+    nix::unistd::setgroups(&[]).ctx(|| "cannot drop the supplementary groups".into())?;
+    let root = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresuid(root, root, root)
+        .ctx(|| "cannot become root in the user namespace".into())?;
+    Ok(tree)
+}
+
+/// Die with the runner, and check it did not die already (then its pidfd
+/// is readable). Armed again after each change of our credentials, which
+/// clears it (prctl(2), PR_SET_PDEATHSIG).
+fn die_with_runner(runner: BorrowedFd) {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    let mut fds = [nix::poll::PollFd::new(runner, nix::poll::PollFlags::POLLIN)];
+    if nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap_or(0) > 0 {
+        // SAFETY: _exit is always safe.
+        unsafe { libc::_exit(1) };
+    }
 }
 
 /// The tree's own machine id wins; a missing, empty or "uninitialized"

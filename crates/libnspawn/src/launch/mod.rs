@@ -98,14 +98,34 @@ pub fn run(s: &Settings) -> Result<i32> {
             return Err(e);
         }
     };
+    let userns = match crate::userns::prepare(&s.userns, &s.directory, &s.machine) {
+        Ok(u) => u,
+        Err(e) => {
+            if let Some(cg) = cgroup {
+                cg.remove();
+            }
+            if let Some(h) = record {
+                h.release();
+            }
+            return Err(e);
+        }
+    };
     let _reaper = cgroup
         .as_ref()
         .map(|c| {
             let runner = std::process::id() as i32;
-            c.spawn_reaper(record.as_ref().map(|h| h.fd()), || {
+            let keep: Vec<BorrowedFd> = record
+                .iter()
+                .map(|h| h.fd())
+                .chain(userns.iter().map(|u| u.record.fd()))
+                .collect();
+            c.spawn_reaper(&keep, || {
                 registry::remove_if_runner(&s.machine, runner);
                 if let Some(h) = &record {
                     h.reap();
+                }
+                if let Some(u) = &userns {
+                    u.record.reap();
                 }
             })
         })
@@ -154,9 +174,12 @@ pub fn run(s: &Settings) -> Result<i32> {
             &cgroup,
             &sfd,
             &host_os_release,
-            netns_path.as_ref(),
-            rec,
-            listen_fds,
+            &Held {
+                netns_path: netns_path.as_ref(),
+                record: rec,
+                userns: userns.as_ref(),
+                listen_fds,
+            },
         )? {
             Outcome::Exited(code) => return Ok(code),
             Outcome::Reboot if s.keep_unit => return Ok(133),
@@ -169,6 +192,9 @@ pub fn run(s: &Settings) -> Result<i32> {
     }
     if let Some(h) = record {
         h.release();
+    }
+    if let Some(u) = userns {
+        u.record.release();
     }
     notify::notify_caller("STOPPING=1");
     result
@@ -193,15 +219,27 @@ fn check_sources(fs: &crate::mount::spec::FsSettings) -> Result<()> {
     Ok(())
 }
 
+/// What the runner holds across reboots of the container.
+struct Held<'a> {
+    netns_path: Option<&'a OwnedFd>,
+    record: Option<&'a crate::net::record::Record>,
+    userns: Option<&'a crate::userns::Prepared>,
+    listen_fds: u32,
+}
+
 fn run_once(
     s: &Settings,
     cgroup: &Option<Cgroup>,
     sfd: &SignalFd,
     host_os_release: &[u8],
-    netns_path: Option<&OwnedFd>,
-    record: Option<&crate::net::record::Record>,
-    listen_fds: u32,
+    held: &Held,
 ) -> Result<Outcome> {
+    let Held {
+        netns_path,
+        record,
+        userns,
+        listen_fds,
+    } = *held;
     let tty = console::is_tty(console::stdin()) && console::is_tty(console::stdout());
     let mode = ConsoleMode::resolve(Some(s.console), tty);
     let term = std::env::var("TERM").ok();
@@ -211,6 +249,12 @@ fn run_once(
     let mut ns = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
     if s.private_network {
         ns |= libc::CLONE_NEWNET;
+    }
+    // One clone3 makes the user namespace and the others together, so the
+    // new user namespace owns them all: root inside may then mount, set
+    // the host name and configure its network (user_namespaces(7)).
+    if userns.is_some() {
+        ns |= libc::CLONE_NEWUSER;
     }
     let (pid, pidfd) = match sys::clone3(ns, cgroup.as_ref().map(|c| c.fd()))? {
         Forked::Child => {
@@ -227,6 +271,8 @@ fn run_once(
                 term: term.as_deref(),
                 netns: netns_path.map(|f| f.as_fd()),
                 wait_go: s.net.wants_links(),
+                userns: userns.is_some(),
+                bind_users: userns.map(|u| u.users.as_slice()).unwrap_or_default(),
                 listen_fds,
             })
         }
@@ -234,6 +280,28 @@ fn run_once(
     };
     drop(theirs);
     drop(runner);
+
+    // The child waits for its id maps before anything else; the cgroup is
+    // handed to its root before its init can want it.
+    if let Some(u) = userns {
+        // Binds first: a refused one must leave the tree as it was, before
+        // `chown` ownership shifts it.
+        let range = &u.record.range;
+        let done = crate::userns::write_maps(pid, range, &u.users)
+            .and_then(|_| crate::userns::binds::make(&s.fs.mounts, pid, range, &s.directory))
+            .and_then(|binds| Ok((binds, u.start(pid, &s.directory)?)))
+            .and_then(|(binds, tree)| {
+                if let Some(cg) = cgroup {
+                    cg.delegate(range.base, range.base)?;
+                }
+                ours.send_go_mounts(&channel::Idmapped { tree, binds })
+            });
+        if let Err(e) = done {
+            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = sys::wait_pidfd(pidfd.as_fd());
+            return Err(e);
+        }
+    }
 
     // The links need the container's namespace, so they are made now; the
     // child waits for "go" before its payload starts.
@@ -265,7 +333,7 @@ fn run_once(
                 return Err(Error::Invalid(msg));
             }
             Msg::Eof => break,
-            Msg::Go => {}
+            Msg::Go(_) => {}
         }
     }
     registry::publish(&registry::Record {

@@ -6,15 +6,39 @@
 use super::{bind_fd, mount_on, remount};
 use crate::error::{Context, Error, Result};
 use crate::inroot;
-use crate::mount::spec::{CustomMount, MountKind, Source};
+use crate::mount::spec::{CustomMount, Idmap, MountKind, Source};
 use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
 use nix::sys::stat::{fstat, Mode};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-pub fn mount_all(root: BorrowedFd, mounts: &[CustomMount]) -> Result<()> {
+/// `idmapped`: the runner's detached mounts for the binds with an idmap
+/// option (userns/binds.rs), in their order.
+pub fn mount_all(root: BorrowedFd, mounts: &[CustomMount], idmapped: Vec<OwnedFd>) -> Result<()> {
+    let mut idmapped = idmapped.into_iter();
     for m in mounts {
-        mount_one(root, m)?;
+        match &m.kind {
+            MountKind::Bind {
+                idmap, read_only, ..
+            } if *idmap != Idmap::Off => {
+                let tree = idmapped
+                    .next()
+                    .ok_or_else(|| Error::invalid(format!("no idmapped mount for {}", m.dest)))?;
+                attach(root, &m.dest, tree, *read_only)?;
+            }
+            _ => mount_one(root, m)?,
+        }
+    }
+    Ok(())
+}
+
+/// Attach a detached (idmapped) mount on `dest`, made like its source.
+fn attach(root: BorrowedFd, dest: &str, tree: OwnedFd, read_only: bool) -> Result<()> {
+    let t = target(root, dest, is_dir(tree.as_fd())?)?;
+    crate::sys::move_mount_onto_fd(tree.as_fd(), t.as_fd())
+        .ctx(|| format!("cannot attach the idmapped bind on {dest}"))?;
+    if read_only {
+        read_only_recursive(root, dest)?;
     }
     Ok(())
 }
@@ -73,6 +97,7 @@ fn mount_one(root: BorrowedFd, m: &CustomMount) -> Result<()> {
             source,
             read_only,
             recursive,
+            ..
         } => {
             let src = open_source(root, source)?;
             let t = target(root, dest, is_dir(src.as_fd())?)?;

@@ -36,7 +36,11 @@ const TTY_GID: u32 = 5;
 /// Build `/dev` in the tree. With `console`, also allocate the console pty
 /// from the container's own devpts and bind its peer on `/dev/console`;
 /// returns the master.
-pub fn setup_dev(root: BorrowedFd, console: bool) -> Result<Option<OwnedFd>> {
+///
+/// `userns`: in a user namespace mknod(2) of a device fails (CAP_MKNOD
+/// counts only in the initial namespace), so the host's nodes are bound
+/// onto empty files instead, as the reference does.
+pub fn setup_dev(root: BorrowedFd, console: bool, userns: bool) -> Result<Option<OwnedFd>> {
     let dev = inroot::mkdir_p(root, "/dev", 0o755)?;
     mount_on(
         Some("tmpfs"),
@@ -55,11 +59,17 @@ pub fn setup_dev(root: BorrowedFd, console: bool) -> Result<Option<OwnedFd>> {
     }
     for &(name, major, minor, mode) in NODES {
         let mode = Mode::from_bits_truncate(mode);
-        mknodat(&dev, name, SFlag::S_IFCHR, mode, makedev(major, minor))
-            .ctx(|| format!("cannot create /dev/{name}"))?;
-        // mknod honours the umask.
-        fchmodat(&dev, name, mode, FchmodatFlags::NoFollowSymlink)
-            .ctx(|| format!("cannot chmod /dev/{name}"))?;
+        if userns {
+            if !bind_host_node(root, &dev, name)? {
+                continue;
+            }
+        } else {
+            mknodat(&dev, name, SFlag::S_IFCHR, mode, makedev(major, minor))
+                .ctx(|| format!("cannot create /dev/{name}"))?;
+            // mknod honours the umask.
+            fchmodat(&dev, name, mode, FchmodatFlags::NoFollowSymlink)
+                .ctx(|| format!("cannot chmod /dev/{name}"))?;
+        }
         // udev's /dev/char/MAJOR:MINOR links, which the reference also makes.
         nix::unistd::symlinkat(
             format!("../{name}").as_str(),
@@ -147,4 +157,34 @@ pub fn setup_dev(root: BorrowedFd, console: bool) -> Result<Option<OwnedFd>> {
         "the console on /dev/console",
     )?;
     Ok(Some(master))
+}
+
+/// Bind the host's `/dev/NAME` onto an empty file in our `/dev`; false if
+/// the host has no such node (a kernel without tun).
+fn bind_host_node(root: BorrowedFd, dev: &OwnedFd, name: &str) -> Result<bool> {
+    let host = match nix::fcntl::open(
+        format!("/dev/{name}").as_str(),
+        OFlag::O_PATH | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(false),
+        Err(e) => return Err(e).ctx(|| format!("cannot open the host's /dev/{name}")),
+    };
+    nix::fcntl::openat(
+        dev,
+        name,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    )
+    .ctx(|| format!("cannot create /dev/{name}"))?;
+    let target = inroot::open(root, &format!("/dev/{name}"), OFlag::O_PATH)
+        .ctx(|| format!("cannot open /dev/{name}"))?;
+    super::bind_fd(
+        host.as_fd(),
+        target.as_fd(),
+        false,
+        &format!("the host's /dev/{name}"),
+    )?;
+    Ok(true)
 }

@@ -109,6 +109,8 @@ pub struct ApiOptions<'a> {
     pub cgroup2: bool,
     pub host_os_release: &'a [u8],
     pub container_uuid: Id128,
+    /// In a user namespace of our own.
+    pub userns: bool,
 }
 
 /// `/run`, `/proc`, `/sys`, `/tmp` as the reference lays them out; `/dev`
@@ -139,7 +141,7 @@ pub fn setup_api(root: BorrowedFd, o: &ApiOptions) -> Result<()> {
     )?;
     inroot::mkdir_p(root, "/run/host/incoming", 0o700)?;
     inroot::mkdir_p(root, "/run/host/credentials", 0o755)?;
-    make_inaccessible_nodes(root)?;
+    make_inaccessible_nodes(root, o.userns)?;
     // The fresh boot id: a file on /run, bound over the kernel's and then
     // unlinked (the mount keeps it).
     inroot::write_file(
@@ -191,18 +193,40 @@ pub fn setup_api(root: BorrowedFd, o: &ApiOptions) -> Result<()> {
     }
 
     let sys = inroot::mkdir_p(root, "/sys", 0o555)?;
-    mount_on(
-        Some("sysfs"),
-        sys.as_fd(),
-        Some("sysfs"),
-        if vfs_writable == ApiVfsWritable::Yes {
-            NOSUID_NODEV_NOEXEC
-        } else {
-            NOSUID_NODEV_NOEXEC | MsFlags::MS_RDONLY
-        },
-        None,
-        "sysfs on /sys",
-    )?;
+    let sys_flags = if vfs_writable == ApiVfsWritable::Yes {
+        NOSUID_NODEV_NOEXEC
+    } else {
+        NOSUID_NODEV_NOEXEC | MsFlags::MS_RDONLY
+    };
+    if o.userns && !o.private_network {
+        // sysfs may only be mounted by who owns the network namespace
+        // (sysfs shows its interfaces): the host's. Bind the host's /sys
+        // instead, read-only through and through (mount_setattr(2)).
+        let host = nix::fcntl::open(
+            "/sys",
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| "cannot open the host's /sys".into())?;
+        bind_fd(host.as_fd(), sys.as_fd(), true, "the host's /sys on /sys")?;
+        if vfs_writable != ApiVfsWritable::Yes {
+            let top = inroot::open(root, "/sys", nix::fcntl::OFlag::O_PATH)
+                .ctx(|| "cannot open /sys".into())?;
+            crate::sys::mount_setattr_set(top.as_fd(), crate::sys::MOUNT_ATTR_API, true)
+                .ctx(|| "cannot make /sys read-only".into())?;
+        }
+    } else {
+        mount_on(
+            Some("sysfs"),
+            sys.as_fd(),
+            Some("sysfs"),
+            sys_flags,
+            None,
+            "sysfs on /sys",
+        )?;
+    }
     if o.cgroup2 {
         // We are already in our own cgroup namespace, so this shows the
         // container's cgroup as the root: writable for the guest's init.
@@ -236,7 +260,10 @@ pub fn setup_api(root: BorrowedFd, o: &ApiOptions) -> Result<()> {
 /// `/run/host/inaccessible/`: one node of each type with mode 0, as the
 /// reference provides; our masks are bound from here, so they do not
 /// depend on the host having `/run/systemd/inaccessible`.
-fn make_inaccessible_nodes(root: BorrowedFd) -> Result<()> {
+/// In a user namespace no block node can be made (mknod(2) needs
+/// CAP_MKNOD in the initial namespace; a 0:0 character node is a whiteout
+/// and allowed), so `blk` is left out there.
+fn make_inaccessible_nodes(root: BorrowedFd, userns: bool) -> Result<()> {
     use nix::sys::stat::{makedev, mknodat, SFlag};
     // The *at() calls take the O_PATH handle as their directory.
     let dir = inroot::mkdir_p(root, "/run/host/inaccessible", 0o755)?;
@@ -248,6 +275,9 @@ fn make_inaccessible_nodes(root: BorrowedFd) -> Result<()> {
         ("chr", SFlag::S_IFCHR),
         ("blk", SFlag::S_IFBLK),
     ] {
+        if userns && kind == SFlag::S_IFBLK {
+            continue;
+        }
         mknodat(&dir, name, kind, none, makedev(0, 0))
             .ctx(|| format!("cannot create /run/host/inaccessible/{name}"))?;
     }

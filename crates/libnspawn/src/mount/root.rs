@@ -37,8 +37,10 @@ fn tmpfs_over(directory: &Path) -> Result<OwnedFd> {
 }
 
 /// Stack the container's root over `directory` as the settings ask, then
-/// bind it on itself; returns a handle to the result.
-pub fn prepare(directory: &Path, fs: &FsSettings) -> Result<OwnedFd> {
+/// bind it on itself; returns a handle to the result. `idmapped`: a
+/// detached idmapped mount of the tree (`--private-users-ownership=map`),
+/// attached over it first, so everything else stacks on the mapped view.
+pub fn prepare(directory: &Path, fs: &FsSettings, idmapped: Option<OwnedFd>) -> Result<OwnedFd> {
     // Nothing we mount may propagate back to the host, and nothing the host
     // mounts later may show up inside.
     mount(
@@ -49,6 +51,14 @@ pub fn prepare(directory: &Path, fs: &FsSettings) -> Result<OwnedFd> {
         None::<&str>,
     )
     .ctx(|| "cannot make the mount namespace private".into())?;
+    if let Some(tree) = idmapped {
+        crate::sys::move_mount_to(tree.as_fd(), directory).ctx(|| {
+            format!(
+                "cannot attach the idmapped mount of {}",
+                directory.display()
+            )
+        })?;
+    }
     if fs.ephemeral || fs.volatile == Volatile::Overlay {
         overlay_root(directory)?;
     } else if fs.volatile == Volatile::Yes {

@@ -16,12 +16,28 @@ pub enum Source {
     Temporary,
 }
 
+/// How a bind mount's ownership is shown in a user namespace (the bind
+/// options of systemd-nspawn(1)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Idmap {
+    /// As on disk (`noidmap`, the default).
+    #[default]
+    Off,
+    /// Through the container's own maps: on-disk id N is N inside (`idmap`).
+    Container,
+    /// The source's owner is root inside, everyone else nobody (`rootidmap`).
+    Root,
+    /// The source's owner is the owner of the target inside (`owneridmap`).
+    Owner,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountKind {
     Bind {
         source: Source,
         read_only: bool,
         recursive: bool,
+        idmap: Idmap,
     },
     Tmpfs {
         options: String,
@@ -301,20 +317,33 @@ pub fn parse_bind(s: &str, read_only: bool) -> Result<CustomMount> {
         },
     };
     let mut recursive = true;
+    let mut idmap = Idmap::Off;
     if let Some(opts) = parts.get(2) {
         for o in opts.split(',').filter(|o| !o.is_empty()) {
             match o {
                 "rbind" => recursive = true,
                 "norbind" => recursive = false,
+                "idmap" => idmap = Idmap::Container,
+                "noidmap" => idmap = Idmap::Off,
+                "rootidmap" => idmap = Idmap::Root,
+                "owneridmap" => idmap = Idmap::Owner,
                 _ => return Err(Error::invalid(format!("Invalid bind mount option: {o}"))),
             }
         }
+    }
+    // The runner makes idmapped mounts of host paths only: a path in the
+    // tree is not known before the container's root is built.
+    if idmap != Idmap::Off && !matches!(src, Source::Host(_)) {
+        return Err(Error::invalid(format!(
+            "Failed to parse {opt} argument {s}: idmap options need a host source path"
+        )));
     }
     Ok(CustomMount {
         kind: MountKind::Bind {
             source: src,
             read_only,
             recursive,
+            idmap,
         },
         dest,
     })
@@ -533,7 +562,8 @@ mod tests {
             MountKind::Bind {
                 source: Source::Host("/srv/data".into()),
                 read_only: false,
-                recursive: true
+                recursive: true,
+                idmap: Idmap::Off,
             }
         );
         let m = parse_bind("+/usr/share:/share:norbind", true).unwrap();
@@ -542,7 +572,8 @@ mod tests {
             MountKind::Bind {
                 source: Source::Tree("/usr/share".into()),
                 read_only: true,
-                recursive: false
+                recursive: false,
+                idmap: Idmap::Off,
             }
         );
         let m = parse_bind(":/scratch", false).unwrap();
@@ -552,18 +583,34 @@ mod tests {
                 MountKind::Bind {
                     source: Source::Temporary,
                     read_only: false,
-                    recursive: true
+                    recursive: true,
+                    idmap: Idmap::Off,
                 },
                 "/scratch"
             )
         );
+        for (opts, idmap) in [
+            ("idmap", Idmap::Container),
+            ("rootidmap", Idmap::Root),
+            ("owneridmap", Idmap::Owner),
+            ("idmap,noidmap", Idmap::Off),
+        ] {
+            let m = parse_bind(&format!("/srv:/srv:{opts}"), false).unwrap();
+            assert!(
+                matches!(m.kind, MountKind::Bind { idmap: i, .. } if i == idmap),
+                "{opts}"
+            );
+        }
+        assert!(parse_bind("+/srv:/srv:idmap", false).is_err());
+        assert!(parse_bind(":/srv:rootidmap", false).is_err());
         let m = parse_bind("/a\\:b:/c", false).unwrap();
         assert_eq!(
             m.kind,
             MountKind::Bind {
                 source: Source::Host("/a:b".into()),
                 read_only: false,
-                recursive: true
+                recursive: true,
+                idmap: Idmap::Off,
             }
         );
         for bad in [

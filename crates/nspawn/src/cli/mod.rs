@@ -6,6 +6,7 @@ mod net;
 mod pending;
 mod security;
 pub mod settings_file;
+mod userns;
 
 use clap::{ArgAction, Parser};
 use libnspawn::settings::{self, ConsoleMode, RegisterMode, StartMode};
@@ -113,6 +114,9 @@ pub struct Cli {
 
     #[command(flatten)]
     security: security::SecurityArgs,
+
+    #[command(flatten)]
+    userns: userns::UsernsArgs,
 
     /// The command to run, or with --boot the arguments for init
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
@@ -273,6 +277,17 @@ impl Cli {
         let fs = self.fs.into_settings()?;
         let (net, private_network) = self.net.into_settings()?;
         let security = self.security.into_settings(private_network)?;
+        let userns = self.userns.into_settings()?;
+        if userns.enabled() && net.namespace_path.is_some() {
+            return Err("--network-namespace-path= cannot be combined with --private-users (the namespace belongs to the host's user namespace)".into());
+        }
+        let idmapped = fs.mounts.iter().any(|m| {
+            matches!(m.kind, libnspawn::mount::spec::MountKind::Bind { idmap, .. }
+                if idmap != libnspawn::mount::spec::Idmap::Off)
+        });
+        if idmapped && !userns.enabled() {
+            return Err("idmap bind options need a user namespace (--private-users)".into());
+        }
         let (directory, machine) = locate(
             self.directory.as_deref(),
             self.machine.as_deref(),
@@ -320,6 +335,7 @@ impl Cli {
                 .map_err(|e| e.to_string())?,
             net,
             security,
+            userns,
         })
     }
 }

@@ -2,18 +2,10 @@
 //! the reference's spelling, so a script using them gets a clear "not
 //! supported yet" instead of a parse error, and nothing is started.
 
-use clap::{ArgAction, Args};
+use clap::Args;
 
 #[derive(Args, Debug, Default)]
 pub struct PendingArgs {
-    #[arg(short = 'U', hide = true)]
-    private_users_pick: bool,
-    #[arg(long = "private-users", hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "yes")]
-    private_users: Option<String>,
-    #[arg(long = "private-users-ownership", hide = true)]
-    private_users_ownership: Option<String>,
-    #[arg(long = "bind-user", hide = true, action = ArgAction::Append)]
-    bind_user: Vec<String>,
     #[arg(short = 'i', long = "image", hide = true)]
     image: Option<String>,
     #[arg(long = "oci-bundle", hide = true)]
@@ -25,17 +17,7 @@ pub struct PendingArgs {
 impl PendingArgs {
     /// The first option given that is not supported yet.
     pub fn check(&self) -> Result<(), String> {
-        let given: [(&str, bool); 7] = [
-            ("-U", self.private_users_pick),
-            (
-                "--private-users",
-                self.private_users.as_deref().is_some_and(|v| v != "no"),
-            ),
-            (
-                "--private-users-ownership",
-                self.private_users_ownership.is_some(),
-            ),
-            ("--bind-user", !self.bind_user.is_empty()),
+        let given: [(&str, bool); 3] = [
             ("--image", self.image.is_some()),
             ("--oci-bundle", self.oci_bundle.is_some()),
             (

@@ -1,0 +1,176 @@
+//! One record per running machine with a user namespace,
+//! `/run/nspawn/userns/NAME` (`BASE SIZE`), so that `pick` and explicit
+//! ranges see what other containers hold. As with the network's records
+//! (`net/record.rs`): the runner holds `flock(2)` on its record while it
+//! lives, the reaper inherits it, and a record nobody holds is stale and
+//! swept. Allocation happens under `/run/nspawn/userns.lock`, so
+//! containers started at the same moment never get overlapping ranges.
+
+use super::{Mode, Range, RANGE};
+use crate::error::{Context, Error, Result};
+use nix::fcntl::{Flock, FlockArg, OFlag};
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+
+const DIR: &str = "/run/nspawn/userns";
+const LOCK: &str = "/run/nspawn/userns.lock";
+
+pub struct Held {
+    pub range: Range,
+    path: PathBuf,
+    file: Flock<File>,
+}
+
+fn open_locked(path: &Path, create: bool, how: FlockArg) -> Result<Option<Flock<File>>> {
+    let mut flags = OFlag::O_RDWR | OFlag::O_CLOEXEC;
+    if create {
+        flags |= OFlag::O_CREAT;
+    }
+    let fd = nix::fcntl::open(path, flags, nix::sys::stat::Mode::from_bits_truncate(0o644))
+        .ctx(|| format!("cannot open {}", path.display()))?;
+    Ok(Flock::lock(File::from(fd), how).ok())
+}
+
+fn parse(text: &str) -> Option<Range> {
+    let mut it = text.split_whitespace().map(|v| v.parse::<u32>().ok());
+    Some(Range {
+        base: it.next()??,
+        size: it.next()??,
+    })
+}
+
+/// The ranges of the other live records; stale ones are removed on the way.
+fn in_use(except: &Path) -> Vec<(String, Range)> {
+    let Ok(entries) = std::fs::read_dir(DIR) else {
+        return vec![];
+    };
+    let mut out = vec![];
+    for e in entries.flatten() {
+        let path = e.path();
+        if path == except {
+            continue;
+        }
+        if let Ok(Some(_stale)) = open_locked(&path, false, FlockArg::LockExclusiveNonblock) {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        if let Some(r) = std::fs::read_to_string(&path).ok().and_then(|t| parse(&t)) {
+            out.push((e.file_name().to_string_lossy().into_owned(), r));
+        }
+    }
+    out
+}
+
+/// Choose and record the range of `machine` for `mode`.
+pub fn reserve(mode: Mode, directory: &Path, machine: &str) -> Result<Held> {
+    std::fs::create_dir_all(DIR).ctx(|| format!("cannot create {DIR}"))?;
+    let _global = open_locked(Path::new(LOCK), true, FlockArg::LockExclusive)?
+        .ok_or_else(|| Error::invalid(format!("cannot lock {LOCK}")))?;
+    let path = PathBuf::from(DIR).join(machine);
+    let file = open_locked(&path, true, FlockArg::LockExclusiveNonblock)?
+        .ok_or_else(|| Error::invalid(format!("machine '{machine}' is already running")))?;
+    let taken = in_use(&path);
+    let clash = |r: &Range| {
+        taken
+            .iter()
+            .find(|(_, t)| t.overlaps(r))
+            .map(|(n, _)| n.clone())
+    };
+    let check = |r: Range| -> Result<Range> {
+        if let Some(other) = clash(&r) {
+            return Err(Error::invalid(format!(
+                "UID range {}..{} is in use by machine {other}",
+                r.base,
+                r.end() - 1
+            )));
+        }
+        // Base 0 is the identity on purpose; any other range must not
+        // give root inside the ids of the host's own users.
+        if r.base != 0 {
+            if let Some((name, id)) = super::host_ids_in(&r) {
+                return Err(Error::invalid(format!(
+                    "UID range {}..{} overlaps the host's user or group {name} ({id})",
+                    r.base,
+                    r.end() - 1
+                )));
+            }
+        }
+        Ok(r)
+    };
+    let chosen = (|| -> Result<Range> {
+        Ok(match mode {
+            Mode::No => return Err(Error::invalid("no user namespace asked for")),
+            Mode::Identity => check(Range {
+                base: 0,
+                size: RANGE,
+            })?,
+            Mode::Fixed { base, size } => check(Range { base, size })?,
+            Mode::Yes => check(super::range_from_tree(directory)?)?,
+            Mode::Pick => {
+                // A tree shifted before (by chown) keeps its range, as in the
+                // reference; otherwise the first free one from the name's hash.
+                let (uid, _) = super::tree_owner(directory)?;
+                let own = (uid != 0 && uid % RANGE == 0).then_some(Range {
+                    base: uid,
+                    size: RANGE,
+                });
+                match own.filter(|r| clash(r).is_none()) {
+                    Some(r) => r,
+                    None => super::pick_candidates(machine)
+                        .find(|r| clash(r).is_none() && super::host_ids_in(r).is_none())
+                        .ok_or_else(|| Error::invalid("no free UID range left"))?,
+                }
+            }
+        })
+    })();
+    let range = match chosen {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+    };
+    let mut f: &File = &file;
+    f.set_len(0)
+        .and_then(|_| f.write_all(format!("{} {}\n", range.base, range.size).as_bytes()))
+        .ctx(|| format!("cannot write {}", path.display()))?;
+    Ok(Held { range, path, file })
+}
+
+impl Held {
+    /// The locked descriptor, for the reaper to keep.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        std::ops::Deref::deref(&self.file).as_fd()
+    }
+
+    pub fn release(self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+
+    /// For the reaper: remove the record if it is still this one (a new
+    /// runner of the same name has a new file).
+    pub fn reap(&self) {
+        let ours = nix::sys::stat::fstat(self.fd()).map(|st| st.st_ino);
+        let there = nix::sys::stat::stat(&self.path).map(|st| st.st_ino);
+        if matches!((ours, there), (Ok(a), Ok(b)) if a == b) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses() {
+        assert_eq!(
+            super::parse("65536 65536\n"),
+            Some(super::Range {
+                base: 65536,
+                size: 65536
+            })
+        );
+        assert_eq!(super::parse("x"), None);
+    }
+}
