@@ -94,6 +94,17 @@ pub const MOUNT_ATTR_API: u64 = 0x1 | 0x2 | 0x4 | 0x8;
 /// Set the mount attributes `set` (`MOUNT_ATTR_*`) on the mount behind
 /// `fd`, with `recursive` on its submounts too.
 pub fn mount_setattr_set(fd: BorrowedFd, set: u64, recursive: bool) -> nix::Result<()> {
+    mount_setattr(fd, set, None, recursive)
+}
+
+/// `mount_setattr(2)`: set `set`, with the user namespace `userns` for
+/// `MOUNT_ATTR_IDMAP`.
+fn mount_setattr(
+    fd: BorrowedFd,
+    set: u64,
+    userns: Option<BorrowedFd>,
+    recursive: bool,
+) -> nix::Result<()> {
     #[repr(C)]
     struct MountAttr {
         set: u64,
@@ -105,10 +116,10 @@ pub fn mount_setattr_set(fd: BorrowedFd, set: u64, recursive: bool) -> nix::Resu
         set,
         clr: 0,
         propagation: 0,
-        userns_fd: 0,
+        userns_fd: userns.map(|u| u.as_raw_fd() as u64).unwrap_or(0),
     };
     let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
-    // SAFETY: valid descriptor, empty path with AT_EMPTY_PATH, attr of the size we pass.
+    // SAFETY: valid descriptors, empty path with AT_EMPTY_PATH, attr of the size we pass.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
@@ -213,33 +224,8 @@ fn open_tree(path: &std::path::Path, extra: libc::c_uint) -> nix::Result<OwnedFd
 /// file system was mounted, so only the runner can do it; the file system
 /// must support it (`EINVAL` otherwise).
 pub fn mount_setattr_idmap(fd: BorrowedFd, userns: BorrowedFd) -> nix::Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        set: u64,
-        clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
     const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-    let attr = MountAttr {
-        set: MOUNT_ATTR_IDMAP,
-        clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
-    let flags = libc::AT_EMPTY_PATH | libc::AT_RECURSIVE;
-    // SAFETY: valid descriptors, empty path with AT_EMPTY_PATH.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    Errno::result(r).map(drop)
+    mount_setattr(fd, MOUNT_ATTR_IDMAP, Some(userns), true)
 }
 
 /// Attach the detached mount `fd` on `target` (`move_mount(2)`).
