@@ -156,13 +156,15 @@ impl Cgroup {
         // An empty but locked cgroup belongs to a runner that is starting
         // or to the reaper of one that just died: give it a moment.
         for _ in 0..200 {
-            // Another runner's cleanup may remove an empty slice meanwhile.
-            fs::create_dir_all(&slice)
-                .ctx(|| format!("cannot create cgroup {}", slice.display()))?;
             match fs::create_dir(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                // Another runner's cleanup removed the emptied slice meanwhile.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    fs::create_dir_all(&slice)
+                        .ctx(|| format!("cannot create cgroup {}", slice.display()))?;
+                    continue;
+                }
                 Err(e) => return Err(e).ctx(|| format!("cannot create cgroup {}", path.display())),
             }
             let fd = match open_dir(&path) {
