@@ -123,9 +123,9 @@ DEBIAN_TREE=$CACHE_DIR/debian12
 DEBIAN_STAMP=$CACHE_DIR/debian12.stamp
 # Bump whenever the recipe below changes: cached trees with another stamp
 # are rebuilt.
-DEBIAN_VERSION=debian12-recipe-2
+DEBIAN_VERSION=debian12-recipe-3
 DEBIAN_SUITE=bookworm
-DEBIAN_INCLUDE=systemd,systemd-sysv,dbus,iproute2
+DEBIAN_INCLUDE=systemd,systemd-sysv,dbus,iproute2,systemd-container
 
 # Print the mirror URI of the apt entry that carries $DEBIAN_SUITE.
 apt_mirror() {

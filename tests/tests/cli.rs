@@ -123,3 +123,58 @@ fn environment_knobs_of_the_reference() {
     let _ = first.kill();
     let _ = first.wait();
 }
+
+/// On a host without systemd (this one): `--register=` of any value is
+/// quietly our registry alone, `--property=` is checked and then noted as
+/// having no effect, and a bad one stops the start with one line.
+#[test]
+fn register_and_property_without_a_service_manager() {
+    if ours_only() || std::path::Path::new("/run/systemd/system").exists() {
+        return;
+    }
+    let t = Tree::busybox("prop");
+    for register in ["--register=yes", "--register=no", "--register=auto"] {
+        let o = run(nspawn(&["-q", "-D", t.dir(), register, "/bin/true"]));
+        assert!(o.status.success(), "{register}: {}", stderr(&o));
+        assert_eq!(stderr(&o), "", "{register}");
+    }
+    let o = run(nspawn(&[
+        "-D",
+        t.dir(),
+        "--property=CPUWeight=100",
+        "--property=MemoryMax=1G",
+        "/bin/true",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--property= has no effect without a service manager"),
+        "{}",
+        stderr(&o)
+    );
+    let name = unique("badprop");
+    for bad in [
+        "--property=Frobnicate=1",
+        "--property=CPUWeight=0",
+        "--property=CPUWeight",
+    ] {
+        let o = run(nspawn(&[
+            "-D",
+            t.dir(),
+            "-M",
+            &name,
+            bad,
+            "/bin/sh",
+            "-c",
+            "touch /ran",
+        ]));
+        assert_eq!(o.status.code(), Some(1), "{bad}");
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{bad}: {err}");
+        assert!(
+            err.contains("Failed to parse --property= argument"),
+            "{err}"
+        );
+        assert!(!t.join("ran").exists(), "{bad}: the payload ran");
+        assert!(!machine_cgroup(&name).exists(), "{bad}: a cgroup was left");
+    }
+}

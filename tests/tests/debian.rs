@@ -25,6 +25,18 @@ fn login(s: &mut PtySession) {
     s.expect("# ", T);
 }
 
+/// Binds that put our nspawn and nspawnctl into a guest.
+fn our_tools() -> Vec<String> {
+    let bin = nspawn_bin();
+    vec![
+        format!("--bind-ro={}:/usr/local/bin/nspawn", bin.display()),
+        format!(
+            "--bind-ro={}:/usr/local/bin/nspawnctl",
+            bin.with_file_name("nspawnctl").display()
+        ),
+    ]
+}
+
 /// Run a shell command on the console and return its output.
 fn console(s: &mut PtySession, cmd: &str) -> String {
     s.send(format!("{cmd}; echo END-OF''-OUTPUT\n").as_bytes());
@@ -280,28 +292,33 @@ fn template_unit_boots_an_inner_machine() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let bin = nspawn_bin();
-    let binds = [
-        format!("--bind-ro={}:/usr/local/bin/nspawn", bin.display()),
-        format!(
-            "--bind-ro={}:/usr/local/bin/nspawnctl",
-            bin.with_file_name("nspawnctl").display()
-        ),
+    let mut binds = our_tools();
+    binds.extend([
         format!(
             "--bind-ro={}:/etc/systemd/system/nspawn@.service",
             repo_root().join("units/nspawn@.service").display()
         ),
         format!("--bind={}:/var/lib/machines/inner", inner.dir()),
-    ];
-    let mut args = vec!["-b", "-D", t.dir()];
-    args.extend(binds.iter().map(String::as_str));
-    let mut c = nspawn(&args);
-    c.env("TERM", "xterm");
-    let mut s = PtySession::spawn(c, 40, 160);
+    ]);
+    let mut s = boot_with(&t, &binds.iter().map(String::as_str).collect::<Vec<_>>());
     login(&mut s);
     let out = console(&mut s, "systemctl daemon-reload; systemctl start nspawn@inner.service; systemctl is-active nspawn@inner.service; nspawnctl list --no-legend");
     assert!(
         out.contains("active") && out.contains("inner") && out.contains("busybox"),
+        "{out}"
+    );
+    // --keep-unit: the machine stays in the service, registered there with
+    // the guest's systemd-machined, its payload beside our supervisor.
+    let out = console(
+        &mut s,
+        "machinectl show inner -p Unit -p Class --no-pager; \
+         ls /sys/fs/cgroup/machine.slice/nspawn@inner.service",
+    );
+    assert!(
+        out.contains("Unit=nspawn@inner.service")
+            && out.contains("Class=container")
+            && out.contains("payload")
+            && out.contains("supervisor"),
         "{out}"
     );
     assert!(
@@ -311,6 +328,206 @@ fn template_unit_boots_an_inner_machine() {
     let out = console(&mut s, "systemctl stop nspawn@inner.service; systemctl is-active nspawn@inner.service; nspawnctl list --no-legend | wc -l");
     assert!(
         out.contains("inactive") && out.trim_end().ends_with('0'),
+        "{out}"
+    );
+    s.send(b"poweroff\n");
+    assert_eq!(s.finish(T).0, 0);
+}
+
+/// A systemd host, for real: inside a booted Debian guest (systemd as init,
+/// systemd-machined installed), our runner gets the reference's scope unit
+/// and registers with machined, so systemd's own tools see and end the
+/// machine; `--register=no` still gets a scope with `-S` and `--property=`;
+/// `--keep-unit` registers the caller's unit; a bad property or a running
+/// name is refused with nothing left; a runner killed with SIGKILL leaves
+/// no scope, registration or record.
+#[test]
+fn scopes_and_machined_registration_on_a_systemd_host() {
+    if ours_only() {
+        return;
+    }
+    let t = DebianTree::new("deb-sd");
+    let inner = Tree::busybox("sd-inner");
+    let inner2 = Tree::busybox("sd-inner2");
+    let mut binds = our_tools();
+    binds.push(format!("--bind={}:/srv/bb", inner.dir()));
+    binds.push(format!("--bind={}:/srv/bb2", inner2.dir()));
+    let mut s = boot_with(&t, &binds.iter().map(String::as_str).collect::<Vec<_>>());
+    login(&mut s);
+    // Wait until `what` succeeds (up to ten seconds).
+    let until = |what: &str| format!("for i in $(seq 100); do {what} && break; sleep 0.1; done");
+
+    // Registered: machined made machine-reg1.scope around the leader, which
+    // runs in its payload cgroup.
+    let out = console(
+        &mut s,
+        &format!(
+            "(nspawn -q -D /srv/bb -M reg1 /bin/sleep 120 >/tmp/reg1.log 2>&1 &); {}; \
+             machinectl show reg1 -p Unit -p Class -p RootDirectory -p Leader --no-pager; \
+             echo payload=$(cat /sys/fs/cgroup/machine.slice/machine-reg1.scope/payload/cgroup.procs); \
+             systemctl show machine-reg1.scope -p DevicePolicy -p Delegate --no-pager; \
+             nspawnctl list --no-legend",
+            until("machinectl show reg1 >/dev/null 2>&1")
+        ),
+    );
+    let leader = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Leader="))
+        .unwrap_or_else(|| panic!("{out}"))
+        .trim()
+        .to_string();
+    assert!(
+        out.contains("Unit=machine-reg1.scope")
+            && out.contains("Class=container")
+            && out.contains("RootDirectory=/srv/bb")
+            && out.contains(&format!("payload={leader}"))
+            && out.contains("DevicePolicy=closed")
+            && out.contains("Delegate=yes")
+            && out.contains("reg1"),
+        "{out}"
+    );
+    // A second machine of that name, on another tree: refused, one line.
+    let out = console(
+        &mut s,
+        "nspawn -q -D /srv/bb2 -M reg1 /bin/true; echo rc=$?",
+    );
+    assert!(
+        out.contains("machine 'reg1' is already running") && out.contains("rc=1"),
+        "{out}"
+    );
+    // systemd's own tool ends it; the runner ends and nothing stays.
+    let out = console(
+        &mut s,
+        &format!(
+            "machinectl terminate reg1; {}; machinectl list --no-legend --no-pager | wc -l; \
+             systemctl is-active machine-reg1.scope; ls /run/nspawn/machines | wc -l",
+            until("! nspawnctl list --no-legend | grep -q reg1")
+        ),
+    );
+    assert!(
+        out.split_whitespace().collect::<Vec<_>>() == ["0", "inactive", "0"],
+        "{out}"
+    );
+
+    // Not registered: a scope of our own in the slice, with the properties.
+    let out = console(
+        &mut s,
+        &format!(
+            "(nspawn -q -D /srv/bb -M reg2 --register=no -S test-inner.slice \
+               --property=CPUWeight=123 --property=TasksMax=50 --property=MemoryMax=64M \
+               /bin/sleep 120 >/tmp/reg2.log 2>&1 &); {}; \
+             systemctl show machine-reg2.scope -p Slice -p CPUWeight -p TasksMax -p MemoryMax --no-pager; \
+             machinectl show reg2 >/dev/null 2>&1 || echo not-in-machined; \
+             nspawnctl terminate reg2; {}; systemctl is-active machine-reg2.scope",
+            until("systemctl -q is-active machine-reg2.scope"),
+            until("! systemctl -q is-active machine-reg2.scope"),
+        ),
+    );
+    for want in [
+        "Slice=test-inner.slice",
+        "CPUWeight=123",
+        "TasksMax=50",
+        "MemoryMax=67108864",
+        "not-in-machined",
+        "inactive",
+    ] {
+        assert!(out.contains(want), "{want} missing: {out}");
+    }
+
+    // A bad property: one line, exit 1, no unit.
+    let out = console(
+        &mut s,
+        "nspawn -q -D /srv/bb -M reg4 --property=Frobnicate=1 /bin/true; echo rc=$?; \
+         systemctl list-units --all --no-legend 'machine-reg4*' | wc -l",
+    );
+    assert!(
+        out.contains("Unknown assignment: Frobnicate=1")
+            && out.contains("rc=1")
+            && out.trim_end().ends_with('0'),
+        "{out}"
+    );
+
+    // --keep-unit in a service: registered in that unit, payload beside
+    // supervisor; stopping the service ends the machine.
+    let out = console(
+        &mut s,
+        &format!(
+            "systemd-run -q --unit=held -p Delegate=yes nspawn -q --keep-unit -D /srv/bb -M reg3 /bin/sleep 120; {}; \
+             machinectl show reg3 -p Unit --no-pager; ls /sys/fs/cgroup/system.slice/held.service; \
+             systemctl stop held.service; machinectl list --no-legend --no-pager | wc -l",
+            until("machinectl show reg3 >/dev/null 2>&1")
+        ),
+    );
+    assert!(
+        out.contains("Unit=held.service")
+            && out.contains("payload")
+            && out.contains("supervisor")
+            && out.trim_end().ends_with('0'),
+        "{out}"
+    );
+
+    // SIGKILL of the runner (the service's main process): the container
+    // dies with it; no scope, registration or record stays.
+    let out = console(
+        &mut s,
+        &format!(
+            "systemd-run -q --unit=doomed -p KillMode=process nspawn -q -D /srv/bb -M reg5 /bin/sleep 120; {}; \
+             systemctl kill -s KILL --kill-whom=main doomed.service; {}; \
+             machinectl list --no-legend --no-pager | wc -l; systemctl is-active machine-reg5.scope; \
+             {}; ls /run/nspawn/machines | wc -l",
+            until("machinectl show reg5 >/dev/null 2>&1"),
+            until("! systemctl -q is-active machine-reg5.scope"),
+            until("[ -z \"$(ls /run/nspawn/machines)\" ]"),
+        ),
+    );
+    assert!(
+        out.split_whitespace().collect::<Vec<_>>() == ["0", "inactive", "0"],
+        "{out}"
+    );
+
+    // A reboot from inside: the second run gets a scope of its own again.
+    let out = console(
+        &mut s,
+        "nspawn -q -D /srv/bb -M reg6 /bin/sh -c \
+           'if [ -e /rebooted ]; then cat /proc/self/cgroup; exit 7; fi; touch /rebooted; reboot -f'; \
+         echo rc=$?; rm -f /srv/bb/rebooted; machinectl list --no-legend --no-pager | wc -l",
+    );
+    assert!(
+        out.contains("0::/") && out.contains("rc=7") && out.trim_end().ends_with('0'),
+        "{out}"
+    );
+
+    // No systemd-machined on this host (not installed): --register=yes
+    // says so in one line and the machine still gets its scope.
+    let out = console(
+        &mut s,
+        "mv /usr/share/dbus-1/system-services/org.freedesktop.machine1.service /root/; \
+         busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig; \
+         systemctl stop systemd-machined; \
+         nspawn -D /srv/bb -M reg7 --register=yes /bin/sh -c 'cat /proc/1/cgroup'; echo rc=$?; \
+         echo started=$(journalctl -q -b -u machine-reg7.scope | grep -c 'Started machine-reg7.scope'); \
+         nspawn -q -D /srv/bb -M reg8 /bin/true 2>&1 | wc -l",
+    );
+    assert!(
+        out.contains("not registered with systemd-machined")
+            && out.contains("0::/")
+            && out.contains("started=1")
+            && out.contains("rc=0")
+            && out.trim_end().ends_with('0'),
+        "{out}"
+    );
+    // No system bus at all: a cgroup of our own, removed afterwards.
+    let out = console(
+        &mut s,
+        "systemctl stop dbus.socket dbus.service; \
+         nspawn -D /srv/bb -M reg9 /bin/sh -c 'cat /proc/1/cgroup'; echo rc=$?; \
+         ls /sys/fs/cgroup/machine.slice | grep -c reg9",
+    );
+    assert!(
+        out.contains("the machine gets a cgroup of its own")
+            && out.contains("0::/")
+            && out.contains("rc=0")
+            && out.trim_end().ends_with('0'),
         "{out}"
     );
     s.send(b"poweroff\n");

@@ -42,6 +42,9 @@ fn slice_path(slice: &str) -> PathBuf {
 pub struct Cgroup {
     path: PathBuf,
     dir: Flock<OwnedFd>,
+    /// Made by us below our own slice (removed with the slices it
+    /// emptied), not inside a unit of the service manager.
+    owned: bool,
 }
 
 /// The mount point of the unified hierarchy, if the host has one.
@@ -57,7 +60,7 @@ pub fn unified_root() -> Option<PathBuf> {
 }
 
 /// systemd's unit name escaping for the machine name in the scope name.
-fn escape(name: &str) -> String {
+pub fn escape(name: &str) -> String {
     name.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b':' | b'_' | b'.' => (b as char).to_string(),
@@ -191,12 +194,45 @@ impl Cgroup {
             )
             .is_ok()
             {
-                return Ok(Some(Cgroup { path, dir }));
+                return Ok(Some(Cgroup {
+                    path,
+                    dir,
+                    owned: true,
+                }));
             }
         }
         Err(Error::invalid(format!(
             "machine '{machine}' is already running"
         )))
+    }
+
+    /// The `payload` cgroup of a unit the service manager made and
+    /// delegated (the machine's scope, or with `--keep-unit` the caller's
+    /// own unit), as the reference nests it: on the unified hierarchy
+    /// inner cgroups hold no processes, and the guest's manager and the
+    /// host's would otherwise fight over the unit's own attributes.
+    pub fn payload(unit: &Path, machine: &str) -> Result<Cgroup> {
+        let path = unit.join("payload");
+        match fs::create_dir(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(e).ctx(|| format!("cannot create cgroup {}", path.display()))
+            }
+            _ => {}
+        }
+        let fd = open_dir(&path).ctx(|| format!("cannot open cgroup {}", path.display()))?;
+        let dir = try_lock(fd)
+            .ok_or_else(|| Error::invalid(format!("machine '{machine}' is already running")))?;
+        Ok(Cgroup {
+            path,
+            dir,
+            owned: false,
+        })
+    }
+
+    /// Move process `pid` into this cgroup.
+    pub fn attach(&self, pid: i32) -> Result<()> {
+        fs::write(self.path.join("cgroup.procs"), pid.to_string())
+            .ctx(|| format!("cannot move process {pid} into {}", self.path.display()))
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
@@ -210,7 +246,9 @@ impl Cgroup {
     /// Remove the cgroup (the container must be dead).
     pub fn remove(self) {
         remove_tree(&self.path);
-        remove_empty_slices(&self.path);
+        if self.owned {
+            remove_empty_slices(&self.path);
+        }
     }
 
     /// Delegate the cgroup to the container's root, `uid`:`gid` on the
@@ -241,22 +279,78 @@ impl Cgroup {
         }
         Ok(())
     }
+}
 
-    /// Fork the reaper. It lives until the returned descriptor (held only
-    /// by the runner) closes, which happens however the runner ends; then it
-    /// removes the cgroup once nothing runs in it, and runs `after` (the
-    /// network's and user namespace's cleanup), keeping the descriptors
-    /// `keep` (their locks) open.
-    pub fn spawn_reaper(&self, keep: &[BorrowedFd], after: impl FnOnce()) -> Result<OwnedFd> {
-        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "cannot create a pipe".into())?;
-        // SAFETY: the runner is single-threaded; the child only makes
-        // system calls and exits.
-        match unsafe { nix::unistd::fork() }.ctx(|| "cannot fork the cgroup reaper".into())? {
-            nix::unistd::ForkResult::Parent { .. } => Ok(w),
-            nix::unistd::ForkResult::Child => {
-                drop(w);
-                reaper(r, self.dir.as_fd_ref(), &self.path, keep, after)
+/// Fork the reaper. It lives until the returned descriptor (held only by
+/// the runner) closes, which happens however the runner ends; then it
+/// removes `cgroup` (if the runner made one before the container) once
+/// nothing runs in it, and runs `after` (the network's and user
+/// namespace's cleanup), keeping the descriptors `keep` (their locks) open.
+pub fn spawn_reaper(
+    cgroup: Option<&Cgroup>,
+    keep: &[BorrowedFd],
+    after: impl FnOnce(),
+) -> Result<OwnedFd> {
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "cannot create a pipe".into())?;
+    // SAFETY: the runner is single-threaded; the child only makes system
+    // calls and exits.
+    match unsafe { nix::unistd::fork() }.ctx(|| "cannot fork the cgroup reaper".into())? {
+        nix::unistd::ForkResult::Parent { .. } => Ok(w),
+        nix::unistd::ForkResult::Child => {
+            drop(w);
+            reaper(r, cgroup, keep, after)
+        }
+    }
+}
+
+/// The unified-hierarchy cgroup of process `pid` ("self" for ours).
+pub fn of_process(pid: &str) -> Option<PathBuf> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(unified_root()?.join(rel.trim_start_matches('/')))
+}
+
+/// With `--keep-unit`: leave the caller's unit cgroup to its `payload`
+/// and move ourselves to `supervisor` beside it, as the reference does.
+/// `None` if we are not in a unit (the hierarchy's root).
+pub fn split_own_unit() -> Result<Option<PathBuf>> {
+    let Some(unit) = of_process("self") else {
+        return Ok(None);
+    };
+    if unified_root().as_deref() == Some(unit.as_path()) {
+        return Ok(None);
+    }
+    let supervisor = unit.join("supervisor");
+    match fs::create_dir(&supervisor) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(e).ctx(|| format!("cannot create cgroup {}", supervisor.display()))
+        }
+        _ => {}
+    }
+    fs::write(supervisor.join("cgroup.procs"), "0")
+        .ctx(|| format!("cannot move into {}", supervisor.display()))?;
+    Ok(Some(unit))
+}
+
+/// Hand the controllers `unit` has on to its children (what is not
+/// allowed there is left out; a unit with processes of its own takes
+/// none, which is fine).
+pub fn enable_controllers(unit: &Path) {
+    let have = fs::read_to_string(unit.join("cgroup.controllers")).unwrap_or_default();
+    for c in have.split_whitespace() {
+        let _ = fs::write(unit.join("cgroup.subtree_control"), format!("+{c}"));
+    }
+}
+
+/// Wait (up to ten seconds) until nothing runs in the cgroup `dir` any
+/// more, or it is gone.
+pub fn wait_empty(dir: BorrowedFd) {
+    for _ in 0..1000 {
+        match read_at(dir, "cgroup.events") {
+            Some(e) if e.contains("populated 1") => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
             }
+            _ => break,
         }
     }
 }
@@ -276,18 +370,13 @@ fn is_at(dir: BorrowedFd, path: &Path) -> bool {
     }
 }
 
-fn reaper(
-    pipe: OwnedFd,
-    cgroup: BorrowedFd,
-    path: &Path,
-    extra: &[BorrowedFd],
-    after: impl FnOnce(),
-) -> ! {
+fn reaper(pipe: OwnedFd, cgroup: Option<&Cgroup>, extra: &[BorrowedFd], after: impl FnOnce()) -> ! {
     use std::os::fd::AsRawFd;
     // Keep only the pipe, the (locked) cgroup directory and `extra`: the
     // tree lock and the terminal must not stay open in here. Own session,
     // so signals for the runner's terminal or process group pass us by.
-    let mut keep = vec![pipe.as_raw_fd() as u32, cgroup.as_raw_fd() as u32];
+    let mut keep = vec![pipe.as_raw_fd() as u32];
+    keep.extend(cgroup.map(|c| c.fd().as_raw_fd() as u32));
     keep.extend(extra.iter().map(|f| f.as_raw_fd() as u32));
     keep.sort();
     // SAFETY: closing descriptors we do not use; setsid has no arguments.
@@ -309,17 +398,14 @@ fn reaper(
     // Through our descriptor, not the path: a runner that ended normally
     // has removed the directory already, and a new container of the same
     // name may have made its own at that path by now.
-    for _ in 0..1000 {
-        match read_at(cgroup, "cgroup.events") {
-            Some(e) if e.contains("populated 1") => {
-                std::thread::sleep(std::time::Duration::from_millis(10))
+    if let Some(cg) = cgroup {
+        wait_empty(cg.fd());
+        if is_at(cg.fd(), &cg.path) {
+            remove_tree(&cg.path);
+            if cg.owned {
+                remove_empty_slices(&cg.path);
             }
-            _ => break,
         }
-    }
-    if is_at(cgroup, path) {
-        remove_tree(path);
-        remove_empty_slices(path);
     }
     after();
     // SAFETY: _exit is always safe.

@@ -20,6 +20,7 @@ pub mod registry;
 pub mod security;
 pub mod settings;
 pub mod sys;
+pub mod systemd;
 pub mod template;
 pub mod unitfile;
 pub mod user;

@@ -98,6 +98,11 @@ fn alive(r: &Record) -> bool {
     }
 }
 
+/// The record of `name` as written, running or not.
+pub fn read_record(name: &str) -> Option<Record> {
+    read(&path(name))
+}
+
 fn read(p: &Path) -> Option<Record> {
     serde_json::from_slice(&std::fs::read(p).ok()?).ok()
 }

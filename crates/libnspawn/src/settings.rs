@@ -163,6 +163,8 @@ pub struct Settings {
     pub fs: crate::mount::spec::FsSettings,
     /// `-S`: the slice for the machine's cgroup (default machine.slice).
     pub slice: Option<String>,
+    /// `--property=`: for the machine's scope unit on systemd hosts.
+    pub properties: Vec<crate::systemd::property::Property>,
     pub knobs: Knobs,
     pub security: crate::security::SecuritySettings,
     pub net: crate::net::NetSettings,

@@ -37,6 +37,9 @@ pub struct ChildCtx<'a> {
     /// Wait for the runner's "go" before starting the payload (it makes
     /// the network links after `clone3`).
     pub wait_go: bool,
+    /// Wait, once the machine id is sent, until the runner has placed us
+    /// in the machine's scope (made around a running process).
+    pub wait_placed: bool,
     /// In a user namespace of its own: wait for the maps first.
     pub userns: bool,
     /// `--bind-user`: homes and user records to set up.
@@ -81,12 +84,6 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
         None => {}
     }
 
-    // clone3 put us in the container's cgroup already; a namespace made
-    // now is rooted there (a CLONE_NEWCGROUP in clone3 itself would be
-    // rooted at the runner's cgroup: copy_namespaces() runs first). Made on
-    // v1-only hosts too, for the v1 hierarchies' sake (release_agent).
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-        .ctx(|| "cannot create the cgroup namespace".into())?;
     let tree = mount::root::prepare(&s.directory, &s.fs, idmapped.tree)?;
     let root_fd = match &s.fs.pivot_root {
         Some((new, old)) => pivot_root_dir(tree.as_fd(), new, old.as_deref())?,
@@ -101,6 +98,20 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     };
     let container_uuid = machine_id.unwrap_or(ctx.container_uuid);
     ctx.channel.send_id(container_uuid)?;
+    if ctx.wait_placed {
+        match ctx.channel.recv() {
+            Ok(super::channel::Msg::Go(_)) => {}
+            // SAFETY: _exit is always safe.
+            _ => unsafe { libc::_exit(1) },
+        }
+    }
+    // In the container's cgroup now (clone3 put us there, or the runner
+    // moved us); a namespace made now is rooted there (a CLONE_NEWCGROUP
+    // in clone3 itself would be rooted at the runner's cgroup:
+    // copy_namespaces() runs first). Made on v1-only hosts too, for the v1
+    // hierarchies' sake (release_agent).
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+        .ctx(|| "cannot create the cgroup namespace".into())?;
     mount::setup_api(
         root,
         &ApiOptions {

@@ -8,6 +8,7 @@
 
 mod channel;
 mod child;
+mod place;
 mod sealed;
 mod stub;
 
@@ -76,7 +77,8 @@ pub fn run(s: &Settings) -> Result<i32> {
         .iter()
         .find_map(|p| std::fs::read(p).ok())
         .unwrap_or_default();
-    let cgroup = Cgroup::create(&s.machine, s.slice.as_deref())?;
+    let mode = place::Mode::of(s);
+    let cgroup = mode.prepare(s)?;
     // The network's record (addresses, zone) is made and locked before the
     // reaper forks, so the reaper holds it too and cleans up after a
     // killed runner.
@@ -110,16 +112,20 @@ pub fn run(s: &Settings) -> Result<i32> {
             return Err(e);
         }
     };
-    let _reaper = cgroup
-        .as_ref()
-        .map(|c| {
+    // Without a cgroup made now (a scope is made around each run of the
+    // container), the reaper finds the container's in the record.
+    let _reaper = (cgroup.is_some() || mode == place::Mode::Scope)
+        .then(|| {
             let runner = std::process::id() as i32;
             let keep: Vec<BorrowedFd> = record
                 .iter()
                 .map(|h| h.fd())
                 .chain(userns.iter().map(|u| u.record.fd()))
                 .collect();
-            c.spawn_reaper(&keep, || {
+            crate::cgroup::spawn_reaper(cgroup.as_ref(), &keep, || {
+                if cgroup.is_none() {
+                    wait_for_recorded_cgroup(&s.machine, runner);
+                }
                 registry::remove_if_runner(&s.machine, runner);
                 if let Some(h) = &record {
                     h.reap();
@@ -131,17 +137,7 @@ pub fn run(s: &Settings) -> Result<i32> {
         })
         .transpose()?;
     if let Some(cg) = &cgroup {
-        match devices::attach(cg.fd()) {
-            // Nested in a container that denies bpf(2): its own device
-            // program, on an ancestor of our cgroup, already applies to
-            // ours (BPF_F_ALLOW_MULTI runs every ancestor's program).
-            Err(e) if e.errno() == Some(nix::errno::Errno::EPERM) && in_container() => {
-                if !s.quiet {
-                    eprintln!("nspawn: running inside a container that denies bpf(2): its device policy applies");
-                }
-            }
-            r => r?,
-        }
+        attach_devices(s, cg)?;
     }
     let listen_fds = listen_fds();
 
@@ -171,6 +167,7 @@ pub fn run(s: &Settings) -> Result<i32> {
         let rec = record.as_ref().map(|h| &h.record);
         match run_once(
             s,
+            mode,
             &cgroup,
             &sfd,
             &host_os_release,
@@ -200,6 +197,40 @@ pub fn run(s: &Settings) -> Result<i32> {
     result
 }
 
+/// Our device program on the container's cgroup.
+fn attach_devices(s: &Settings, cg: &Cgroup) -> Result<()> {
+    match devices::attach(cg.fd()) {
+        // Nested in a container that denies bpf(2): its own device
+        // program, on an ancestor of our cgroup, already applies to ours
+        // (BPF_F_ALLOW_MULTI runs every ancestor's program).
+        Err(e) if e.errno() == Some(nix::errno::Errno::EPERM) && in_container() => {
+            if !s.quiet {
+                eprintln!("nspawn: running inside a container that denies bpf(2): its device policy applies");
+            }
+            Ok(())
+        }
+        r => r,
+    }
+}
+
+/// In the reaper of a runner whose container lived in a scope: wait until
+/// the cgroup its record names has emptied (PID 1 dies with the runner).
+fn wait_for_recorded_cgroup(machine: &str, runner: i32) {
+    let Some(cg) = registry::read_record(machine)
+        .filter(|r| r.runner == runner)
+        .and_then(|r| r.cgroup)
+    else {
+        return;
+    };
+    if let Ok(fd) = nix::fcntl::open(
+        &cg,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        crate::cgroup::wait_empty(fd.as_fd());
+    }
+}
+
 /// Host paths named by mounts must exist before anything is started, as in
 /// the reference ("Failed to stat ...").
 fn check_sources(fs: &crate::mount::spec::FsSettings) -> Result<()> {
@@ -220,7 +251,7 @@ fn check_sources(fs: &crate::mount::spec::FsSettings) -> Result<()> {
 }
 
 /// What the runner holds across reboots of the container.
-struct Held<'a> {
+pub(crate) struct Held<'a> {
     netns_path: Option<&'a OwnedFd>,
     record: Option<&'a crate::net::record::Record>,
     userns: Option<&'a crate::userns::Prepared>,
@@ -229,6 +260,7 @@ struct Held<'a> {
 
 fn run_once(
     s: &Settings,
+    mode: place::Mode,
     cgroup: &Option<Cgroup>,
     sfd: &SignalFd,
     host_os_release: &[u8],
@@ -241,7 +273,7 @@ fn run_once(
         listen_fds,
     } = *held;
     let tty = console::is_tty(console::stdin()) && console::is_tty(console::stdout());
-    let mode = ConsoleMode::resolve(Some(s.console), tty);
+    let console_mode = ConsoleMode::resolve(Some(s.console), tty);
     let term = std::env::var("TERM").ok();
     let notify_sock = notify::guest_socket()?;
     let (ours, theirs) = channel::pair()?;
@@ -264,8 +296,10 @@ fn run_once(
                 channel: theirs,
                 runner,
                 notify: &notify_sock,
-                pty: mode.has_pty(),
-                cgroup2: cgroup.is_some(),
+                pty: console_mode.has_pty(),
+                cgroup2: cgroup.is_some()
+                    || (mode.waits() && crate::cgroup::unified_root().is_some()),
+                wait_placed: mode.waits(),
                 container_uuid: s.uuid.map(Ok).unwrap_or_else(Id128::random)?,
                 host_os_release,
                 term: term.as_deref(),
@@ -281,8 +315,13 @@ fn run_once(
     drop(theirs);
     drop(runner);
 
-    // The child waits for its id maps before anything else; the cgroup is
-    // handed to its root before its init can want it.
+    let kill = |e: Error| {
+        let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+        let _ = sys::wait_pidfd(pidfd.as_fd());
+        e
+    };
+    // The child waits for its id maps before anything else; a cgroup made
+    // before it is handed to its root before its init can want it.
     if let Some(u) = userns {
         // Binds first: a refused one must leave the tree as it was, before
         // `chown` ownership shifts it.
@@ -296,44 +335,94 @@ fn run_once(
                 }
                 ours.send_go_mounts(&channel::Idmapped { tree, binds })
             });
-        if let Err(e) = done {
-            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-            let _ = sys::wait_pidfd(pidfd.as_fd());
-            return Err(e);
-        }
+        done.map_err(kill)?;
     }
 
     // The links need the container's namespace, so they are made now; the
     // child waits for "go" before its payload starts.
-    let _network = if s.net.wants_links() {
-        let net = crate::net::setup(&s.net, &s.machine, pid as u32, record).and_then(|n| {
-            ours.send_go()?;
-            Ok(n)
-        });
-        match net {
-            Ok(n) => Some(n),
-            Err(e) => {
-                let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-                let _ = sys::wait_pidfd(pidfd.as_fd());
-                return Err(e);
-            }
-        }
-    } else {
-        None
+    let network = match s.net.wants_links() {
+        true => Some(crate::net::setup(&s.net, &s.machine, pid as u32, record).map_err(kill)?),
+        false => None,
     };
 
+    // The machine id comes first from the child; the scope and the
+    // registration (which carries it) are made while the child waits.
+    let machine_id = match ours.recv().map_err(kill)? {
+        Msg::MachineId(id) => id,
+        Msg::Error(msg) => {
+            let _ = sys::wait_pidfd(pidfd.as_fd());
+            return Err(Error::Invalid(msg));
+        }
+        _ => return Err(kill(Error::invalid("the container sent no machine id"))),
+    };
+    let placed = place::place(mode, s, pid, machine_id, held).map_err(kill)?;
+    let result = (|| {
+        if let Some(cg) = &placed.cgroup {
+            attach_devices(s, cg)?;
+            if let Some(u) = userns {
+                cg.delegate(u.record.range.base, u.record.range.base)?;
+            }
+        }
+        if mode.waits() {
+            ours.send_go()?;
+        }
+        if network.is_some() {
+            ours.send_go()?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let e = kill(e);
+        placed.end(s);
+        return Err(e);
+    }
+    let cgroup_path = cgroup
+        .as_ref()
+        .or(placed.cgroup.as_ref())
+        .map(|c| c.path().to_path_buf());
+    let result = watch(
+        s,
+        &ours,
+        pid,
+        pidfd.as_fd(),
+        sfd,
+        console_mode,
+        machine_id,
+        cgroup_path,
+        record,
+        network.as_ref(),
+        &notify_sock,
+    );
+    placed.end(s);
+    result
+}
+
+/// From the container's start to its end: its console, its record in the
+/// registry, and the monitor loop.
+#[allow(clippy::too_many_arguments)]
+fn watch(
+    s: &Settings,
+    ours: &channel::Channel,
+    pid: i32,
+    pidfd: BorrowedFd,
+    sfd: &SignalFd,
+    console_mode: ConsoleMode,
+    machine_id: Id128,
+    cgroup: Option<std::path::PathBuf>,
+    record: Option<&crate::net::record::Record>,
+    network: Option<&crate::net::Network>,
+    notify_sock: &OwnedFd,
+) -> Result<Outcome> {
     let mut pty = None;
-    let mut machine_id = None;
     loop {
         match ours.recv()? {
             Msg::Console(master) => pty = Some(Pty::new(master)),
-            Msg::MachineId(id) => machine_id = Some(id),
             Msg::Error(msg) => {
-                let _ = sys::wait_pidfd(pidfd.as_fd());
+                let _ = sys::wait_pidfd(pidfd);
                 return Err(Error::Invalid(msg));
             }
             Msg::Eof => break,
-            Msg::Go(_) => {}
+            Msg::Go(_) | Msg::MachineId(_) => {}
         }
     }
     registry::publish(&registry::Record {
@@ -343,8 +432,8 @@ fn run_once(
         root: s.directory.clone(),
         leader: pid,
         runner: std::process::id() as i32,
-        id: machine_id.map(|i| i.plain()).unwrap_or_default(),
-        cgroup: cgroup.as_ref().map(|c| c.path().to_path_buf()),
+        id: machine_id.plain(),
+        cgroup,
         interfaces: record
             .iter()
             .flat_map(|r| r.host_link.iter().chain(r.zone.iter()).cloned())
@@ -364,7 +453,7 @@ fn run_once(
     })?;
     notify::notify_caller("READY=1");
 
-    let forward_in = mode == ConsoleMode::Interactive && console::is_tty(console::stdin());
+    let forward_in = console_mode == ConsoleMode::Interactive && console::is_tty(console::stdin());
     let _raw = if forward_in {
         RawMode::enter(console::stdin())
     } else {
@@ -377,15 +466,18 @@ fn run_once(
     }
     // Passive: the container's output waits in the pty until it ends, as
     // in the reference.
-    let live = matches!(mode, ConsoleMode::Interactive | ConsoleMode::ReadOnly);
+    let live = matches!(
+        console_mode,
+        ConsoleMode::Interactive | ConsoleMode::ReadOnly
+    );
     let exit = supervise(
         s,
-        pidfd.as_fd(),
+        pidfd,
         sfd,
         pty.as_mut().filter(|_| live),
         forward_in,
-        &notify_sock,
-        _network.as_ref().and_then(|n| n.dhcp.as_ref()),
+        notify_sock,
+        network.and_then(|n| n.dhcp.as_ref()),
     )?;
     if let Some(p) = pty.as_mut() {
         p.drain(Some(console::stdout()));

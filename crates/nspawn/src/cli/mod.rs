@@ -70,7 +70,7 @@ pub struct Cli {
     #[arg(long, value_name = "UUID", value_parser = parse_uuid, help_heading = "System identity")]
     uuid: Option<Id128>,
 
-    /// Register with systemd-machined (accepted; the registry comes later)
+    /// Register with systemd-machined where it runs: yes, no, auto
     #[arg(long, value_name = "BOOL", value_parser = parse_register, num_args = 0..=1, require_equals = true, default_missing_value = "yes",
         help_heading = "Integration")]
     register: Option<RegisterMode>,
@@ -79,7 +79,7 @@ pub struct Cli {
     #[arg(short = 'S', long, value_name = "NAME.slice", value_parser = parse_slice, help_heading = "Integration")]
     slice: Option<String>,
 
-    /// Unit properties for a machine's scope (no effect without a service manager)
+    /// A property for the machine's scope unit (systemd hosts)
     #[arg(long, value_name = "NAME=VALUE", action = ArgAction::Append, help_heading = "Integration")]
     property: Vec<String>,
 
@@ -178,6 +178,19 @@ fn parse_console(s: &str) -> Result<ConsoleMode, String> {
     ConsoleMode::parse(s).map_err(|e| e.to_string())
 }
 
+fn parse_properties(
+    list: &[String],
+) -> Result<Vec<libnspawn::systemd::property::Property>, String> {
+    let mut out = vec![];
+    for p in list {
+        out.extend(
+            libnspawn::systemd::property::parse(p)
+                .map_err(|e| format!("Failed to parse --property= argument: {e}"))?,
+        );
+    }
+    Ok(out)
+}
+
 fn parse_register(s: &str) -> Result<RegisterMode, String> {
     match s {
         "yes" | "true" | "on" | "1" | "y" | "t" => Ok(RegisterMode::Yes),
@@ -252,6 +265,7 @@ impl Cli {
             libnspawn::env::parse_setenv(e, |_| None)?;
         }
         self.fs.into_settings()?;
+        parse_properties(&self.property)?;
         let (_, private_network) = self.net.into_settings()?;
         self.security.into_settings(private_network)?;
         Ok(())
@@ -260,12 +274,7 @@ impl Cli {
     /// Check the combination and fill in the defaults the reference derives.
     pub fn into_settings(self) -> Result<Settings, String> {
         self.pending.check()?;
-        if !self.property.is_empty()
-            && !std::path::Path::new("/run/systemd/system").exists()
-            && !self.quiet
-        {
-            eprintln!("nspawn: --property= has no effect without a service manager; ignoring.");
-        }
+        let properties = parse_properties(&self.property)?;
         if self.boot && self.as_pid2 {
             return Err("--boot and --as-pid2 may not be combined.".into());
         }
@@ -331,6 +340,7 @@ impl Cli {
             private_network,
             fs,
             slice: self.slice,
+            properties,
             knobs: libnspawn::settings::Knobs::from_env(|k| std::env::var(k).ok())
                 .map_err(|e| e.to_string())?,
             net,

@@ -1,0 +1,313 @@
+//! The calls to systemd (`org.freedesktop.systemd1`) and systemd-machined
+//! (`org.freedesktop.machine1`) on the system bus, made with zbus.
+//!
+//! Every conversation runs in a short-lived forked helper process. zbus's
+//! blocking API drives its connection from threads of its own, and the
+//! runner must stay single-threaded: it `clone3`s the container (again on
+//! every reboot) with a raw system call, after which the child allocates
+//! memory; a clone taken while another thread held the allocator's lock
+//! would hang it. A helper costs one fork, on systemd hosts only.
+
+use super::property::{Property, Value as PropValue};
+use zbus::blocking::{Connection, MessageIterator};
+use zbus::zvariant::{OwnedObjectPath, Value};
+
+const SYSTEMD: &str = "org.freedesktop.systemd1";
+const SYSTEMD_PATH: &str = "/org/freedesktop/systemd1";
+const SYSTEMD_MANAGER: &str = "org.freedesktop.systemd1.Manager";
+const MACHINED: &str = "org.freedesktop.machine1";
+const MACHINED_PATH: &str = "/org/freedesktop/machine1";
+const MACHINED_MANAGER: &str = "org.freedesktop.machine1.Manager";
+
+/// How long a helper may take before it is killed.
+const HELPER_TIMEOUT_MS: u16 = 30_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Nobody to talk to: no system bus, or the service is not there.
+    Unavailable(String),
+    /// The service answered with an error, or the helper failed.
+    Failed(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Unavailable(m) | Failure::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+type Outcome = Result<(), Failure>;
+
+fn failed(e: zbus::Error) -> Failure {
+    match &e {
+        zbus::Error::MethodError(name, msg, _) => {
+            let text = msg.clone().unwrap_or_else(|| name.to_string());
+            match name.as_str() {
+                "org.freedesktop.DBus.Error.ServiceUnknown"
+                | "org.freedesktop.DBus.Error.NameHasNoOwner" => Failure::Unavailable(text),
+                _ => Failure::Failed(text),
+            }
+        }
+        _ => Failure::Failed(e.to_string()),
+    }
+}
+
+fn system() -> Result<Connection, Failure> {
+    Connection::system()
+        .map_err(|e| Failure::Unavailable(format!("cannot connect to the system bus: {e}")))
+}
+
+/// Run `f` in a forked helper and return what it returned.
+fn in_helper(f: impl FnOnce() -> Outcome) -> Outcome {
+    use nix::unistd::{fork, ForkResult};
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Failure::Failed(format!("cannot create a pipe: {e}")))?;
+    // SAFETY: the runner is single-threaded; the helper may start threads
+    // of its own (it is a new process) and ends with _exit.
+    match unsafe { fork() }.map_err(|e| Failure::Failed(format!("cannot fork: {e}")))? {
+        ForkResult::Child => {
+            drop(r);
+            let line = match f() {
+                Ok(()) => "0".to_string(),
+                Err(Failure::Unavailable(m)) => format!("1{m}"),
+                Err(Failure::Failed(m)) => format!("2{m}"),
+            };
+            let _ = nix::unistd::write(&w, line.as_bytes());
+            // SAFETY: _exit is always safe; nothing to flush.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => {
+            drop(w);
+            let answer = read_with_timeout(r);
+            if answer.is_none() {
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            }
+            let _ = nix::sys::wait::waitpid(child, None);
+            let answer = answer
+                .ok_or_else(|| Failure::Failed("no answer on the system bus (timed out)".into()))?;
+            let (tag, msg) = answer.split_at(answer.len().min(1));
+            match tag {
+                "0" => Ok(()),
+                "1" => Err(Failure::Unavailable(msg.to_string())),
+                "2" => Err(Failure::Failed(msg.to_string())),
+                _ => Err(Failure::Failed("the bus helper died".into())),
+            }
+        }
+    }
+}
+
+fn read_with_timeout(fd: std::os::fd::OwnedFd) -> Option<String> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut out = Vec::new();
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_millis(HELPER_TIMEOUT_MS.into());
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        let ms = PollTimeout::from(left.as_millis().min(u16::MAX as u128) as u16);
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, ms) {
+            Ok(0) => return None,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return None,
+            Ok(_) => {}
+        }
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(&fd, &mut buf) {
+            Ok(0) => return Some(String::from_utf8_lossy(&out).into_owned()),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+fn to_value(v: &PropValue) -> Value<'static> {
+    match v {
+        PropValue::Bool(b) => Value::from(*b),
+        PropValue::U64(n) => Value::from(*n),
+        PropValue::U32(n) => Value::from(*n),
+        PropValue::I32(n) => Value::from(*n),
+        PropValue::Str(s) => Value::from(s.clone()),
+        PropValue::Bytes(b) => Value::from(b.clone()),
+        PropValue::Pairs(p) => Value::from(p.clone()),
+    }
+}
+
+/// What the machine's scope unit is made with.
+pub struct Scope<'a> {
+    pub machine: &'a str,
+    pub leader: u32,
+    pub slice: Option<&'a str>,
+    pub kill_signal: i32,
+    /// Device nodes bound into the machine, with "r" or "rw".
+    pub devices: Vec<(String, String)>,
+    pub properties: &'a [Property],
+}
+
+impl Scope<'_> {
+    /// The properties common to a scope made by us or by machined, as the
+    /// reference sets them: a closed device policy with the tun device and
+    /// pseudo terminals, the kill signal, then the user's `--property=`.
+    fn machine_properties(&self) -> Vec<(String, Value<'static>)> {
+        let mut allow = vec![
+            ("/dev/net/tun".to_string(), "rwm".to_string()),
+            ("char-pts".to_string(), "rw".to_string()),
+        ];
+        allow.extend(self.devices.iter().cloned());
+        let mut v = vec![
+            ("DevicePolicy".to_string(), Value::from("closed")),
+            ("DeviceAllow".to_string(), Value::from(allow)),
+            ("KillSignal".to_string(), Value::from(self.kill_signal)),
+            ("KillMode".to_string(), Value::from("mixed")),
+        ];
+        v.extend(
+            self.properties
+                .iter()
+                .map(|p| (p.name.clone(), to_value(&p.value))),
+        );
+        v
+    }
+}
+
+/// The unit name of a machine's scope, escaped as systemd escapes it.
+pub fn scope_name(machine: &str) -> String {
+    format!("machine-{}.scope", crate::cgroup::escape(machine))
+}
+
+/// `StartTransientUnit` of `machine-NAME.scope` holding the leader, and
+/// wait until systemd has started it (the leader is then in it).
+pub fn start_scope(scope: &Scope) -> Outcome {
+    in_helper(|| {
+        let conn = system()?;
+        let mut props = vec![
+            ("PIDs".to_string(), Value::from(vec![scope.leader])),
+            (
+                "Description".to_string(),
+                Value::from(format!("Container {}", scope.machine)),
+            ),
+            ("Delegate".to_string(), Value::from(true)),
+            ("CollectMode".to_string(), Value::from("inactive-or-failed")),
+            (
+                "Slice".to_string(),
+                Value::from(scope.slice.unwrap_or("machine.slice").to_string()),
+            ),
+        ];
+        props.extend(scope.machine_properties());
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .sender(SYSTEMD)
+            .and_then(|b| b.interface(SYSTEMD_MANAGER))
+            .and_then(|b| b.member("JobRemoved"))
+            .map_err(failed)?
+            .build();
+        // Subscribed before the call, so the signal cannot pass us by.
+        let jobs = MessageIterator::for_match_rule(rule, &conn, Some(64)).map_err(failed)?;
+        let aux: Vec<(String, Vec<(String, Value)>)> = vec![];
+        let reply = conn
+            .call_method(
+                Some(SYSTEMD),
+                SYSTEMD_PATH,
+                Some(SYSTEMD_MANAGER),
+                "StartTransientUnit",
+                &(scope_name(scope.machine), "fail", props, aux),
+            )
+            .map_err(failed)?;
+        let job: OwnedObjectPath = reply.body().deserialize().map_err(failed)?;
+        for msg in jobs {
+            let msg = msg.map_err(failed)?;
+            let Ok((_, path, _, result)) = msg
+                .body()
+                .deserialize::<(u32, OwnedObjectPath, String, String)>()
+            else {
+                continue;
+            };
+            if path == job {
+                return match result.as_str() {
+                    "done" => Ok(()),
+                    r => Err(Failure::Failed(format!(
+                        "systemd could not start {}: {r}",
+                        scope_name(scope.machine)
+                    ))),
+                };
+            }
+        }
+        Err(Failure::Failed("the system bus went away".into()))
+    })
+}
+
+/// What machined is told about the machine.
+pub struct Registration<'a> {
+    pub machine: &'a str,
+    pub id: [u8; 16],
+    pub service: &'a str,
+    pub leader: u32,
+    pub root: &'a str,
+    pub ifindices: Vec<i32>,
+}
+
+type MachineFields<'a> = (&'a str, Vec<u8>, &'a str, &'a str, u32, &'a str, Vec<i32>);
+
+impl Registration<'_> {
+    /// The arguments `sayssusai` both registration calls start with.
+    fn fields(&self) -> MachineFields<'_> {
+        (
+            self.machine,
+            self.id.to_vec(),
+            self.service,
+            "container",
+            self.leader,
+            self.root,
+            self.ifindices.clone(),
+        )
+    }
+}
+
+/// One call to machined's manager, in a helper.
+fn call_machined<B>(method: &str, body: &B) -> Outcome
+where
+    B: serde::Serialize + zbus::zvariant::DynamicType,
+{
+    in_helper(|| {
+        system()?
+            .call_method(
+                Some(MACHINED),
+                MACHINED_PATH,
+                Some(MACHINED_MANAGER),
+                method,
+                body,
+            )
+            .map(drop)
+            .map_err(failed)
+    })
+}
+
+/// `CreateMachineWithNetwork`: machined makes the scope (with our
+/// properties) and registers the machine; it answers once the scope runs.
+pub fn create_machine(reg: &Registration, scope: &Scope) -> Outcome {
+    let mut props = vec![];
+    if let Some(slice) = scope.slice {
+        props.push(("Slice".to_string(), Value::from(slice.to_string())));
+    }
+    props.extend(scope.machine_properties());
+    call_machined("CreateMachineWithNetwork", &{
+        let (name, id, service, class, leader, root, ifindices) = reg.fields();
+        (name, id, service, class, leader, root, ifindices, props)
+    })
+}
+
+/// `RegisterMachineWithNetwork`: the machine stays in the unit it runs in
+/// (`--keep-unit`).
+pub fn register_machine(reg: &Registration) -> Outcome {
+    call_machined("RegisterMachineWithNetwork", &reg.fields())
+}
+
+/// `UnregisterMachine`, once the machine has ended.
+pub fn unregister_machine(machine: &str) -> Outcome {
+    call_machined("UnregisterMachine", &(machine,))
+}
