@@ -447,6 +447,17 @@ fn scopes_and_machined_registration_on_a_systemd_host() {
         "{out}"
     );
 
+    // The same name again at once, registered or not: each run's scope is
+    // gone before its runner returns.
+    let out = console(
+        &mut s,
+        "for i in 1 2 3 4 5; do \
+           nspawn -q -D /srv/bb -M again /bin/true || echo FAILED; \
+           nspawn -q --register=no -D /srv/bb -M again /bin/true || echo FAILED; \
+         done; echo looped",
+    );
+    assert!(out.contains("looped") && !out.contains("FAILED"), "{out}");
+
     // --keep-unit in a service: registered in that unit, payload beside
     // supervisor; stopping the service ends the machine.
     let out = console(

@@ -80,17 +80,32 @@ pub struct Placed {
     /// The scope's payload cgroup (scope mode only).
     pub cgroup: Option<Cgroup>,
     registered: bool,
+    /// In a scope unit of systemd's.
+    scope: bool,
 }
 
 impl Placed {
-    /// After the container ended: machined forgets it, and the scope's
-    /// payload goes (the emptied scope is collected by systemd).
-    pub fn end(self, s: &Settings) {
-        if self.registered {
-            let _ = bus::unregister_machine(&s.machine);
+    fn none() -> Placed {
+        Placed {
+            cgroup: None,
+            registered: false,
+            scope: false,
         }
+    }
+
+    /// After the container ended: the scope's payload goes, machined
+    /// forgets the machine, and systemd collects the emptied scope before
+    /// we return, so the name is free for the next start.
+    pub fn end(self, s: &Settings) {
         if let Some(cg) = self.cgroup {
             cg.remove();
+        }
+        if self.registered || self.scope {
+            if let Err(e) = bus::end_machine(&s.machine, self.registered, self.scope) {
+                if !s.quiet {
+                    eprintln!("nspawn: {e}");
+                }
+            }
         }
     }
 }
@@ -147,10 +162,7 @@ pub fn place(
     held: &Held,
 ) -> Result<Placed> {
     if mode == Mode::Own {
-        return Ok(Placed {
-            cgroup: None,
-            registered: false,
-        });
+        return Ok(Placed::none());
     }
     let root = s.directory.display().to_string();
     let reg = bus::Registration {
@@ -171,8 +183,8 @@ pub fn place(
     if mode == Mode::KeepUnit {
         let registered = wanted && registered(s, bus::register_machine(&reg))?;
         return Ok(Placed {
-            cgroup: None,
             registered,
+            ..Placed::none()
         });
     }
     let scope = bus::Scope {
@@ -196,10 +208,7 @@ pub fn place(
                     );
                 }
                 let Some(cg) = Cgroup::create(&s.machine, s.slice.as_deref())? else {
-                    return Ok(Placed {
-                        cgroup: None,
-                        registered: false,
-                    });
+                    return Ok(Placed::none());
                 };
                 if let Err(e) = cg.attach(leader) {
                     cg.remove();
@@ -207,7 +216,7 @@ pub fn place(
                 }
                 return Ok(Placed {
                     cgroup: Some(cg),
-                    registered: false,
+                    ..Placed::none()
                 });
             }
             Err(e) => return Err(Error::invalid(format!("Failed to allocate scope: {e}"))),
@@ -216,6 +225,7 @@ pub fn place(
     let placed = Placed {
         cgroup: None,
         registered,
+        scope: true,
     };
     // Pure cgroup v1 hosts: the scope is all there is.
     let Some(unit) = cgroup::of_process(&leader.to_string()) else {
@@ -226,14 +236,10 @@ pub fn place(
         cgroup::enable_controllers(&unit);
         Ok(cg)
     });
-    match done {
-        Ok(cg) => Ok(Placed {
-            cgroup: Some(cg),
-            ..placed
-        }),
-        Err(e) => {
-            placed.end(s);
-            Err(e)
-        }
-    }
+    // On failure the runner kills the container; machined and systemd
+    // drop the emptied scope by themselves.
+    Ok(Placed {
+        cgroup: Some(done?),
+        ..placed
+    })
 }

@@ -307,7 +307,53 @@ pub fn register_machine(reg: &Registration) -> Outcome {
     call_machined("RegisterMachineWithNetwork", &reg.fields())
 }
 
-/// `UnregisterMachine`, once the machine has ended.
-pub fn unregister_machine(machine: &str) -> Outcome {
-    call_machined("UnregisterMachine", &(machine,))
+/// Once the machine has ended: `UnregisterMachine` if it was registered,
+/// and with `scope`, stop the scope and wait (up to five seconds) until
+/// systemd has dropped it, so the name can be used again at once (systemd
+/// refuses a new unit of a name still loaded).
+pub fn end_machine(machine: &str, registered: bool, scope: bool) -> Outcome {
+    in_helper(|| {
+        let conn = system()?;
+        if registered {
+            let _ = conn.call_method(
+                Some(MACHINED),
+                MACHINED_PATH,
+                Some(MACHINED_MANAGER),
+                "UnregisterMachine",
+                &(machine,),
+            );
+        }
+        if !scope {
+            return Ok(());
+        }
+        // Stopped now rather than when systemd notices it emptied (an
+        // inotify event later, some milliseconds); leftovers die with it,
+        // as the reference's KillUnit would kill them.
+        let unit = scope_name(machine);
+        let _ = conn.call_method(
+            Some(SYSTEMD),
+            SYSTEMD_PATH,
+            Some(SYSTEMD_MANAGER),
+            "StopUnit",
+            &(unit.as_str(), "replace"),
+        );
+        for _ in 0..5000 {
+            match conn.call_method(
+                Some(SYSTEMD),
+                SYSTEMD_PATH,
+                Some(SYSTEMD_MANAGER),
+                "GetUnit",
+                &(unit.as_str(),),
+            ) {
+                Err(zbus::Error::MethodError(name, ..))
+                    if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit" =>
+                {
+                    return Ok(())
+                }
+                Err(e) => return Err(failed(e)),
+                Ok(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        }
+        Err(Failure::Failed(format!("{unit} did not go away")))
+    })
 }
