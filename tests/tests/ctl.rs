@@ -57,6 +57,31 @@ impl Drop for Machine {
     }
 }
 
+/// Send `request` to a control endpoint and read its answers up to the
+/// end of the connection ("" for the end).
+fn control_request(path: &std::path::Path, request: &str) -> Vec<String> {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    connect(fd.as_raw_fd(), &UnixAddr::new(path).unwrap()).unwrap();
+    nix::unistd::write(&fd, request.as_bytes()).unwrap();
+    let mut out = vec![];
+    loop {
+        let mut buf = [0u8; 256];
+        let n = nix::unistd::read(&fd, &mut buf).unwrap();
+        out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        if n == 0 {
+            return out;
+        }
+    }
+}
+
 fn ctl(args: &[&str]) -> std::process::Output {
     run(nspawnctl(args))
 }
@@ -226,8 +251,60 @@ fn list_status_signals_shell_copy_terminate() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("is already running"), "{}", stderr(&o));
 
-    // terminate ends it now and leaves nothing behind.
-    ok(ctl(&["terminate", a.name()]));
+    // Each runner offers a control endpoint, named in its record, in a
+    // directory only root may enter; it tells the machine's state.
+    let control = |name: &str| std::path::Path::new("/run/nspawn/control").join(name);
+    for m in [&a, &b] {
+        let rec =
+            std::fs::read_to_string(std::path::Path::new("/run/nspawn/machines").join(m.name()))
+                .unwrap();
+        assert!(
+            rec.contains(&format!("\"{}\"", control(m.name()).display())),
+            "{rec}"
+        );
+        assert!(std::os::unix::fs::FileTypeExt::is_socket(
+            &std::fs::metadata(control(m.name())).unwrap().file_type()
+        ));
+    }
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata("/run/nspawn/control")
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o700);
+    let state = ok(ctl(&["show", a.name(), "-p", "State", "--value"]));
+    assert_eq!(state.trim(), "running");
+
+    // The endpoint's protocol, spoken directly: a request it does not know
+    // closes the connection and changes nothing; "state" is answered.
+    assert_eq!(control_request(&control(a.name()), "frobnicate"), [""]);
+    assert_eq!(
+        control_request(&control(a.name()), "state"),
+        ["running", ""]
+    );
+    assert!(a.runner.as_mut().unwrap().try_wait().unwrap().is_none());
+
+    // terminate ends it now and leaves nothing behind: through the
+    // endpoint, which answers "ok" and ends when the runner has cleaned
+    // up and exited.
+    assert_eq!(control_request(&control(a.name()), "terminate"), ["ok", ""]);
+    // The runner has exited (the kernel closes a process's descriptors a
+    // moment before its parent can reap it).
+    let runner = a.runner.as_mut().unwrap();
+    assert!(
+        wait_until(std::time::Duration::from_millis(500), || runner
+            .try_wait()
+            .unwrap()
+            .is_some()),
+        "the endpoint closed before the runner ended"
+    );
+    assert!(!control(a.name()).exists(), "endpoint left");
+    assert!(
+        !std::path::Path::new("/run/nspawn/machines")
+            .join(a.name())
+            .exists(),
+        "record left"
+    );
     let out = a.runner_exit();
     assert!(
         stderr(&out).contains("terminated by signal KILL"),
@@ -253,6 +330,10 @@ fn list_status_signals_shell_copy_terminate() {
             .join(b.name())
             .exists()),
         "record left"
+    );
+    assert!(
+        wait_until(T, || !control(b.name()).exists()),
+        "endpoint left"
     );
     assert!(
         wait_until(T, || processes_with(b.tree.dir()).is_empty()),

@@ -5,6 +5,7 @@
 
 pub mod cgroup;
 pub mod console;
+pub mod control;
 pub mod env;
 pub mod error;
 pub mod id128;

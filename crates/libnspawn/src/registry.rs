@@ -4,6 +4,8 @@
 //! container runs and removed when it ends — by the runner, or by its
 //! reaper if the runner was killed.
 //!
+//! The record names the runner's control endpoint (`control.rs`).
+//!
 //! A record alone proves nothing: a machine is running only while its
 //! cgroup is locked (the runner and its reaper hold `flock(2)` on it, see
 //! `cgroup.rs`). A record whose lock is free is stale; whoever notices
@@ -51,6 +53,9 @@ pub struct Record {
     pub suppress_sync: bool,
     #[serde(default)]
     pub no_new_privileges: bool,
+    /// The runner's control endpoint (`control.rs`).
+    #[serde(default)]
+    pub control: Option<PathBuf>,
 }
 
 pub fn path(name: &str) -> PathBuf {
@@ -107,6 +112,14 @@ fn read(p: &Path) -> Option<Record> {
     serde_json::from_slice(&std::fs::read(p).ok()?).ok()
 }
 
+/// Remove a stale record and the control socket it names.
+fn forget(p: &Path, stale: Option<Record>) {
+    if let Some(c) = stale.and_then(|r| r.control) {
+        crate::control::remove_stale(&c);
+    }
+    let _ = std::fs::remove_file(p);
+}
+
 /// Every running machine, sorted by name; stale records are removed.
 pub fn list() -> Vec<Record> {
     let Ok(entries) = std::fs::read_dir(DIR) else {
@@ -117,8 +130,8 @@ pub fn list() -> Vec<Record> {
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .filter_map(|e| match read(&e.path()) {
             Some(r) if alive(&r) => Some(r),
-            _ => {
-                let _ = std::fs::remove_file(e.path());
+            stale => {
+                forget(&e.path(), stale);
                 None
             }
         })
@@ -140,8 +153,8 @@ pub fn lookup(name: &str) -> Option<Record> {
 pub fn get(name: &str) -> Result<Record> {
     match read(&path(name)) {
         Some(r) if alive(&r) => Ok(r),
-        Some(_) => {
-            remove(name);
+        stale @ Some(_) => {
+            forget(&path(name), stale);
             Err(Error::invalid(format!("Machine {name} is not running.")))
         }
         None => Err(Error::invalid(format!("No machine '{name}' known"))),

@@ -33,6 +33,13 @@ pub fn reboot(a: NamesArgs) -> Result<i32, String> {
 pub fn terminate(a: NamesArgs) -> Result<i32, String> {
     for n in &a.names {
         let r = machine::get(n)?;
+        // Through the runner's endpoint: it kills the machine, cleans up
+        // and exits, and we return once it has.
+        if let Some(c) = &r.control {
+            if libnspawn::control::terminate(c, r.runner, Duration::from_secs(10)).is_ok() {
+                continue;
+            }
+        }
         machine::send(&machine::leader(&r)?, libc::SIGKILL)?;
         let end = Instant::now() + Duration::from_secs(10);
         while libnspawn::registry::get(n).is_ok() {

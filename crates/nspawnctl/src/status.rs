@@ -242,8 +242,13 @@ fn properties(r: &Record) -> Vec<(&'static str, String)> {
         ("Service", r.service.clone()),
         (
             "Unit",
+            // The unit is the cgroup, or the one above its `payload`.
             r.cgroup
                 .as_ref()
+                .map(|c| match c.file_name() {
+                    Some(n) if n == "payload" => c.parent().unwrap_or(c),
+                    _ => c,
+                })
                 .and_then(|c| c.file_name())
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
@@ -252,7 +257,14 @@ fn properties(r: &Record) -> Vec<(&'static str, String)> {
         ("Class", r.class.clone()),
         ("RootDirectory", r.root.display().to_string()),
         ("NetworkInterfaces", r.interfaces.join(" ")),
-        ("State", r.state.clone()),
+        // Asked of the runner, where it offers an endpoint.
+        (
+            "State",
+            r.control
+                .as_ref()
+                .and_then(|c| libnspawn::control::state(c, r.runner).ok())
+                .unwrap_or_else(|| r.state.clone()),
+        ),
     ]
 }
 

@@ -112,6 +112,16 @@ pub fn run(s: &Settings) -> Result<i32> {
             return Err(e);
         }
     };
+    // A runner that cannot offer its endpoint still runs the machine;
+    // nspawnctl then signals it directly.
+    let control = match crate::control::Endpoint::bind(&s.machine) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("nspawn: no control endpoint: {e}");
+            None
+        }
+    };
+    let control_id = control.as_ref().map(|c| (c.path().to_path_buf(), c.id()));
     // Without a cgroup made now (a scope is made around each run of the
     // container), the reaper finds the container's in the record.
     let _reaper = (cgroup.is_some() || mode == place::Mode::Scope)
@@ -127,6 +137,9 @@ pub fn run(s: &Settings) -> Result<i32> {
                     wait_for_recorded_cgroup(&s.machine, runner);
                 }
                 registry::remove_if_runner(&s.machine, runner);
+                if let Some((path, id)) = &control_id {
+                    crate::control::remove_if_same(path, *id);
+                }
                 if let Some(h) = &record {
                     h.reap();
                 }
@@ -176,6 +189,7 @@ pub fn run(s: &Settings) -> Result<i32> {
                 record: rec,
                 userns: userns.as_ref(),
                 listen_fds,
+                control: control.as_ref(),
             },
         )? {
             Outcome::Exited(code) => return Ok(code),
@@ -184,6 +198,9 @@ pub fn run(s: &Settings) -> Result<i32> {
         }
     })();
     registry::remove(&s.machine);
+    if let Some(c) = &control {
+        c.remove();
+    }
     if let Some(cg) = cgroup {
         cg.remove();
     }
@@ -256,6 +273,7 @@ pub(crate) struct Held<'a> {
     record: Option<&'a crate::net::record::Record>,
     userns: Option<&'a crate::userns::Prepared>,
     listen_fds: u32,
+    control: Option<&'a crate::control::Endpoint>,
 }
 
 fn run_once(
@@ -271,6 +289,7 @@ fn run_once(
         record,
         userns,
         listen_fds,
+        control,
     } = *held;
     let tty = console::is_tty(console::stdin()) && console::is_tty(console::stdout());
     let console_mode = ConsoleMode::resolve(Some(s.console), tty);
@@ -392,6 +411,7 @@ fn run_once(
         record,
         network.as_ref(),
         &notify_sock,
+        control,
     );
     placed.end(s);
     result
@@ -412,6 +432,7 @@ fn watch(
     record: Option<&crate::net::record::Record>,
     network: Option<&crate::net::Network>,
     notify_sock: &OwnedFd,
+    control: Option<&crate::control::Endpoint>,
 ) -> Result<Outcome> {
     let mut pty = None;
     loop {
@@ -450,6 +471,7 @@ fn watch(
         syscall_deny: s.security.syscall_deny.clone(),
         suppress_sync: s.security.suppress_sync,
         no_new_privileges: s.security.no_new_privileges,
+        control: control.map(|c| c.path().to_path_buf()),
     })?;
     notify::notify_caller("READY=1");
 
@@ -476,8 +498,11 @@ fn watch(
         sfd,
         pty.as_mut().filter(|_| live),
         forward_in,
-        notify_sock,
-        network.and_then(|n| n.dhcp.as_ref()),
+        Sources {
+            notify_sock,
+            dhcp: network.and_then(|n| n.dhcp.as_ref()),
+            control,
+        },
     )?;
     if let Some(p) = pty.as_mut() {
         p.drain(Some(console::stdout()));
@@ -502,6 +527,30 @@ fn listen_fds() -> u32 {
     }
 }
 
+/// What else the monitor loop listens to, besides the container, the
+/// signals and the console.
+struct Sources<'a> {
+    notify_sock: &'a OwnedFd,
+    dhcp: Option<&'a crate::net::dhcp::Server>,
+    control: Option<&'a crate::control::Endpoint>,
+}
+
+/// Answer a request on the control endpoint.
+fn serve(control: &crate::control::Endpoint, pidfd: BorrowedFd) {
+    use crate::control::Request;
+    match control.accept() {
+        Some((conn, Request::State)) => crate::control::reply(&conn, "running"),
+        Some((conn, Request::Terminate)) => {
+            crate::control::reply(&conn, "ok");
+            let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
+            // Held open until this process exits, after the cleanup: its
+            // end-of-file tells the caller the machine is gone.
+            let _ = std::os::fd::IntoRawFd::into_raw_fd(conn);
+        }
+        None => {}
+    }
+}
+
 /// The monitor loop: returns when PID 1 of the container has exited.
 fn supervise(
     s: &Settings,
@@ -509,9 +558,13 @@ fn supervise(
     sfd: &SignalFd,
     mut pty: Option<&mut Pty>,
     mut forward_in: bool,
-    notify_sock: &OwnedFd,
-    dhcp: Option<&crate::net::dhcp::Server>,
+    sources: Sources,
 ) -> Result<Exit> {
+    let Sources {
+        notify_sock,
+        dhcp,
+        control,
+    } = sources;
     let output = Some(console::stdout());
     let mut term_requests = 0;
     let mut escape = Escape::default();
@@ -539,6 +592,10 @@ fn supervise(
         if let Some(d) = dhcp {
             fds.push(PollFd::new(d.as_fd(), PollFlags::POLLIN));
         }
+        let control_idx = fds.len();
+        if let Some(c) = control {
+            fds.push(PollFd::new(c.fd(), PollFlags::POLLIN));
+        }
         // A hung-up pty (a getty closing /dev/console to reopen it) cannot
         // be polled without spinning; look at it again shortly.
         let timeout = if pty.as_ref().is_some_and(|p| p.hung_up) {
@@ -558,7 +615,11 @@ fn supervise(
         let (child_done, sig_ready, notify_ready) = (ready(0), ready(1), ready(2));
         let stdin_ready = stdin_idx < dhcp_idx && ready(stdin_idx);
         let dhcp_ready = dhcp.is_some() && ready(dhcp_idx);
+        let control_ready = control.is_some() && ready(control_idx);
         drop(fds);
+        if let (true, Some(c)) = (control_ready, control) {
+            serve(c, pidfd);
+        }
         if let (true, Some(d)) = (dhcp_ready, dhcp) {
             d.handle();
         }
