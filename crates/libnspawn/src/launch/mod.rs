@@ -289,7 +289,7 @@ fn run_once(
         record,
         userns,
         listen_fds,
-        control,
+        ..
     } = *held;
     let tty = console::is_tty(console::stdin()) && console::is_tty(console::stdout());
     let console_mode = ConsoleMode::resolve(Some(s.console), tty);
@@ -402,38 +402,52 @@ fn run_once(
     let result = watch(
         s,
         &ours,
-        pid,
-        pidfd.as_fd(),
         sfd,
-        console_mode,
-        machine_id,
-        cgroup_path,
-        record,
-        network.as_ref(),
-        &notify_sock,
-        control,
+        held,
+        Running {
+            pid,
+            pidfd: pidfd.as_fd(),
+            machine_id,
+            cgroup: cgroup_path,
+            console_mode,
+            network: network.as_ref(),
+            notify_sock: &notify_sock,
+        },
     );
     placed.end(s);
     result
 }
 
+/// One run of the container, placed and about to start its payload.
+struct Running<'a> {
+    pid: i32,
+    pidfd: BorrowedFd<'a>,
+    machine_id: Id128,
+    cgroup: Option<std::path::PathBuf>,
+    console_mode: ConsoleMode,
+    network: Option<&'a crate::net::Network>,
+    notify_sock: &'a OwnedFd,
+}
+
 /// From the container's start to its end: its console, its record in the
 /// registry, and the monitor loop.
-#[allow(clippy::too_many_arguments)]
 fn watch(
     s: &Settings,
     ours: &channel::Channel,
-    pid: i32,
-    pidfd: BorrowedFd,
     sfd: &SignalFd,
-    console_mode: ConsoleMode,
-    machine_id: Id128,
-    cgroup: Option<std::path::PathBuf>,
-    record: Option<&crate::net::record::Record>,
-    network: Option<&crate::net::Network>,
-    notify_sock: &OwnedFd,
-    control: Option<&crate::control::Endpoint>,
+    held: &Held,
+    run: Running,
 ) -> Result<Outcome> {
+    let Running {
+        pid,
+        pidfd,
+        machine_id,
+        cgroup,
+        console_mode,
+        network,
+        notify_sock,
+    } = run;
+    let (record, control) = (held.record, held.control);
     let mut pty = None;
     loop {
         match ours.recv()? {
