@@ -723,3 +723,55 @@ fn ephemeral_and_volatile_runs_under_a_user_namespace() {
     }
     assert_eq!(listing(t.dir()), before, "the tree changed");
 }
+
+/// A tree below a directory closed to others (as systemd keeps
+/// /var/lib/machines, mode 0700): root of the namespace could not search
+/// it, the container still starts, with either ownership, and the host
+/// sees no mount of ours.
+#[test]
+fn a_tree_below_a_closed_directory() {
+    let closed = Path::new("/var/tmp/nspawn-tests").join(unique("closed"));
+    std::fs::create_dir_all(&closed).unwrap();
+    std::fs::set_permissions(&closed, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let tree = closed.join("tree");
+    let st = Command::new(repo_root().join("scripts/fixtures.sh"))
+        .arg("busybox")
+        .arg(&tree)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for ownership in ["map", "chown"] {
+        let o = run(nspawn(&[
+            "-q",
+            "--pipe",
+            "-U",
+            &format!("--private-users-ownership={ownership}"),
+            "-D",
+            tree.to_str().unwrap(),
+            "-x",
+            "/bin/sh",
+            "-c",
+            "id -u; ls /etc/os-release",
+        ]));
+        assert!(o.status.success(), "{ownership}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "0\n/etc/os-release\n", "{ownership}");
+    }
+    // Not ephemeral as well: the tree itself is the root.
+    let o = run(nspawn(&[
+        "-q",
+        "--pipe",
+        "-U",
+        "-D",
+        tree.to_str().unwrap(),
+        "/bin/touch",
+        "/root/made",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(tree.join("root/made").exists());
+    assert!(
+        mounts_under(&closed).is_empty(),
+        "{:?}",
+        mounts_under(&closed)
+    );
+    std::fs::remove_dir_all(&closed).unwrap();
+}

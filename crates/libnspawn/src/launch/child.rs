@@ -69,7 +69,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     // until the maps are written) may write the v1 hierarchies' files.
     release_agent::leave_v1_roots()?;
     let idmapped = if ctx.userns {
-        let m = become_namespace_root(&ctx.channel)?;
+        let m = become_namespace_root(&ctx.channel, &s.directory)?;
         die_with_runner(ctx.runner.as_fd());
         m
     } else {
@@ -210,13 +210,19 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
 /// then we are nobody inside), then become root of the namespace: uid and
 /// gid 0 inside, no supplementary groups of the host's. Returns the
 /// idmapped mounts the runner made.
-fn become_namespace_root(channel: &Channel) -> Result<super::channel::Idmapped> {
+fn become_namespace_root(
+    channel: &Channel,
+    directory: &std::path::Path,
+) -> Result<super::channel::Idmapped> {
     let tree = match channel.recv() {
         Ok(super::channel::Msg::Go(mounts)) => mounts,
         // The runner failed (and says why) or is gone.
         // SAFETY: _exit is always safe.
         _ => unsafe { libc::_exit(1) },
     };
+    // Still the host's uid 0: the tree's path resolves for us, not for
+    // root of the namespace if a directory above it is closed to others.
+    let reach = mount::root::cover_unsearchable(directory)?;
     let root = nix::unistd::Gid::from_raw(0);
     nix::unistd::setresgid(root, root, root)
         .ctx(|| "cannot become group 0 in the user namespace".into())?;
@@ -224,6 +230,9 @@ fn become_namespace_root(channel: &Channel) -> Result<super::channel::Idmapped> 
     let root = nix::unistd::Uid::from_raw(0);
     nix::unistd::setresuid(root, root, root)
         .ctx(|| "cannot become root in the user namespace".into())?;
+    if let Some(r) = reach {
+        r.finish(directory)?;
+    }
     Ok(tree)
 }
 

@@ -36,13 +36,9 @@ fn tmpfs_over(directory: &Path) -> Result<OwnedFd> {
     open_path(directory)
 }
 
-/// Stack the container's root over `directory` as the settings ask, then
-/// bind it on itself; returns a handle to the result. `idmapped`: a
-/// detached idmapped mount of the tree (`--private-users-ownership=map`),
-/// attached over it first, so everything else stacks on the mapped view.
-pub fn prepare(directory: &Path, fs: &FsSettings, idmapped: Option<OwnedFd>) -> Result<OwnedFd> {
-    // Nothing we mount may propagate back to the host, and nothing the host
-    // mounts later may show up inside.
+/// Nothing we mount may propagate back to the host, and nothing the host
+/// mounts later may show up inside.
+fn make_private() -> Result<()> {
     mount(
         None::<&str>,
         "/",
@@ -50,7 +46,65 @@ pub fn prepare(directory: &Path, fs: &FsSettings, idmapped: Option<OwnedFd>) -> 
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
     )
-    .ctx(|| "cannot make the mount namespace private".into())?;
+    .ctx(|| "cannot make the mount namespace private".into())
+}
+
+/// Under a user namespace the container's root is not the host's: it may
+/// not search directories the host keeps to itself, such as a 0700
+/// `/var/lib/machines` above the tree. Called while the container process
+/// still has the host's uid 0 (its id maps written, before it becomes root
+/// of its namespace): takes a detached copy of the tree and covers the
+/// highest such ancestor with a tmpfs owned by the namespace's root, in the
+/// container's own mount namespace. `Reach::finish`, as root of the
+/// namespace, makes the path again below it and attaches the copy there,
+/// so the tree's path resolves as before. Nothing of this is seen outside,
+/// and it goes with the host's root at `pivot_root`.
+pub fn cover_unsearchable(directory: &Path) -> Result<Option<Reach>> {
+    let ancestors: Vec<&Path> = directory.ancestors().skip(1).collect();
+    let blocked = ancestors.into_iter().rev().find(|a| {
+        *a != Path::new("/") && nix::sys::stat::stat(*a).is_ok_and(|st| st.st_mode & 0o001 == 0)
+    });
+    let Some(top) = blocked else {
+        return Ok(None);
+    };
+    make_private()?;
+    let tree = crate::sys::open_tree_clone(directory)
+        .ctx(|| format!("cannot take a copy of {}", directory.display()))?;
+    mount(
+        Some("tmpfs"),
+        top,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755,uid=0,gid=0"),
+    )
+    .ctx(|| format!("cannot cover {}", top.display()))?;
+    Ok(Some(Reach { tree }))
+}
+
+/// The tree's copy, to attach at its path once that resolves again.
+pub struct Reach {
+    tree: OwnedFd,
+}
+
+impl Reach {
+    pub fn finish(self, directory: &Path) -> Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(directory)
+            .ctx(|| format!("cannot make {} again", directory.display()))?;
+        crate::sys::move_mount_to(self.tree.as_fd(), directory)
+            .ctx(|| format!("cannot attach the copy of {}", directory.display()))
+    }
+}
+
+/// Stack the container's root over `directory` as the settings ask, then
+/// bind it on itself; returns a handle to the result. `idmapped`: a
+/// detached idmapped mount of the tree (`--private-users-ownership=map`),
+/// attached over it first, so everything else stacks on the mapped view.
+pub fn prepare(directory: &Path, fs: &FsSettings, idmapped: Option<OwnedFd>) -> Result<OwnedFd> {
+    make_private()?;
     if let Some(tree) = idmapped {
         crate::sys::move_mount_to(tree.as_fd(), directory).ctx(|| {
             format!(
