@@ -725,3 +725,49 @@ fn a_name_clash_fails_and_leaves_the_running_machine_alone() {
     r.stop();
     assert!(gone(&format!("ve-{name}")));
 }
+
+/// Without nft on the host, `-n` still gets its link and addresses (the
+/// masquerading is left out, with a line saying so); `--port`, which needs
+/// the table, is refused with one line and leaves nothing.
+#[test]
+fn without_nft_links_work_and_ports_are_refused() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("nonft");
+    // Short enough for the host end to be ve-NAME.
+    let name = format!("nf{}", std::process::id() % 100000);
+    let mut c = nspawn(&[
+        "--pipe",
+        "-n",
+        "-M",
+        &name,
+        "-D",
+        t.dir(),
+        "/bin/sh",
+        "-c",
+        "ip -o -4 addr show host0",
+    ]);
+    c.env("PATH", "/usr/bin:/bin");
+    let o = run(c);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("inet 192.168."), "{}", stdout(&o));
+    assert!(stderr(&o).contains("nft not found"), "{}", stderr(&o));
+    let mut c = nspawn(&[
+        "--pipe",
+        "-n",
+        "-M",
+        &name,
+        "-p",
+        "18088:80",
+        "-D",
+        t.dir(),
+        "/bin/true",
+    ]);
+    c.env("PATH", "/usr/bin:/bin");
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--port needs nft"), "{}", stderr(&o));
+    assert!(record(&name).is_none());
+    assert!(gone(&format!("ve-{name}")), "link left");
+}

@@ -58,6 +58,16 @@ pub fn script(machine: &str, ip: Ipv4Addr, subnet: Subnet, ports: &[Port]) -> St
     )
 }
 
+/// Whether an `nft` program is on the search path.
+fn nft_present() -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path).any(|d| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(d.join("nft"))
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
 fn nft(args: &[&str], input: Option<&str>) -> Result<()> {
     let mut c = Command::new("nft");
     c.args(args)
@@ -92,6 +102,19 @@ pub fn install(
     ports: &[Port],
     route_localnet_on: &str,
 ) -> Result<()> {
+    if !nft_present() {
+        // Links and addresses work without it; only the way out and the
+        // forwarded ports need the table.
+        if !ports.is_empty() {
+            return Err(Error::invalid(
+                "--port needs nft (install nftables)".to_string(),
+            ));
+        }
+        eprintln!(
+            "nspawn: nft not found: {machine}'s network is not masqueraded (install nftables)"
+        );
+        return Ok(());
+    }
     remove(machine);
     nft(&["-f", "-"], Some(&script(machine, ip, subnet, ports)))?;
     if !ports.is_empty() {
