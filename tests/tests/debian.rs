@@ -300,11 +300,29 @@ fn template_unit_boots_an_inner_machine() {
         ),
         format!("--bind={}:/var/lib/machines/inner", inner.dir()),
     ]);
+    // A network of its own, so the inner machine's veth link can be made.
+    binds.push("--network-veth".to_string());
     let mut s = boot_with(&t, &binds.iter().map(String::as_str).collect::<Vec<_>>());
     login(&mut s);
-    let out = console(&mut s, "systemctl daemon-reload; systemctl start nspawn@inner.service; systemctl is-active nspawn@inner.service; nspawnctl list --no-legend");
+    // The template's own command line, but -U: no user namespace can mount
+    // a fresh proc inside another container (see the unit's comment).
+    let out = console(
+        &mut s,
+        "mkdir -p /etc/systemd/system/nspawn@.service.d; \
+         printf '[Service]\\nExecStart=\\n%s\\n' \
+           \"$(grep '^ExecStart=' /etc/systemd/system/nspawn@.service | sed 's/ -U / /')\" \
+           > /etc/systemd/system/nspawn@.service.d/nested.conf; \
+         systemctl daemon-reload; systemctl start nspawn@inner.service; \
+         systemctl is-active nspawn@inner.service; systemctl show -p ExecStart nspawn@inner.service; \
+         nspawnctl list --no-legend; ip -br link show ve-inner",
+    );
     assert!(
-        out.contains("active") && out.contains("inner") && out.contains("busybox"),
+        out.contains("active")
+            && out.contains("--network-veth")
+            && out.contains("inner")
+            && out.contains("busybox")
+            && out.contains("192.168.")
+            && out.contains("ve-inner"),
         "{out}"
     );
     // --keep-unit: the machine stays in the service, registered there with

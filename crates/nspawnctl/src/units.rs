@@ -105,11 +105,14 @@ fn start_detached(n: &str) -> Result<(), String> {
     let log =
         std::fs::File::create(&log_path).map_err(|e| format!("cannot create {log_path}: {e}"))?;
     let mut cmd = std::process::Command::new(&nspawn);
+    // The template's command line (units/nspawn@.service).
     cmd.args([
         "--quiet",
         "--keep-unit",
         "--boot",
         "--link-journal=try-guest",
+        "--network-veth",
+        "-U",
         "--settings=override",
         "--console=passive",
     ])
