@@ -768,6 +768,26 @@ fn a_tree_below_a_closed_directory() {
     ]));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(tree.join("root/made").exists());
+    // Bind sources in a closed directory: plain binds too are made by the
+    // host's root, not looked up by root of the namespace.
+    std::fs::write(closed.join("note"), "kept\n").unwrap();
+    std::fs::create_dir(closed.join("data")).unwrap();
+    std::fs::write(closed.join("data/file"), "in data\n").unwrap();
+    let o = run(nspawn(&[
+        "-q",
+        "--pipe",
+        "-U",
+        "-x",
+        "-D",
+        tree.to_str().unwrap(),
+        &format!("--bind-ro={}:/note", closed.join("note").display()),
+        &format!("--bind={}:/mnt/data:noidmap", closed.join("data").display()),
+        "/bin/sh",
+        "-c",
+        "cat /note /mnt/data/file; touch /note 2>/dev/null || echo read-only",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "kept\nin data\nread-only\n");
     assert!(
         mounts_under(&closed).is_empty(),
         "{:?}",

@@ -133,7 +133,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     let isolated = s.private_network && !crate::net::reaches_host_resolvers(&s.net);
     mount::etc::setup_resolv_conf(root, fs.resolv_conf, isolated, read_only)?;
     mount::etc::setup_timezone(root, fs.timezone, read_only)?;
-    mount::custom::mount_all(root, &fs.mounts, idmapped.binds)?;
+    mount::custom::mount_all(root, &fs.mounts, ctx.userns.then_some(idmapped.binds))?;
     mount::write_credentials(
         root,
         &fs.credentials,

@@ -6,7 +6,7 @@
 use super::{bind_fd, mount_on, remount};
 use crate::error::{Context, Error, Result};
 use crate::inroot;
-use crate::mount::spec::{CustomMount, Idmap, MountKind, Source};
+use crate::mount::spec::{CustomMount, MountKind, Source};
 use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
 use nix::sys::stat::{fstat, Mode};
@@ -14,16 +14,25 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// `idmapped`: the runner's detached mounts for the binds with an idmap
 /// option (userns/binds.rs), in their order.
-pub fn mount_all(root: BorrowedFd, mounts: &[CustomMount], idmapped: Vec<OwnedFd>) -> Result<()> {
-    let mut idmapped = idmapped.into_iter();
+/// `detached`: under a user namespace, the runner's copies of every bind
+/// with a host source, in order (idmapped where asked).
+pub fn mount_all(
+    root: BorrowedFd,
+    mounts: &[CustomMount],
+    detached: Option<Vec<OwnedFd>>,
+) -> Result<()> {
+    let userns = detached.is_some();
+    let mut detached = detached.unwrap_or_default().into_iter();
     for m in mounts {
         match &m.kind {
             MountKind::Bind {
-                idmap, read_only, ..
-            } if *idmap != Idmap::Off => {
-                let tree = idmapped
+                source: Source::Host(_),
+                read_only,
+                ..
+            } if userns => {
+                let tree = detached
                     .next()
-                    .ok_or_else(|| Error::invalid(format!("no idmapped mount for {}", m.dest)))?;
+                    .ok_or_else(|| Error::invalid(format!("no prepared mount for {}", m.dest)))?;
                 attach(root, &m.dest, tree, *read_only)?;
             }
             _ => mount_one(root, m)?,

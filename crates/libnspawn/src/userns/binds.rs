@@ -38,7 +38,13 @@ pub fn make(
             continue;
         };
         let ns = match idmap {
-            Idmap::Off => continue,
+            // A plain copy: made here, by the host's root, since root of
+            // the container's namespace may not reach a source below a
+            // directory closed to others.
+            Idmap::Off => {
+                out.push(clone(src, *recursive)?);
+                continue;
+            }
             Idmap::Container => std::fs::File::open(format!("/proc/{pid}/ns/user"))
                 .map(OwnedFd::from)
                 .ctx(|| "cannot open the container's user namespace".into())?,
@@ -114,14 +120,19 @@ fn one_id_namespace(uid: (u32, u32), gid: (u32, u32)) -> Result<OwnedFd> {
     }
 }
 
-fn idmapped(src: &Path, recursive: bool, ns: BorrowedFd) -> Result<OwnedFd> {
-    let s = src.display();
-    let tree = if recursive {
+/// A detached copy of the mount at `src` (with its submounts for rbind).
+fn clone(src: &Path, recursive: bool) -> Result<OwnedFd> {
+    if recursive {
         sys::open_tree_clone(src)
     } else {
         sys::open_tree_clone_flat(src)
     }
-    .ctx(|| format!("cannot clone the mount of {s}"))?;
+    .ctx(|| format!("cannot clone the mount of {}", src.display()))
+}
+
+fn idmapped(src: &Path, recursive: bool, ns: BorrowedFd) -> Result<OwnedFd> {
+    let s = src.display();
+    let tree = clone(src, recursive)?;
     sys::mount_setattr_idmap(tree.as_fd(), ns).map_err(|e| match e {
         nix::errno::Errno::EINVAL | nix::errno::Errno::EOPNOTSUPP => Error::invalid(format!(
             "cannot idmap the bind mount of {s}: its file system does not support idmapped mounts"
