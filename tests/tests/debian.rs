@@ -312,12 +312,14 @@ fn template_unit_boots_an_inner_machine() {
          printf '[Service]\\nExecStart=\\n%s\\n' \
            \"$(grep '^ExecStart=' /etc/systemd/system/nspawn@.service | sed 's/ -U / /')\" \
            > /etc/systemd/system/nspawn@.service.d/nested.conf; \
-         systemctl daemon-reload; systemctl start nspawn@inner.service; \
+         systemctl daemon-reload; nspawnctl enable inner; nspawnctl start inner; \
+         ls /etc/systemd/system/machines.target.wants/; \
          systemctl is-active nspawn@inner.service; systemctl show -p ExecStart nspawn@inner.service; \
          nspawnctl list --no-legend; ip -br link show ve-inner",
     );
     assert!(
         out.contains("active")
+            && out.contains("nspawn@inner.service")
             && out.contains("--network-veth")
             && out.contains("inner")
             && out.contains("busybox")
@@ -348,6 +350,11 @@ fn template_unit_boots_an_inner_machine() {
         out.contains("inactive") && out.trim_end().ends_with('0'),
         "{out}"
     );
+    let out = console(
+        &mut s,
+        "nspawnctl disable inner; ls /etc/systemd/system/machines.target.wants/ | grep -c inner",
+    );
+    assert!(out.trim_end().ends_with('0'), "{out}");
     s.send(b"poweroff\n");
     assert_eq!(s.finish(T).0, 0);
 }
