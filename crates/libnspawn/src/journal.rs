@@ -14,12 +14,46 @@ use std::path::Path;
 
 const HOST_DIR: &str = "/var/log/journal";
 
+/// Whether the host's side needs work for `mode` (done by the runner when
+/// the container has a user namespace: its root may not write the host's
+/// `/var/log/journal`).
+pub fn has_host_side(mode: LinkJournal) -> bool {
+    matches!(mode, LinkJournal::Host { .. } | LinkJournal::Guest { .. })
+}
+
+/// The host's side alone: the host directory (`host`), owned by `root`
+/// (the container's root on the host) so the guest's journald may write
+/// it, or the link to the guest's (`guest`).
+pub fn setup_host(
+    directory: &Path,
+    machine_id: &str,
+    mode: LinkJournal,
+    ephemeral: bool,
+    root: u32,
+) -> Result<()> {
+    let host = Path::new(HOST_DIR).join(machine_id);
+    let result = match mode {
+        LinkJournal::Host { .. } => std::fs::create_dir_all(&host)
+            .ctx(|| format!("cannot create {}", host.display()))
+            .and_then(|_| {
+                std::os::unix::fs::chown(&host, Some(root), Some(root))
+                    .ctx(|| format!("cannot hand {} to the container", host.display()))
+            }),
+        LinkJournal::Guest { .. } if !ephemeral => link_host(directory, &host, machine_id),
+        _ => Ok(()),
+    };
+    tolerate(result, mode)
+}
+
+/// Both sides, from inside the container process; `host_done`: the
+/// runner made the host's side already (user namespace).
 pub fn setup(
     root: BorrowedFd,
     directory: &Path,
     machine_id: &str,
     mode: LinkJournal,
     ephemeral: bool,
+    host_done: bool,
 ) -> Result<()> {
     let host = Path::new(HOST_DIR).join(machine_id);
     let inside = format!("/var/log/journal/{machine_id}");
@@ -32,15 +66,29 @@ pub fn setup(
             bind_host(root, &host, &inside)
         }
         LinkJournal::Host { .. } => {
-            std::fs::create_dir_all(&host).ctx(|| format!("cannot create {}", host.display()))?;
+            if !host_done {
+                std::fs::create_dir_all(&host)
+                    .ctx(|| format!("cannot create {}", host.display()))?;
+            }
             bind_host(root, &host, &inside)
         }
         // A throw-away tree's journal cannot be linked to from the host.
         LinkJournal::Guest { .. } if ephemeral => Err(Error::invalid(
             "cannot link the journal of an ephemeral container to the host",
         )),
-        LinkJournal::Guest { .. } => link_guest(root, directory, &host, &inside),
+        LinkJournal::Guest { .. } => inroot::mkdir_p(root, &inside, 0o755).and_then(|_| {
+            if host_done {
+                Ok(())
+            } else {
+                link_host(directory, &host, machine_id)
+            }
+        }),
     };
+    tolerate(result, mode)
+}
+
+/// `try-host` and `try-guest` go on without the link.
+fn tolerate(result: Result<()>, mode: LinkJournal) -> Result<()> {
     match (result, mode) {
         (Err(_), LinkJournal::Host { try_only: true } | LinkJournal::Guest { try_only: true }) => {
             Ok(())
@@ -65,9 +113,9 @@ fn bind_host(root: BorrowedFd, host: &Path, inside: &str) -> Result<()> {
     )
 }
 
-fn link_guest(root: BorrowedFd, directory: &Path, host: &Path, inside: &str) -> Result<()> {
-    inroot::mkdir_p(root, inside, 0o755)?;
-    let target = directory.join(inside.trim_start_matches('/'));
+/// The host's `/var/log/journal/ID`, a link to the guest's directory.
+fn link_host(directory: &Path, host: &Path, machine_id: &str) -> Result<()> {
+    let target = directory.join(format!("var/log/journal/{machine_id}"));
     match std::fs::read_link(host) {
         Ok(t) if t == target => return Ok(()),
         Ok(_) => std::fs::remove_file(host).ctx(|| format!("cannot replace {}", host.display()))?,

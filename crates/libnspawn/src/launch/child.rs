@@ -38,7 +38,8 @@ pub struct ChildCtx<'a> {
     /// the network links after `clone3`).
     pub wait_go: bool,
     /// Wait, once the machine id is sent, until the runner has placed us
-    /// in the machine's scope (made around a running process).
+    /// in the machine's scope (made around a running process) and, under a
+    /// user namespace, made the host's side of `--link-journal`.
     pub wait_placed: bool,
     /// In a user namespace of its own: wait for the maps first.
     pub userns: bool,
@@ -145,6 +146,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
         &container_uuid.plain(),
         fs.link_journal,
         fs.ephemeral,
+        ctx.userns,
     )?;
     if fs.read_only {
         mount::root::make_read_only(root)?;

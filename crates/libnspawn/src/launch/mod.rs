@@ -307,6 +307,10 @@ fn run_once(
     if userns.is_some() {
         ns |= libc::CLONE_NEWUSER;
     }
+    // Root of a user namespace may not write the host's /var/log/journal:
+    // the runner makes that side once the machine id is known.
+    let journal_host = userns.is_some() && crate::journal::has_host_side(s.fs.link_journal);
+    let wait_placed = mode.waits() || journal_host;
     let (pid, pidfd) = match sys::clone3(ns, cgroup.as_ref().map(|c| c.fd()))? {
         Forked::Child => {
             drop(ours);
@@ -318,7 +322,7 @@ fn run_once(
                 pty: console_mode.has_pty(),
                 cgroup2: cgroup.is_some()
                     || (mode.waits() && crate::cgroup::unified_root().is_some()),
-                wait_placed: mode.waits(),
+                wait_placed,
                 container_uuid: s.uuid.map(Ok).unwrap_or_else(Id128::random)?,
                 host_os_release,
                 term: term.as_deref(),
@@ -382,7 +386,16 @@ fn run_once(
                 cg.delegate(u.record.range.base, u.record.range.base)?;
             }
         }
-        if mode.waits() {
+        if let (true, Some(u)) = (journal_host, userns) {
+            crate::journal::setup_host(
+                &s.directory,
+                &machine_id.plain(),
+                s.fs.link_journal,
+                s.fs.ephemeral,
+                u.record.range.base,
+            )?;
+        }
+        if wait_placed {
             ours.send_go()?;
         }
         if network.is_some() {
