@@ -213,12 +213,7 @@ impl Cgroup {
     /// host's would otherwise fight over the unit's own attributes.
     pub fn payload(unit: &Path, machine: &str) -> Result<Cgroup> {
         let path = unit.join("payload");
-        match fs::create_dir(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-                return Err(e).ctx(|| format!("cannot create cgroup {}", path.display()))
-            }
-            _ => {}
-        }
+        make_dir(&path)?;
         let fd = open_dir(&path).ctx(|| format!("cannot open cgroup {}", path.display()))?;
         let dir = try_lock(fd)
             .ok_or_else(|| Error::invalid(format!("machine '{machine}' is already running")))?;
@@ -303,6 +298,24 @@ pub fn spawn_reaper(
     }
 }
 
+/// A cgroup below a unit, made unless it is there.
+fn make_dir(path: &Path) -> Result<()> {
+    match fs::create_dir(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            Err(e).ctx(|| format!("cannot create cgroup {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Wait (up to ten seconds) until nothing runs in the cgroup at `path`
+/// any more, or it is gone.
+pub fn wait_empty_at(path: &Path) {
+    if let Ok(fd) = open_dir(path) {
+        wait_empty(fd.as_fd());
+    }
+}
+
 /// The unified-hierarchy cgroup of process `pid` ("self" for ours).
 pub fn of_process(pid: &str) -> Option<PathBuf> {
     let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
@@ -321,12 +334,7 @@ pub fn split_own_unit() -> Result<Option<PathBuf>> {
         return Ok(None);
     }
     let supervisor = unit.join("supervisor");
-    match fs::create_dir(&supervisor) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-            return Err(e).ctx(|| format!("cannot create cgroup {}", supervisor.display()))
-        }
-        _ => {}
-    }
+    make_dir(&supervisor)?;
     fs::write(supervisor.join("cgroup.procs"), "0")
         .ctx(|| format!("cannot move into {}", supervisor.display()))?;
     Ok(Some(unit))
@@ -344,7 +352,7 @@ pub fn enable_controllers(unit: &Path) {
 
 /// Wait (up to ten seconds) until nothing runs in the cgroup `dir` any
 /// more, or it is gone.
-pub fn wait_empty(dir: BorrowedFd) {
+fn wait_empty(dir: BorrowedFd) {
     for _ in 0..1000 {
         match read_at(dir, "cgroup.events") {
             Some(e) if e.contains("populated 1") => {

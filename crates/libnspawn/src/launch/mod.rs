@@ -239,13 +239,7 @@ fn wait_for_recorded_cgroup(machine: &str, runner: i32) {
     else {
         return;
     };
-    if let Ok(fd) = nix::fcntl::open(
-        &cg,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    ) {
-        crate::cgroup::wait_empty(fd.as_fd());
-    }
+    crate::cgroup::wait_empty_at(&cg);
 }
 
 /// Host paths named by mounts must exist before anything is started, as in

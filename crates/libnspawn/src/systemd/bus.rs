@@ -59,6 +59,34 @@ fn system() -> Result<Connection, Failure> {
         .map_err(|e| Failure::Unavailable(format!("cannot connect to the system bus: {e}")))
 }
 
+/// A call to systemd's manager.
+fn systemd<B>(conn: &Connection, method: &str, body: &B) -> zbus::Result<zbus::Message>
+where
+    B: serde::Serialize + zbus::zvariant::DynamicType,
+{
+    conn.call_method(
+        Some(SYSTEMD),
+        SYSTEMD_PATH,
+        Some(SYSTEMD_MANAGER),
+        method,
+        body,
+    )
+}
+
+/// A call to machined's manager.
+fn machined<B>(conn: &Connection, method: &str, body: &B) -> zbus::Result<zbus::Message>
+where
+    B: serde::Serialize + zbus::zvariant::DynamicType,
+{
+    conn.call_method(
+        Some(MACHINED),
+        MACHINED_PATH,
+        Some(MACHINED_MANAGER),
+        method,
+        body,
+    )
+}
+
 /// Run `f` in a forked helper and return what it returned.
 fn in_helper(f: impl FnOnce() -> Outcome) -> Outcome {
     use nix::unistd::{fork, ForkResult};
@@ -209,15 +237,12 @@ pub fn start_scope(scope: &Scope) -> Outcome {
         // Subscribed before the call, so the signal cannot pass us by.
         let jobs = MessageIterator::for_match_rule(rule, &conn, Some(64)).map_err(failed)?;
         let aux: Vec<(String, Vec<(String, Value)>)> = vec![];
-        let reply = conn
-            .call_method(
-                Some(SYSTEMD),
-                SYSTEMD_PATH,
-                Some(SYSTEMD_MANAGER),
-                "StartTransientUnit",
-                &(scope_name(scope.machine), "fail", props, aux),
-            )
-            .map_err(failed)?;
+        let reply = systemd(
+            &conn,
+            "StartTransientUnit",
+            &(scope_name(scope.machine), "fail", props, aux),
+        )
+        .map_err(failed)?;
         let job: OwnedObjectPath = reply.body().deserialize().map_err(failed)?;
         for msg in jobs {
             let msg = msg.map_err(failed)?;
@@ -273,18 +298,7 @@ fn call_machined<B>(method: &str, body: &B) -> Outcome
 where
     B: serde::Serialize + zbus::zvariant::DynamicType,
 {
-    in_helper(|| {
-        system()?
-            .call_method(
-                Some(MACHINED),
-                MACHINED_PATH,
-                Some(MACHINED_MANAGER),
-                method,
-                body,
-            )
-            .map(drop)
-            .map_err(failed)
-    })
+    in_helper(|| machined(&system()?, method, body).map(drop).map_err(failed))
 }
 
 /// `CreateMachineWithNetwork`: machined makes the scope (with our
@@ -315,13 +329,7 @@ pub fn end_machine(machine: &str, registered: bool, scope: bool) -> Outcome {
     in_helper(|| {
         let conn = system()?;
         if registered {
-            let _ = conn.call_method(
-                Some(MACHINED),
-                MACHINED_PATH,
-                Some(MACHINED_MANAGER),
-                "UnregisterMachine",
-                &(machine,),
-            );
+            let _ = machined(&conn, "UnregisterMachine", &(machine,));
         }
         if !scope {
             return Ok(());
@@ -330,21 +338,9 @@ pub fn end_machine(machine: &str, registered: bool, scope: bool) -> Outcome {
         // inotify event later, some milliseconds); leftovers die with it,
         // as the reference's KillUnit would kill them.
         let unit = scope_name(machine);
-        let _ = conn.call_method(
-            Some(SYSTEMD),
-            SYSTEMD_PATH,
-            Some(SYSTEMD_MANAGER),
-            "StopUnit",
-            &(unit.as_str(), "replace"),
-        );
+        let _ = systemd(&conn, "StopUnit", &(unit.as_str(), "replace"));
         for _ in 0..5000 {
-            match conn.call_method(
-                Some(SYSTEMD),
-                SYSTEMD_PATH,
-                Some(SYSTEMD_MANAGER),
-                "GetUnit",
-                &(unit.as_str(),),
-            ) {
+            match systemd(&conn, "GetUnit", &(unit.as_str(),)) {
                 Err(zbus::Error::MethodError(name, ..))
                     if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit" =>
                 {
