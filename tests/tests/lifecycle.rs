@@ -121,6 +121,10 @@ fn listing(t: &Tree) -> Vec<String> {
 #[test]
 fn a_busy_tree_is_refused() {
     let t = Tree::busybox("busy");
+    let marker = marker();
+    let script = format!(
+        "exec >/dev/null 2>&1; for i in $(seq 400); do sleep {marker} & done; touch /running; wait"
+    );
     let first = start(&[
         "-q",
         "--pipe",
@@ -128,7 +132,10 @@ fn a_busy_tree_is_refused() {
         t.dir(),
         "/bin/sh",
         "-c",
-        "touch /running; sleep 30",
+        // Many processes, so the container takes a while to die once its
+        // runner is killed, and none holding the runner's output pipes, so
+        // we see the runner end before they do.
+        &script,
     ]);
     assert!(wait_until(Duration::from_secs(10), || t
         .join("running")
@@ -142,8 +149,12 @@ fn a_busy_tree_is_refused() {
     );
     kill(&first, libc::SIGKILL);
     let _ = wait_output(first, Duration::from_secs(10));
-    // Free again once the first runner is gone, even after SIGKILL.
+    // Free again once the first runner is gone, even after SIGKILL, and
+    // even while its container is still dying: the start waits for that.
     ok(run(nspawn(&["-q", "--pipe", "-D", t.dir(), "/bin/true"])));
+    if !reference() {
+        assert!(processes_exactly(&format!("sleep {marker}")).is_empty());
+    }
 }
 
 #[test]

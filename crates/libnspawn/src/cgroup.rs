@@ -156,9 +156,12 @@ impl Cgroup {
         let path = slice.join(format!("machine-{}.scope", escape(machine)));
         // A concurrent sweep may remove the directory between our mkdir and
         // our lock; the lock is only good if the directory still exists.
-        // An empty but locked cgroup belongs to a runner that is starting
-        // or to the reaper of one that just died: give it a moment.
-        for _ in 0..200 {
+        // A locked cgroup whose runner is not (yet, or any more) on record
+        // belongs to a runner that is starting or to the reaper of one that
+        // just died, whose container may still be dying: give it the time
+        // the reaper gives the container to end.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(12);
+        while std::time::Instant::now() < deadline {
             match fs::create_dir(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -178,7 +181,7 @@ impl Cgroup {
             };
             let Some(dir) = try_lock(fd) else {
                 let events = fs::read_to_string(path.join("cgroup.events")).unwrap_or_default();
-                if events.contains("populated 1") {
+                if events.contains("populated 1") && crate::registry::runner_lives(machine) {
                     return Err(Error::invalid(format!(
                         "machine '{machine}' is already running"
                     )));
@@ -406,8 +409,13 @@ fn reaper(pipe: OwnedFd, cgroup: Option<&Cgroup>, extra: &[BorrowedFd], after: i
     // Through our descriptor, not the path: a runner that ended normally
     // has removed the directory already, and a new container of the same
     // name may have made its own at that path by now.
+    // The cgroup (the name's lock) goes last, so a new start of the name
+    // finds the network's and user namespace's records released.
     if let Some(cg) = cgroup {
         wait_empty(cg.fd());
+    }
+    after();
+    if let Some(cg) = cgroup {
         if is_at(cg.fd(), &cg.path) {
             remove_tree(&cg.path);
             if cg.owned {
@@ -415,7 +423,6 @@ fn reaper(pipe: OwnedFd, cgroup: Option<&Cgroup>, extra: &[BorrowedFd], after: i
             }
         }
     }
-    after();
     // SAFETY: _exit is always safe.
     unsafe { libc::_exit(0) }
 }

@@ -103,6 +103,17 @@ fn alive(r: &Record) -> bool {
     }
 }
 
+/// Whether the runner that published `name`'s record still lives (a
+/// zombie does not). False without a record.
+pub fn runner_lives(name: &str) -> bool {
+    read_record(name).is_some_and(|r| {
+        std::fs::read_to_string(format!("/proc/{}/stat", r.runner))
+            .ok()
+            .and_then(|st| st.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+            .unwrap_or(false)
+    })
+}
+
 /// The record of `name` as written, running or not.
 pub fn read_record(name: &str) -> Option<Record> {
     read(&path(name))

@@ -201,14 +201,16 @@ pub fn run(s: &Settings) -> Result<i32> {
     if let Some(c) = &control {
         c.remove();
     }
-    if let Some(cg) = cgroup {
-        cg.remove();
-    }
     if let Some(h) = record {
         h.release();
     }
     if let Some(u) = userns {
         u.record.release();
+    }
+    // The cgroup is the name's lock: last, so a new start of the name
+    // finds everything else released.
+    if let Some(cg) = cgroup {
+        cg.remove();
     }
     notify::notify_caller("STOPPING=1");
     result

@@ -48,11 +48,8 @@ impl Mode {
     /// Before the container exists: the cgroup it is cloned into, when it
     /// is known now (not for a scope, made around the running container).
     pub fn prepare(self, s: &Settings) -> Result<Option<Cgroup>> {
-        if self != Mode::Own && registry::lookup(&s.machine).is_some() {
-            return Err(Error::invalid(format!(
-                "machine '{}' is already running",
-                s.machine
-            )));
+        if self != Mode::Own {
+            wait_unless_running(&s.machine)?;
         }
         match self {
             Mode::Scope => Ok(None),
@@ -242,4 +239,19 @@ pub fn place(
         cgroup: Some(done?),
         ..placed
     })
+}
+
+/// Refuse a running machine of this name; one whose runner has died is
+/// given the time its reaper takes to clean up after it.
+fn wait_unless_running(machine: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(12);
+    while registry::lookup(machine).is_some() {
+        if registry::runner_lives(machine) || std::time::Instant::now() > deadline {
+            return Err(Error::invalid(format!(
+                "machine '{machine}' is already running"
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(())
 }
