@@ -142,22 +142,50 @@ pub fn run(mut c: Command) -> Output {
     wait_output(child, Duration::from_secs(60))
 }
 
+/// Wait (up to `limit`) for `child` and its piped output. The pipes are
+/// read all along (a chatty child never blocks on a full pipe), and only
+/// for a bounded time after it exits: a process left holding them (the
+/// very leak a test may look for) fails the test instead of hanging it.
 pub fn wait_output(mut child: Child, limit: Duration) -> Output {
+    use std::io::Read;
+    fn reader(pipe: Option<impl Read + Send + 'static>) -> std::sync::mpsc::Receiver<Vec<u8>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = vec![];
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            let _ = tx.send(buf);
+        });
+        rx
+    }
+    let (out, err) = (reader(child.stdout.take()), reader(child.stderr.take()));
     let end = Instant::now() + limit;
-    loop {
-        if let Some(_st) = child.try_wait().unwrap() {
-            return child.wait_with_output().unwrap();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
         }
         if Instant::now() > end {
             let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "timed out; stdout {:?} stderr {:?}",
-                text(&out.stdout),
-                text(&out.stderr)
-            );
+            let _ = child.wait();
+            break None;
         }
         std::thread::sleep(Duration::from_millis(5));
+    };
+    let drain = Duration::from_secs(5);
+    let (stdout, stderr) = (out.recv_timeout(drain), err.recv_timeout(drain));
+    match (status, stdout, stderr) {
+        (Some(status), Ok(stdout), Ok(stderr)) => Output {
+            status,
+            stdout,
+            stderr,
+        },
+        (None, o, e) => panic!(
+            "timed out; stdout {:?} stderr {:?}",
+            text(&o.unwrap_or_default()),
+            text(&e.unwrap_or_default())
+        ),
+        (Some(st), ..) => panic!("exited ({st}), but something still holds its output open"),
     }
 }
 
@@ -336,18 +364,26 @@ impl PtySession {
     /// Wait for `pat` in the output; returns everything up to and including it.
     #[track_caller]
     pub fn expect(&mut self, pat: &str, limit: Duration) -> String {
+        match self.try_expect(pat, limit) {
+            Some(out) => out,
+            None => panic!(
+                "timed out waiting for {pat:?}; output so far: {:?}",
+                text(&self.buf)
+            ),
+        }
+    }
+
+    /// As `expect`, but `None` (the output kept) when `pat` does not come.
+    pub fn try_expect(&mut self, pat: &str, limit: Duration) -> Option<String> {
         let end = Instant::now() + limit;
         loop {
             if let Some(i) = find(&self.buf, pat.as_bytes()) {
                 let rest = self.buf.split_off(i + pat.len());
-                return text(&std::mem::replace(&mut self.buf, rest));
+                return Some(text(&std::mem::replace(&mut self.buf, rest)));
             }
             if Instant::now() > end || !self.fill(Duration::from_millis(50)) && Instant::now() > end
             {
-                panic!(
-                    "timed out waiting for {pat:?}; output so far: {:?}",
-                    text(&self.buf)
-                );
+                return None;
             }
         }
     }
@@ -361,7 +397,10 @@ impl PtySession {
         let end = Instant::now() + limit;
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
-                while self.fill(Duration::from_millis(20)) {}
+                // What is left to read; bounded, should something that
+                // outlived the program still hold the terminal open.
+                let drain = Instant::now() + Duration::from_secs(2);
+                while self.fill(Duration::from_millis(20)) && Instant::now() < drain {}
                 return (
                     st.code().unwrap_or(-1),
                     text(&std::mem::take(&mut self.buf)),

@@ -29,10 +29,14 @@ fn typing_window_size_and_term() {
     s.expect("/dev/", T);
     s.expect("# ", T);
     // A resize of our terminal reaches the container (SIGWINCH).
+    // The runner passes it on when it handles SIGWINCH, which may come
+    // after input already waiting: ask until the new size shows.
     set_winsize(&s.master, 40, 120);
-    std::thread::sleep(Duration::from_millis(200));
-    s.send(b"stty size\n");
-    s.expect("40 120", T);
+    let resized = (0..20).any(|_| {
+        s.send(b"stty size\n");
+        s.try_expect("40 120", Duration::from_millis(500)).is_some()
+    });
+    assert!(resized, "the new size did not reach the container");
     s.expect("# ", T);
     s.send(b"exit 4\n");
     let (code, out) = s.finish(T);
@@ -62,9 +66,10 @@ fn slow_escapes_are_just_input() {
     let t = Tree::busybox("noescape");
     let mut s = session(&t, &["-q", "/bin/sh"], 24, 80);
     s.expect("# ", T);
+    // More than a second between each, however late the runner reads them.
     for _ in 0..3 {
         s.send(&[0x1d]);
-        std::thread::sleep(Duration::from_millis(600));
+        std::thread::sleep(Duration::from_millis(1100));
     }
     s.send(b"\x15echo still-here\n");
     s.expect("still-here\r\n", T);

@@ -454,7 +454,7 @@ fn top_reports_cpu_memory_and_tasks() {
     )
     .join(&t.name)
     .exists()));
-    let out = ok(ctl(&["top", "--output=json", "--delay=0.5"]));
+    let out = ok(ctl(&["top", "--output=json", "--delay=1"]));
     let line = out.lines().next().unwrap();
     let start = line
         .find(&format!("\"machine\":\"{}\"", t.name))
@@ -464,7 +464,9 @@ fn top_reports_cpu_memory_and_tasks() {
         let i = obj.find(&format!("\"{k}\":")).unwrap() + k.len() + 3;
         obj[i..].split([',', '}']).next().unwrap().parse().unwrap()
     };
-    assert!(num("cpu_percent") > 30.0, "{obj}");
+    // A busy loop: well above an idle machine's ~0, even when it shares
+    // two loaded cores with another test.
+    assert!(num("cpu_percent") > 10.0, "{obj}");
     assert!(num("memory_bytes") > 0.0, "{obj}");
     assert!(num("tasks") >= 2.0, "{obj}");
     let out = ok(ctl(&["top", "--batch", "-n", "1", "--delay=0.2"]));

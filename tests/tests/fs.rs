@@ -71,30 +71,27 @@ fn ephemeral_never_writes_the_tree() {
 #[test]
 fn ephemeral_instances_share_a_tree() {
     let t = Tree::busybox("ephshare");
-    let mut c = nspawn(&[
-        "-q",
-        "--pipe",
-        "-x",
-        "-D",
-        t.dir(),
-        "/bin/sh",
-        "-c",
-        "touch /tmp/../running-a; sleep 2",
-    ]);
+    let m = marker();
+    let mut c = nspawn(&["-q", "--pipe", "-x", "-D", t.dir(), "/bin/sleep", &m]);
     c.stdout(Stdio::null()).stderr(Stdio::null());
     let mut first = c.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Running (so holding its lock on the tree) until we end it.
+    let cmd = format!("/bin/sleep {m}");
+    assert!(wait_until(Duration::from_secs(10), || {
+        processes_exactly(&cmd).len() == 1
+    }));
     ok(t.sh(&["-x"], "true"));
-    if ours_only() {
-        first.wait().unwrap();
-        return;
-    }
     // A writer is still refused while they run: overlayfs must not see its
     // lower layer change (the reference copies the tree instead).
     let o = t.sh(&[], "true");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(first.id() as libc::pid_t, libc::SIGTERM) };
+    first.wait().unwrap();
+    if ours_only() {
+        return;
+    }
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("is currently busy"));
-    first.wait().unwrap();
 }
 
 #[test]

@@ -460,7 +460,9 @@ fn concurrent_starts_get_distinct_subnets() {
                 t.dir(),
                 "/bin/sh",
                 "-c",
-                "ip -o -4 addr show host0; sleep 1",
+                // All four run at once: none ends (and frees its
+                // subnet) before every one has its own.
+                "ip -o -4 addr show host0; while [ ! -e /go ]; do sleep 0.05; done",
             ]);
             c.stdin(Stdio::null())
                 .stdout(Stdio::piped())
@@ -468,6 +470,12 @@ fn concurrent_starts_get_distinct_subnets() {
             c.spawn().unwrap()
         })
         .collect();
+    assert!(wait_until(Duration::from_secs(20), || names
+        .iter()
+        .all(|n| record(n).is_some())));
+    for t in &trees {
+        std::fs::write(t.join("go"), "").unwrap();
+    }
     let outs: Vec<String> = threads
         .into_iter()
         .map(|c| ok(wait_output(c, Duration::from_secs(30))))
@@ -498,6 +506,8 @@ fn sigkill_of_the_runner_leaves_nothing() {
     // SAFETY: signalling our own child.
     assert!(nft_tables().contains(&format!("nspawn-{name}")));
     unsafe { libc::kill(r.child.id() as libc::pid_t, libc::SIGKILL) };
+    let mut r = r;
+    let _ = r.child.wait();
     // The name is free again at once: a new start waits for the reaper
     // to release the records and links, then takes it.
     let again = ok(t.sh(
@@ -523,11 +533,10 @@ fn next_start_sweeps_stale_records() {
     // unlocked record and its empty zone bridge.
     ip(&["link", "add", &zone, "type", "bridge"]);
     std::fs::create_dir_all("/run/nspawn/net").unwrap();
-    std::fs::write(
-        format!("/run/nspawn/net/{stale}"),
-        format!("zone={zone}\nsubnet=192.168.200.0/24\n"),
-    )
-    .unwrap();
+    // Whole when it appears: a concurrent start's sweep may read it at once.
+    let tmp = format!("/run/nspawn/{stale}.tmp");
+    std::fs::write(&tmp, format!("zone={zone}\nsubnet=192.168.200.0/24\n")).unwrap();
+    std::fs::rename(&tmp, format!("/run/nspawn/net/{stale}")).unwrap();
     let t = Tree::busybox("sweep");
     ok(t.sh(&["-n", "-M", &format!("nw{p}")], "true"));
     assert!(record(&stale).is_none(), "stale record kept");
@@ -575,12 +584,14 @@ struct TestHost {
 }
 
 impl TestHost {
-    fn new() -> TestHost {
-        let n = std::process::id() % 250;
+    /// `tag` (0 or 1) keeps the hosts of tests that may run together apart.
+    fn new(tag: u32) -> TestHost {
+        let pid = std::process::id();
+        let n = (pid % 125) * 2 + tag;
         let (ns, link, peer) = (
-            format!("ntth{}", std::process::id()),
-            format!("nth{}a", std::process::id() % 100000),
-            format!("nth{}b", std::process::id() % 100000),
+            format!("ntth{pid}t{tag}"),
+            format!("nth{}t{tag}a", pid % 100000),
+            format!("nth{}t{tag}b", pid % 100000),
         );
         ip(&["netns", "add", &ns]);
         ip(&["link", "add", &link, "type", "veth", "peer", "name", &peer]);
@@ -638,7 +649,7 @@ fn container_reaches_a_host_beyond_ours_masqueraded() {
     if ours_only() {
         return;
     }
-    let th = TestHost::new();
+    let th = TestHost::new(0);
     let t = Tree::busybox("outbound");
     let name = format!("no{}", std::process::id() % 100000);
     // The test host has no route back to the container's subnet: replies
@@ -653,7 +664,7 @@ fn ports_are_forwarded_from_other_hosts_and_localhost() {
     if ours_only() {
         return;
     }
-    let th = TestHost::new();
+    let th = TestHost::new(1);
     let t = Tree::busybox("ports");
     let m = marker();
     std::fs::create_dir_all(t.join("www")).unwrap();

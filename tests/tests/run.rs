@@ -73,7 +73,7 @@ fn pid1_and_as_pid2() {
     // The stub reaps orphans: a zombie-making payload still exits cleanly.
     let out = ok(t.sh(
         &["-a"],
-        "(sleep 0.1 &) ; sleep 0.3; ps -o stat,comm | grep -c '^Z' || true",
+        "(sleep 0.1 &) ; sleep 0.3; for i in $(seq 50); do [ $(ps -o stat | grep -c '^Z') = 0 ] && break; sleep 0.1; done; ps -o stat,comm | grep -c '^Z' || true",
     ));
     assert_eq!(out.trim(), "0");
 }
@@ -391,11 +391,13 @@ fn host_and_container_mounts_stay_apart() {
     let t = Tree::busybox("leak");
     std::fs::create_dir_all(t.join("mnt/late")).unwrap();
     let mut c = nspawn(&["-q", "--pipe", "-D", t.dir(), "/bin/sh", "-c",
-        "mount -t tmpfs inner /mnt && touch /mnt/x; while [ ! -e /flag ]; do sleep 0.05; done; grep -c ' /late ' /proc/self/mountinfo"]);
+        "mount -t tmpfs inner /mnt && touch /mnt/x /ready; while [ ! -e /flag ]; do sleep 0.05; done; grep -c ' /mnt/late ' /proc/self/mountinfo"]);
     c.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = c.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(wait_until(Duration::from_secs(10), || t
+        .join("ready")
+        .exists()));
     // A mount the host makes now inside the tree must not show up inside.
     nix::mount::mount(
         Some("tmpfs"),

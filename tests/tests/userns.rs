@@ -144,7 +144,9 @@ fn six_containers_started_at_once_get_disjoint_ranges() {
                 "-U",
                 "/bin/sh",
                 "-c",
-                "cat /proc/self/uid_map; sleep 2",
+                // All six run at once: none ends (and frees its range)
+                // before every one has its own.
+                "cat /proc/self/uid_map; while [ ! -e /go ]; do sleep 0.05; done",
             ]);
             c.stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::piped())
@@ -152,6 +154,12 @@ fn six_containers_started_at_once_get_disjoint_ranges() {
             c.spawn().unwrap()
         })
         .collect();
+    assert!(wait_until(Duration::from_secs(30), || trees.iter().all(
+        |t| Path::new("/run/nspawn/userns").join(&t.name).exists()
+    )));
+    for t in &trees {
+        std::fs::write(t.join("go"), "").unwrap();
+    }
     let mut ranges: Vec<(u64, u64)> = children
         .into_iter()
         .map(|c| {
@@ -667,6 +675,12 @@ fn nspawnctl_shell_and_copy_under_a_user_namespace() {
     assert!(wait_until(Duration::from_secs(10), || {
         processes_exactly(&cmd).len() == 1
     }));
+    // The record is published once the payload runs, just after.
+    assert!(wait_until(Duration::from_secs(10), || Path::new(
+        "/run/nspawn/machines"
+    )
+    .join(&t.name)
+    .exists()));
     let shell = run(nspawnctl(&[
         "shell",
         &t.name,
