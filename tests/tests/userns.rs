@@ -802,6 +802,51 @@ fn a_tree_below_a_closed_directory() {
     ]));
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "kept\nin data\nread-only\n");
+    // Overlays of directories in it, made by the host's root as well: two
+    // read-only layers; a throw-away upper layer root inside writes to; a
+    // host upper layer handed to the range's root.
+    for d in ["l1", "l2", "up"] {
+        std::fs::create_dir(closed.join(d)).unwrap();
+    }
+    std::fs::write(closed.join("l1/a"), "one\n").unwrap();
+    std::fs::write(closed.join("l2/b"), "two\n").unwrap();
+    let base = 36_622u32 << 16;
+    nix::unistd::chown(
+        &closed.join("up"),
+        Some(nix::unistd::Uid::from_raw(base)),
+        Some(nix::unistd::Gid::from_raw(base)),
+    )
+    .unwrap();
+    let (l1, l2, up) = (
+        closed.join("l1").display().to_string(),
+        closed.join("l2").display().to_string(),
+        closed.join("up").display().to_string(),
+    );
+    let o = run(nspawn(&[
+        "-q",
+        "--pipe",
+        &format!("--private-users={base}:65536"),
+        "--private-users-ownership=chown",
+        "-D",
+        tree.to_str().unwrap(),
+        &format!("--overlay-ro={l1}:{l2}:/home/ro"),
+        &format!("--overlay={l1}:{l2}::/home/tmp"),
+        &format!("--overlay={l1}:{up}:/home/rw"),
+        "/bin/sh",
+        "-c",
+        "cat /home/ro/a /home/ro/b; touch /home/ro/x 2>/dev/null || echo read-only; \
+         touch /home/tmp/x 2>/dev/null && stat -c %u /home/tmp/x || echo denied; \
+         echo new > /home/rw/c && cat /home/rw/a",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The reference's throw-away upper layer belongs to the host's root, so
+    // root inside cannot write to it; ours belongs to root inside.
+    let tmp = if reference() { "denied" } else { "0" };
+    assert_eq!(stdout(&o), format!("one\ntwo\nread-only\n{tmp}\none\n"));
+    let c = closed.join("up/c");
+    assert_eq!(std::fs::read_to_string(&c).unwrap(), "new\n");
+    assert_eq!(std::fs::metadata(&c).unwrap().uid(), base);
+    assert!(!closed.join("l1/c").exists());
     assert!(
         mounts_under(&closed).is_empty(),
         "{:?}",

@@ -50,3 +50,12 @@ impl<T> Context<T> for std::io::Result<T> {
         })
     }
 }
+
+impl<T> Context<T> for rustix::io::Result<T> {
+    fn ctx<F: FnOnce() -> String>(self, what: F) -> Result<T> {
+        self.map_err(|e| Error::Os {
+            what: what(),
+            errno: Errno::from_raw(e.raw_os_error()),
+        })
+    }
+}

@@ -12,10 +12,9 @@ use nix::mount::MsFlags;
 use nix::sys::stat::{fstat, Mode};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-/// `idmapped`: the runner's detached mounts for the binds with an idmap
-/// option (userns/binds.rs), in their order.
 /// `detached`: under a user namespace, the runner's copies of every bind
-/// with a host source, in order (idmapped where asked).
+/// with a host source (idmapped where asked) and its overlays of host
+/// directories, in order (userns/binds.rs).
 pub fn mount_all(
     root: BorrowedFd,
     mounts: &[CustomMount],
@@ -35,17 +34,24 @@ pub fn mount_all(
                     .ok_or_else(|| Error::invalid(format!("no prepared mount for {}", m.dest)))?;
                 attach(root, &m.dest, tree, *read_only)?;
             }
+            MountKind::Overlay { .. } if userns && crate::userns::overlay::runner_makes(m) => {
+                let tree = detached
+                    .next()
+                    .ok_or_else(|| Error::invalid(format!("no prepared mount for {}", m.dest)))?;
+                // Read-only already, where asked.
+                attach(root, &m.dest, tree, false)?;
+            }
             _ => mount_one(root, m)?,
         }
     }
     Ok(())
 }
 
-/// Attach a detached (idmapped) mount on `dest`, made like its source.
+/// Attach a detached mount the runner made on `dest`, made like its source.
 fn attach(root: BorrowedFd, dest: &str, tree: OwnedFd, read_only: bool) -> Result<()> {
     let t = target(root, dest, is_dir(tree.as_fd())?)?;
     crate::sys::move_mount_onto_fd(tree.as_fd(), t.as_fd())
-        .ctx(|| format!("cannot attach the idmapped bind on {dest}"))?;
+        .ctx(|| format!("cannot attach the mount on {dest}"))?;
     if read_only {
         read_only_recursive(root, dest)?;
     }
@@ -254,27 +260,7 @@ fn overlay(
         }
         Some(up) => {
             let up = open_source(root, up)?;
-            // The work directory must be on the upper layer's file system:
-            // a fixed sibling, reused (and emptied by overlayfs) each time.
-            let parent = nix::fcntl::openat(
-                &up,
-                "..",
-                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .ctx(|| format!("cannot open the parent of the upper layer for {dest}"))?;
-            let name = std::fs::read_link(inroot::proc_fd(up.as_fd()))
-                .ok()
-                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .unwrap_or_else(|| "upper".into());
-            let work = format!(".#{name}.nspawn-work");
-            match nix::sys::stat::mkdirat(&parent, work.as_str(), Mode::from_bits_truncate(0o700)) {
-                Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-                Err(e) => {
-                    return Err(e)
-                        .ctx(|| format!("cannot create the overlay work directory for {dest}"))
-                }
-            }
+            let (parent, work) = work_dir(up.as_fd(), dest)?;
             let opts = format!(
                 "lowerdir={},upperdir={},workdir={}/{work}",
                 lowerdir.join(":"),
@@ -301,4 +287,27 @@ fn overlay(
     )?;
     drop((lower_fds, keep));
     Ok(())
+}
+
+/// The work directory of the upper layer `up` of the overlay on `dest`:
+/// it must be on the upper layer's file system, so a fixed sibling,
+/// reused (and emptied by overlayfs) each time. Returns the parent's
+/// descriptor and the work directory's name in it.
+pub(crate) fn work_dir(up: BorrowedFd, dest: &str) -> Result<(OwnedFd, String)> {
+    let parent = nix::fcntl::openat(
+        up,
+        "..",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("cannot open the parent of the upper layer for {dest}"))?;
+    let name = std::fs::read_link(inroot::proc_fd(up))
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "upper".into());
+    let work = format!(".#{name}.nspawn-work");
+    match nix::sys::stat::mkdirat(&parent, work.as_str(), Mode::from_bits_truncate(0o700)) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok((parent, work)),
+        Err(e) => Err(e).ctx(|| format!("cannot create the overlay work directory for {dest}")),
+    }
 }

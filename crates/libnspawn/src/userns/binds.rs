@@ -19,7 +19,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-/// The detached mounts for the binds with an idmap option, in order.
+/// The detached mounts for the binds with a host source (idmapped where
+/// asked) and the overlays of host directories (overlay.rs), in order.
 pub fn make(
     mounts: &[CustomMount],
     pid: libc::pid_t,
@@ -28,6 +29,10 @@ pub fn make(
 ) -> Result<Vec<OwnedFd>> {
     let mut out = vec![];
     for m in mounts {
+        if super::overlay::runner_makes(m) {
+            out.push(super::overlay::make(m, range)?);
+            continue;
+        }
         let MountKind::Bind {
             source: Source::Host(src),
             recursive,

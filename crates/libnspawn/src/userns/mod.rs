@@ -7,6 +7,7 @@
 pub mod bind_user;
 pub mod binds;
 mod chown;
+pub mod overlay;
 pub mod record;
 
 use crate::error::{Context, Error, Result};
