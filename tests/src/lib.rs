@@ -129,7 +129,48 @@ impl Tree {
 
 impl Drop for Tree {
     fn drop(&mut self) {
+        stop_runners_of(self.dir());
         let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// End any runner (ours or the reference) still running a container of
+/// `dir`: a test that failed half-way must not leave one behind to load
+/// the machine for the tests after it. SIGTERM first (the reference's
+/// container outlives a killed runner), then SIGKILL.
+pub fn stop_runners_of(dir: &str) {
+    let with_eq = format!("={dir}");
+    let runners = || -> Vec<i32> {
+        let mut out = vec![];
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            let cmd = text(&cmd);
+            let mut args = cmd.split('\0');
+            let runner = args
+                .next()
+                .and_then(|a| a.rsplit('/').next())
+                .is_some_and(|a| a == "nspawn" || a == "systemd-nspawn");
+            if runner && args.any(|a| a == dir || a.ends_with(&with_eq)) {
+                out.push(pid);
+            }
+        }
+        out
+    };
+    for (sig, wait) in [(libc::SIGTERM, 5), (libc::SIGKILL, 5)] {
+        let pids = runners();
+        if pids.is_empty() {
+            return;
+        }
+        for pid in pids {
+            // SAFETY: signalling a runner of our own test's tree.
+            unsafe { libc::kill(pid, sig) };
+        }
+        wait_until(Duration::from_secs(wait), || runners().is_empty());
     }
 }
 
@@ -476,6 +517,9 @@ impl DebianTree {
 
 impl Drop for DebianTree {
     fn drop(&mut self) {
+        if let Some(dir) = self.path.to_str() {
+            stop_runners_of(dir);
+        }
         let _ = nix::mount::umount2(&self.path, nix::mount::MntFlags::MNT_DETACH);
         let _ = std::fs::remove_dir(&self.path);
         let _ = std::fs::remove_dir_all(&self.base);

@@ -325,6 +325,9 @@ fn list_status_signals_shell_copy_terminate() {
     // SAFETY: killing our own child.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     let _ = wait_output(runner, T);
+    // Dying is not running: it is no longer listed, at once.
+    let out = ok(ctl(&["list", "--no-legend"]));
+    assert!(!out.contains(b.name()), "{out}");
     assert!(
         wait_until(T, || !std::path::Path::new("/run/nspawn/machines")
             .join(b.name())

@@ -470,12 +470,13 @@ fn concurrent_starts_get_distinct_subnets() {
             c.spawn().unwrap()
         })
         .collect();
-    assert!(wait_until(Duration::from_secs(20), || names
-        .iter()
-        .all(|n| record(n).is_some())));
+    let all_up = wait_until(Duration::from_secs(20), || {
+        names.iter().all(|n| record(n).is_some())
+    });
     for t in &trees {
         std::fs::write(t.join("go"), "").unwrap();
     }
+    assert!(all_up, "not all four containers started");
     let outs: Vec<String> = threads
         .into_iter()
         .map(|c| ok(wait_output(c, Duration::from_secs(30))))

@@ -146,7 +146,7 @@ fn six_containers_started_at_once_get_disjoint_ranges() {
                 "-c",
                 // All six run at once: none ends (and frees its range)
                 // before every one has its own.
-                "cat /proc/self/uid_map; while [ ! -e /go ]; do sleep 0.05; done",
+                "cat /proc/self/uid_map; touch /ready; while [ ! -e /go ]; do sleep 0.05; done",
             ]);
             c.stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::piped())
@@ -154,12 +154,13 @@ fn six_containers_started_at_once_get_disjoint_ranges() {
             c.spawn().unwrap()
         })
         .collect();
-    assert!(wait_until(Duration::from_secs(30), || trees.iter().all(
-        |t| Path::new("/run/nspawn/userns").join(&t.name).exists()
-    )));
+    let all_up = wait_until(Duration::from_secs(30), || {
+        trees.iter().all(|t| t.join("ready").exists())
+    });
     for t in &trees {
         std::fs::write(t.join("go"), "").unwrap();
     }
+    assert!(all_up, "not all six containers started");
     let mut ranges: Vec<(u64, u64)> = children
         .into_iter()
         .map(|c| {

@@ -106,12 +106,14 @@ fn alive(r: &Record) -> bool {
 /// Whether the runner that published `name`'s record still lives (a
 /// zombie does not). False without a record.
 pub fn runner_lives(name: &str) -> bool {
-    read_record(name).is_some_and(|r| {
-        std::fs::read_to_string(format!("/proc/{}/stat", r.runner))
-            .ok()
-            .and_then(|st| st.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
-            .unwrap_or(false)
-    })
+    read_record(name).is_some_and(|r| runner_alive(&r))
+}
+
+fn runner_alive(r: &Record) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/stat", r.runner))
+        .ok()
+        .and_then(|st| st.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
 }
 
 /// The record of `name` as written, running or not.
@@ -131,7 +133,9 @@ fn forget(p: &Path, stale: Option<Record>) {
     let _ = std::fs::remove_file(p);
 }
 
-/// Every running machine, sorted by name; stale records are removed.
+/// Every running machine, sorted by name; stale records are removed. A
+/// machine whose runner was killed is dying, not running: it is left out,
+/// and its reaper removes the record once the container is gone.
 pub fn list() -> Vec<Record> {
     let Ok(entries) = std::fs::read_dir(DIR) else {
         return vec![];
@@ -140,7 +144,7 @@ pub fn list() -> Vec<Record> {
         .flatten()
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .filter_map(|e| match read(&e.path()) {
-            Some(r) if alive(&r) => Some(r),
+            Some(r) if alive(&r) => runner_alive(&r).then_some(r),
             stale => {
                 forget(&e.path(), stale);
                 None
