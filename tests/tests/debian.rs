@@ -435,7 +435,10 @@ fn scopes_and_machined_registration_on_a_systemd_host() {
              echo payload=$(cat /sys/fs/cgroup/machine.slice/machine-reg1.scope/payload/cgroup.procs); \
              systemctl show machine-reg1.scope -p DevicePolicy -p Delegate --no-pager; \
              nspawnctl list --no-legend",
-            until("machinectl show reg1 >/dev/null 2>&1")
+            // Registered first, then moved into payload by the runner.
+            until(
+                "machinectl show reg1 >/dev/null 2>&1 && [ -s /sys/fs/cgroup/machine.slice/machine-reg1.scope/payload/cgroup.procs ]"
+            )
         ),
     );
     let leader = out

@@ -390,7 +390,8 @@ fn reaper(pipe: OwnedFd, cgroup: Option<&Cgroup>, extra: &[BorrowedFd], after: i
     keep.extend(cgroup.map(|c| c.fd().as_raw_fd() as u32));
     keep.extend(extra.iter().map(|f| f.as_raw_fd() as u32));
     keep.sort();
-    // SAFETY: closing descriptors we do not use; setsid has no arguments.
+    // SAFETY: closing descriptors we do not use; setsid, signal and prctl
+    // with constant arguments.
     unsafe {
         let mut from = 0u32;
         for k in keep {
@@ -401,6 +402,14 @@ fn reaper(pipe: OwnedFd, cgroup: Option<&Cgroup>, extra: &[BorrowedFd], after: i
         }
         libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
         libc::setsid();
+        // Only the runner's end (or SIGKILL) ends us: a SIGTERM sent to
+        // every process of the runner's unit or name (systemd's
+        // KillMode=control-group, `pkill nspawn`) must not stop the
+        // cleanup the runner may still need.
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+        libc::prctl(libc::PR_SET_NAME, c"nspawn-reaper".as_ptr());
     }
     let mut b = [0u8; 1];
     while let Err(Errno::EINTR) = nix::unistd::read(&pipe, &mut b) {}
