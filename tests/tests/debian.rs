@@ -437,7 +437,7 @@ fn scopes_and_machined_registration_on_a_systemd_host() {
              nspawnctl list --no-legend",
             // Registered first, then moved into payload by the runner.
             until(
-                "machinectl show reg1 >/dev/null 2>&1 && [ -s /sys/fs/cgroup/machine.slice/machine-reg1.scope/payload/cgroup.procs ]"
+                "machinectl show reg1 >/dev/null 2>&1 && grep -q . /sys/fs/cgroup/machine.slice/machine-reg1.scope/payload/cgroup.procs"
             )
         ),
     );
