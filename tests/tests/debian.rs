@@ -619,6 +619,41 @@ fn scopes_and_machined_registration_on_a_systemd_host() {
     assert_eq!(s.finish(T).0, 0);
 }
 
+/// machinectl on a systemd host drives a booted guest we registered the
+/// way it drives the reference's: `machinectl shell` gets a shell inside
+/// through machined (which enters the leader's namespaces and asks the
+/// guest's own systemd over its bus), and `machinectl poweroff` ends it.
+#[test]
+fn machinectl_shell_and_poweroff_reach_a_booted_guest() {
+    if ours_only() {
+        return;
+    }
+    let t = DebianTree::new("deb-mctl");
+    let lower = std::env::var("NSPAWN_TEST_DEBIAN")
+        .unwrap_or_else(|_| "/var/cache/nspawn-rs/debian12".into());
+    let mut binds = our_tools();
+    binds.push(format!("--bind-ro={lower}:/srv/deb"));
+    let mut s = boot_with(&t, &binds.iter().map(String::as_str).collect::<Vec<_>>());
+    login(&mut s);
+    let out = console(
+        &mut s,
+        "(nspawn -q -b -x -D /srv/deb -M inner --console=passive >/tmp/inner.log 2>&1 &); \
+         w=; for i in $(seq 300); do \
+           N=$(machinectl list --no-legend --no-pager | awk '/^inner/ {print $1}'); \
+           [ -n \"$N\" ] && systemctl -q -M \"$N\" is-system-running --wait >/dev/null 2>&1 && { w=1; break; }; \
+           sleep 0.1; done; [ -n \"$w\" ] || echo UNTIL-TIMEOUT; \
+         machinectl shell \"$N\" /bin/sh -c 'echo hi-from-$(hostname)'; \
+         machinectl poweroff \"$N\"; \
+         for i in $(seq 300); do [ -z \"$(machinectl list --no-legend --no-pager)\" ] && break; sleep 0.1; done; \
+         echo machines=$(machinectl list --no-legend --no-pager | wc -l) ours=$(nspawnctl list --no-legend | wc -l)",
+    );
+    assert!(!out.contains("UNTIL-TIMEOUT"), "{out}");
+    assert!(out.contains("hi-from-inner-"), "{out}");
+    assert!(out.contains("machines=0 ours=0"), "{out}");
+    s.send(b"poweroff\n");
+    assert_eq!(s.finish(BOOT).0, 0);
+}
+
 #[test]
 fn networkd_in_the_guest_gets_its_address_by_dhcp() {
     // The reference assigns no addresses without networkd on the host.
