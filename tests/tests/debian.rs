@@ -569,6 +569,26 @@ fn scopes_and_machined_registration_on_a_systemd_host() {
         out.split_whitespace().collect::<Vec<_>>() == ["0", "inactive", "0"],
         "{out}"
     );
+    // And once more, starting the same name again at once: the new start
+    // waits for the dead runner's machine to be gone, then registers.
+    let out = console(
+        &mut s,
+        &format!(
+            "systemd-run -q --unit=doomed2 -p KillMode=process nspawn -q -D /srv/bb -M reg5 /bin/sleep 120; {}; \
+             systemctl kill -s KILL --kill-whom=main doomed2.service; {}; \
+             nspawn -q -D /srv/bb -M reg5 /bin/sh -c 'cat /proc/self/cgroup'; echo rc=$?; \
+             {}; machinectl list --no-legend --no-pager | wc -l",
+            until("machinectl show reg5 >/dev/null 2>&1"),
+            // The runner is gone (its tree lock with it); its machine may
+            // not be yet.
+            until("! systemctl -q is-active doomed2.service"),
+            until("[ -z \"$(machinectl list --no-legend --no-pager)\" ]"),
+        ),
+    );
+    assert!(
+        out.contains("0::/") && out.contains("rc=0") && out.trim_end().ends_with('0'),
+        "{out}"
+    );
 
     // A reboot from inside: the second run gets a scope of its own again.
     let out = console(

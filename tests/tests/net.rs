@@ -507,20 +507,24 @@ fn sigkill_of_the_runner_leaves_nothing() {
     // SAFETY: signalling our own child.
     assert!(nft_tables().contains(&format!("nspawn-{name}")));
     unsafe { libc::kill(r.child.id() as libc::pid_t, libc::SIGKILL) };
-    let mut r = r;
+    assert!(gone(&format!("vb-{name}")));
+    assert!(gone(&format!("vz-{zone}")), "zone bridge left behind");
+    assert!(wait_until(Duration::from_secs(5), || record(&name).is_none()));
+    assert!(!nft_tables().contains(&format!("nspawn-{name}")));
+    drop(r);
+    // Again, and the name is taken again at once: the new start waits for
+    // the reaper to release the records and links.
+    let mut r = start(&t, &[&format!("--network-zone={zone}"), "-M", &name]);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(r.child.id() as libc::pid_t, libc::SIGKILL) };
     let _ = r.child.wait();
-    // The name is free again at once: a new start waits for the reaper
-    // to release the records and links, then takes it.
     let again = ok(t.sh(
         &[&format!("--network-zone={zone}"), "-M", &name],
         "ip -o link show host0",
     ));
     assert!(again.contains("host0"), "{again}");
     assert!(gone(&format!("vb-{name}")));
-    assert!(gone(&format!("vz-{zone}")), "zone bridge left behind");
     assert!(wait_until(Duration::from_secs(5), || record(&name).is_none()));
-    assert!(!nft_tables().contains(&format!("nspawn-{name}")));
-    drop(r);
 }
 
 #[test]

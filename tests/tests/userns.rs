@@ -788,19 +788,19 @@ fn a_tree_below_a_closed_directory() {
     std::fs::write(closed.join("note"), "kept\n").unwrap();
     std::fs::create_dir(closed.join("data")).unwrap();
     std::fs::write(closed.join("data/file"), "in data\n").unwrap();
-    let o = run(nspawn(&[
-        "-q",
-        "--pipe",
-        "-U",
-        "-x",
-        "-D",
-        tree.to_str().unwrap(),
+    // An ephemeral run of the tree under -U with `extra`.
+    let ephemeral = |extra: &[&str]| {
+        let mut a = vec!["-q", "--pipe", "-U", "-x", "-D", tree.to_str().unwrap()];
+        a.extend_from_slice(extra);
+        run(nspawn(&a))
+    };
+    let o = ephemeral(&[
         &format!("--bind-ro={}:/note", closed.join("note").display()),
         &format!("--bind={}:/mnt/data:noidmap", closed.join("data").display()),
         "/bin/sh",
         "-c",
         "cat /note /mnt/data/file; touch /note 2>/dev/null || echo read-only",
-    ]));
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "kept\nin data\nread-only\n");
     // Overlays of directories in it, made by the host's root as well: two
@@ -831,11 +831,15 @@ fn a_tree_below_a_closed_directory() {
         "-D",
         tree.to_str().unwrap(),
         &format!("--overlay-ro={l1}:{l2}:/home/ro"),
+        // Mixed with the other kinds, in the order the runner makes them.
+        &format!("--bind-ro={}:/home/note", closed.join("note").display()),
+        "--overlay-ro=+/etc:+/root:/home/mixed",
         &format!("--overlay={l1}:{l2}::/home/tmp"),
         &format!("--overlay={l1}:{up}:/home/rw"),
         "/bin/sh",
         "-c",
         "cat /home/ro/a /home/ro/b; touch /home/ro/x 2>/dev/null || echo read-only; \
+         cat /home/note; ls /home/mixed/os-release; \
          touch /home/tmp/x 2>/dev/null && stat -c %u /home/tmp/x || echo denied; \
          echo new > /home/rw/c && cat /home/rw/a",
     ]));
@@ -843,11 +847,31 @@ fn a_tree_below_a_closed_directory() {
     // The reference's throw-away upper layer belongs to the host's root, so
     // root inside cannot write to it; ours belongs to root inside.
     let tmp = if reference() { "denied" } else { "0" };
-    assert_eq!(stdout(&o), format!("one\ntwo\nread-only\n{tmp}\none\n"));
+    assert_eq!(
+        stdout(&o),
+        format!("one\ntwo\nread-only\nkept\n/home/mixed/os-release\n{tmp}\none\n")
+    );
     let c = closed.join("up/c");
     assert_eq!(std::fs::read_to_string(&c).unwrap(), "new\n");
     assert_eq!(std::fs::metadata(&c).unwrap().uid(), base);
     assert!(!closed.join("l1/c").exists());
+    if !reference() {
+        // A work directory that is a symlink (whoever can write beside the
+        // upper layer could point overlayfs, which empties it, anywhere)
+        // is refused, not followed.
+        std::fs::create_dir(closed.join("up2")).unwrap();
+        std::os::unix::fs::symlink("/tmp", closed.join(".#up2.nspawn-work")).unwrap();
+        let o = ephemeral(&[
+            &format!("--overlay={l1}:{}:/home/rw", closed.join("up2").display()),
+            "/bin/true",
+        ]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert_eq!(
+            err,
+            "nspawn: cannot create the overlay work directory for /home/rw: Not a directory\n"
+        );
+    }
     assert!(
         mounts_under(&closed).is_empty(),
         "{:?}",

@@ -48,6 +48,16 @@ pub struct Cgroup {
 }
 
 /// The mount point of the unified hierarchy, if the host has one.
+/// The cgroup of systemd's scope for `machine` in `slice` (the default
+/// `machine.slice` without one).
+pub fn scope_dir(machine: &str, slice: Option<&str>) -> Option<PathBuf> {
+    Some(
+        unified_root()?
+            .join(slice_path(slice.unwrap_or(SLICE)))
+            .join(crate::systemd::bus::scope_name(machine)),
+    )
+}
+
 pub fn unified_root() -> Option<PathBuf> {
     ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
         .iter()
@@ -216,15 +226,31 @@ impl Cgroup {
     /// host's would otherwise fight over the unit's own attributes.
     pub fn payload(unit: &Path, machine: &str) -> Result<Cgroup> {
         let path = unit.join("payload");
-        make_dir(&path)?;
-        let fd = open_dir(&path).ctx(|| format!("cannot open cgroup {}", path.display()))?;
-        let dir = try_lock(fd)
-            .ok_or_else(|| Error::invalid(format!("machine '{machine}' is already running")))?;
-        Ok(Cgroup {
-            path,
-            dir,
-            owned: false,
-        })
+        // Held by a dead runner's reaper for a moment longer: wait for it
+        // as `create` does.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(12);
+        loop {
+            make_dir(&path)?;
+            let fd = match open_dir(&path) {
+                Ok(fd) => fd,
+                // Removed by that reaper meanwhile: make it again.
+                Err(Errno::ENOENT) => continue,
+                Err(e) => return Err(e).ctx(|| format!("cannot open cgroup {}", path.display())),
+            };
+            if let Some(dir) = try_lock(fd) {
+                return Ok(Cgroup {
+                    path,
+                    dir,
+                    owned: false,
+                });
+            }
+            if crate::registry::runner_lives(machine) || std::time::Instant::now() > deadline {
+                return Err(Error::invalid(format!(
+                    "machine '{machine}' is already running"
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     /// Move process `pid` into this cgroup.
@@ -390,8 +416,8 @@ fn reaper(pipe: OwnedFd, cgroup: Option<&Cgroup>, extra: &[BorrowedFd], after: i
     keep.extend(cgroup.map(|c| c.fd().as_raw_fd() as u32));
     keep.extend(extra.iter().map(|f| f.as_raw_fd() as u32));
     keep.sort();
-    // SAFETY: closing descriptors we do not use; setsid, signal and prctl
-    // with constant arguments.
+    // SAFETY: closing descriptors we do not use; setsid and prctl with
+    // constant arguments.
     unsafe {
         let mut from = 0u32;
         for k in keep {
@@ -402,15 +428,24 @@ fn reaper(pipe: OwnedFd, cgroup: Option<&Cgroup>, extra: &[BorrowedFd], after: i
         }
         libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
         libc::setsid();
-        // Only the runner's end (or SIGKILL) ends us: a SIGTERM sent to
-        // every process of the runner's unit or name (systemd's
-        // KillMode=control-group, `pkill nspawn`) must not stop the
-        // cleanup the runner may still need.
-        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
-            libc::signal(sig, libc::SIG_IGN);
-        }
         libc::prctl(libc::PR_SET_NAME, c"nspawn-reaper".as_ptr());
     }
+    // Only the runner's end (or SIGKILL) ends us: a SIGTERM sent to every
+    // process of the runner's unit or name (systemd's KillMode=
+    // control-group, `pkill nspawn`) must not stop the cleanup the runner
+    // may still need. Blocked rather than ignored: programs we run (nft)
+    // start with an empty mask, but would inherit ignored dispositions.
+    let mut mask = nix::sys::signal::SigSet::empty();
+    for sig in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGHUP,
+        nix::sys::signal::Signal::SIGQUIT,
+    ] {
+        mask.add(sig);
+    }
+    let _ =
+        nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&mask), None);
     let mut b = [0u8; 1];
     while let Err(Errno::EINTR) = nix::unistd::read(&pipe, &mut b) {}
     // The runner is gone. PID 1 of the container dies with it

@@ -103,11 +103,11 @@ pub fn run(s: &Settings) -> Result<i32> {
     let userns = match crate::userns::prepare(&s.userns, &s.directory, &s.machine) {
         Ok(u) => u,
         Err(e) => {
-            if let Some(cg) = cgroup {
-                cg.remove();
-            }
             if let Some(h) = record {
                 h.release();
+            }
+            if let Some(cg) = cgroup {
+                cg.remove();
             }
             return Err(e);
         }
@@ -134,9 +134,8 @@ pub fn run(s: &Settings) -> Result<i32> {
                 .collect();
             crate::cgroup::spawn_reaper(cgroup.as_ref(), &keep, || {
                 if cgroup.is_none() {
-                    wait_for_recorded_cgroup(&s.machine, runner);
+                    end_recorded_scope(&s.machine, runner);
                 }
-                registry::remove_if_runner(&s.machine, runner);
                 if let Some((path, id)) = &control_id {
                     crate::control::remove_if_same(path, *id);
                 }
@@ -146,6 +145,9 @@ pub fn run(s: &Settings) -> Result<i32> {
                 if let Some(u) = &userns {
                     u.record.reap();
                 }
+                // Last: a new start of the name waits while this record
+                // of a dead runner is there (place.rs).
+                registry::remove_if_runner(&s.machine, runner);
             })
         })
         .transpose()?;
@@ -232,16 +234,19 @@ fn attach_devices(s: &Settings, cg: &Cgroup) -> Result<()> {
     }
 }
 
-/// In the reaper of a runner whose container lived in a scope: wait until
-/// the cgroup its record names has emptied (PID 1 dies with the runner).
-fn wait_for_recorded_cgroup(machine: &str, runner: i32) {
-    let Some(cg) = registry::read_record(machine)
-        .filter(|r| r.runner == runner)
-        .and_then(|r| r.cgroup)
-    else {
+/// In the reaper of a runner whose container lived in a scope: if the
+/// runner did not end it (its record is still there), wait until the
+/// cgroup the record names has emptied (PID 1 dies with the runner), then
+/// have machined forget the machine and systemd drop the scope, as the
+/// runner would have.
+fn end_recorded_scope(machine: &str, runner: i32) {
+    let Some(r) = registry::read_record(machine).filter(|r| r.runner == runner) else {
         return;
     };
-    crate::cgroup::wait_empty_at(&cg);
+    if let Some(cg) = &r.cgroup {
+        crate::cgroup::wait_empty_at(cg);
+    }
+    let _ = crate::systemd::bus::end_machine(machine, true, true);
 }
 
 /// Host paths named by mounts must exist before anything is started, as in

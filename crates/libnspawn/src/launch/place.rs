@@ -48,8 +48,18 @@ impl Mode {
     /// Before the container exists: the cgroup it is cloned into, when it
     /// is known now (not for a scope, made around the running container).
     pub fn prepare(self, s: &Settings) -> Result<Option<Cgroup>> {
-        if self != Mode::Own {
-            wait_unless_running(&s.machine)?;
+        let scope = match self {
+            Mode::Scope => cgroup::scope_dir(&s.machine, s.slice.as_deref()),
+            _ => None,
+        };
+        if self != Mode::Own
+            && wait_unless_running(&s.machine, scope.as_deref())?
+            && scope.is_some()
+        {
+            // What the dead runner (and perhaps its reaper) left with
+            // systemd: whoever removed its record, make sure machined and
+            // systemd have let go of the name before we take it again.
+            let _ = bus::end_machine(&s.machine, true, true);
         }
         match self {
             Mode::Scope => Ok(None),
@@ -241,17 +251,36 @@ pub fn place(
     })
 }
 
-/// Refuse a running machine of this name; one whose runner has died is
-/// given the time its reaper takes to clean up after it.
-fn wait_unless_running(machine: &str) -> Result<()> {
+/// Refuse a running machine of this name. One whose runner has died is
+/// given the time its reaper takes to clean up after it (the reaper
+/// removes the record last); a record left by a runner and reaper both
+/// killed is stale once that time has passed. Without a record, the
+/// machine's `scope` still there is one whose runner died before it
+/// published its record (or one still starting): waited for the same way.
+/// True if a dying machine was found and is gone now, so that what it may
+/// have left with machined and systemd can be cleared.
+fn wait_unless_running(machine: &str, scope: Option<&std::path::Path>) -> Result<bool> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(12);
-    while registry::lookup(machine).is_some() {
-        if registry::runner_lives(machine) || std::time::Instant::now() > deadline {
-            return Err(Error::invalid(format!(
-                "machine '{machine}' is already running"
-            )));
+    let mut dying = false;
+    loop {
+        if registry::read_record(machine).is_none() {
+            if !scope.is_some_and(|d| d.exists()) {
+                return Ok(dying);
+            }
+        } else if registry::runner_lives(machine) {
+            return match registry::lookup(machine) {
+                Some(_) => Err(Error::invalid(format!(
+                    "machine '{machine}' is already running"
+                ))),
+                None => Ok(false),
+            };
+        }
+        dying = true;
+        // Not ours to end, then (a machine of this name some other tool
+        // runs, or one still starting): the start goes on and is told.
+        if std::time::Instant::now() > deadline {
+            return Ok(false);
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    Ok(())
 }

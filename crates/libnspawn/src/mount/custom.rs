@@ -260,14 +260,14 @@ fn overlay(
         }
         Some(up) => {
             let up = open_source(root, up)?;
-            let (parent, work) = work_dir(up.as_fd(), dest)?;
+            let work = work_dir(up.as_fd(), dest)?;
             let opts = format!(
-                "lowerdir={},upperdir={},workdir={}/{work}",
+                "lowerdir={},upperdir={},workdir={}",
                 lowerdir.join(":"),
                 inroot::proc_fd(up.as_fd()),
-                inroot::proc_fd(parent.as_fd())
+                inroot::proc_fd(work.as_fd())
             );
-            keep.extend([up, parent]);
+            keep.extend([up, work]);
             opts
         }
     };
@@ -291,9 +291,11 @@ fn overlay(
 
 /// The work directory of the upper layer `up` of the overlay on `dest`:
 /// it must be on the upper layer's file system, so a fixed sibling,
-/// reused (and emptied by overlayfs) each time. Returns the parent's
-/// descriptor and the work directory's name in it.
-pub(crate) fn work_dir(up: BorrowedFd, dest: &str) -> Result<(OwnedFd, String)> {
+/// reused (and emptied by overlayfs) each time. Opened without following
+/// a symlink (whoever may write beside the upper layer must not send
+/// overlayfs, which empties the work directory, elsewhere) and owned by
+/// us; its descriptor is what names it in the mount options.
+pub(crate) fn work_dir(up: BorrowedFd, dest: &str) -> Result<OwnedFd> {
     let parent = nix::fcntl::openat(
         up,
         "..",
@@ -306,8 +308,22 @@ pub(crate) fn work_dir(up: BorrowedFd, dest: &str) -> Result<(OwnedFd, String)> 
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "upper".into());
     let work = format!(".#{name}.nspawn-work");
+    let what = || format!("cannot create the overlay work directory for {dest}");
     match nix::sys::stat::mkdirat(&parent, work.as_str(), Mode::from_bits_truncate(0o700)) {
-        Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok((parent, work)),
-        Err(e) => Err(e).ctx(|| format!("cannot create the overlay work directory for {dest}")),
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => return Err(e).ctx(what),
     }
+    let fd = nix::fcntl::openat(
+        &parent,
+        work.as_str(),
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(what)?;
+    if fstat(fd.as_fd()).ctx(what)?.st_uid != nix::unistd::geteuid().as_raw() {
+        return Err(Error::invalid(format!(
+            "the overlay work directory {work} for {dest} belongs to another user"
+        )));
+    }
+    Ok(fd)
 }

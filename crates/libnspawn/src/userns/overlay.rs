@@ -77,10 +77,10 @@ pub fn make(m: &CustomMount, range: &Range) -> Result<OwnedFd> {
         }
         Some(up) => {
             let up = open_dir(&host(up)?, dest)?;
-            let (parent, work) = crate::mount::custom::work_dir(up.as_fd(), dest)?;
+            let work = crate::mount::custom::work_dir(up.as_fd(), dest)?;
             opts.push(("upperdir", proc_fd(&up)));
-            opts.push(("workdir", format!("{}/{work}", proc_fd(&parent))));
-            keep.extend([up, parent]);
+            opts.push(("workdir", proc_fd(&work)));
+            keep.extend([up, work]);
         }
     }
     let what = || format!("cannot mount the overlay on {dest}");
