@@ -47,7 +47,6 @@ pub struct Cgroup {
     owned: bool,
 }
 
-/// The mount point of the unified hierarchy, if the host has one.
 /// The cgroup of systemd's scope for `machine` in `slice` (the default
 /// `machine.slice` without one).
 pub fn scope_dir(machine: &str, slice: Option<&str>) -> Option<PathBuf> {
@@ -58,6 +57,7 @@ pub fn scope_dir(machine: &str, slice: Option<&str>) -> Option<PathBuf> {
     )
 }
 
+/// The mount point of the unified hierarchy, if the host has one.
 pub fn unified_root() -> Option<PathBuf> {
     ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
         .iter()
@@ -452,9 +452,9 @@ fn reaper(pipe: OwnedFd, cgroup: Option<&Cgroup>, extra: &[BorrowedFd], after: i
     // (PR_SET_PDEATHSIG); wait for the cgroup to empty, then remove it.
     // Through our descriptor, not the path: a runner that ended normally
     // has removed the directory already, and a new container of the same
-    // name may have made its own at that path by now.
-    // The cgroup (the name's lock) goes last, so a new start of the name
-    // finds the network's and user namespace's records released.
+    // name may have made its own at that path by now. The cgroup (the
+    // name's lock) goes last, so a new start of the name finds the
+    // network's and user namespace's records released.
     if let Some(cg) = cgroup {
         wait_empty(cg.fd());
     }
