@@ -140,26 +140,15 @@ impl Drop for Tree {
 /// container outlives a killed runner), then SIGKILL.
 pub fn stop_runners_of(dir: &str) {
     let with_eq = format!("={dir}");
-    let runners = || -> Vec<i32> {
-        let mut out = vec![];
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-                continue;
-            };
-            let cmd = text(&cmd);
+    let runners = || {
+        processes_where(|cmd| {
             let mut args = cmd.split('\0');
             let runner = args
                 .next()
                 .and_then(|a| a.rsplit('/').next())
                 .is_some_and(|a| a == "nspawn" || a == "systemd-nspawn");
-            if runner && args.any(|a| a == dir || a.ends_with(&with_eq)) {
-                out.push(pid);
-            }
-        }
-        out
+            runner && args.any(|a| a == dir || a.ends_with(&with_eq))
+        })
     };
     for (sig, wait) in [(libc::SIGTERM, 5), (libc::SIGKILL, 5)] {
         let pids = runners();
@@ -168,7 +157,7 @@ pub fn stop_runners_of(dir: &str) {
         }
         for pid in pids {
             // SAFETY: signalling a runner of our own test's tree.
-            unsafe { libc::kill(pid, sig) };
+            unsafe { libc::kill(pid as i32, sig) };
         }
         wait_until(Duration::from_secs(wait), || runners().is_empty());
     }
@@ -302,13 +291,18 @@ pub fn processes_exactly(cmd: &str) -> Vec<u32> {
 
 /// Processes whose command line contains `needle`.
 pub fn processes_with(needle: &str) -> Vec<u32> {
+    processes_where(|cmd| cmd.replace('\0', " ").contains(needle))
+}
+
+/// Processes whose command line (arguments separated by NUL) passes `f`.
+fn processes_where(f: impl Fn(&str) -> bool) -> Vec<u32> {
     let mut out = vec![];
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
         if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
-            if text(&cmd).replace('\0', " ").contains(needle) {
+            if f(&text(&cmd)) {
                 out.push(pid);
             }
         }

@@ -23,6 +23,11 @@ use std::path::{Path, PathBuf};
 
 const SLICE: &str = "machine.slice";
 
+/// How long a start waits for a dying machine of its name (a killed
+/// runner's container still ending, its reaper still cleaning up): more
+/// than the reaper waits for the container to empty.
+pub const DYING_WAIT: std::time::Duration = std::time::Duration::from_secs(12);
+
 /// The cgroup directory of a slice: systemd nests `a-b.slice` in
 /// `a.slice` (systemd.slice(5)).
 fn slice_path(slice: &str) -> PathBuf {
@@ -170,7 +175,7 @@ impl Cgroup {
         // belongs to a runner that is starting or to the reaper of one that
         // just died, whose container may still be dying: give it the time
         // the reaper gives the container to end.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(12);
+        let deadline = std::time::Instant::now() + DYING_WAIT;
         while std::time::Instant::now() < deadline {
             match fs::create_dir(&path) {
                 Ok(()) => {}
@@ -228,7 +233,7 @@ impl Cgroup {
         let path = unit.join("payload");
         // Held by a dead runner's reaper for a moment longer: wait for it
         // as `create` does.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(12);
+        let deadline = std::time::Instant::now() + DYING_WAIT;
         loop {
             make_dir(&path)?;
             let fd = match open_dir(&path) {

@@ -109,7 +109,8 @@ pub fn runner_lives(name: &str) -> bool {
     read_record(name).is_some_and(|r| runner_alive(&r))
 }
 
-fn runner_alive(r: &Record) -> bool {
+/// Whether the runner that published `r` still lives.
+pub fn runner_alive(r: &Record) -> bool {
     std::fs::read_to_string(format!("/proc/{}/stat", r.runner))
         .ok()
         .and_then(|st| st.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))

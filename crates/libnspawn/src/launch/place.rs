@@ -260,20 +260,20 @@ pub fn place(
 /// True if a dying machine was found and is gone now, so that what it may
 /// have left with machined and systemd can be cleared.
 fn wait_unless_running(machine: &str, scope: Option<&std::path::Path>) -> Result<bool> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(12);
+    let deadline = std::time::Instant::now() + cgroup::DYING_WAIT;
     let mut dying = false;
     loop {
-        if registry::read_record(machine).is_none() {
-            if !scope.is_some_and(|d| d.exists()) {
-                return Ok(dying);
+        match registry::read_record(machine) {
+            None if !scope.is_some_and(|d| d.exists()) => return Ok(dying),
+            Some(r) if registry::runner_alive(&r) => {
+                return match registry::lookup(machine) {
+                    Some(_) => Err(Error::invalid(format!(
+                        "machine '{machine}' is already running"
+                    ))),
+                    None => Ok(false),
+                }
             }
-        } else if registry::runner_lives(machine) {
-            return match registry::lookup(machine) {
-                Some(_) => Err(Error::invalid(format!(
-                    "machine '{machine}' is already running"
-                ))),
-                None => Ok(false),
-            };
+            _ => {}
         }
         dying = true;
         // Not ours to end, then (a machine of this name some other tool
