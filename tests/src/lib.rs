@@ -526,3 +526,42 @@ pub fn read_all(mut r: impl Read) -> String {
     let _ = r.read_to_string(&mut s);
     s
 }
+
+/// What a machine named `machine` running `tree` may leave on the host, as
+/// lines naming each leftover: its name lock, registry, network and
+/// user-namespace records, control socket, cgroup, veth link, nftables
+/// table, and mounts below the tree. Empty when nothing is left.
+pub fn leftovers(machine: &str, tree: &Path) -> Vec<String> {
+    let mut out = vec![];
+    for dir in ["names", "machines", "net", "userns", "control"] {
+        let p = Path::new("/run/nspawn").join(dir).join(machine);
+        if p.exists() || p.symlink_metadata().is_ok() {
+            out.push(p.display().to_string());
+        }
+    }
+    let cg = machine_cgroup(machine);
+    if cg.exists() {
+        out.push(cg.display().to_string());
+    }
+    let link = format!("ve-{machine}");
+    if Path::new("/sys/class/net").join(&link).exists() {
+        out.push(format!("link {link}"));
+    }
+    if let Ok(o) = Command::new("nft").args(["list", "tables"]).output() {
+        let table = format!("nspawn-{machine}");
+        if text(&o.stdout).lines().any(|l| l.ends_with(&table)) {
+            out.push(format!("nftables table {table}"));
+        }
+    }
+    out.extend(mounts_under(tree).into_iter().map(|m| format!("mount {m}")));
+    out
+}
+
+/// Wait (up to 15 s: a killed runner's reaper waits for the container to
+/// die) until `machine` has left nothing behind; the leftovers if not.
+pub fn wait_clean(machine: &str, tree: &Path) -> Vec<String> {
+    wait_until(Duration::from_secs(15), || {
+        leftovers(machine, tree).is_empty()
+    });
+    leftovers(machine, tree)
+}

@@ -529,6 +529,33 @@ fn scopes_and_machined_registration_on_a_systemd_host() {
     );
     assert!(out.contains("looped") && !out.contains("FAILED"), "{out}");
 
+    // Concurrent starts of one name, in each placement mode (a registered
+    // scope, our own scope, --keep-unit in a service): one runs, the
+    // others are refused in one line, and nothing of any of them stays.
+    let out = console(
+        &mut s,
+        "rm -f /tmp/conc-*; for mode in reg noreg keep; do \
+           for i in 1 2 3 4; do \
+             case $mode in \
+               reg) (nspawn -q -x -D /srv/bb -M conc /bin/sleep 3 >/tmp/conc-$mode-$i.log 2>&1; echo $? >/tmp/conc-$mode-$i.rc) & ;; \
+               noreg) (nspawn -q -x --register=no -D /srv/bb -M conc /bin/sleep 3 >/tmp/conc-$mode-$i.log 2>&1; echo $? >/tmp/conc-$mode-$i.rc) & ;; \
+               keep) (systemd-run -q --wait --unit=conc$i -p Delegate=yes nspawn -q -x --keep-unit -D /srv/bb -M conc /bin/sleep 3 >/tmp/conc-$mode-$i.log 2>&1; \
+                      echo $? >/tmp/conc-$mode-$i.rc; journalctl -q -b -u conc$i >>/tmp/conc-$mode-$i.log) & ;; \
+             esac; \
+           done; wait; \
+           echo $mode ran=$(cat /tmp/conc-$mode-*.rc | grep -c '^0$') refused=$(grep -l \"machine 'conc' is already running\" /tmp/conc-$mode-*.log | wc -l); \
+         done; \
+         echo left=$(machinectl list --no-legend --no-pager | wc -l)$(ls /run/nspawn/machines /run/nspawn/names | grep -c conc)",
+    );
+    for want in [
+        "reg ran=1 refused=3",
+        "noreg ran=1 refused=3",
+        "keep ran=1 refused=3",
+        "left=00",
+    ] {
+        assert!(out.contains(want), "{want} missing: {out}");
+    }
+
     // --keep-unit in a service: registered in that unit, payload beside
     // supervisor; stopping the service ends the machine.
     let out = console(

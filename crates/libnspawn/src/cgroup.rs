@@ -6,16 +6,16 @@
 //! a cgroup namespace rooted there, so a systemd guest sees a pure v2 tree it
 //! may manage.
 //!
-//! The runner holds `flock(2)` on the cgroup directory while it lives; the
-//! same lock makes machine names unique among running containers. A runner
-//! killed with SIGKILL cannot remove its cgroup, so a small reaper process,
-//! forked at start and sharing the lock, waits for the runner to go away
-//! and then for the cgroup to empty, and removes it. Should the reaper be
-//! killed too, any later start finds the directory unlocked and removes it.
+//! The runner holds `flock(2)` on the cgroup directory while it lives (the
+//! registry's readers take a locked cgroup for a running machine); its
+//! reaper shares the lock and removes the cgroup after a killed runner
+//! (`launch/reaper.rs`). Should the reaper be killed too, any later start
+//! finds the directory unlocked and removes it.
 
 use crate::error::{Context, Error, Result};
+use crate::lock::Lock;
 use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg, OFlag};
+use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use std::fs;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -23,10 +23,7 @@ use std::path::{Path, PathBuf};
 
 const SLICE: &str = "machine.slice";
 
-/// How long a start waits for a dying machine of its name (a killed
-/// runner's container still ending, its reaper still cleaning up): more
-/// than the reaper waits for the container to empty.
-pub const DYING_WAIT: std::time::Duration = std::time::Duration::from_secs(12);
+use crate::name::DYING_WAIT;
 
 /// The cgroup directory of a slice: systemd nests `a-b.slice` in
 /// `a.slice` (systemd.slice(5)).
@@ -46,7 +43,7 @@ fn slice_path(slice: &str) -> PathBuf {
 
 pub struct Cgroup {
     path: PathBuf,
-    dir: Flock<OwnedFd>,
+    dir: Lock,
     /// Made by us below our own slice (removed with the slices it
     /// emptied), not inside a unit of the service manager.
     owned: bool,
@@ -58,7 +55,7 @@ pub fn scope_dir(machine: &str, slice: Option<&str>) -> Option<PathBuf> {
     Some(
         unified_root()?
             .join(slice_path(slice.unwrap_or(SLICE)))
-            .join(crate::systemd::bus::scope_name(machine)),
+            .join(scope_name(machine)),
     )
 }
 
@@ -72,6 +69,12 @@ pub fn unified_root() -> Option<PathBuf> {
                 .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
                 .unwrap_or(false)
         })
+}
+
+/// The unit name of a machine's scope (and so its cgroup's name), escaped
+/// as systemd escapes it.
+pub fn scope_name(machine: &str) -> String {
+    format!("machine-{}.scope", escape(machine))
 }
 
 /// systemd's unit name escaping for the machine name in the scope name.
@@ -92,27 +95,34 @@ fn open_dir(path: &Path) -> nix::Result<OwnedFd> {
     )
 }
 
-fn try_lock(fd: OwnedFd) -> Option<Flock<OwnedFd>> {
-    Flock::lock(fd, FlockArg::LockExclusiveNonblock).ok()
+fn try_lock(fd: OwnedFd) -> Option<Lock> {
+    Lock::try_new(fd, true).ok().flatten()
 }
 
 /// Remove a cgroup and everything the guest made below it, deepest first.
-fn remove_tree(path: &Path) {
+/// A cgroup that stays busy (a process that will not leave) is an error.
+fn remove_tree(path: &Path) -> Result<()> {
     if let Ok(entries) = fs::read_dir(path) {
         for e in entries.flatten() {
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                remove_tree(&e.path());
+                remove_tree(&e.path())?;
             }
         }
     }
     // The last processes of a dying container may still be leaving.
+    let mut last = Errno::EBUSY;
     for _ in 0..100 {
         match std::fs::remove_dir(path).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
         {
+            Ok(()) | Err(Errno::ENOENT) => return Ok(()),
             Err(Errno::EBUSY) => std::thread::sleep(std::time::Duration::from_millis(2)),
-            _ => return,
+            Err(e) => {
+                last = e;
+                break;
+            }
         }
     }
+    Err(last).ctx(|| format!("cannot remove cgroup {}", path.display()))
 }
 
 /// Remove the slices above a machine's cgroup that nothing uses any more
@@ -142,19 +152,8 @@ fn sweep(slice: &Path) {
             continue;
         };
         if let Some(_lock) = try_lock(fd) {
-            remove_tree(&e.path());
+            let _ = remove_tree(&e.path());
         }
-    }
-}
-
-trait FlockFd {
-    fn as_fd_ref(&self) -> BorrowedFd<'_>;
-}
-
-impl FlockFd for Flock<OwnedFd> {
-    fn as_fd_ref(&self) -> BorrowedFd<'_> {
-        // Flock derefs to the descriptor it locks.
-        std::ops::Deref::deref(self).as_fd()
     }
 }
 
@@ -168,13 +167,9 @@ impl Cgroup {
         let slice = root.join(slice_path(slice.unwrap_or(SLICE)));
         fs::create_dir_all(&slice).ctx(|| format!("cannot create cgroup {}", slice.display()))?;
         sweep(&slice);
-        let path = slice.join(format!("machine-{}.scope", escape(machine)));
+        let path = slice.join(scope_name(machine));
         // A concurrent sweep may remove the directory between our mkdir and
         // our lock; the lock is only good if the directory still exists.
-        // A locked cgroup whose runner is not (yet, or any more) on record
-        // belongs to a runner that is starting or to the reaper of one that
-        // just died, whose container may still be dying: give it the time
-        // the reaper gives the container to end.
         let deadline = std::time::Instant::now() + DYING_WAIT;
         while std::time::Instant::now() < deadline {
             match fs::create_dir(&path) {
@@ -194,18 +189,14 @@ impl Cgroup {
                 Err(Errno::ENOENT) => continue,
                 Err(e) => return Err(e).ctx(|| format!("cannot open cgroup {}", path.display())),
             };
+            // The name is ours (name.rs), so a lock here is the reaper of
+            // an earlier runner of the name that could not remove it yet.
             let Some(dir) = try_lock(fd) else {
-                let events = fs::read_to_string(path.join("cgroup.events")).unwrap_or_default();
-                if events.contains("populated 1") && crate::registry::runner_lives(machine) {
-                    return Err(Error::invalid(format!(
-                        "machine '{machine}' is already running"
-                    )));
-                }
                 std::thread::sleep(std::time::Duration::from_millis(10));
                 continue;
             };
             if nix::fcntl::openat(
-                dir.as_fd_ref(),
+                dir.fd(),
                 "cgroup.procs",
                 OFlag::O_RDONLY | OFlag::O_CLOEXEC,
                 Mode::empty(),
@@ -220,7 +211,8 @@ impl Cgroup {
             }
         }
         Err(Error::invalid(format!(
-            "machine '{machine}' is already running"
+            "cgroup {} stays in use by another process",
+            path.display()
         )))
     }
 
@@ -229,7 +221,7 @@ impl Cgroup {
     /// own unit), as the reference nests it: on the unified hierarchy
     /// inner cgroups hold no processes, and the guest's manager and the
     /// host's would otherwise fight over the unit's own attributes.
-    pub fn payload(unit: &Path, machine: &str) -> Result<Cgroup> {
+    pub fn payload(unit: &Path) -> Result<Cgroup> {
         let path = unit.join("payload");
         // Held by a dead runner's reaper for a moment longer: wait for it
         // as `create` does.
@@ -249,9 +241,10 @@ impl Cgroup {
                     owned: false,
                 });
             }
-            if crate::registry::runner_lives(machine) || std::time::Instant::now() > deadline {
+            if std::time::Instant::now() > deadline {
                 return Err(Error::invalid(format!(
-                    "machine '{machine}' is already running"
+                    "cgroup {} stays in use by another process",
+                    path.display()
                 )));
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
@@ -265,19 +258,27 @@ impl Cgroup {
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
-        self.dir.as_fd_ref()
+        self.dir.fd()
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Remove the cgroup (the container must be dead).
-    pub fn remove(self) {
-        remove_tree(&self.path);
+    /// Once the container is dead: wait for its last processes to leave,
+    /// then remove the cgroup (and the slices it emptied) if the path is
+    /// still this cgroup — run by the runner, and again by its reaper,
+    /// when a new container of the name may have its own there.
+    pub fn release(&self) -> Result<()> {
+        wait_empty(self.fd());
+        if !is_at(self.fd(), &self.path) {
+            return Ok(());
+        }
+        remove_tree(&self.path)?;
         if self.owned {
             remove_empty_slices(&self.path);
         }
+        Ok(())
     }
 
     /// Delegate the cgroup to the container's root, `uid`:`gid` on the
@@ -288,7 +289,7 @@ impl Cgroup {
     pub fn delegate(&self, uid: u32, gid: u32) -> Result<()> {
         let own = |name: &str| {
             nix::unistd::fchownat(
-                self.dir.as_fd_ref(),
+                self.dir.fd(),
                 name,
                 Some(uid.into()),
                 Some(gid.into()),
@@ -296,7 +297,7 @@ impl Cgroup {
             )
         };
         nix::unistd::fchownat(
-            self.dir.as_fd_ref(),
+            self.dir.fd(),
             "",
             Some(uid.into()),
             Some(gid.into()),
@@ -307,28 +308,6 @@ impl Cgroup {
             own(name).ctx(|| format!("cannot delegate {}/{name}", self.path.display()))?;
         }
         Ok(())
-    }
-}
-
-/// Fork the reaper. It lives until the returned descriptor (held only by
-/// the runner) closes, which happens however the runner ends; then it
-/// removes `cgroup` (if the runner made one before the container) once
-/// nothing runs in it, and runs `after` (the network's and user
-/// namespace's cleanup), keeping the descriptors `keep` (their locks) open.
-pub fn spawn_reaper(
-    cgroup: Option<&Cgroup>,
-    keep: &[BorrowedFd],
-    after: impl FnOnce(),
-) -> Result<OwnedFd> {
-    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "cannot create a pipe".into())?;
-    // SAFETY: the runner is single-threaded; the child only makes system
-    // calls and exits.
-    match unsafe { nix::unistd::fork() }.ctx(|| "cannot fork the cgroup reaper".into())? {
-        nix::unistd::ForkResult::Parent { .. } => Ok(w),
-        nix::unistd::ForkResult::Child => {
-            drop(w);
-            reaper(r, cgroup, keep, after)
-        }
     }
 }
 
@@ -410,70 +389,6 @@ fn is_at(dir: BorrowedFd, path: &Path) -> bool {
         (Ok(a), Ok(b)) => (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino),
         _ => false,
     }
-}
-
-fn reaper(pipe: OwnedFd, cgroup: Option<&Cgroup>, extra: &[BorrowedFd], after: impl FnOnce()) -> ! {
-    use std::os::fd::AsRawFd;
-    // Keep only the pipe, the (locked) cgroup directory and `extra`: the
-    // tree lock and the terminal must not stay open in here. Own session,
-    // so signals for the runner's terminal or process group pass us by.
-    let mut keep = vec![pipe.as_raw_fd() as u32];
-    keep.extend(cgroup.map(|c| c.fd().as_raw_fd() as u32));
-    keep.extend(extra.iter().map(|f| f.as_raw_fd() as u32));
-    keep.sort();
-    // SAFETY: closing descriptors we do not use; setsid and prctl with
-    // constant arguments.
-    unsafe {
-        let mut from = 0u32;
-        for k in keep {
-            if k > from {
-                libc::syscall(libc::SYS_close_range, from, k - 1, 0);
-            }
-            from = k + 1;
-        }
-        libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
-        libc::setsid();
-        libc::prctl(libc::PR_SET_NAME, c"nspawn-reaper".as_ptr());
-    }
-    // Only the runner's end (or SIGKILL) ends us: a SIGTERM sent to every
-    // process of the runner's unit or name (systemd's KillMode=
-    // control-group, `pkill nspawn`) must not stop the cleanup the runner
-    // may still need. Blocked rather than ignored: programs we run (nft)
-    // start with an empty mask, but would inherit ignored dispositions.
-    let mut mask = nix::sys::signal::SigSet::empty();
-    for sig in [
-        nix::sys::signal::Signal::SIGTERM,
-        nix::sys::signal::Signal::SIGINT,
-        nix::sys::signal::Signal::SIGHUP,
-        nix::sys::signal::Signal::SIGQUIT,
-    ] {
-        mask.add(sig);
-    }
-    let _ =
-        nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&mask), None);
-    let mut b = [0u8; 1];
-    while let Err(Errno::EINTR) = nix::unistd::read(&pipe, &mut b) {}
-    // The runner is gone. PID 1 of the container dies with it
-    // (PR_SET_PDEATHSIG); wait for the cgroup to empty, then remove it.
-    // Through our descriptor, not the path: a runner that ended normally
-    // has removed the directory already, and a new container of the same
-    // name may have made its own at that path by now. The cgroup (the
-    // name's lock) goes last, so a new start of the name finds the
-    // network's and user namespace's records released.
-    if let Some(cg) = cgroup {
-        wait_empty(cg.fd());
-    }
-    after();
-    if let Some(cg) = cgroup {
-        if is_at(cg.fd(), &cg.path) {
-            remove_tree(&cg.path);
-            if cg.owned {
-                remove_empty_slices(&cg.path);
-            }
-        }
-    }
-    // SAFETY: _exit is always safe.
-    unsafe { libc::_exit(0) }
 }
 
 #[cfg(test)]

@@ -3,26 +3,30 @@
 //! `settings` is the model the binaries fill; `launch::run` does the rest.
 //! See docs/ARCHITECTURE.md for the stages and who owns what.
 
-pub mod cgroup;
+pub(crate) mod cgroup;
 pub mod console;
 pub mod control;
 pub mod env;
-pub mod error;
-pub mod id128;
+pub(crate) mod error;
+mod helper;
+pub(crate) mod id128;
 pub mod inroot;
-pub mod journal;
+pub(crate) mod journal;
+pub(crate) mod knobs;
 pub mod launch;
-pub mod lock;
+pub(crate) mod lock;
 pub mod mount;
+pub(crate) mod name;
 pub mod net;
-pub mod notify;
+pub(crate) mod notify;
 pub mod nspawnfile;
 pub mod registry;
 pub mod security;
 pub mod settings;
+pub(crate) mod signal;
 pub mod sys;
 pub mod systemd;
-pub mod template;
+pub(crate) mod template;
 pub mod unitfile;
 pub mod user;
 pub mod userns;

@@ -1,36 +1,112 @@
-//! One runner per tree: `flock(2)` on the tree's directory itself. The lock
-//! lives and dies with the runner's descriptor, so a runner killed with
-//! SIGKILL leaves no lock file behind to clean up.
+//! Locks as descriptors. `flock(2)` locks belong to an open file
+//! description, which the runner shares with the reaper it forks: the
+//! lock is released when the last descriptor for it closes, not before.
+//! So a lock here is only ever a descriptor that is closed, never an
+//! explicit `LOCK_UN` (nix's `Flock` unlocks on drop, which would free the
+//! description for the reaper too while it still cleans up).
+//!
+//! One runner per tree: `flock(2)` on the tree's directory itself, so a
+//! runner killed with SIGKILL leaves no lock file behind to clean up.
 
 use crate::error::{Context, Error, Result};
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg, OFlag};
-use nix::sys::stat::Mode;
-use std::os::fd::OwnedFd;
+use rustix::fs::FlockOperation;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-pub struct TreeLock(#[allow(dead_code)] Flock<OwnedFd>);
+/// A descriptor holding a `flock(2)`; closing it (in every process that
+/// has a copy) releases the lock.
+#[derive(Debug)]
+pub struct Lock(OwnedFd);
+
+impl Lock {
+    /// Lock `fd` without waiting: `Ok(None)` if someone else holds it.
+    pub fn try_new(fd: OwnedFd, exclusive: bool) -> rustix::io::Result<Option<Lock>> {
+        let op = match exclusive {
+            true => FlockOperation::NonBlockingLockExclusive,
+            false => FlockOperation::NonBlockingLockShared,
+        };
+        match rustix::fs::flock(&fd, op) {
+            Ok(()) => Ok(Some(Lock(fd))),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lock `fd`, waiting for the holder to let go.
+    pub fn wait(fd: OwnedFd) -> rustix::io::Result<Lock> {
+        loop {
+            match rustix::fs::flock(&fd, FlockOperation::LockExclusive) {
+                Err(rustix::io::Errno::INTR) => continue,
+                r => return r.map(|()| Lock(fd)),
+            }
+        }
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+
+    /// Replace the locked file's contents with `data`.
+    pub fn write(&self, data: &[u8]) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::from(self.0.try_clone()?);
+        f.set_len(0)?;
+        f.write_all_at(data, 0)
+    }
+
+    /// The locked file's contents.
+    pub fn read(&self) -> std::io::Result<String> {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::from(self.0.try_clone()?);
+        let mut buf = vec![0u8; f.metadata()?.len() as usize];
+        f.read_exact_at(&mut buf, 0)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    /// Whether `path` still names the file this lock is on (a released
+    /// lock file is unlinked, and whoever opened it before must not take
+    /// the unlinked one for the name's).
+    pub fn is_at(&self, path: &Path) -> bool {
+        match (rustix::fs::fstat(&self.0), rustix::fs::lstat(path)) {
+            (Ok(a), Ok(b)) => (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino),
+            _ => false,
+        }
+    }
+}
+
+/// Open (and with `create`, make) the file `path` and lock it; `Ok(None)`
+/// if it is locked by somebody else. With `wait`, wait for it instead.
+pub fn open_locked(path: &Path, create: bool, wait: bool) -> Result<Option<Lock>> {
+    use rustix::fs::OFlags;
+    let mut flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    if create {
+        flags |= OFlags::CREATE;
+    }
+    let fd = rustix::fs::open(path, flags, rustix::fs::Mode::from_bits_truncate(0o644))
+        .ctx(|| format!("cannot open {}", path.display()))?;
+    match wait {
+        true => Lock::wait(fd).map(Some),
+        false => Lock::try_new(fd, true),
+    }
+    .ctx(|| format!("cannot lock {}", path.display()))
+}
+
+pub struct TreeLock(#[allow(dead_code)] Lock);
 
 /// `shared`: runs that never write the tree (`--ephemeral`, `--read-only`,
 /// `--volatile`) may share it with each other, not with a writer.
 pub fn lock_tree(directory: &Path, shared: bool) -> Result<TreeLock> {
-    let fd = nix::fcntl::open(
+    let fd = rustix::fs::open(
         directory,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
     )
     .ctx(|| format!("cannot open {}", directory.display()))?;
-    let how = if shared {
-        FlockArg::LockSharedNonblock
-    } else {
-        FlockArg::LockExclusiveNonblock
-    };
-    match Flock::lock(fd, how) {
-        Ok(l) => Ok(TreeLock(l)),
-        Err((_, Errno::EWOULDBLOCK)) => Err(Error::invalid(format!(
+    match Lock::try_new(fd, !shared).ctx(|| format!("cannot lock {}", directory.display()))? {
+        Some(l) => Ok(TreeLock(l)),
+        None => Err(Error::invalid(format!(
             "Directory tree {} is currently busy.",
             directory.display()
         ))),
-        Err((_, e)) => Err(e).ctx(|| format!("cannot lock {}", directory.display())),
     }
 }

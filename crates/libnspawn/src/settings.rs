@@ -3,7 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::id128::Id128;
-use nix::sys::signal::Signal;
+pub use crate::knobs::{ApiVfsWritable, Knobs};
+pub use crate::signal::{parse_signal, signal_name};
 use std::path::PathBuf;
 
 /// What PID 1 of the container is.
@@ -55,80 +56,6 @@ impl ConsoleMode {
     /// Whether the container gets a pseudo terminal as `/dev/console`.
     pub fn has_pty(self) -> bool {
         !matches!(self, Self::Pipe | Self::Autopipe)
-    }
-}
-
-/// The reference's environment knobs (systemd-nspawn(1), ENVIRONMENT).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Knobs {
-    /// `$SYSTEMD_NSPAWN_LOCK`: lock the tree (default yes).
-    pub lock: bool,
-    /// `$SYSTEMD_NSPAWN_TMPFS_TMP`: a tmpfs on /tmp (default yes).
-    pub tmpfs_tmp: bool,
-    /// `$SYSTEMD_NSPAWN_API_VFS_WRITABLE`: /sys and /proc/sys writable.
-    pub api_vfs_writable: ApiVfsWritable,
-    /// `$SYSTEMD_NSPAWN_CONTAINER_SERVICE`: `$container` and
-    /// /run/host/container-manager (default "systemd-nspawn").
-    pub container_service: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApiVfsWritable {
-    No,
-    Yes,
-    /// Only /proc/sys/net.
-    Network,
-}
-
-impl Default for Knobs {
-    fn default() -> Self {
-        Knobs {
-            lock: true,
-            tmpfs_tmp: true,
-            api_vfs_writable: ApiVfsWritable::No,
-            container_service: "systemd-nspawn".into(),
-        }
-    }
-}
-
-impl Knobs {
-    /// Read the knobs with `get` (the environment); a bad value is an error
-    /// naming the variable.
-    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Knobs> {
-        let boolean = |name: &str, default: bool| -> Result<bool> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => crate::unitfile::parse_boolean(&v)
-                    .ok_or_else(|| Error::invalid(format!("Failed to parse ${name}: {v}"))),
-            }
-        };
-        let api_vfs_writable = match get("SYSTEMD_NSPAWN_API_VFS_WRITABLE").as_deref() {
-            None => ApiVfsWritable::No,
-            Some("network") => ApiVfsWritable::Network,
-            Some(v) => match crate::unitfile::parse_boolean(v) {
-                Some(true) => ApiVfsWritable::Yes,
-                Some(false) => ApiVfsWritable::No,
-                None => {
-                    return Err(Error::invalid(format!(
-                        "Failed to parse $SYSTEMD_NSPAWN_API_VFS_WRITABLE: {v}"
-                    )))
-                }
-            },
-        };
-        let container_service = get("SYSTEMD_NSPAWN_CONTAINER_SERVICE")
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| "systemd-nspawn".into());
-        if !container_service.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(Error::invalid(format!(
-                "Invalid $SYSTEMD_NSPAWN_CONTAINER_SERVICE: {container_service}"
-            )));
-        }
-        Ok(Knobs {
-            lock: boolean("SYSTEMD_NSPAWN_LOCK", true)?,
-            tmpfs_tmp: boolean("SYSTEMD_NSPAWN_TMPFS_TMP", true)?,
-            api_vfs_writable,
-            container_service,
-        })
     }
 }
 
@@ -253,61 +180,6 @@ pub fn machine_name_from_path(name: &str) -> Option<String> {
     machine_name_is_valid(&out).then_some(out)
 }
 
-/// Parse a signal name or number as systemd's `signal_from_string()` does:
-/// `TERM`, `SIGTERM`, `15`, `RTMIN+3`, `SIGRTMIN+3`.
-pub fn parse_signal(s: &str) -> Result<libc::c_int> {
-    let bad = || Error::invalid(format!("Cannot parse signal: {s}"));
-    let name = s.strip_prefix("SIG").unwrap_or(s);
-    if let Ok(n) = name.parse::<libc::c_int>() {
-        return if (1..=libc::SIGRTMAX()).contains(&n) {
-            Ok(n)
-        } else {
-            Err(bad())
-        };
-    }
-    if let Some(rest) = name.strip_prefix("RTMIN") {
-        let off = match rest.strip_prefix('+') {
-            Some(n) => n.parse::<libc::c_int>().map_err(|_| bad())?,
-            None if rest.is_empty() => 0,
-            None => return Err(bad()),
-        };
-        let sig = libc::SIGRTMIN() + off;
-        return if sig <= libc::SIGRTMAX() {
-            Ok(sig)
-        } else {
-            Err(bad())
-        };
-    }
-    if let Some(rest) = name.strip_prefix("RTMAX") {
-        let off = match rest.strip_prefix('-') {
-            Some(n) => n.parse::<libc::c_int>().map_err(|_| bad())?,
-            None if rest.is_empty() => 0,
-            None => return Err(bad()),
-        };
-        let sig = libc::SIGRTMAX() - off;
-        return if sig >= libc::SIGRTMIN() {
-            Ok(sig)
-        } else {
-            Err(bad())
-        };
-    }
-    format!("SIG{name}")
-        .parse::<Signal>()
-        .map(|s| s as libc::c_int)
-        .map_err(|_| bad())
-}
-
-/// A signal's name for messages: `KILL`, `RTMIN+3`.
-pub fn signal_name(sig: libc::c_int) -> String {
-    if sig >= libc::SIGRTMIN() && sig <= libc::SIGRTMAX() {
-        return format!("RTMIN+{}", sig - libc::SIGRTMIN());
-    }
-    match Signal::try_from(sig) {
-        Ok(s) => s.as_str().trim_start_matches("SIG").to_string(),
-        Err(_) => sig.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,20 +233,6 @@ mod tests {
         for bad in ["---", "___", "...", ".."] {
             assert_eq!(machine_name_from_path(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn signals() {
-        assert_eq!(parse_signal("TERM").unwrap(), libc::SIGTERM);
-        assert_eq!(parse_signal("SIGKILL").unwrap(), libc::SIGKILL);
-        assert_eq!(parse_signal("2").unwrap(), libc::SIGINT);
-        assert_eq!(parse_signal("RTMIN+3").unwrap(), libc::SIGRTMIN() + 3);
-        assert_eq!(parse_signal("SIGRTMIN+4").unwrap(), libc::SIGRTMIN() + 4);
-        for bad in ["", "FOO", "0", "99", "RTMIN+99", "%$š", "RTMIN3"] {
-            assert!(parse_signal(bad).is_err(), "{bad}");
-        }
-        assert_eq!(signal_name(libc::SIGKILL), "KILL");
-        assert_eq!(signal_name(libc::SIGRTMIN() + 3), "RTMIN+3");
     }
 
     #[test]

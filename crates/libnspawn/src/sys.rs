@@ -1,10 +1,15 @@
-//! System calls that neither libc nor nix wraps, shared by the runner and
-//! nspawnctl: `clone3(2)` — the only way to start a child directly inside a
-//! cgroup (`CLONE_INTO_CGROUP`, so it never runs a single instruction in
-//! ours) and to get a pidfd for it atomically (`CLONE_PIDFD`, so signals
-//! never hit a recycled PID) —, the pidfd calls, and `mount_setattr(2)`.
+//! System calls the project makes through no other layer, shared by the
+//! runner and nspawnctl. rustix is the layer for what it wraps (pidfds,
+//! `open_tree`, `move_mount`, `flock`); these it does not, so they are
+//! made raw here, each with its reason:
+//!
+//! - `clone3(2)`: the only way to start a child directly inside a cgroup
+//!   (`CLONE_INTO_CGROUP`, so it never runs a single instruction in ours)
+//!   and to get a pidfd for it atomically (`CLONE_PIDFD`, so signals never
+//!   hit a recycled PID); rustix has no fork-like calls at all.
+//! - `mount_setattr(2)` and `close_range(2)`: not in rustix 1.x.
 
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 use nix::errno::Errno;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
@@ -32,9 +37,15 @@ pub enum Forked {
 }
 
 /// Fork-like `clone3`: no new stack, so the child continues from here with a
-/// copy of the address space. Callers are single-threaded when they call
-/// this, so the child may allocate and use Rust freely.
-pub fn clone3_raw(flags: u64, cgroup: Option<BorrowedFd>) -> nix::Result<Forked> {
+/// copy of the address space.
+///
+/// # Safety
+///
+/// The caller must be single-threaded. The child has only the calling
+/// thread; a lock another thread held at the moment of the call (the
+/// allocator's, stdio's) stays held in the child forever, and the child
+/// allocates. `spawn` checks this before calling.
+pub unsafe fn clone3_raw(flags: u64, cgroup: Option<BorrowedFd>) -> nix::Result<Forked> {
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
         flags: flags | libc::CLONE_PIDFD as u64,
@@ -66,19 +77,141 @@ pub fn clone3_raw(flags: u64, cgroup: Option<BorrowedFd>) -> nix::Result<Forked>
     }
 }
 
-/// The container process: `clone3` with its namespaces, into its cgroup.
-pub fn clone3(namespaces: libc::c_int, cgroup: Option<BorrowedFd>) -> Result<Forked> {
-    clone3_raw(namespaces as u64, cgroup)
-        .ctx(|| "cannot create the container process (clone3)".into())
+/// The number of threads of this process (`/proc/self/stat`, field 20).
+fn thread_count() -> Option<u64> {
+    let st = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let (_, rest) = st.rsplit_once(") ")?;
+    rest.split_whitespace().nth(17)?.parse().ok()
+}
+
+/// Refuse to fork-clone from a process with more than one thread (see
+/// `clone3_raw`): a library that started a thread behind our back (an NSS
+/// module, a D-Bus client) must be found here, not as a hung container.
+pub fn ensure_single_threaded() -> Result<()> {
+    match thread_count() {
+        Some(1) => Ok(()),
+        Some(n) => Err(Error::invalid(format!(
+            "cannot start a process from a process with {n} threads (internal error)"
+        ))),
+        None => Err(Error::invalid("cannot read /proc/self/stat")),
+    }
+}
+
+/// Start `child` in a new process made by `clone3` with the namespaces
+/// `flags` (`CLONE_NEW*`), in `cgroup` if given. `child` never returns
+/// into the caller's code: its type (`Infallible`, no value of which
+/// exists; `!` itself is not stable in closure types) makes it execute
+/// something or exit on every path.
+pub fn spawn(
+    flags: u64,
+    cgroup: Option<BorrowedFd>,
+    child: impl FnOnce() -> std::convert::Infallible,
+) -> nix::Result<(libc::pid_t, OwnedFd)> {
+    ensure_single_threaded().map_err(|_| Errno::EDEADLK)?;
+    // SAFETY: checked just now that we are the only thread.
+    match unsafe { clone3_raw(flags, cgroup) }? {
+        // The child's value is uninhabited: this arm never ends.
+        #[allow(unreachable_code)]
+        Forked::Child => match child() {},
+        Forked::Parent { pid, pidfd } => Ok((pid, pidfd)),
+    }
 }
 
 /// `pidfd_open(2)`: a descriptor for `pid` that stays with that process.
 pub fn pidfd_open(pid: libc::pid_t) -> nix::Result<OwnedFd> {
-    // SAFETY: plain syscall with integer arguments.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    Errno::result(fd)?;
-    // SAFETY: new descriptor from the kernel; pidfds are always close-on-exec.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+    let pid = rustix::process::Pid::from_raw(pid).ok_or(Errno::ESRCH)?;
+    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).map_err(errno)
+}
+
+/// A rustix error as nix's, for the callers' one error type.
+pub fn errno(e: rustix::io::Errno) -> Errno {
+    Errno::from_raw(e.raw_os_error())
+}
+
+/// `close_range(2)` from `first` on, closing or (with `cloexec`) marking
+/// close-on-exec. Refuses rather than leaving descriptors open: a kernel
+/// without `CLOSE_RANGE_CLOEXEC` (before 5.11) would leak every runner
+/// descriptor into the payload.
+pub fn close_range(first: u32, last: u32, cloexec: bool) -> Result<()> {
+    let flags = if cloexec {
+        libc::CLOSE_RANGE_CLOEXEC
+    } else {
+        0
+    };
+    // SAFETY: closes or marks descriptors only; callers keep none of those
+    // they close.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) };
+    Errno::result(r)
+        .map(drop)
+        .ctx(|| "cannot close the descriptors the payload must not inherit (close_range; Linux 5.11 or newer is needed)".into())
+}
+
+/// Open /dev/null on each of the standard descriptors 0-2 that is closed
+/// and not in `keep`, so that no file opened later becomes one of them.
+pub fn null_stdio(keep: &[u32]) {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only asks whether the descriptor is open.
+        let open = unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
+        if open || keep.contains(&(fd as u32)) {
+            continue;
+        }
+        // SAFETY: open returns the lowest free descriptor; moved onto `fd`
+        // if it is not that one already, and never closed.
+        unsafe {
+            let n = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            if n >= 0 && n != fd {
+                libc::dup2(n, fd);
+                libc::close(n);
+            }
+        }
+    }
+}
+
+/// A process as its PID and start time (`/proc/PID/stat`, field 22, in
+/// clock ticks since boot): a recycled PID has another start time, so a
+/// `ProcId` never names a process that merely got the same number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcId {
+    pub pid: i32,
+    pub start: u64,
+}
+
+impl ProcId {
+    /// The process `pid` now, unless it is gone or a zombie.
+    pub fn of(pid: i32) -> Option<ProcId> {
+        let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (_, rest) = st.rsplit_once(") ")?;
+        let mut f = rest.split_whitespace();
+        if f.next()? == "Z" {
+            return None;
+        }
+        let start = f.nth(18)?.parse().ok()?;
+        Some(ProcId { pid, start })
+    }
+
+    pub fn current() -> nix::Result<ProcId> {
+        ProcId::of(std::process::id() as i32).ok_or(Errno::ESRCH)
+    }
+
+    /// As written by `Display`: `PID START`.
+    pub fn parse(s: &str) -> Option<ProcId> {
+        let (pid, start) = s.trim().split_once(' ')?;
+        Some(ProcId {
+            pid: pid.parse().ok()?,
+            start: start.parse().ok()?,
+        })
+    }
+
+    /// Whether this very process still runs (and is not a zombie).
+    pub fn alive(&self) -> bool {
+        ProcId::of(self.pid) == Some(*self)
+    }
+}
+
+impl std::fmt::Display for ProcId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.pid, self.start)
+    }
 }
 
 /// Make the mount behind `fd` read-only (with `recursive`, its submounts
@@ -140,18 +273,13 @@ pub fn pidfd_self() -> Result<OwnedFd> {
     pidfd_open(unsafe { libc::getpid() }).ctx(|| "cannot open a pidfd for the runner".into())
 }
 
+/// Send `sig` to the process behind `pidfd` (never to a recycled PID).
 pub fn pidfd_send_signal(pidfd: BorrowedFd, sig: libc::c_int) -> nix::Result<()> {
-    // SAFETY: plain syscall; a null siginfo means "as kill(2) would".
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            sig,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    Errno::result(r).map(drop)
+    // rustix's `Signal` covers the real-time signals only through an
+    // unchecked constructor; every number here comes from our own parsing.
+    // SAFETY: `sig` is a signal number the kernel accepts or refuses.
+    let sig = unsafe { rustix::process::Signal::from_raw_unchecked(sig) };
+    rustix::process::pidfd_send_signal(pidfd, sig).map_err(errno)
 }
 
 /// How a child (the container's PID 1) ended.
@@ -192,30 +320,21 @@ pub fn wait_pidfd(pidfd: BorrowedFd) -> Result<Exit> {
 /// A detached copy of the mount tree at `path` (`open_tree(2)` with
 /// `OPEN_TREE_CLONE | AT_RECURSIVE`): the source of an idmapped mount.
 pub fn open_tree_clone(path: &std::path::Path) -> nix::Result<OwnedFd> {
-    open_tree(path, libc::AT_RECURSIVE as libc::c_uint)
+    open_tree(path, true)
 }
 
 /// As `open_tree_clone`, without the submounts (a `norbind` bind).
 pub fn open_tree_clone_flat(path: &std::path::Path) -> nix::Result<OwnedFd> {
-    open_tree(path, 0)
+    open_tree(path, false)
 }
 
-fn open_tree(path: &std::path::Path, extra: libc::c_uint) -> nix::Result<OwnedFd> {
-    use std::os::unix::ffi::OsStrExt;
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
-    // SAFETY: valid path string; the kernel returns a new descriptor or -1.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | extra,
-        )
-    };
-    Errno::result(fd)?;
-    // SAFETY: new descriptor from the kernel.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+fn open_tree(path: &std::path::Path, recursive: bool) -> nix::Result<OwnedFd> {
+    use rustix::mount::OpenTreeFlags;
+    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= OpenTreeFlags::AT_RECURSIVE;
+    }
+    rustix::mount::open_tree(rustix::fs::CWD, path, flags).map_err(errno)
 }
 
 /// Make the detached mount behind `fd` (and its submounts) show files
@@ -230,38 +349,27 @@ pub fn mount_setattr_idmap(fd: BorrowedFd, userns: BorrowedFd) -> nix::Result<()
 
 /// Attach the detached mount `fd` on `target` (`move_mount(2)`).
 pub fn move_mount_to(fd: BorrowedFd, target: &std::path::Path) -> nix::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-    let c = std::ffi::CString::new(target.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
-    // SAFETY: valid descriptor and path.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    Errno::result(r).map(drop)
+    use rustix::mount::MoveMountFlags;
+    rustix::mount::move_mount(
+        fd,
+        "",
+        rustix::fs::CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(errno)
 }
 
 /// Attach the detached mount `fd` on the file or directory behind the
 /// descriptor `target` (`move_mount(2)` with both paths empty).
 pub fn move_mount_onto_fd(fd: BorrowedFd, target: BorrowedFd) -> nix::Result<()> {
-    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
-    // SAFETY: valid descriptors, empty paths with the matching flags.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            target.as_raw_fd(),
-            c"".as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
-        )
-    };
-    Errno::result(r).map(drop)
+    use rustix::mount::MoveMountFlags;
+    rustix::mount::move_mount(
+        fd,
+        "",
+        target,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .map_err(errno)
 }

@@ -201,6 +201,9 @@ static JOINED_USERNS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 /// first, so the others are entered with its capabilities); joining one's
 /// own user namespace is EINVAL, which tells the two apart.
 fn enter(leader: &OwnedFd) -> Result<(), String> {
+    // Checked while our /proc is still the host's: inside, /proc/self does
+    // not name us. Nothing after this starts a thread (see spawn_into).
+    libnspawn::sys::ensure_single_threaded().map_err(|e| e.to_string())?;
     // SAFETY: setns with a valid pidfd and namespace flags.
     let mut r = unsafe { libc::setns(leader.as_raw_fd(), NAMESPACES | libc::CLONE_NEWUSER) };
     if r == 0 {
@@ -276,7 +279,9 @@ fn spawn_into(
     child: impl FnOnce() -> i32,
 ) -> Result<(i32, OwnedFd), String> {
     use libnspawn::sys::{clone3_raw, Forked};
-    let forked = match clone3_raw(0, cgroup) {
+    // SAFETY: nspawnctl starts no threads; checked in `enter`, before the
+    // machine's /proc hid ours.
+    let forked = match unsafe { clone3_raw(0, cgroup) } {
         Err(Errno::EBUSY) if cgroup.is_some() => {
             let name = format!("nspawnctl-{}", std::process::id());
             let parent = cgroup.unwrap();
@@ -294,7 +299,8 @@ fn spawn_into(
                 nix::sys::stat::Mode::empty(),
             )
             .map_err(|e| format!("cannot make a cgroup in the machine: {}", e.desc()))?;
-            clone3_raw(0, Some(sub.as_fd()))
+            // SAFETY: as above.
+            unsafe { clone3_raw(0, Some(sub.as_fd())) }
         }
         r => r,
     };

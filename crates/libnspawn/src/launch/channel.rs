@@ -23,8 +23,9 @@ pub struct Idmapped {
     pub binds: Vec<OwnedFd>,
 }
 
-/// At most this many descriptors in one message (the idmapped binds).
-pub const MAX_FDS: usize = 64;
+/// At most this many descriptors in one message (the idmapped binds):
+/// the kernel's limit for one SCM_RIGHTS message (`SCM_MAX_FD`).
+pub const MAX_FDS: usize = 253;
 
 pub enum Msg {
     /// Setup failed; the text is the error line.
@@ -112,6 +113,12 @@ impl Channel {
             .chain(m.binds.iter())
             .map(|f| f.as_raw_fd())
             .collect();
+        if fds.len() > MAX_FDS {
+            return Err(crate::error::Error::invalid(format!(
+                "too many host directories to bind under a user namespace: {} (at most {MAX_FDS})",
+                fds.len()
+            )));
+        }
         self.send_tagged_fds(&[TAG_GO, m.tree.is_some() as u8], &fds)
             .ctx(|| "cannot pass the idmapped mounts to the container".into())
     }
@@ -130,6 +137,66 @@ impl Channel {
             None,
         )
         .map(drop)
+    }
+
+    /// `recv` for the runner: waiting at most `timeout`, and giving up at
+    /// once (with the error that undoes the start) when a stop is asked
+    /// for meanwhile.
+    pub fn recv_within(
+        &self,
+        signals: &super::signals::Signals,
+        timeout: std::time::Duration,
+    ) -> Result<Msg> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            signals.check()?;
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(crate::error::Error::invalid(format!(
+                    "the container did not finish its setup within {} s",
+                    timeout.as_secs()
+                )));
+            }
+            let ms = PollTimeout::from(left.as_millis().min(u16::MAX as u128) as u16);
+            let mut fds = [
+                PollFd::new(self.0.as_fd(), PollFlags::POLLIN),
+                PollFd::new(signals.fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, ms) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => r.ctx(|| "cannot poll".into())?,
+            };
+            if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+                return self.recv();
+            }
+        }
+    }
+
+    /// After a step of the runner failed: the container's own error, if
+    /// it failed first (its process gone is often why the runner's step
+    /// failed, and its line says why). Waits a moment for a container
+    /// that is still ending.
+    pub fn pending_error(&self, container: std::os::fd::BorrowedFd) -> Option<String> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let mut fds = [
+            PollFd::new(self.0.as_fd(), PollFlags::POLLIN),
+            PollFd::new(container, PollFlags::POLLIN),
+        ];
+        poll(&mut fds, PollTimeout::from(100u8)).ok()?;
+        loop {
+            let mut fd = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut fd, PollTimeout::ZERO).ok()? == 0 {
+                return None;
+            }
+            match self.recv().ok()? {
+                Msg::Error(m) => return Some(m),
+                Msg::Eof => return None,
+                _ => {}
+            }
+        }
     }
 
     pub fn recv(&self) -> Result<Msg> {
@@ -157,6 +224,14 @@ impl Channel {
                     fds.extend(got.iter().map(|&f| unsafe { OwnedFd::from_raw_fd(f) }));
                 }
             }
+            // The kernel drops the descriptors that did not fit: the
+            // message is not what was sent.
+            if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+                return Err(crate::error::Error::invalid(
+                    "a message on the setup channel carried more descriptors than expected",
+                ));
+            }
+
             let fd = (!fds.is_empty()).then(|| fds.remove(0));
             let n = msg.bytes;
             return Ok(match (n, buf.first()) {

@@ -4,7 +4,7 @@
 //! Single-threaded and short; every failure goes up the channel as one line.
 
 use super::channel::Channel;
-use super::stub;
+use super::{failpoint, stub};
 use crate::env::{self, EnvInput};
 use crate::error::{Context, Error, Result};
 use crate::id128::Id128;
@@ -31,7 +31,7 @@ pub struct ChildCtx<'a> {
     pub cgroup2: bool,
     pub container_uuid: Id128,
     pub host_os_release: &'a [u8],
-    pub term: Option<&'a str>,
+    pub term: Option<String>,
     /// `--network-namespace-path`: the namespace to join.
     pub netns: Option<BorrowedFd<'a>>,
     /// Wait for the runner's "go" before starting the payload (it makes
@@ -60,52 +60,95 @@ pub fn run(ctx: ChildCtx) -> ! {
     unsafe { libc::_exit(1) }
 }
 
+/// Exit quietly: the runner failed (and says why) or is gone.
+fn runner_gone() -> ! {
+    // SAFETY: _exit is always safe.
+    unsafe { libc::_exit(1) }
+}
+
+/// Wait for the runner's "go" (with what it carries).
+fn wait_go(channel: &Channel) -> super::channel::Idmapped {
+    match channel.recv() {
+        Ok(super::channel::Msg::Go(m)) => m,
+        _ => runner_gone(),
+    }
+}
+
+/// The stages, in order: namespaces, root file system, the rest of the
+/// file system, then identity, confinement and exec.
 fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     let s = ctx.settings;
     // Die with the runner. It may have died before this was armed: its
     // pidfd turns readable when it exits.
     die_with_runner(ctx.runner.as_fd());
     reset_signals();
-    // Done first: with a user namespace, only our host uid 0 (which we keep
-    // until the maps are written) may write the v1 hierarchies' files.
-    release_agent::leave_v1_roots()?;
-    let idmapped = if ctx.userns {
-        let m = become_namespace_root(&ctx.channel, &s.directory)?;
-        die_with_runner(ctx.runner.as_fd());
-        m
-    } else {
-        Default::default()
-    };
-
-    match ctx.netns {
-        Some(ns) => nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
-            .ctx(|| "cannot join the network namespace".into())?,
-        // A namespace of our own (clone3 made it): its loopback starts down.
-        None if s.private_network => crate::net::loopback_up()?,
-        None => {}
-    }
-
+    failpoint::hit("child.start")?;
+    let idmapped = namespaces(ctx)?;
     let tree = mount::root::prepare(&s.directory, &s.fs, idmapped.tree)?;
     let root_fd = match &s.fs.pivot_root {
         Some((new, old)) => pivot_root_dir(tree.as_fd(), new, old.as_deref())?,
         None => tree,
     };
     let root = root_fd.as_fd();
-    let machine_id = machine_id(root, s)?;
+    let machine_id = machine_id(root, &s.directory)?;
     // Looked up in the tree's own files, before anything else is mounted.
     let account = match &s.user {
         Some(u) => Some(lookup_user(root, u)?),
         None => None,
     };
     let container_uuid = machine_id.unwrap_or(ctx.container_uuid);
+    failpoint::hit("child.root")?;
     ctx.channel.send_id(container_uuid)?;
     if ctx.wait_placed {
-        match ctx.channel.recv() {
-            Ok(super::channel::Msg::Go(_)) => {}
-            // SAFETY: _exit is always safe.
-            _ => unsafe { libc::_exit(1) },
-        }
+        wait_go(&ctx.channel);
     }
+    file_system(ctx, root, container_uuid, account.as_ref(), idmapped.binds)?;
+    failpoint::hit("child.mounts")?;
+    mount::enter_root(root)?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    setup_stdio(ctx.pty)?;
+    if ctx.wait_go {
+        wait_go(&ctx.channel);
+    }
+    confine_and_exec(ctx, container_uuid, account.as_ref())
+}
+
+/// Leave the v1 root cgroups, become root of our user namespace (if any),
+/// join or set up the network namespace. Returns the runner's idmapped
+/// mounts.
+fn namespaces(ctx: &ChildCtx) -> Result<super::channel::Idmapped> {
+    // Done first: with a user namespace, only our host uid 0 (which we keep
+    // until the maps are written) may write the v1 hierarchies' files.
+    release_agent::leave_v1_roots()?;
+    let idmapped = if ctx.userns {
+        let m = become_namespace_root(&ctx.channel, &ctx.settings.directory)?;
+        die_with_runner(ctx.runner.as_fd());
+        m
+    } else {
+        Default::default()
+    };
+    match ctx.netns {
+        Some(ns) => nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .ctx(|| "cannot join the network namespace".into())?,
+        // A namespace of our own (clone3 made it): its loopback starts down.
+        None if ctx.settings.private_network => crate::net::loopback_up()?,
+        None => {}
+    }
+    Ok(idmapped)
+}
+
+/// Everything mounted below the root, before we enter it: the cgroup
+/// namespace, the API file systems, /dev and the console, /etc files,
+/// custom mounts, credentials, the journal, read-only, bound users,
+/// /run/host, and the host name.
+fn file_system(
+    ctx: &ChildCtx,
+    root: BorrowedFd,
+    container_uuid: Id128,
+    account: Option<&Account>,
+    idmapped_binds: Vec<OwnedFd>,
+) -> Result<()> {
+    let s = ctx.settings;
     // In the container's cgroup now (clone3 put us there, or the runner
     // moved us); a namespace made now is rooted there (a CLONE_NEWCGROUP
     // in clone3 itself would be rooted at the runner's cgroup:
@@ -134,12 +177,8 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     let isolated = s.private_network && !crate::net::reaches_host_resolvers(&s.net);
     mount::etc::setup_resolv_conf(root, fs.resolv_conf, isolated, read_only)?;
     mount::etc::setup_timezone(root, fs.timezone, read_only)?;
-    mount::custom::mount_all(root, &fs.mounts, ctx.userns.then_some(idmapped.binds))?;
-    mount::write_credentials(
-        root,
-        &fs.credentials,
-        account.as_ref().map(|a| (a.uid, a.gid)),
-    )?;
+    mount::custom::mount_all(root, &fs.mounts, ctx.userns.then_some(idmapped_binds))?;
+    mount::write_credentials(root, &fs.credentials, account.map(|a| (a.uid, a.gid)))?;
     journal::setup(
         root,
         &s.directory,
@@ -154,20 +193,18 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     crate::userns::bind_user::setup(root, ctx.bind_users)?;
     mount::finish_run_host(root, ctx.notify.as_fd())?;
     nix::unistd::sethostname(s.hostname())
-        .ctx(|| format!("cannot set the host name to {}", s.hostname()))?;
+        .ctx(|| format!("cannot set the host name to {}", s.hostname()))
+}
 
-    mount::enter_root(root)?;
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
-    setup_stdio(ctx.pty)?;
-
-    if ctx.wait_go {
-        match ctx.channel.recv() {
-            Ok(super::channel::Msg::Go(_)) => {}
-            // The runner failed (and says why) or is gone.
-            // SAFETY: _exit is always safe.
-            _ => unsafe { libc::_exit(1) },
-        }
-    }
+/// Inside the root now: the bounding set, limits, the environment and the
+/// descriptors the payload gets, the system call filter, then the user's
+/// identity and capabilities, and exec.
+fn confine_and_exec(
+    ctx: &ChildCtx,
+    container_uuid: Id128,
+    account: Option<&Account>,
+) -> Result<Infallible> {
+    let s = ctx.settings;
     let sec = &s.security;
     let retain = sec.retain(s.private_network);
     caps::drop_bounding(retain)?;
@@ -176,15 +213,15 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     let host_os_release = String::from_utf8_lossy(ctx.host_os_release);
     let mut envp = env::build(&EnvInput {
         boot: s.start_mode == StartMode::Boot,
-        term: ctx.term,
+        term: ctx.term.as_deref(),
         container_uuid: &uuid,
-        user: account.as_ref().map(|a| (a.name.as_str(), a.home.as_str())),
+        user: account.map(|a| (a.name.as_str(), a.home.as_str())),
         host_os_release: &host_os_release,
         setenv: &s.setenv,
         credentials: !s.fs.credentials.is_empty(),
         container_service: &s.knobs.container_service,
     });
-    pass_descriptors(ctx.listen_fds, s.start_mode, &mut envp);
+    pass_descriptors(ctx.listen_fds, s.start_mode, &mut envp)?;
     seccomp::load(
         retain,
         &sec.syscall_allow,
@@ -194,7 +231,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     if s.start_mode == StartMode::Pid2 {
         stub::fork_stub()?;
     }
-    if let Some(a) = &account {
+    if let Some(a) = account {
         caps::keep_across_setuid(sec.caps_ambient)?;
         become_user(a)?;
         die_with_runner(ctx.runner.as_fd());
@@ -203,9 +240,10 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
         nix::unistd::chdir(dir.as_str())
             .ctx(|| format!("cannot change to working directory {dir}"))?;
     }
-    let root = !matches!(&account, Some(a) if a.uid != 0);
+    let root = !matches!(account, Some(a) if a.uid != 0);
     security::finish(sec, retain, root)?;
-    exec_payload(s, account.as_ref(), &envp)
+    failpoint::hit("child.exec")?;
+    exec_payload(s, account, &envp)
 }
 
 /// Wait for the runner to write our id maps (user_namespaces(7): until
@@ -216,12 +254,7 @@ fn become_namespace_root(
     channel: &Channel,
     directory: &std::path::Path,
 ) -> Result<super::channel::Idmapped> {
-    let tree = match channel.recv() {
-        Ok(super::channel::Msg::Go(mounts)) => mounts,
-        // The runner failed (and says why) or is gone.
-        // SAFETY: _exit is always safe.
-        _ => unsafe { libc::_exit(1) },
-    };
+    let tree = wait_go(channel);
     // Still the host's uid 0: the tree's path resolves for us, not for
     // root of the namespace if a directory above it is closed to others.
     let reach = mount::root::cover_unsearchable(directory)?;
@@ -254,7 +287,7 @@ fn die_with_runner(runner: BorrowedFd) {
 /// The tree's own machine id wins; a missing, empty or "uninitialized"
 /// `/etc/machine-id` means none (the guest's init then takes
 /// `$container_uuid`).
-fn machine_id(root: std::os::fd::BorrowedFd, s: &Settings) -> Result<Option<Id128>> {
+fn machine_id(root: BorrowedFd, directory: &std::path::Path) -> Result<Option<Id128>> {
     let Some(data) = inroot::read_file(root, "/etc/machine-id")? else {
         return Ok(None);
     };
@@ -266,7 +299,7 @@ fn machine_id(root: std::os::fd::BorrowedFd, s: &Settings) -> Result<Option<Id12
     Id128::parse(text).map(Some).map_err(|_| {
         Error::invalid(format!(
             "invalid machine id in {}/etc/machine-id",
-            s.directory.display()
+            directory.display()
         ))
     })
 }
@@ -274,18 +307,10 @@ fn machine_id(root: std::os::fd::BorrowedFd, s: &Settings) -> Result<Option<Id12
 /// The payload gets 0, 1, 2 and, when the caller passed some for it
 /// (sd_listen_fds(3)), 3 .. 3+n with `$LISTEN_FDS`; every other descriptor
 /// is closed on exec, whoever opened it.
-fn pass_descriptors(n: u32, mode: StartMode, envp: &mut Vec<String>) {
-    // SAFETY: close_range with flags only marks descriptors.
-    unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3 + n,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
+fn pass_descriptors(n: u32, mode: StartMode, envp: &mut Vec<String>) -> Result<()> {
+    crate::sys::close_range(3 + n, u32::MAX, true)?;
     if n == 0 {
-        return;
+        return Ok(());
     }
     for fd in 3..3 + n as libc::c_int {
         // SAFETY: clearing FD_CLOEXEC on a descriptor we were given.
@@ -296,6 +321,7 @@ fn pass_descriptors(n: u32, mode: StartMode, envp: &mut Vec<String>) {
     envp.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
     envp.push(format!("LISTEN_FDS={n}"));
     envp.push(format!("LISTEN_PID={pid}"));
+    Ok(())
 }
 
 fn reset_signals() {

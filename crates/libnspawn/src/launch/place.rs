@@ -13,10 +13,9 @@
 //!   split into `payload` and `supervisor` (us); with registration the
 //!   machine is registered in it (`RegisterMachine`).
 
-use super::Held;
 use crate::cgroup::{self, Cgroup};
 use crate::error::{Error, Result};
-use crate::registry;
+use crate::name::{Mark, NameLock};
 use crate::settings::{RegisterMode, Settings};
 use crate::systemd::{self, bus};
 
@@ -45,27 +44,25 @@ impl Mode {
         mode
     }
 
-    /// Before the container exists: the cgroup it is cloned into, when it
-    /// is known now (not for a scope, made around the running container).
-    pub fn prepare(self, s: &Settings) -> Result<Option<Cgroup>> {
-        let scope = match self {
-            Mode::Scope => cgroup::scope_dir(&s.machine, s.slice.as_deref()),
-            _ => None,
-        };
-        if self != Mode::Own
-            && wait_unless_running(&s.machine, scope.as_deref())?
-            && scope.is_some()
-        {
-            // What the dead runner (and perhaps its reaper) left with
-            // systemd: whoever removed its record, make sure machined and
-            // systemd have let go of the name before we take it again.
-            let _ = bus::end_machine(&s.machine, true, true);
+    /// Before the container exists, with the name held: the cgroup it is
+    /// cloned into, when it is known now (not for a scope, made around
+    /// the running container).
+    pub fn prepare(self, s: &Settings, name: &NameLock) -> Result<Option<Cgroup>> {
+        if !name.inherited.is_empty() {
+            // A start of this name whose runner and reaper were both
+            // killed left a scope or a registration: ours to end.
+            let scope = name.inherited.contains(&Mark::Scope);
+            let registered = name.inherited.contains(&Mark::Registered);
+            if let Some(d) = cgroup::scope_dir(&s.machine, s.slice.as_deref()) {
+                cgroup::wait_empty_at(&d);
+            }
+            let _ = bus::end_machine(&s.machine, registered, scope);
         }
         match self {
             Mode::Scope => Ok(None),
             Mode::KeepUnit => match cgroup::split_own_unit()? {
                 Some(unit) => {
-                    let cg = Cgroup::payload(&unit, &s.machine)?;
+                    let cg = Cgroup::payload(&unit)?;
                     cgroup::enable_controllers(&unit);
                     Ok(Some(cg))
                 }
@@ -82,38 +79,56 @@ impl Mode {
     }
 }
 
-/// The outcome of placing one run of the container.
-pub struct Placed {
+/// One run of the container placed with the service manager: its scope's
+/// payload cgroup, and what machined and systemd were asked for. Undone
+/// on drop, once the container is dead: the payload goes, machined
+/// forgets the machine, and systemd collects the emptied scope before we
+/// go on, so the name is free for the next start.
+pub struct Placed<'a> {
     /// The scope's payload cgroup (scope mode only).
     pub cgroup: Option<Cgroup>,
     registered: bool,
     /// In a scope unit of systemd's.
     scope: bool,
+    name: &'a NameLock,
+    quiet: bool,
 }
 
-impl Placed {
-    fn none() -> Placed {
+impl<'a> Placed<'a> {
+    fn none(name: &'a NameLock, quiet: bool) -> Placed<'a> {
         Placed {
             cgroup: None,
             registered: false,
             scope: false,
+            name,
+            quiet,
         }
     }
 
-    /// After the container ended: the scope's payload goes, machined
-    /// forgets the machine, and systemd collects the emptied scope before
-    /// we return, so the name is free for the next start.
-    pub fn end(self, s: &Settings) {
-        if let Some(cg) = self.cgroup {
-            cg.remove();
+    /// Write down in the name's file what is about to be made, so the
+    /// reaper of a killed runner undoes it.
+    fn mark(&self, mark: Mark) -> Result<()> {
+        self.name.mark(mark, true)
+    }
+}
+
+impl Drop for Placed<'_> {
+    fn drop(&mut self) {
+        if let Some(cg) = self.cgroup.take() {
+            if let Err(e) = cg.release() {
+                eprintln!("nspawn: {e}");
+            }
         }
         if self.registered || self.scope {
-            if let Err(e) = bus::end_machine(&s.machine, self.registered, self.scope) {
-                if !s.quiet {
+            let machine = self.name.machine();
+            if let Err(e) = bus::end_machine(machine, self.registered, self.scope) {
+                if !self.quiet {
                     eprintln!("nspawn: {e}");
                 }
             }
         }
+        let _ = self.name.mark(Mark::Scope, false);
+        let _ = self.name.mark(Mark::Registered, false);
     }
 }
 
@@ -160,16 +175,19 @@ fn registered(s: &Settings, outcome: Result<(), bus::Failure>) -> Result<bool> {
 }
 
 /// Once the container runs and its machine id is known: make its scope
-/// and register it, as the mode wants.
-pub fn place(
+/// and register it, as the mode wants. `ifindex`: the host end of its
+/// veth link, for machined.
+pub fn place<'a>(
     mode: Mode,
     s: &Settings,
+    name: &'a NameLock,
     leader: i32,
     id: crate::id128::Id128,
-    held: &Held,
-) -> Result<Placed> {
+    ifindex: Option<i32>,
+) -> Result<Placed<'a>> {
+    let mut placed = Placed::none(name, s.quiet);
     if mode == Mode::Own {
-        return Ok(Placed::none());
+        return Ok(placed);
     }
     let root = s.directory.display().to_string();
     let reg = bus::Registration {
@@ -178,21 +196,15 @@ pub fn place(
         service: &s.knobs.container_service,
         leader: leader as u32,
         root: &root,
-        ifindices: held
-            .record
-            .and_then(|r| r.host_link.as_deref())
-            .and_then(|l| nix::net::if_::if_nametoindex(l).ok())
-            .map(|i| i as i32)
-            .into_iter()
-            .collect(),
+        ifindices: ifindex.into_iter().collect(),
     };
     let wanted = s.register != RegisterMode::No;
     if mode == Mode::KeepUnit {
-        let registered = wanted && registered(s, bus::register_machine(&reg))?;
-        return Ok(Placed {
-            registered,
-            ..Placed::none()
-        });
+        if wanted {
+            placed.mark(Mark::Registered)?;
+            placed.registered = registered(s, bus::register_machine(&reg))?;
+        }
+        return Ok(placed);
     }
     let scope = bus::Scope {
         machine: &s.machine,
@@ -202,8 +214,12 @@ pub fn place(
         devices: bound_devices(s),
         properties: &s.properties,
     };
-    let registered = wanted && registered(s, bus::create_machine(&reg, &scope))?;
-    if !registered {
+    placed.mark(Mark::Scope)?;
+    if wanted {
+        placed.mark(Mark::Registered)?;
+    }
+    placed.registered = wanted && registered(s, bus::create_machine(&reg, &scope))?;
+    if !placed.registered {
         match bus::start_scope(&scope) {
             Ok(()) => {}
             // systemd runs but cannot be reached (no system bus yet, or
@@ -214,73 +230,25 @@ pub fn place(
                         "nspawn: no scope unit ({why}); the machine gets a cgroup of its own."
                     );
                 }
-                let Some(cg) = Cgroup::create(&s.machine, s.slice.as_deref())? else {
-                    return Ok(Placed::none());
-                };
-                if let Err(e) = cg.attach(leader) {
-                    cg.remove();
-                    return Err(e);
+                placed.cgroup = Cgroup::create(&s.machine, s.slice.as_deref())?;
+                if let Some(cg) = &placed.cgroup {
+                    cg.attach(leader)?;
                 }
-                return Ok(Placed {
-                    cgroup: Some(cg),
-                    ..Placed::none()
-                });
+                return Ok(placed);
             }
             Err(e) => return Err(Error::invalid(format!("Failed to allocate scope: {e}"))),
         }
     }
-    let placed = Placed {
-        cgroup: None,
-        registered,
-        scope: true,
-    };
+    placed.scope = true;
     // Pure cgroup v1 hosts: the scope is all there is.
     let Some(unit) = cgroup::of_process(&leader.to_string()) else {
         return Ok(placed);
     };
-    let done = Cgroup::payload(&unit, &s.machine).and_then(|cg| {
+    let cg = Cgroup::payload(&unit)?;
+    cgroup::enable_controllers(&unit);
+    placed.cgroup = Some(cg);
+    if let Some(cg) = &placed.cgroup {
         cg.attach(leader)?;
-        cgroup::enable_controllers(&unit);
-        Ok(cg)
-    });
-    // On failure the runner kills the container; machined and systemd
-    // drop the emptied scope by themselves.
-    Ok(Placed {
-        cgroup: Some(done?),
-        ..placed
-    })
-}
-
-/// Refuse a running machine of this name. One whose runner has died is
-/// given the time its reaper takes to clean up after it (the reaper
-/// removes the record last); a record left by a runner and reaper both
-/// killed is stale once that time has passed. Without a record, the
-/// machine's `scope` still there is one whose runner died before it
-/// published its record (or one still starting): waited for the same way.
-/// True if a dying machine was found and is gone now, so that what it may
-/// have left with machined and systemd can be cleared.
-fn wait_unless_running(machine: &str, scope: Option<&std::path::Path>) -> Result<bool> {
-    let deadline = std::time::Instant::now() + cgroup::DYING_WAIT;
-    let mut dying = false;
-    loop {
-        match registry::read_record(machine) {
-            None if !scope.is_some_and(|d| d.exists()) => return Ok(dying),
-            Some(r) if registry::runner_alive(&r) => {
-                return match registry::lookup(machine) {
-                    Some(_) => Err(Error::invalid(format!(
-                        "machine '{machine}' is already running"
-                    ))),
-                    None => Ok(false),
-                }
-            }
-            _ => {}
-        }
-        dying = true;
-        // Not ours to end, then (a machine of this name some other tool
-        // runs, or one still starting): the start goes on and is told.
-        if std::time::Instant::now() > deadline {
-            return Ok(false);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    Ok(placed)
 }

@@ -34,7 +34,7 @@ pub fn mount_all(
                     .ok_or_else(|| Error::invalid(format!("no prepared mount for {}", m.dest)))?;
                 attach(root, &m.dest, tree, *read_only)?;
             }
-            MountKind::Overlay { .. } if userns && crate::userns::overlay::runner_makes(m) => {
+            MountKind::Overlay { .. } if userns && m.host_overlay() => {
                 let tree = detached
                     .next()
                     .ok_or_else(|| Error::invalid(format!("no prepared mount for {}", m.dest)))?;

@@ -14,7 +14,7 @@ pub use dev::setup_dev;
 use crate::error::{Context, Error, Result};
 use crate::id128::Id128;
 use crate::inroot;
-use crate::settings::ApiVfsWritable;
+use crate::knobs::ApiVfsWritable;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::Mode;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -104,7 +104,7 @@ fn bind_read_only(root: BorrowedFd, path: &str, extra: MsFlags) -> Result<()> {
 
 pub struct ApiOptions<'a> {
     pub private_network: bool,
-    pub knobs: &'a crate::settings::Knobs,
+    pub knobs: &'a crate::knobs::Knobs,
     pub boot_id: Id128,
     pub cgroup2: bool,
     pub host_os_release: &'a [u8],

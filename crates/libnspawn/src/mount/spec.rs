@@ -58,6 +58,21 @@ pub struct CustomMount {
     pub dest: String,
 }
 
+impl CustomMount {
+    /// Whether this is an overlay of host directories only (a throw-away
+    /// upper layer counts as one): under a user namespace the runner
+    /// makes those (`userns/overlay.rs`).
+    pub fn host_overlay(&self) -> bool {
+        match &self.kind {
+            MountKind::Overlay { lowers, upper, .. } => lowers
+                .iter()
+                .chain(upper.iter())
+                .all(|s| !matches!(s, Source::Tree(_))),
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Volatile {
     #[default]

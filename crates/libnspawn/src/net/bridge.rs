@@ -12,8 +12,6 @@ use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg, OFlag};
-use std::fs::File;
 
 pub const RUN_DIR: &str = "/run/nspawn";
 
@@ -30,18 +28,11 @@ pub fn zone_is_valid(zone: &str) -> bool {
 }
 
 /// The host-wide lock for zones and address allocation, held until dropped.
-pub fn lock() -> Result<Flock<File>> {
+pub fn lock() -> Result<crate::lock::Lock> {
     std::fs::create_dir_all(RUN_DIR).ctx(|| format!("cannot create {RUN_DIR}"))?;
-    let path = format!("{RUN_DIR}/net.lock");
-    let f = nix::fcntl::open(
-        path.as_str(),
-        OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::from_bits_truncate(0o600),
-    )
-    .ctx(|| format!("cannot open {path}"))?;
-    Flock::lock(File::from(f), FlockArg::LockExclusive)
-        .map_err(|(_, e)| e)
-        .ctx(|| format!("cannot lock {path}"))
+    let path = std::path::Path::new(RUN_DIR).join("net.lock");
+    crate::lock::open_locked(&path, true, true)?
+        .ok_or_else(|| Error::invalid(format!("cannot lock {}", path.display())))
 }
 
 /// Check that `name` exists and is a bridge, before anything is created.

@@ -10,11 +10,9 @@
 use super::addr::{self, Subnet};
 use super::{bridge, links, nat, rtnl::Rtnl, NetSettings};
 use crate::error::{Context, Error, Result};
-use nix::fcntl::{Flock, FlockArg, OFlag};
-use std::fs::File;
-use std::io::Write;
+use crate::lock::{open_locked, Lock};
 use std::net::Ipv4Addr;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 
 const DIR: &str = "/run/nspawn/net";
@@ -110,21 +108,11 @@ impl Record {
 pub struct Held {
     pub record: Record,
     path: PathBuf,
-    file: Flock<File>,
+    lock: Lock,
 }
 
 fn record_path(machine: &str) -> PathBuf {
     PathBuf::from(DIR).join(machine)
-}
-
-fn open_locked(path: &std::path::Path, create: bool) -> Result<Option<Flock<File>>> {
-    let mut flags = OFlag::O_RDWR | OFlag::O_CLOEXEC;
-    if create {
-        flags |= OFlag::O_CREAT;
-    }
-    let fd = nix::fcntl::open(path, flags, nix::sys::stat::Mode::from_bits_truncate(0o644))
-        .ctx(|| format!("cannot open {}", path.display()))?;
-    Ok(Flock::lock(File::from(fd), FlockArg::LockExclusiveNonblock).ok())
 }
 
 /// Remove the records (and what they hold) of runners and reapers that are
@@ -135,7 +123,7 @@ fn sweep() {
     };
     for e in entries.flatten() {
         let path = e.path();
-        if let Ok(Some(_lock)) = open_locked(&path, false) {
+        if let Ok(Some(_lock)) = open_locked(&path, false, false) {
             let name = e.file_name().to_string_lossy().into_owned();
             Record::parse(&name, &std::fs::read_to_string(&path).unwrap_or_default())
                 .clean_host(true);
@@ -180,7 +168,7 @@ pub fn reserve(s: &NetSettings, machine: &str) -> Result<Held> {
     sweep();
     let path = record_path(machine);
     forwarding_release(&path);
-    let file = open_locked(&path, true)?
+    let lock = open_locked(&path, true, false)?
         .ok_or_else(|| Error::invalid(format!("machine '{machine}' is already running")))?;
     let mut record = Record {
         machine: machine.to_string(),
@@ -233,39 +221,25 @@ pub fn reserve(s: &NetSettings, machine: &str) -> Result<Held> {
         // Outbound traffic is forwarded and masqueraded (nat.rs).
         nat::forwarding_on()?;
     }
-    let mut f: &File = &file;
-    f.set_len(0)
-        .and_then(|_| f.write_all(record.to_text().as_bytes()))
+    lock.write(record.to_text().as_bytes())
         .ctx(|| format!("cannot write {}", path.display()))?;
-    Ok(Held { record, path, file })
+    Ok(Held { record, path, lock })
 }
 
 impl Held {
     /// The locked descriptor, for the reaper to keep.
     pub fn fd(&self) -> BorrowedFd<'_> {
-        std::ops::Deref::deref(&self.file).as_fd()
+        self.lock.fd()
     }
 
-    /// The runner's own, orderly end: its links are gone with `Network`'s
-    /// drop; remove its nftables table and the record, and turn forwarding
-    /// off if it was the last to need it.
-    pub fn release(self) {
-        self.record.clean_host(false);
-        let _ = std::fs::remove_file(&self.path);
-        if let Ok(_lock) = bridge::lock() {
-            forwarding_release(&self.path);
-        }
-    }
-
-    /// For the reaper, once the runner is gone: if the record is still
-    /// there and ours, the runner did not release it (it was killed), so
-    /// clean up after it. A missing record was released; one with another
-    /// inode is a new runner's of the same name, whose table and links
-    /// must stay.
-    pub fn reap(&self) {
-        let ours = nix::sys::stat::fstat(self.fd()).map(|st| st.st_ino);
-        let there = nix::sys::stat::stat(&self.path).map(|st| st.st_ino);
-        if !matches!((ours, there), (Ok(a), Ok(b)) if a == b) {
+    /// Once the container is gone (its links went with `Network`'s drop,
+    /// or die with its namespace): remove the nftables table, an emptied
+    /// zone and the record, and turn forwarding off if it was the last to
+    /// need it. Run by the runner and again by its reaper; only a record
+    /// still this one is undone (a missing record was released, one with
+    /// another inode is a new runner's of the same name).
+    pub fn release(&self) {
+        if !self.lock.is_at(&self.path) {
             return;
         }
         self.record.clean_host(false);

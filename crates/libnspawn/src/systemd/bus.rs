@@ -87,71 +87,21 @@ where
     )
 }
 
-/// Run `f` in a forked helper and return what it returned.
+/// Run `f` in a forked helper (`helper.rs`) and return what it returned.
 fn in_helper(f: impl FnOnce() -> Outcome) -> Outcome {
-    use nix::unistd::{fork, ForkResult};
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| Failure::Failed(format!("cannot create a pipe: {e}")))?;
-    // SAFETY: the runner is single-threaded; the helper may start threads
-    // of its own (it is a new process) and ends with _exit.
-    match unsafe { fork() }.map_err(|e| Failure::Failed(format!("cannot fork: {e}")))? {
-        ForkResult::Child => {
-            drop(r);
-            let line = match f() {
-                Ok(()) => "0".to_string(),
-                Err(Failure::Unavailable(m)) => format!("1{m}"),
-                Err(Failure::Failed(m)) => format!("2{m}"),
-            };
-            let _ = nix::unistd::write(&w, line.as_bytes());
-            // SAFETY: _exit is always safe; nothing to flush.
-            unsafe { libc::_exit(0) }
-        }
-        ForkResult::Parent { child } => {
-            drop(w);
-            let answer = read_with_timeout(r);
-            if answer.is_none() {
-                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-            }
-            let _ = nix::sys::wait::waitpid(child, None);
-            let answer = answer
-                .ok_or_else(|| Failure::Failed("no answer on the system bus (timed out)".into()))?;
-            let (tag, msg) = answer.split_at(answer.len().min(1));
-            match tag {
-                "0" => Ok(()),
-                "1" => Err(Failure::Unavailable(msg.to_string())),
-                "2" => Err(Failure::Failed(msg.to_string())),
-                _ => Err(Failure::Failed("the bus helper died".into())),
-            }
-        }
-    }
-}
-
-fn read_with_timeout(fd: std::os::fd::OwnedFd) -> Option<String> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use std::os::fd::AsFd;
-    let mut out = Vec::new();
-    let deadline =
-        std::time::Instant::now() + std::time::Duration::from_millis(HELPER_TIMEOUT_MS.into());
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return None;
-        }
-        let ms = PollTimeout::from(left.as_millis().min(u16::MAX as u128) as u16);
-        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, ms) {
-            Ok(0) => return None,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return None,
-            Ok(_) => {}
-        }
-        let mut buf = [0u8; 4096];
-        match nix::unistd::read(&fd, &mut buf) {
-            Ok(0) => return Some(String::from_utf8_lossy(&out).into_owned()),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => return None,
-        }
+    let timeout = std::time::Duration::from_millis(HELPER_TIMEOUT_MS.into());
+    let answer = crate::helper::run(timeout, || match f() {
+        Ok(()) => "0".to_string(),
+        Err(Failure::Unavailable(m)) => format!("1{m}"),
+        Err(Failure::Failed(m)) => format!("2{m}"),
+    })
+    .ok_or_else(|| Failure::Failed("no answer on the system bus (timed out)".into()))?;
+    let (tag, msg) = answer.split_at(answer.len().min(1));
+    match tag {
+        "0" => Ok(()),
+        "1" => Err(Failure::Unavailable(msg.to_string())),
+        "2" => Err(Failure::Failed(msg.to_string())),
+        _ => Err(Failure::Failed("the bus helper died".into())),
     }
 }
 
@@ -203,11 +153,6 @@ impl Scope<'_> {
     }
 }
 
-/// The unit name of a machine's scope, escaped as systemd escapes it.
-pub fn scope_name(machine: &str) -> String {
-    format!("machine-{}.scope", crate::cgroup::escape(machine))
-}
-
 /// `StartTransientUnit` of `machine-NAME.scope` holding the leader, and
 /// wait until systemd has started it (the leader is then in it).
 pub fn start_scope(scope: &Scope) -> Outcome {
@@ -240,7 +185,7 @@ pub fn start_scope(scope: &Scope) -> Outcome {
         let reply = systemd(
             &conn,
             "StartTransientUnit",
-            &(scope_name(scope.machine), "fail", props, aux),
+            &(crate::cgroup::scope_name(scope.machine), "fail", props, aux),
         )
         .map_err(failed)?;
         let job: OwnedObjectPath = reply.body().deserialize().map_err(failed)?;
@@ -257,7 +202,7 @@ pub fn start_scope(scope: &Scope) -> Outcome {
                     "done" => Ok(()),
                     r => Err(Failure::Failed(format!(
                         "systemd could not start {}: {r}",
-                        scope_name(scope.machine)
+                        crate::cgroup::scope_name(scope.machine)
                     ))),
                 };
             }
@@ -337,7 +282,7 @@ pub fn end_machine(machine: &str, registered: bool, scope: bool) -> Outcome {
         // Stopped now rather than when systemd notices it emptied (an
         // inotify event later, some milliseconds); leftovers die with it,
         // as the reference's KillUnit would kill them.
-        let unit = scope_name(machine);
+        let unit = crate::cgroup::scope_name(machine);
         let _ = systemd(&conn, "StopUnit", &(unit.as_str(), "replace"));
         for _ in 0..5000 {
             match systemd(&conn, "GetUnit", &(unit.as_str(),)) {

@@ -162,7 +162,7 @@ pub fn parse(assignment: &str) -> Result<Vec<Property>, String> {
         return Ok(prop(name, Value::Str(value.to_string())));
     }
     if SIGNALS.contains(&name) {
-        let sig = crate::settings::parse_signal(value).map_err(|_| bad("not a signal"))?;
+        let sig = crate::signal::parse_signal(value).map_err(|_| bad("not a signal"))?;
         return Ok(prop(name, Value::I32(sig)));
     }
     if TIMES.contains(&name) {

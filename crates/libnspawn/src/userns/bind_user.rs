@@ -26,6 +26,44 @@ pub struct BoundUser {
     pub home: String,
 }
 
+/// A host account as NSS gives it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct HostAccount {
+    uid: u32,
+    gid: u32,
+    group: String,
+    home: String,
+}
+
+/// The host's accounts of `names` (`None` for an unknown name), looked up
+/// through NSS in a forked helper, so that no NSS module is ever loaded
+/// into the runner (`helper.rs`).
+fn host_accounts(names: &[String]) -> Result<Vec<Option<HostAccount>>> {
+    let lookup = || {
+        let found: Vec<Option<HostAccount>> = names
+            .iter()
+            .map(|name| {
+                let u = nix::unistd::User::from_name(name).ok().flatten()?;
+                let group = nix::unistd::Group::from_gid(u.gid)
+                    .ok()
+                    .flatten()
+                    .map(|g| g.name)
+                    .unwrap_or_else(|| name.clone());
+                Some(HostAccount {
+                    uid: u.uid.as_raw(),
+                    gid: u.gid.as_raw(),
+                    group,
+                    home: u.dir.to_string_lossy().into_owned(),
+                })
+            })
+            .collect();
+        serde_json::to_string(&found).unwrap_or_default()
+    };
+    crate::helper::run(std::time::Duration::from_secs(30), lookup)
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .ok_or_else(|| Error::invalid("cannot look up the users to bind on the host"))
+}
+
 /// Look the users up on the host and check they fit: not inside the
 /// container's range, no clash with the tree's own users and groups.
 pub fn resolve(
@@ -37,20 +75,17 @@ pub fn resolve(
     if names.len() as u32 > MAX {
         return Err(Error::invalid(format!("at most {MAX} users can be bound")));
     }
+    let accounts = host_accounts(names)?;
     let mut out = vec![];
-    for (i, name) in names.iter().enumerate() {
-        let u = nix::unistd::User::from_name(name)
-            .ok()
-            .flatten()
-            .ok_or_else(|| {
-                Error::invalid(format!("cannot bind user {name}: no such user on the host"))
-            })?;
-        let (uid, gid) = (u.uid.as_raw(), u.gid.as_raw());
-        let group = nix::unistd::Group::from_gid(u.gid)
-            .ok()
-            .flatten()
-            .map(|g| g.name)
-            .unwrap_or_else(|| name.clone());
+    for (i, (name, acct)) in names.iter().zip(accounts).enumerate() {
+        let HostAccount {
+            uid,
+            gid,
+            group,
+            home,
+        } = acct.ok_or_else(|| {
+            Error::invalid(format!("cannot bind user {name}: no such user on the host"))
+        })?;
         if uid == 0 || r.contains(uid) || r.contains(gid) {
             return Err(Error::invalid(format!(
                 "cannot bind user {name}: UID {uid} or GID {gid} is root or inside the container's range"
@@ -80,7 +115,7 @@ pub fn resolve(
             host_uid: uid,
             host_gid: gid,
             id,
-            home: u.dir.to_string_lossy().into_owned(),
+            home,
         });
     }
     Ok(out)

@@ -14,7 +14,7 @@ use super::Range;
 use crate::error::{Context, Error, Result};
 use crate::inroot;
 use crate::mount::spec::{CustomMount, Idmap, MountKind, Source};
-use crate::sys::{self, Forked};
+use crate::sys;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -29,7 +29,7 @@ pub fn make(
 ) -> Result<Vec<OwnedFd>> {
     let mut out = vec![];
     for m in mounts {
-        if super::overlay::runner_makes(m) {
+        if m.host_overlay() {
             out.push(super::overlay::make(m, range)?);
             continue;
         }
@@ -98,31 +98,30 @@ fn target_owner(directory: &Path, dest: &str, r: &Range) -> Result<(u32, u32)> {
 fn one_id_namespace(uid: (u32, u32), gid: (u32, u32)) -> Result<OwnedFd> {
     let (r, w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "cannot create a pipe".into())?;
-    match sys::clone3(libc::CLONE_NEWUSER, None)? {
-        Forked::Child => {
-            drop(w);
-            // Wait until the runner has what it needs, then go.
-            let _ = nix::unistd::read(&r, &mut [0u8; 1]);
-            // SAFETY: _exit is always safe.
-            unsafe { libc::_exit(0) }
+    let (pid, pidfd) = sys::spawn(libc::CLONE_NEWUSER as u64, None, || {
+        // Our copy of the write end, so the runner's close ends the read.
+        // SAFETY: the descriptor is not used in this process again.
+        unsafe { libc::close(std::os::fd::AsRawFd::as_raw_fd(&w)) };
+        // Wait until the runner has what it needs, then go.
+        let _ = nix::unistd::read(&r, &mut [0u8; 1]);
+        // SAFETY: _exit is always safe.
+        unsafe { libc::_exit(0) }
+    })
+    .ctx(|| "cannot create a user namespace for an idmapped bind".into())?;
+    drop(r);
+    let done = (|| {
+        for (f, (inside, host)) in [("uid_map", uid), ("gid_map", gid)] {
+            let path = format!("/proc/{pid}/{f}");
+            std::fs::write(&path, format!("{inside} {host} 1\n"))
+                .ctx(|| format!("cannot write {path}"))?;
         }
-        Forked::Parent { pid, pidfd } => {
-            drop(r);
-            let done = (|| {
-                for (f, (inside, host)) in [("uid_map", uid), ("gid_map", gid)] {
-                    let path = format!("/proc/{pid}/{f}");
-                    std::fs::write(&path, format!("{inside} {host} 1\n"))
-                        .ctx(|| format!("cannot write {path}"))?;
-                }
-                std::fs::File::open(format!("/proc/{pid}/ns/user"))
-                    .map(OwnedFd::from)
-                    .ctx(|| "cannot open a user namespace for an idmapped bind".into())
-            })();
-            drop(w);
-            let _ = sys::wait_pidfd(pidfd.as_fd());
-            done
-        }
-    }
+        std::fs::File::open(format!("/proc/{pid}/ns/user"))
+            .map(OwnedFd::from)
+            .ctx(|| "cannot open a user namespace for an idmapped bind".into())
+    })();
+    drop(w);
+    let _ = sys::wait_pidfd(pidfd.as_fd());
+    done
 }
 
 /// A detached copy of the mount at `src` (with its submounts for rbind).

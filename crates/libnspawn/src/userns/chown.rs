@@ -24,7 +24,9 @@ fn shift(id: u32, base: u32) -> u32 {
 }
 
 /// Shift `directory` (root last) so that `base` is its owner.
-pub fn shift_tree(directory: &Path, base: u32) -> Result<()> {
+/// `interrupted` is asked once per directory, so a stop request ends a
+/// long shift promptly; the next start finishes it.
+pub fn shift_tree(directory: &Path, base: u32, interrupted: &dyn Fn() -> Result<()>) -> Result<()> {
     let root = nix::fcntl::open(
         directory,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
@@ -32,11 +34,18 @@ pub fn shift_tree(directory: &Path, base: u32) -> Result<()> {
     )
     .ctx(|| format!("cannot open {}", directory.display()))?;
     let st = nix::sys::stat::fstat(&root).ctx(|| format!("cannot stat {}", directory.display()))?;
-    walk(root.as_fd(), st.st_dev, base, directory)?;
+    walk(root.as_fd(), st.st_dev, base, directory, interrupted)?;
     patch(root.as_fd(), None, base, directory)
 }
 
-fn walk(dir: BorrowedFd, dev: u64, base: u32, path: &Path) -> Result<()> {
+fn walk(
+    dir: BorrowedFd,
+    dev: u64,
+    base: u32,
+    path: &Path,
+    interrupted: &dyn Fn() -> Result<()>,
+) -> Result<()> {
+    interrupted()?;
     let dup = nix::unistd::dup(dir).ctx(|| format!("cannot read {}", path.display()))?;
     let mut d = nix::dir::Dir::from_fd(dup).ctx(|| format!("cannot read {}", path.display()))?;
     let names: Vec<CString> = d
@@ -60,7 +69,7 @@ fn walk(dir: BorrowedFd, dev: u64, base: u32, path: &Path) -> Result<()> {
                 Mode::empty(),
             )
             .ctx(|| format!("cannot open {}", child.display()))?;
-            walk(sub.as_fd(), dev, base, &child)?;
+            walk(sub.as_fd(), dev, base, &child, interrupted)?;
         }
         patch(dir, Some(&name), base, &child)?;
     }

@@ -304,15 +304,18 @@ impl Prepared {
         &self,
         pid: libc::pid_t,
         directory: &Path,
+        interrupted: &dyn Fn() -> Result<()>,
     ) -> Result<Option<std::os::fd::OwnedFd>> {
         let base = self.record.range.base;
         match self.fit {
             Fit::AsIs => Ok(None),
-            Fit::Chown => chown::shift_tree(directory, base).map(|_| None),
+            Fit::Chown => chown::shift_tree(directory, base, interrupted).map(|_| None),
             Fit::Map => idmapped_tree(pid, directory).map(Some),
             Fit::MapOrChown => match idmapped_tree(pid, directory) {
                 Ok(t) => Ok(Some(t)),
-                Err(Unsupported(_)) => chown::shift_tree(directory, base).map(|_| None),
+                Err(Unsupported(_)) => {
+                    chown::shift_tree(directory, base, interrupted).map(|_| None)
+                }
                 Err(e) => Err(e),
             },
         }

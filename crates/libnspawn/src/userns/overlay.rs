@@ -19,19 +19,7 @@ use rustix::mount::{
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-/// Whether the runner makes this mount's overlay: every layer is a host
-/// directory (a throw-away upper layer counts as one).
-pub fn runner_makes(m: &CustomMount) -> bool {
-    match &m.kind {
-        MountKind::Overlay { lowers, upper, .. } => lowers
-            .iter()
-            .chain(upper.iter())
-            .all(|s| !matches!(s, Source::Tree(_))),
-        _ => false,
-    }
-}
-
-/// The overlay of `m` (one `runner_makes` accepts), detached. Files that
+/// The overlay of `m` (one `CustomMount::host_overlay` accepts), detached. Files that
 /// root inside creates in a throw-away upper layer are its own.
 pub fn make(m: &CustomMount, range: &Range) -> Result<OwnedFd> {
     let MountKind::Overlay {

@@ -8,10 +8,8 @@
 
 use super::{Mode, Range, RANGE};
 use crate::error::{Context, Error, Result};
-use nix::fcntl::{Flock, FlockArg, OFlag};
-use std::fs::File;
-use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd};
+use crate::lock::{open_locked, Lock};
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
 const DIR: &str = "/run/nspawn/userns";
@@ -20,17 +18,7 @@ const LOCK: &str = "/run/nspawn/userns.lock";
 pub struct Held {
     pub range: Range,
     path: PathBuf,
-    file: Flock<File>,
-}
-
-fn open_locked(path: &Path, create: bool, how: FlockArg) -> Result<Option<Flock<File>>> {
-    let mut flags = OFlag::O_RDWR | OFlag::O_CLOEXEC;
-    if create {
-        flags |= OFlag::O_CREAT;
-    }
-    let fd = nix::fcntl::open(path, flags, nix::sys::stat::Mode::from_bits_truncate(0o644))
-        .ctx(|| format!("cannot open {}", path.display()))?;
-    Ok(Flock::lock(File::from(fd), how).ok())
+    lock: Lock,
 }
 
 fn parse(text: &str) -> Option<Range> {
@@ -52,7 +40,7 @@ fn in_use(except: &Path) -> Vec<(String, Range)> {
         if path == except {
             continue;
         }
-        if let Ok(Some(_stale)) = open_locked(&path, false, FlockArg::LockExclusiveNonblock) {
+        if let Ok(Some(_stale)) = open_locked(&path, false, false) {
             let _ = std::fs::remove_file(&path);
             continue;
         }
@@ -66,10 +54,10 @@ fn in_use(except: &Path) -> Vec<(String, Range)> {
 /// Choose and record the range of `machine` for `mode`.
 pub fn reserve(mode: Mode, directory: &Path, machine: &str) -> Result<Held> {
     std::fs::create_dir_all(DIR).ctx(|| format!("cannot create {DIR}"))?;
-    let _global = open_locked(Path::new(LOCK), true, FlockArg::LockExclusive)?
+    let _global = open_locked(Path::new(LOCK), true, true)?
         .ok_or_else(|| Error::invalid(format!("cannot lock {LOCK}")))?;
     let path = PathBuf::from(DIR).join(machine);
-    let file = open_locked(&path, true, FlockArg::LockExclusiveNonblock)?
+    let lock = open_locked(&path, true, false)?
         .ok_or_else(|| Error::invalid(format!("machine '{machine}' is already running")))?;
     let taken = in_use(&path);
     let clash = |r: &Range| {
@@ -132,29 +120,21 @@ pub fn reserve(mode: Mode, directory: &Path, machine: &str) -> Result<Held> {
             return Err(e);
         }
     };
-    let mut f: &File = &file;
-    f.set_len(0)
-        .and_then(|_| f.write_all(format!("{} {}\n", range.base, range.size).as_bytes()))
+    lock.write(format!("{} {}\n", range.base, range.size).as_bytes())
         .ctx(|| format!("cannot write {}", path.display()))?;
-    Ok(Held { range, path, file })
+    Ok(Held { range, path, lock })
 }
 
 impl Held {
     /// The locked descriptor, for the reaper to keep.
     pub fn fd(&self) -> BorrowedFd<'_> {
-        std::ops::Deref::deref(&self.file).as_fd()
+        self.lock.fd()
     }
 
-    pub fn release(self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-
-    /// For the reaper: remove the record if it is still this one (a new
-    /// runner of the same name has a new file).
-    pub fn reap(&self) {
-        let ours = nix::sys::stat::fstat(self.fd()).map(|st| st.st_ino);
-        let there = nix::sys::stat::stat(&self.path).map(|st| st.st_ino);
-        if matches!((ours, there), (Ok(a), Ok(b)) if a == b) {
+    /// Remove the record if it is still this one (a new runner of the
+    /// same name has a new file); run by the runner and its reaper alike.
+    pub fn release(&self) {
+        if self.lock.is_at(&self.path) {
             let _ = std::fs::remove_file(&self.path);
         }
     }

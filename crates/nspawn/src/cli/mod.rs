@@ -302,8 +302,9 @@ impl Cli {
             self.machine.as_deref(),
             fs.template.is_some(),
         )?;
-        // Each ephemeral instance gets a name of its own, as in the reference.
-        let machine = if fs.ephemeral {
+        // Each ephemeral instance gets a name of its own unless one was
+        // given, as in the reference (determine_names()).
+        let machine = if fs.ephemeral && self.machine.is_none() {
             ephemeral_name(&machine)?
         } else {
             machine

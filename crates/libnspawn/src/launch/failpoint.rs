@@ -1,0 +1,55 @@
+//! Failure injection for the test suite: with `NSPAWN_FAILPOINT=STAGE`
+//! in the environment, the start fails at the named stage as if that step
+//! had failed, so a test can check that each stage undoes what came
+//! before it and reports one line; with `STAGE:pause` the runner stops
+//! there (saying so on stderr) until a signal asks it to stop, so a test
+//! can send SIGTERM in the middle of a start. Stages are named where
+//! `hit` and `stage` are called; `NSPAWN_FAILPOINT=list` lists them on
+//! stderr as they pass. Without the variable, each is one comparison.
+
+use crate::error::{Error, Result};
+use std::sync::OnceLock;
+
+fn wanted() -> Option<&'static str> {
+    static WANTED: OnceLock<Option<String>> = OnceLock::new();
+    WANTED
+        .get_or_init(|| std::env::var("NSPAWN_FAILPOINT").ok())
+        .as_deref()
+}
+
+/// Fail here if the test asked for `stage`.
+pub fn hit(stage: &str) -> Result<()> {
+    match wanted() {
+        Some(w) if w == stage => Err(Error::invalid(format!("injected failure at {stage}"))),
+        Some("list") => {
+            // One write, so the container's lines never split ours.
+            use std::io::Write;
+            let line = format!("failpoint: {stage}\n");
+            let _ = std::io::stderr().write_all(line.as_bytes());
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `hit` for the runner, which may also pause at `stage`: until a stop is
+/// asked for (then the start is undone), or at most a minute.
+pub fn stage(stage: &str, signals: &super::signals::Signals) -> Result<()> {
+    hit(stage)?;
+    if wanted().and_then(|w| w.strip_suffix(":pause")) != Some(stage) {
+        return Ok(());
+    }
+    eprintln!("nspawn: paused at {stage}");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < end {
+        signals.check()?;
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// Read the variable now: the container process must not allocate for it
+/// later (it is read before `clone3`, in the runner).
+pub fn init() {
+    let _ = wanted();
+}

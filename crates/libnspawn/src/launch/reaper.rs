@@ -1,0 +1,77 @@
+//! The reaper: a small process forked once the start's guards are held,
+//! sharing their locks. It waits for the runner to end (a pipe only the
+//! runner holds closes, however it ends) and then runs the guards' own
+//! release on its copy of them (`reserve::Held::release`): after an
+//! orderly end there is nothing left to do; after SIGKILL of the runner
+//! it removes what the runner could not, waiting for the container (PID
+//! 1 dies with the runner through `PR_SET_PDEATHSIG`) to empty its
+//! cgroup first. The name's lock, which it inherited, goes with it.
+
+use super::reserve::Held;
+use crate::error::{Context, Result};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// Fork the reaper of `held`; the returned descriptor is the runner's end
+/// of its pipe.
+pub fn spawn(held: &Held) -> Result<OwnedFd> {
+    let (r, w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "cannot create a pipe".into())?;
+    crate::sys::ensure_single_threaded()?;
+    // SAFETY: single-threaded (checked); the child only makes system calls
+    // and exits.
+    match unsafe { nix::unistd::fork() }.ctx(|| "cannot fork the reaper".into())? {
+        nix::unistd::ForkResult::Parent { .. } => Ok(w),
+        nix::unistd::ForkResult::Child => run(r, w.as_raw_fd(), held),
+    }
+}
+
+fn run(pipe: OwnedFd, runner_end: i32, held: &Held) -> ! {
+    keep_only(pipe.as_raw_fd(), runner_end, held);
+    // SAFETY: setsid and prctl with constant arguments. Own session, so
+    // signals for the runner's terminal or process group pass us by.
+    unsafe {
+        libc::setsid();
+        libc::prctl(libc::PR_SET_NAME, c"nspawn-reaper".as_ptr());
+    }
+    // Only the runner's end (or SIGKILL) ends us: a SIGTERM sent to every
+    // process of the runner's unit or name (systemd's KillMode=
+    // control-group, `pkill nspawn`) must not stop the cleanup the runner
+    // may still need. Blocked rather than ignored: programs we run (nft)
+    // start with an empty mask, but would inherit ignored dispositions.
+    let mut mask = SigSet::empty();
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        mask.add(sig);
+    }
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None);
+    let mut b = [0u8; 1];
+    while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&pipe, &mut b) {}
+    held.release(false);
+    // SAFETY: _exit is always safe; nothing of ours to flush.
+    unsafe { libc::_exit(0) }
+}
+
+/// Close every descriptor but the pipe and the guards' locks (not the
+/// tree's lock, nor the terminal), and put /dev/null on the free ones of
+/// 0-2, so that nothing the cleanup opens can become a standard
+/// descriptor that a stray message would write into.
+fn keep_only(pipe: i32, runner_end: i32, held: &Held) {
+    let mut keep: Vec<u32> = held.fds().iter().map(|f| f.as_raw_fd() as u32).collect();
+    keep.push(pipe as u32);
+    keep.retain(|&k| k as i32 != runner_end);
+    keep.sort_unstable();
+    let mut from = 0u32;
+    for &k in &keep {
+        if k > from {
+            let _ = crate::sys::close_range(from, k - 1, false);
+        }
+        from = k + 1;
+    }
+    let _ = crate::sys::close_range(from, u32::MAX, false);
+    crate::sys::null_stdio(&keep);
+}

@@ -1,0 +1,325 @@
+//! From the container's start to its end: its console, its record in the
+//! registry, and the monitor loop over the container's pidfd, the
+//! signalfd, the console pty, the guest's notify socket, the DHCP socket
+//! and the control endpoint.
+
+use super::channel::{self, Msg};
+use super::reserve::Held;
+use super::signals::Signals;
+use super::{Outcome, Run, SETUP_TIMEOUT};
+use crate::console::{self, Escape, Pty, RawMode};
+use crate::error::{Context, Error, Result};
+use crate::id128::Id128;
+use crate::settings::{signal_name, ConsoleMode, Settings};
+use crate::sys::{self, Exit};
+use crate::{notify, registry};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Instant;
+
+/// What a run has once the container's setup got as far as its id.
+pub struct Started<'a> {
+    pub machine_id: Id128,
+    pub console_mode: ConsoleMode,
+    pub notify_sock: &'a OwnedFd,
+}
+
+/// Wait for the container to execute its payload (its console comes on
+/// the way), publish its record, and monitor it until it ends.
+pub fn watch(
+    s: &Settings,
+    ours: &channel::Channel,
+    signals: &Signals,
+    held: &Held,
+    run: &Run,
+    started: Started,
+) -> Result<Outcome> {
+    let Started {
+        machine_id,
+        console_mode,
+        notify_sock,
+    } = started;
+    let container = &run.container;
+    let mut pty = None;
+    loop {
+        match ours.recv_within(signals, SETUP_TIMEOUT)? {
+            Msg::Console(master) => pty = Some(Pty::new(master)),
+            Msg::Error(msg) => return Err(Error::Invalid(msg)),
+            Msg::Eof => break,
+            Msg::Go(_) | Msg::MachineId(_) => {}
+        }
+    }
+    super::failpoint::stage("supervise.publish", signals)?;
+    let cgroup = held
+        .cgroup
+        .as_ref()
+        .or(run.placed.as_ref().and_then(|p| p.cgroup.as_ref()))
+        .map(|c| c.path().to_path_buf());
+    let record = held.net.as_ref().map(|h| &h.record);
+    registry::publish(&registry::Record {
+        name: s.machine.clone(),
+        class: "container".into(),
+        service: "nspawn".into(),
+        root: s.directory.clone(),
+        leader: container.pid,
+        runner: std::process::id() as i32,
+        id: machine_id.plain(),
+        cgroup,
+        interfaces: record
+            .iter()
+            .flat_map(|r| r.host_link.iter().chain(r.zone.iter()).cloned())
+            .collect(),
+        addresses: record
+            .and_then(|r| r.container_addr)
+            .map(|a| a.to_string())
+            .into_iter()
+            .collect(),
+        state: "running".into(),
+        started_usec: registry::now_usec(),
+        bounding: s.security.retain(s.private_network),
+        syscall_allow: s.security.syscall_allow.clone(),
+        syscall_deny: s.security.syscall_deny.clone(),
+        suppress_sync: s.security.suppress_sync,
+        no_new_privileges: s.security.no_new_privileges,
+        control: held.control.as_ref().map(|c| c.path().to_path_buf()),
+    })?;
+    notify::notify_caller("READY=1");
+
+    let forward_in = console_mode == ConsoleMode::Interactive && console::is_tty(console::stdin());
+    let _raw = if forward_in {
+        RawMode::enter(console::stdin())
+    } else {
+        None
+    };
+    if let Some(p) = &pty {
+        if console::is_tty(console::stdout()) {
+            console::copy_winsize(console::stdout(), p.master.as_fd());
+        }
+    }
+    // Passive: the container's output waits in the pty until it ends, as
+    // in the reference.
+    let live = matches!(
+        console_mode,
+        ConsoleMode::Interactive | ConsoleMode::ReadOnly
+    );
+    let exit = supervise(
+        s,
+        run,
+        signals,
+        pty.as_mut().filter(|_| live),
+        forward_in,
+        Sources {
+            notify_sock,
+            dhcp: run.network.as_ref().and_then(|n| n.dhcp.as_ref()),
+            control: held.control.as_ref(),
+        },
+    )?;
+    if let Some(p) = pty.as_mut() {
+        p.drain(Some(console::stdout()));
+    }
+    drop(_raw);
+    Ok(outcome(s, exit))
+}
+
+/// What else the monitor loop listens to, besides the container, the
+/// signals and the console.
+struct Sources<'a> {
+    notify_sock: &'a OwnedFd,
+    dhcp: Option<&'a crate::net::dhcp::Server>,
+    control: Option<&'a crate::control::Endpoint>,
+}
+
+/// Answer a request on the control endpoint.
+fn serve(control: &crate::control::Endpoint, pidfd: BorrowedFd) {
+    use crate::control::Request;
+    match control.accept() {
+        Some((conn, Request::State)) => crate::control::reply(&conn, "running"),
+        Some((conn, Request::Terminate)) => {
+            crate::control::reply(&conn, "ok");
+            let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
+            // Held open until this process exits, after the cleanup: its
+            // end-of-file tells the caller the machine is gone.
+            let _ = std::os::fd::IntoRawFd::into_raw_fd(conn);
+        }
+        None => {}
+    }
+}
+
+/// The monitor loop: returns when PID 1 of the container has exited.
+fn supervise(
+    s: &Settings,
+    run: &Run,
+    signals: &Signals,
+    mut pty: Option<&mut Pty>,
+    mut forward_in: bool,
+    sources: Sources,
+) -> Result<Exit> {
+    let Sources {
+        notify_sock,
+        dhcp,
+        control,
+    } = sources;
+    let pidfd = run.container.pidfd();
+    let output = Some(console::stdout());
+    let mut term_requests = 0;
+    let mut escape = Escape::default();
+    let stdin = console::stdin();
+    loop {
+        let pty_live = pty.as_ref().is_some_and(|p| !p.hung_up);
+        let pty_out = pty.as_ref().is_some_and(|p| p.wants_write());
+        let mut fds = vec![
+            PollFd::new(pidfd, PollFlags::POLLIN),
+            PollFd::new(signals.fd(), PollFlags::POLLIN),
+            PollFd::new(notify_sock.as_fd(), PollFlags::POLLIN),
+        ];
+        if let Some(p) = pty.as_ref().filter(|_| pty_live) {
+            let mut ev = PollFlags::POLLIN;
+            if pty_out {
+                ev |= PollFlags::POLLOUT;
+            }
+            fds.push(PollFd::new(p.master.as_fd(), ev));
+        }
+        let stdin_idx = fds.len();
+        if forward_in && pty.is_some() && !pty_out {
+            fds.push(PollFd::new(stdin, PollFlags::POLLIN));
+        }
+        let dhcp_idx = fds.len();
+        if let Some(d) = dhcp {
+            fds.push(PollFd::new(d.as_fd(), PollFlags::POLLIN));
+        }
+        let control_idx = fds.len();
+        if let Some(c) = control {
+            fds.push(PollFd::new(c.fd(), PollFlags::POLLIN));
+        }
+        // A hung-up pty (a getty closing /dev/console to reopen it) cannot
+        // be polled without spinning; look at it again shortly.
+        let timeout = if pty.as_ref().is_some_and(|p| p.hung_up) {
+            PollTimeout::from(50u16)
+        } else {
+            PollTimeout::NONE
+        };
+        match nix::poll::poll(&mut fds, timeout) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => r.ctx(|| "cannot poll".into())?,
+        };
+        let ready = |i: usize| {
+            fds.get(i)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        let (child_done, sig_ready, notify_ready) = (ready(0), ready(1), ready(2));
+        let stdin_ready = stdin_idx < dhcp_idx && ready(stdin_idx);
+        let dhcp_ready = dhcp.is_some() && ready(dhcp_idx);
+        let control_ready = control.is_some() && ready(control_idx);
+        drop(fds);
+        if let (true, Some(c)) = (control_ready, control) {
+            serve(c, pidfd);
+        }
+        if let (true, Some(d)) = (dhcp_ready, dhcp) {
+            d.handle();
+        }
+
+        if let Some(p) = pty.as_deref_mut() {
+            if p.hung_up {
+                p.hung_up = false;
+            }
+            if !p.drain(output) {
+                p.hung_up = true;
+            }
+            p.flush();
+        }
+        if notify_ready {
+            notify::drain_guest(notify_sock);
+        }
+        if stdin_ready {
+            let mut buf = [0u8; 4096];
+            match nix::unistd::read(stdin, &mut buf) {
+                // As the reference: end of input on an interactive console
+                // ends the container.
+                Ok(0) => {
+                    forward_in = false;
+                    let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
+                }
+                Ok(n) => {
+                    if escape.feed(&buf[..n], Instant::now()) {
+                        let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
+                    } else if let Some(p) = pty.as_deref_mut() {
+                        p.send(&buf[..n]);
+                    }
+                }
+                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
+                Err(_) => forward_in = false,
+            }
+        }
+        if sig_ready {
+            while let Some(info) = signals.read() {
+                match info.ssi_signo as libc::c_int {
+                    libc::SIGTERM | libc::SIGINT | libc::SIGHUP => {
+                        term_requests += 1;
+                        let sig = if term_requests == 1 {
+                            s.kill_signal()
+                        } else {
+                            libc::SIGKILL
+                        };
+                        if sig != libc::SIGKILL {
+                            eprintln!("Trying to halt container. Send SIGTERM again to trigger immediate termination.");
+                        }
+                        let _ = sys::pidfd_send_signal(pidfd, sig);
+                    }
+                    libc::SIGWINCH => {
+                        if let Some(p) = pty.as_deref() {
+                            console::copy_winsize(console::stdout(), p.master.as_fd());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if child_done {
+            if let Some(p) = pty.as_deref_mut() {
+                p.drain(output);
+            }
+            return run.container.wait();
+        }
+    }
+}
+
+/// Map how PID 1 ended to the runner's result, as the reference does.
+fn outcome(s: &Settings, exit: Exit) -> Outcome {
+    let name = &s.machine;
+    match exit {
+        Exit::Code(0) => {
+            if !s.quiet {
+                eprintln!("Container {name} exited successfully.");
+            }
+            Outcome::Exited(0)
+        }
+        Exit::Code(code) => {
+            if !s.quiet {
+                eprintln!("Container {name} failed with error code {code}.");
+            }
+            // 133 means "restart me" to the service template
+            // (RestartForceExitStatus=133): a payload must not say it.
+            Outcome::Exited(if code == 133 { 1 } else { code })
+        }
+        Exit::Signal(libc::SIGINT) => {
+            if !s.quiet {
+                eprintln!("Container {name} has been shut down.");
+            }
+            Outcome::Exited(0)
+        }
+        Exit::Signal(libc::SIGHUP) => {
+            if !s.quiet {
+                eprintln!("Container {name} is being rebooted.");
+            }
+            Outcome::Reboot
+        }
+        Exit::Signal(sig) => {
+            eprintln!(
+                "Container {name} terminated by signal {}.",
+                signal_name(sig)
+            );
+            Outcome::Exited(1)
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! A machine's name, taken first and given back last by every start:
+//! `flock(2)` on `/run/nspawn/names/NAME`, in every placement mode. While
+//! it is held, nothing else of ours acts on the name's paths (the control
+//! socket, the registry record, the network and user-namespace records,
+//! the cgroup), so a concurrent start of the same name can never unlink
+//! or remove what another start made.
+//!
+//! The file says who holds it (`runner PID START`), and what the start
+//! made with the service manager (`scope`, `registered`), so the reaper of
+//! a killed runner knows what to undo. The reaper inherits the lock and
+//! gives it back only after its cleanup: a new start that finds the name
+//! held by a dead runner waits for that, and one held by a live runner is
+//! refused at once.
+//!
+//! Released by unlinking the file while still holding the lock; whoever
+//! locked the file before the unlink sees the path gone or pointing to a
+//! new file, and tries again.
+
+use crate::error::{Context, Error, Result};
+use crate::lock::{open_locked, Lock};
+use crate::sys::ProcId;
+use std::os::fd::BorrowedFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub const DIR: &str = "/run/nspawn/names";
+
+/// How long a start waits for a dying machine of its name (a killed
+/// runner's container still ending, its reaper still cleaning up): more
+/// than the reaper waits for the container to empty.
+pub const DYING_WAIT: Duration = Duration::from_secs(12);
+
+/// What a start made with the service manager, written into the name's
+/// file for its reaper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// A scope unit of systemd's (made by machined or by us).
+    Scope,
+    /// A registration with systemd-machined.
+    Registered,
+}
+
+impl Mark {
+    fn word(self) -> &'static str {
+        match self {
+            Mark::Scope => "scope",
+            Mark::Registered => "registered",
+        }
+    }
+}
+
+pub struct NameLock {
+    machine: String,
+    path: PathBuf,
+    lock: Lock,
+    holder: ProcId,
+    /// What a start of the name whose runner and reaper were both killed
+    /// had made with the service manager (marks found in the file).
+    pub inherited: Vec<Mark>,
+}
+
+fn path(machine: &str) -> PathBuf {
+    Path::new(DIR).join(machine)
+}
+
+/// The runner named in a name's file, if it still lives.
+fn holder_lives(text: &str) -> bool {
+    text.lines()
+        .find_map(|l| l.strip_prefix("runner "))
+        .and_then(ProcId::parse)
+        .is_some_and(|p| p.alive())
+}
+
+/// Take the name of `machine`. A name held by a live runner is refused;
+/// one held for a dead runner (its reaper still cleaning up) is waited for
+/// up to `DYING_WAIT`, checking `interrupted` meanwhile.
+pub fn acquire(machine: &str, interrupted: &dyn Fn() -> Result<()>) -> Result<NameLock> {
+    std::fs::create_dir_all(DIR).ctx(|| format!("cannot create {DIR}"))?;
+    let path = path(machine);
+    let holder = ProcId::current().ctx(|| "cannot read our own process start time".into())?;
+    let deadline = Instant::now() + DYING_WAIT;
+    let mut unknown_since: Option<Instant> = None;
+    loop {
+        if let Some(lock) = open_locked(&path, true, false)? {
+            // Released (unlinked) by its last holder after we opened it.
+            if !lock.is_at(&path) {
+                continue;
+            }
+            let old = lock.read().unwrap_or_default();
+            let inherited = [Mark::Scope, Mark::Registered]
+                .into_iter()
+                .filter(|m| old.lines().any(|l| l == m.word()))
+                .collect();
+            lock.write(format!("runner {holder}\n").as_bytes())
+                .ctx(|| format!("cannot write {}", path.display()))?;
+            sweep(machine);
+            return Ok(NameLock {
+                machine: machine.to_string(),
+                path,
+                lock,
+                holder,
+                inherited,
+            });
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if holder_lives(&text) {
+            return Err(Error::invalid(format!(
+                "machine '{machine}' is already running"
+            )));
+        }
+        // Just locked by a start that has not written its line yet: give
+        // it a moment before taking the holder for dead.
+        let since = *unknown_since.get_or_insert_with(Instant::now);
+        if text.is_empty() && since.elapsed() < Duration::from_millis(200) {
+            std::thread::sleep(Duration::from_millis(2));
+            continue;
+        }
+        if Instant::now() > deadline {
+            return Err(Error::invalid(format!(
+                "machine '{machine}' is still shutting down; try again later"
+            )));
+        }
+        interrupted()?;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Remove the files of names nobody holds (runner and reaper both killed),
+/// but `except`'s, which the caller holds.
+fn sweep(except: &str) {
+    let Ok(entries) = std::fs::read_dir(DIR) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_str() == Some(except) {
+            continue;
+        }
+        if let Ok(Some(stale)) = open_locked(&e.path(), false, false) {
+            if stale.is_at(&e.path()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+impl NameLock {
+    pub fn machine(&self) -> &str {
+        &self.machine
+    }
+
+    /// The runner holding the name (us, in the runner; the dead runner,
+    /// in its reaper).
+    pub fn holder(&self) -> ProcId {
+        self.holder
+    }
+
+    /// The locked descriptor, for the reaper to keep.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.lock.fd()
+    }
+
+    /// Write down (or, with `on` false, take back) what this start made
+    /// with the service manager.
+    pub fn mark(&self, mark: Mark, on: bool) -> Result<()> {
+        let text = self.lock.read().unwrap_or_default();
+        let mut lines: Vec<&str> = text.lines().filter(|l| *l != mark.word()).collect();
+        if on {
+            lines.push(mark.word());
+        }
+        let mut out = lines.join("\n");
+        out.push('\n');
+        self.lock
+            .write(out.as_bytes())
+            .ctx(|| format!("cannot write {}", self.path.display()))
+    }
+
+    /// Whether `mark` is written down.
+    pub fn marked(&self, mark: Mark) -> bool {
+        self.lock
+            .read()
+            .is_ok_and(|t| t.lines().any(|l| l == mark.word()))
+    }
+
+    /// Give the name back (the lock itself goes when the last copy of the
+    /// descriptor closes): only a file that is still ours is removed.
+    pub fn release(&self) {
+        if self.lock.is_at(&self.path) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The start path: one name, one start; every stage undone on failure and
+//! on a stop request; the child never runs the runner's code.
+
+use nspawn_tests::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The runner's stages, in order, as `NSPAWN_FAILPOINT` names them.
+const RUNNER_STAGES: &[&str] = &[
+    "preflight",
+    "reserve.tree",
+    "reserve.name",
+    "reserve.cgroup",
+    "reserve.net",
+    "reserve.userns",
+    "reserve.control",
+    "reserve.reaper",
+    "spawn",
+    "wire.userns",
+    "wire.net",
+    "wire.place",
+    "supervise.publish",
+];
+
+/// The container process's stages.
+const CHILD_STAGES: &[&str] = &["child.start", "child.root", "child.mounts", "child.exec"];
+
+/// Options that make every stage do something: a user namespace, a veth
+/// link with addresses, a bind.
+fn every_feature<'a>(t: &'a Tree, name: &'a str) -> Vec<&'a str> {
+    vec![
+        "-q",
+        "--pipe",
+        "-D",
+        t.dir(),
+        "-M",
+        name,
+        "-U",
+        "-n",
+        "--bind=/etc/hostname:/mnt/hostname",
+    ]
+}
+
+fn with_failpoint(args: &[&str], point: &str) -> Command {
+    let mut c = nspawn(args);
+    c.env("NSPAWN_FAILPOINT", point);
+    c
+}
+
+#[test]
+fn the_stages_are_the_ones_the_runner_passes() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("fpl");
+    let name = unique("fpl");
+    let mut args = every_feature(&t, &name);
+    args.push("/bin/true");
+    let o = run(with_failpoint(&args, "list"));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let passed: Vec<String> = stderr(&o)
+        .lines()
+        .filter_map(|l| l.strip_prefix("failpoint: "))
+        .map(str::to_string)
+        .collect();
+    // The child's stages print into the container's stderr, which is ours
+    // with --pipe; every stage is passed once, runner's in order.
+    for s in RUNNER_STAGES.iter().chain(CHILD_STAGES) {
+        assert_eq!(
+            passed.iter().filter(|p| p == s).count(),
+            1,
+            "{s}: {passed:?}"
+        );
+    }
+    let runner: Vec<&String> = passed
+        .iter()
+        .filter(|p| RUNNER_STAGES.contains(&p.as_str()))
+        .collect();
+    assert_eq!(runner, RUNNER_STAGES.iter().collect::<Vec<_>>());
+    assert_eq!(wait_clean(&name, &t.path), Vec::<String>::new());
+}
+
+#[test]
+fn a_failure_at_each_stage_says_so_in_one_line_and_leaves_nothing() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("fps");
+    for stage in RUNNER_STAGES.iter().chain(CHILD_STAGES) {
+        let name = unique("fps");
+        let mut args = every_feature(&t, &name);
+        args.push("/bin/true");
+        let o = run(with_failpoint(&args, stage));
+        assert_eq!(o.status.code(), Some(1), "{stage}: {}", stderr(&o));
+        assert_eq!(
+            stderr(&o).trim_end(),
+            format!("nspawn: injected failure at {stage}"),
+            "{stage}: exactly one line"
+        );
+        assert_eq!(wait_clean(&name, &t.path), Vec::<String>::new(), "{stage}");
+    }
+    // And the tree is not left busy.
+    ok(t.sh(&[], "true"));
+}
+
+/// Start `cmd` with its stderr read line by line into a channel.
+fn start_reading(mut c: Command) -> (Child, std::sync::mpsc::Receiver<String>) {
+    c.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+#[test]
+fn sigterm_during_each_setup_stage_stops_the_start_at_once() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("fpt");
+    for stage in RUNNER_STAGES {
+        let name = unique("fpt");
+        let mut args = every_feature(&t, &name);
+        args.push("/bin/true");
+        let (mut child, lines) = start_reading(with_failpoint(&args, &format!("{stage}:pause")));
+        let paused = format!("nspawn: paused at {stage}");
+        let mut seen = vec![];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            match lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(l) if l == paused => break,
+                Ok(l) => seen.push(l),
+                Err(_) => {}
+            }
+        }
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let sent = Instant::now();
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            assert!(
+                sent.elapsed() < Duration::from_secs(5),
+                "{stage}: still running"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let took = sent.elapsed();
+        // The rest, until the runner's stderr closes.
+        let mut rest = vec![];
+        while let Ok(l) = lines.recv_timeout(Duration::from_secs(5)) {
+            rest.push(l);
+        }
+        assert_eq!(status.code(), Some(1), "{stage}: {seen:?} {rest:?}");
+        assert!(took < Duration::from_secs(1), "{stage}: took {took:?}");
+        assert!(
+            rest.iter().any(|l| l.contains("start interrupted by TERM")),
+            "{stage}: {seen:?} {rest:?}"
+        );
+        assert_eq!(wait_clean(&name, &t.path), Vec::<String>::new(), "{stage}");
+    }
+}
+
+/// Ephemeral runs share the tree, so only the name decides; `-M` keeps the
+/// name given (the reference adds a random suffix only without one).
+#[test]
+fn concurrent_starts_of_one_name_run_it_once() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("one");
+    let name = unique("one");
+    let script = "sleep 2";
+    let runners: Vec<Child> = (0..6)
+        .map(|_| {
+            let mut c = nspawn(&[
+                "-q",
+                "--pipe",
+                "-x",
+                "-D",
+                t.dir(),
+                "-M",
+                &name,
+                "-n",
+                "/bin/sh",
+                "-c",
+                script,
+            ]);
+            c.stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = runners
+        .into_iter()
+        .map(|c| wait_output(c, Duration::from_secs(60)))
+        .collect();
+    let won: Vec<_> = outs.iter().filter(|o| o.status.success()).collect();
+    let lost: Vec<_> = outs.iter().filter(|o| !o.status.success()).collect();
+    assert_eq!(
+        won.len(),
+        1,
+        "{:?}",
+        outs.iter().map(stderr).collect::<Vec<_>>()
+    );
+    for o in lost {
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(
+            stderr(o).trim_end(),
+            format!("nspawn: machine '{name}' is already running"),
+        );
+    }
+    assert_eq!(wait_clean(&name, &t.path), Vec::<String>::new());
+}
+
+#[test]
+fn a_name_held_for_a_recycled_pid_is_not_taken_for_a_running_machine() {
+    if ours_only() {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    let t = Tree::busybox("pid");
+    let name = unique("pid");
+    // A live process that is not the runner: its PID with the wrong start
+    // time, as a recycled PID would look.
+    let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+    std::fs::create_dir_all("/run/nspawn/names").unwrap();
+    let path = format!("/run/nspawn/names/{name}");
+    std::fs::write(&path, format!("runner {} 1\n", other.id())).unwrap();
+    let f = std::fs::File::open(&path).unwrap();
+    // SAFETY: flock on a file we opened; held by this test until dropped.
+    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let held = Instant::now();
+    let o = t.sh(&["-M", &name], "true");
+    // Waited for the "dying" holder, then refused: not "already running".
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("is still shutting down"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(held.elapsed() > Duration::from_secs(10));
+    drop(f);
+    // Released: the start takes the stale file over.
+    ok(t.sh(&["-M", &name], "true"));
+    other.kill().unwrap();
+    let _ = other.wait();
+    assert_eq!(wait_clean(&name, &t.path), Vec::<String>::new());
+}
