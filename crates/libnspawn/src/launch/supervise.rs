@@ -232,54 +232,79 @@ fn supervise(
             notify::drain_guest(notify_sock);
         }
         if stdin_ready {
-            let mut buf = [0u8; 4096];
-            match nix::unistd::read(stdin, &mut buf) {
-                // As the reference: end of input on an interactive console
-                // ends the container.
-                Ok(0) => {
-                    forward_in = false;
-                    let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
-                }
-                Ok(n) => {
-                    if escape.feed(&buf[..n], Instant::now()) {
-                        let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
-                    } else if let Some(p) = pty.as_deref_mut() {
-                        p.send(&buf[..n]);
-                    }
-                }
-                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
-                Err(_) => forward_in = false,
-            }
+            forward_in = forward_stdin(stdin, &mut escape, pty.as_deref_mut(), pidfd);
         }
         if sig_ready {
-            while let Some(info) = signals.read() {
-                match info.ssi_signo as libc::c_int {
-                    libc::SIGTERM | libc::SIGINT | libc::SIGHUP => {
-                        term_requests += 1;
-                        let sig = if term_requests == 1 {
-                            s.kill_signal()
-                        } else {
-                            libc::SIGKILL
-                        };
-                        if sig != libc::SIGKILL {
-                            eprintln!("Trying to halt container. Send SIGTERM again to trigger immediate termination.");
-                        }
-                        let _ = sys::pidfd_send_signal(pidfd, sig);
-                    }
-                    libc::SIGWINCH => {
-                        if let Some(p) = pty.as_deref() {
-                            console::copy_winsize(console::stdout(), p.master.as_fd());
-                        }
-                    }
-                    _ => {}
-                }
-            }
+            handle_signals(s, signals, pty.as_deref(), pidfd, &mut term_requests);
         }
         if child_done {
             if let Some(p) = pty.as_deref_mut() {
                 p.drain(output);
             }
             return run.container.wait();
+        }
+    }
+}
+
+/// Input from our terminal to the console, watching for the `^]` escape.
+/// Returns whether to keep forwarding.
+fn forward_stdin(
+    stdin: BorrowedFd,
+    escape: &mut Escape,
+    pty: Option<&mut Pty>,
+    pidfd: BorrowedFd,
+) -> bool {
+    let mut buf = [0u8; 4096];
+    match nix::unistd::read(stdin, &mut buf) {
+        // As the reference: end of input on an interactive console
+        // ends the container.
+        Ok(0) => {
+            let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
+            false
+        }
+        Ok(n) => {
+            if escape.feed(&buf[..n], Instant::now()) {
+                let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
+            } else if let Some(p) = pty {
+                p.send(&buf[..n]);
+            }
+            true
+        }
+        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => true,
+        Err(_) => false,
+    }
+}
+
+/// The runner's signals while the container runs: a stop request is
+/// passed on as the kill signal (SIGKILL the second time), a window
+/// size change to the console.
+fn handle_signals(
+    s: &Settings,
+    signals: &Signals,
+    pty: Option<&Pty>,
+    pidfd: BorrowedFd,
+    term_requests: &mut u32,
+) {
+    while let Some(info) = signals.read() {
+        match info.ssi_signo as libc::c_int {
+            libc::SIGTERM | libc::SIGINT | libc::SIGHUP => {
+                *term_requests += 1;
+                let sig = if *term_requests == 1 {
+                    s.kill_signal()
+                } else {
+                    libc::SIGKILL
+                };
+                if sig != libc::SIGKILL {
+                    eprintln!("Trying to halt container. Send SIGTERM again to trigger immediate termination.");
+                }
+                let _ = sys::pidfd_send_signal(pidfd, sig);
+            }
+            libc::SIGWINCH => {
+                if let Some(p) = pty {
+                    console::copy_winsize(console::stdout(), p.master.as_fd());
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -116,8 +116,14 @@ pub fn setup_dev(root: BorrowedFd, console: bool, userns: bool) -> Result<Option
     if !console {
         return Ok(None);
     }
+    console_pty(root, dev.as_fd()).map(Some)
+}
+
+/// A pty of the container's own devpts, its peer bound on /dev/console;
+/// returns the master for the runner.
+fn console_pty(root: BorrowedFd, dev: BorrowedFd) -> Result<OwnedFd> {
     let master = nix::fcntl::openat(
-        &dev,
+        dev,
         "pts/ptmx",
         OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
         Mode::empty(),
@@ -140,7 +146,7 @@ pub fn setup_dev(root: BorrowedFd, console: bool, userns: bool) -> Result<Option
     // SAFETY: new descriptor owned by us.
     let peer = unsafe { OwnedFd::from_raw_fd(peer) };
     nix::fcntl::openat(
-        &dev,
+        dev,
         "console",
         OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(0o600),
@@ -156,7 +162,7 @@ pub fn setup_dev(root: BorrowedFd, console: bool, userns: bool) -> Result<Option
         None,
         "the console on /dev/console",
     )?;
-    Ok(Some(master))
+    Ok(master)
 }
 
 /// Bind the host's `/dev/NAME` onto an empty file in our `/dev`; false if

@@ -116,6 +116,28 @@ pub struct ApiOptions<'a> {
 /// `/run`, `/proc`, `/sys`, `/tmp` as the reference lays them out; `/dev`
 /// is separate (`setup_dev`) since it also makes the console.
 pub fn setup_api(root: BorrowedFd, o: &ApiOptions) -> Result<()> {
+    let boot_id = setup_run(root, o)?;
+    setup_proc(root, o, boot_id.as_fd())?;
+    setup_sys(root, o)?;
+    if !o.knobs.tmpfs_tmp {
+        return Ok(());
+    }
+    let tmp = inroot::mkdir_p(root, "/tmp", 0o1777)?;
+    mount_on(
+        Some("tmpfs"),
+        tmp.as_fd(),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME,
+        Some("mode=01777,size=10%,nr_inodes=400k"),
+        "tmpfs on /tmp",
+    )?;
+    Ok(())
+}
+
+/// A tmpfs on /run with /run/host (the host's os-release, our name, the
+/// container's UUID, the inaccessible nodes); returns the boot id file,
+/// already unlinked, for /proc.
+fn setup_run(root: BorrowedFd, o: &ApiOptions) -> Result<std::os::fd::OwnedFd> {
     let run = inroot::mkdir_p(root, "/run", 0o755)?;
     mount_on(
         Some("tmpfs"),
@@ -157,7 +179,12 @@ pub fn setup_api(root: BorrowedFd, o: &ApiOptions) -> Result<()> {
         ".nspawn-boot-id",
         nix::unistd::UnlinkatFlags::NoRemoveDir,
     );
+    Ok(boot_id)
+}
 
+/// proc on /proc: /proc/sys read-only (but a private network's), our boot
+/// id, the masked and read-only entries.
+fn setup_proc(root: BorrowedFd, o: &ApiOptions, boot_id: BorrowedFd) -> Result<()> {
     let proc = inroot::mkdir_p(root, "/proc", 0o555)?;
     mount_on(
         Some("proc"),
@@ -178,7 +205,7 @@ pub fn setup_api(root: BorrowedFd, o: &ApiOptions) -> Result<()> {
         // them again on top of the read-only /proc/sys, writable.
         bind_remount(root, None, "/proc/sys/net", NOSUID_NODEV_NOEXEC)?;
     }
-    bind_file_read_only(root, boot_id.as_fd(), "/proc/sys/kernel/random/boot_id")?;
+    bind_file_read_only(root, boot_id, "/proc/sys/kernel/random/boot_id")?;
     let reg = inroot::open(
         root,
         "/run/host/inaccessible/reg",
@@ -191,7 +218,13 @@ pub fn setup_api(root: BorrowedFd, o: &ApiOptions) -> Result<()> {
     for name in PROC_READ_ONLY {
         bind_read_only(root, &format!("/proc/{name}"), NOSUID_NODEV_NOEXEC)?;
     }
+    Ok(())
+}
 
+/// sysfs on /sys (the host's, read-only, under a user namespace without a
+/// network of its own), and the container's cgroup2 on /sys/fs/cgroup.
+fn setup_sys(root: BorrowedFd, o: &ApiOptions) -> Result<()> {
+    let vfs_writable = o.knobs.api_vfs_writable;
     let sys = inroot::mkdir_p(root, "/sys", 0o555)?;
     let sys_flags = if vfs_writable == ApiVfsWritable::Yes {
         NOSUID_NODEV_NOEXEC
@@ -241,19 +274,6 @@ pub fn setup_api(root: BorrowedFd, o: &ApiOptions) -> Result<()> {
             "cgroup2 on /sys/fs/cgroup",
         )?;
     }
-
-    if !o.knobs.tmpfs_tmp {
-        return Ok(());
-    }
-    let tmp = inroot::mkdir_p(root, "/tmp", 0o1777)?;
-    mount_on(
-        Some("tmpfs"),
-        tmp.as_fd(),
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME,
-        Some("mode=01777,size=10%,nr_inodes=400k"),
-        "tmpfs on /tmp",
-    )?;
     Ok(())
 }
 
