@@ -481,6 +481,7 @@ fn watch(
         root: s.directory.clone(),
         leader: pid,
         runner: std::process::id() as i32,
+        starts: registry::Starts::now(pid),
         id: machine_id.plain(),
         cgroup,
         interfaces: record
