@@ -347,6 +347,100 @@ fn list_status_signals_shell_copy_terminate() {
     assert!(stderr(&o).contains(b.name()), "{}", stderr(&o));
 }
 
+/// A record left by a machine whose runner and leader have ended and whose
+/// PIDs went to another process (here a `sleep` of ours, in the record's
+/// cgroup, which is still locked as a reaper locks it); the record's start
+/// times are not the sleep's. The machine is not listed as running, and
+/// nothing reaches the process that got the PIDs.
+#[test]
+fn a_recycled_pid_is_not_the_machine() {
+    if ours_only() {
+        return;
+    }
+    let name = unique("recycled");
+    let unified = machine_cgroup(&name);
+    let unified = unified.parent().unwrap().parent().unwrap();
+    let mut fake = RecycledPid {
+        sleep: std::process::Command::new("sleep")
+            .arg(marker())
+            .spawn()
+            .unwrap(),
+        cgroup: unified.join(format!("nspawn-test-{name}")),
+        record: std::path::Path::new("/run/nspawn/machines").join(&name),
+    };
+    let pid = fake.sleep.id();
+    std::fs::create_dir(&fake.cgroup).unwrap();
+    let _lock = nix::fcntl::Flock::lock(
+        std::fs::File::open(&fake.cgroup).unwrap(),
+        nix::fcntl::FlockArg::LockExclusive,
+    )
+    .unwrap();
+    std::fs::write(fake.cgroup.join("cgroup.procs"), pid.to_string()).unwrap();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ticks: u64 = stat
+        .rsplit_once(") ")
+        .unwrap()
+        .1
+        .split(' ')
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let start = format!("{{\"boot\":\"{}\",\"ticks\":{}}}", boot.trim(), ticks + 1);
+    let record = format!(
+        r#"{{"name":"{name}","class":"container","service":"nspawn",
+            "root":"/var/tmp/nspawn-tests/{name}","leader":{pid},"runner":{pid},
+            "starts":{{"runner":{start},"leader":{start}}},
+            "id":"0123456789abcdef0123456789abcdef","cgroup":"{}",
+            "interfaces":[],"addresses":[],"state":"running","started_usec":0,
+            "bounding":0}}"#,
+        fake.cgroup.display()
+    );
+    let tmp = fake.record.with_file_name(format!(".{name}.tmp"));
+    std::fs::create_dir_all(tmp.parent().unwrap()).unwrap();
+    std::fs::write(&tmp, record).unwrap();
+    std::fs::rename(&tmp, &fake.record).unwrap();
+
+    let listed = ok(ctl(&["list", "--no-legend"]));
+    assert!(!listed.contains(&name), "{listed}");
+    for args in [
+        &["kill", &name][..],
+        &["kill", "--kill-whom=leader", &name],
+        &["kill", "--kill-whom=all", "--signal=KILL", &name],
+        &["terminate", &name],
+    ] {
+        let o = ctl(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("not running"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    assert!(
+        fake.sleep.try_wait().unwrap().is_none(),
+        "the sleep was signalled"
+    );
+}
+
+/// What `a_recycled_pid_is_not_the_machine` makes, removed however it ends.
+struct RecycledPid {
+    sleep: Child,
+    cgroup: std::path::PathBuf,
+    record: std::path::PathBuf,
+}
+
+impl Drop for RecycledPid {
+    fn drop(&mut self) {
+        let _ = self.sleep.kill();
+        let _ = self.sleep.wait();
+        let _ = std::fs::remove_file(&self.record);
+        // The cgroup empties a moment after its last process is reaped.
+        wait_until(T, || std::fs::remove_dir(&self.cgroup).is_ok());
+    }
+}
+
 #[test]
 fn clear_errors() {
     if ours_only() {

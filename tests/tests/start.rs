@@ -238,7 +238,8 @@ fn a_name_held_for_a_recycled_pid_is_not_taken_for_a_running_machine() {
     let mut other = Command::new("sleep").arg("30").spawn().unwrap();
     std::fs::create_dir_all("/run/nspawn/names").unwrap();
     let path = format!("/run/nspawn/names/{name}");
-    std::fs::write(&path, format!("runner {} 1\n", other.id())).unwrap();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    std::fs::write(&path, format!("runner {} 1 {}\n", other.id(), boot.trim())).unwrap();
     let f = std::fs::File::open(&path).unwrap();
     // SAFETY: flock on a file we opened; held by this test until dropped.
     assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);

@@ -3,7 +3,7 @@
 //! `settings` is the model the binaries fill; `launch::run` does the rest.
 //! See docs/ARCHITECTURE.md for the stages and who owns what.
 
-pub(crate) mod cgroup;
+pub mod cgroup;
 pub mod console;
 pub mod control;
 pub mod env;

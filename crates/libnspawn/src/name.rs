@@ -5,7 +5,7 @@
 //! the cgroup), so a concurrent start of the same name can never unlink
 //! or remove what another start made.
 //!
-//! The file says who holds it (`runner PID START`), and what the start
+//! The file says who holds it (`runner PID START BOOT`), and what the start
 //! made with the service manager (`scope`, `registered`), so the reaper of
 //! a killed runner knows what to undo. The reaper inherits the lock and
 //! gives it back only after its cleanup: a new start that finds the name
@@ -150,8 +150,8 @@ impl NameLock {
 
     /// The runner holding the name (us, in the runner; the dead runner,
     /// in its reaper).
-    pub fn holder(&self) -> ProcId {
-        self.holder
+    pub fn holder(&self) -> &ProcId {
+        &self.holder
     }
 
     /// The locked descriptor, for the reaper to keep.

@@ -4,7 +4,10 @@
 //! container runs and removed when it ends — by the runner, or by its
 //! reaper if the runner was killed.
 //!
-//! The record names the runner's control endpoint (`control.rs`).
+//! The record, reading it and whether its machine runs are the crate
+//! `nspawn-registry` (the NSS module links only that), re-exported here;
+//! this module writes, lists and removes records. The record names the
+//! runner's control endpoint (`control.rs`).
 //!
 //! A record alone proves nothing: a machine is running only while its
 //! cgroup is locked (the runner and its reaper hold `flock(2)` on it, see
@@ -12,55 +15,12 @@
 //! removes it.
 
 use crate::error::{Context, Error, Result};
-use nix::fcntl::{Flock, FlockArg, OFlag};
-use nix::sys::stat::Mode;
-use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-pub const DIR: &str = "/run/nspawn/machines";
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Record {
-    pub name: String,
-    pub class: String,
-    pub service: String,
-    /// The tree on the host.
-    pub root: PathBuf,
-    /// PID 1 of the container, as the host sees it.
-    pub leader: i32,
-    /// The runner's PID.
-    pub runner: i32,
-    /// The machine id, 32 hex digits.
-    pub id: String,
-    /// The container's cgroup on the unified hierarchy, if any.
-    pub cgroup: Option<PathBuf>,
-    /// Host-side network interfaces.
-    pub interfaces: Vec<String>,
-    pub addresses: Vec<String>,
-    pub state: String,
-    /// Start time, microseconds since the epoch.
-    pub started_usec: u64,
-    /// The capability bounding set of the container's processes, so that
-    /// `nspawnctl shell` confines what it starts the same way.
-    pub bounding: u64,
-    /// The system call filter's additions and removals, and the other
-    /// confinement of the container's processes, for the same reason.
-    #[serde(default)]
-    pub syscall_allow: Vec<String>,
-    #[serde(default)]
-    pub syscall_deny: Vec<String>,
-    #[serde(default)]
-    pub suppress_sync: bool,
-    #[serde(default)]
-    pub no_new_privileges: bool,
-    /// The runner's control endpoint (`control.rs`).
-    #[serde(default)]
-    pub control: Option<PathBuf>,
-}
-
-pub fn path(name: &str) -> PathBuf {
-    Path::new(DIR).join(name)
-}
+pub use nspawn_registry::{
+    alive, is_running, is_same, lookup, path, read, read_record, runner_alive, runner_lives,
+    ProcStart, Record, Starts, DIR,
+};
 
 /// Write the record atomically (a reader never sees half of it).
 pub fn publish(r: &Record) -> Result<()> {
@@ -78,52 +38,13 @@ pub fn remove(name: &str) {
 
 /// Remove the record only if `runner` wrote it: a reaper must not remove
 /// the record of a newer machine of the same name.
-pub fn remove_if_runner(name: &str, runner: i32) {
-    if read(&path(name)).is_some_and(|r| r.runner == runner) {
+pub fn remove_if_runner(name: &str, runner: &crate::sys::ProcId) {
+    let ours = |r: &Record| {
+        r.runner == runner.pid && r.starts.runner.as_ref().is_none_or(|s| *s == runner.start)
+    };
+    if read(&path(name)).is_some_and(|r| ours(&r)) {
         remove(name);
     }
-}
-
-/// Whether the machine behind a record still runs: its cgroup is locked,
-/// or (hosts without a unified hierarchy) its leader is alive.
-fn alive(r: &Record) -> bool {
-    match &r.cgroup {
-        Some(cg) => {
-            let Ok(fd) = nix::fcntl::open(
-                cg,
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            ) else {
-                return false;
-            };
-            // Locked by the runner (or its reaper): we cannot get it.
-            Flock::lock(fd, FlockArg::LockSharedNonblock).is_err()
-        }
-        None => nix::sys::signal::kill(nix::unistd::Pid::from_raw(r.leader), None).is_ok(),
-    }
-}
-
-/// Whether the runner that published `name`'s record still lives (a
-/// zombie does not). False without a record.
-pub fn runner_lives(name: &str) -> bool {
-    read_record(name).is_some_and(|r| runner_alive(&r))
-}
-
-/// Whether the runner that published `r` still lives.
-pub fn runner_alive(r: &Record) -> bool {
-    std::fs::read_to_string(format!("/proc/{}/stat", r.runner))
-        .ok()
-        .and_then(|st| st.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
-        .unwrap_or(false)
-}
-
-/// The record of `name` as written, running or not.
-pub fn read_record(name: &str) -> Option<Record> {
-    read(&path(name))
-}
-
-fn read(p: &Path) -> Option<Record> {
-    serde_json::from_slice(&std::fs::read(p).ok()?).ok()
 }
 
 /// Remove a stale record and the control socket it names.
@@ -154,15 +75,6 @@ pub fn list() -> Vec<Record> {
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
-}
-
-/// The running machine `name`, without touching anything (for the NSS
-/// module, which runs inside every process that resolves a host name).
-pub fn lookup(name: &str) -> Option<Record> {
-    if name.is_empty() || name.contains('/') || name.starts_with('.') {
-        return None;
-    }
-    read(&path(name)).filter(alive)
 }
 
 /// The running machine `name`.

@@ -167,50 +167,46 @@ pub fn null_stdio(keep: &[u32]) {
     }
 }
 
-/// A process as its PID and start time (`/proc/PID/stat`, field 22, in
-/// clock ticks since boot): a recycled PID has another start time, so a
-/// `ProcId` never names a process that merely got the same number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A process as its PID and start time (with the boot it counts from): a
+/// recycled PID has another start time, so a `ProcId` never names a
+/// process that merely got the same number.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcId {
     pub pid: i32,
-    pub start: u64,
+    pub start: nspawn_registry::ProcStart,
 }
 
 impl ProcId {
-    /// The process `pid` now, unless it is gone or a zombie.
+    /// The process `pid` now, if there is one.
     pub fn of(pid: i32) -> Option<ProcId> {
-        let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let (_, rest) = st.rsplit_once(") ")?;
-        let mut f = rest.split_whitespace();
-        if f.next()? == "Z" {
-            return None;
-        }
-        let start = f.nth(18)?.parse().ok()?;
-        Some(ProcId { pid, start })
+        nspawn_registry::ProcStart::of(pid).map(|start| ProcId { pid, start })
     }
 
     pub fn current() -> nix::Result<ProcId> {
         ProcId::of(std::process::id() as i32).ok_or(Errno::ESRCH)
     }
 
-    /// As written by `Display`: `PID START`.
+    /// As written by `Display`: `PID TICKS BOOT`.
     pub fn parse(s: &str) -> Option<ProcId> {
-        let (pid, start) = s.trim().split_once(' ')?;
+        let mut f = s.split_whitespace();
+        let pid = f.next()?.parse().ok()?;
+        let ticks = f.next()?.parse().ok()?;
+        let boot = f.next()?.to_string();
         Some(ProcId {
-            pid: pid.parse().ok()?,
-            start: start.parse().ok()?,
+            pid,
+            start: nspawn_registry::ProcStart { boot, ticks },
         })
     }
 
     /// Whether this very process still runs (and is not a zombie).
     pub fn alive(&self) -> bool {
-        ProcId::of(self.pid) == Some(*self)
+        nspawn_registry::is_running(self.pid, Some(&self.start))
     }
 }
 
 impl std::fmt::Display for ProcId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.pid, self.start)
+        write!(f, "{} {} {}", self.pid, self.start.ticks, self.start.boot)
     }
 }
 

@@ -1,6 +1,7 @@
-//! A running machine as the verbs need it: its record, a pidfd for its
-//! leader that is checked to belong to the machine (so a recycled PID is
-//! never signalled), and its processes by cgroup.
+//! A running machine as the verbs need it: its record, pidfds for its
+//! leader and its other processes that are checked to belong to the
+//! machine (so a recycled PID is never signalled or entered), and its
+//! processes by cgroup.
 
 use libnspawn::registry::{self, Record};
 use std::os::fd::OwnedFd;
@@ -14,16 +15,31 @@ pub fn get(name: &str) -> Result<Record, String> {
 }
 
 /// A pidfd for the leader, after checking (with the pidfd held) that the
-/// PID is still in the machine's cgroup.
+/// PID is still the process the record names, and in the machine's cgroup.
+/// Checked after `pidfd_open`: a PID reused before it was opened shows
+/// another start time, and one reused after it does not matter (the pidfd
+/// stays with the process it was opened on).
 pub fn leader(r: &Record) -> Result<OwnedFd, String> {
-    let fd = libnspawn::sys::pidfd_open(r.leader)
-        .map_err(|_| format!("Machine {} is not running.", r.name))?;
-    if let Some(cg) = &r.cgroup {
-        if !processes(cg).contains(&r.leader) {
-            return Err(format!("Machine {} is not running.", r.name));
-        }
+    let not_running = || format!("Machine {} is not running.", r.name);
+    let fd = libnspawn::sys::pidfd_open(r.leader).map_err(|_| not_running())?;
+    if !registry::is_same(r.leader, r.starts.leader.as_ref())
+        || r.cgroup.as_ref().is_some_and(|cg| !in_cgroup(r.leader, cg))
+    {
+        return Err(not_running());
     }
     Ok(fd)
+}
+
+/// A pidfd for `pid` if, with the pidfd held, the process is in the
+/// cgroup `cg` or below it: none for one that has left it, nor for a PID
+/// reused by a process elsewhere since `cg`'s `cgroup.procs` was read.
+pub fn member(pid: i32, cg: &Path) -> Option<OwnedFd> {
+    let fd = libnspawn::sys::pidfd_open(pid).ok()?;
+    in_cgroup(pid, cg).then_some(fd)
+}
+
+fn in_cgroup(pid: i32, cg: &Path) -> bool {
+    libnspawn::cgroup::of_process(&pid.to_string()).is_some_and(|p| p.starts_with(cg))
 }
 
 pub fn send(pidfd: &OwnedFd, sig: i32) -> Result<(), String> {

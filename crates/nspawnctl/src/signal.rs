@@ -72,20 +72,19 @@ pub fn kill(a: KillArgs) -> Result<i32, String> {
     for n in &a.names {
         let r = machine::get(n)?;
         let leader = machine::leader(&r)?;
-        if a.kill_whom == "leader" {
-            machine::send(&leader, a.signal)?;
-            continue;
-        }
-        let procs = match &r.cgroup {
-            Some(cg) => machine::processes(cg),
-            None => vec![r.leader],
-        };
-        for pid in procs {
-            // Each process by pidfd: one that ended meanwhile is skipped,
-            // and a recycled PID is never signalled.
-            if let Ok(fd) = libnspawn::sys::pidfd_open(pid) {
-                let _ = machine::send(&fd, a.signal);
+        match &r.cgroup {
+            Some(cg) if a.kill_whom == "all" => {
+                for pid in machine::processes(cg) {
+                    // Each process by a pidfd taken while it is in the
+                    // machine's cgroup: one that ended or left meanwhile
+                    // is skipped, and a recycled PID is never signalled.
+                    if let Some(fd) = machine::member(pid, cg) {
+                        let _ = machine::send(&fd, a.signal);
+                    }
+                }
             }
+            // Without a cgroup to find them by, the leader is all we know.
+            _ => machine::send(&leader, a.signal)?,
         }
     }
     Ok(0)

@@ -1,6 +1,6 @@
 //! `libnss_nspawn.so.2`: with `hosts: files nspawn dns` in
 //! /etc/nsswitch.conf, the names of running nspawn machines resolve to the
-//! addresses their runners publish (libnspawn::registry), without D-Bus.
+//! addresses their runners publish (`nspawn-registry`), without D-Bus.
 //!
 //! The glibc NSS interface is C (nss(5), glibc's nss.h and the
 //! `gaih_addrtuple` of its private headers); no crate provides it, so the
@@ -39,7 +39,7 @@ fn addresses(name: *const c_char) -> Option<(String, Vec<Ipv4Addr>)> {
     // SAFETY: glibc passes a NUL-terminated name.
     let name = unsafe { CStr::from_ptr(name) }.to_str().ok()?;
     let name = name.strip_suffix('.').unwrap_or(name);
-    let record = libnspawn::registry::lookup(name)?;
+    let record = nspawn_registry::lookup(name)?;
     let addrs: Vec<Ipv4Addr> = record
         .addresses
         .iter()

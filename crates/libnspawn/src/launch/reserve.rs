@@ -61,7 +61,7 @@ impl Held {
             }
             let _ = crate::systemd::bus::end_machine(machine, registered, scope);
         }
-        registry::remove_if_runner(machine, self.name.holder().pid);
+        registry::remove_if_runner(machine, self.name.holder());
         if let Some(c) = &self.control {
             c.remove();
         }

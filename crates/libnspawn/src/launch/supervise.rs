@@ -63,6 +63,7 @@ pub fn watch(
         root: s.directory.clone(),
         leader: container.pid,
         runner: std::process::id() as i32,
+        starts: registry::Starts::now(container.pid),
         id: machine_id.plain(),
         cgroup,
         interfaces: record
