@@ -9,7 +9,7 @@ use clap::Args;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{fstatat, mkdirat, Mode};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 #[derive(Args)]
@@ -307,7 +307,6 @@ fn copy_entry(sdir: BorrowedFd, sname: &str, ddir: BorrowedFd, dname: &str) -> R
 
 /// `bind`: a detached copy of the host path's mount (open_tree(2)), made
 /// read-only if asked, then attached inside the machine (move_mount(2)).
-/// nix wraps neither call.
 pub fn bind(a: BindArgs) -> Result<i32, String> {
     let r = machine::get(&a.name)?;
     let leader = machine::leader(&r)?;
@@ -316,26 +315,8 @@ pub fn bind(a: BindArgs) -> Result<i32, String> {
     if !Path::new(&a.source).is_absolute() {
         return Err(format!("Path {} is not absolute", a.source));
     }
-    let src = std::ffi::CString::new(a.source.as_str()).map_err(|_| "bad path".to_string())?;
-    const OPEN_TREE_CLONE: u32 = 1;
-    // SAFETY: valid C string; flags per open_tree(2).
-    let tree = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            src.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as u32 | libc::AT_RECURSIVE as u32,
-        )
-    };
-    if tree < 0 {
-        return Err(format!(
-            "cannot open {}: {}",
-            a.source,
-            Errno::last().desc()
-        ));
-    }
-    // SAFETY: the kernel gave us this descriptor.
-    let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
+    let tree = libnspawn::sys::open_tree_clone(Path::new(&a.source))
+        .map_err(|e| format!("cannot open {}: {}", a.source, e.desc()))?;
     if a.read_only {
         libnspawn::sys::mount_setattr_read_only(tree.as_fd(), true)
             .map_err(|e| format!("cannot make {} read-only: {}", a.source, e.desc()))?;
@@ -358,26 +339,8 @@ pub fn bind(a: BindArgs) -> Result<i32, String> {
                     .open(&dest);
             }
         }
-        let d = std::ffi::CString::new(dest.as_str()).map_err(|_| "bad path".to_string())?;
-        const MOVE_MOUNT_F_EMPTY_PATH: u32 = 4;
-        // SAFETY: valid descriptors and C strings per move_mount(2).
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_move_mount,
-                tree.as_raw_fd(),
-                c"".as_ptr(),
-                libc::AT_FDCWD,
-                d.as_ptr(),
-                MOVE_MOUNT_F_EMPTY_PATH,
-            )
-        };
-        if r < 0 {
-            return Err(format!(
-                "cannot mount {} on {dest}: {}",
-                a.source,
-                Errno::last().desc()
-            ));
-        }
+        libnspawn::sys::move_mount_to(tree.as_fd(), Path::new(&dest))
+            .map_err(|e| format!("cannot mount {} on {dest}: {}", a.source, e.desc()))?;
         Ok(())
     });
     match result {

@@ -461,16 +461,7 @@ fn forward(master: OwnedFd, pidfd: BorrowedFd) -> Result<i32, String> {
                 Ok(0) => input = false,
                 Ok(n) => {
                     if escape.feed(&buf[..n], Instant::now()) {
-                        // SAFETY: plain syscall on our child's pidfd.
-                        unsafe {
-                            libc::syscall(
-                                libc::SYS_pidfd_send_signal,
-                                pidfd.as_raw_fd(),
-                                libc::SIGKILL,
-                                std::ptr::null::<libc::siginfo_t>(),
-                                0,
-                            )
-                        };
+                        let _ = libnspawn::sys::pidfd_send_signal(pidfd, libc::SIGKILL);
                     } else {
                         pty.send(&buf[..n]);
                     }

@@ -95,6 +95,7 @@ fn program() -> Vec<Insn> {
     p
 }
 
+/// `bpf(2)`, raw: neither rustix nor nix wraps it.
 fn bpf(cmd: libc::c_int, attr: &mut [u64; 16]) -> nix::Result<libc::c_long> {
     // SAFETY: attr is a zero-filled bpf_attr large enough for the command.
     let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), 128usize) };
