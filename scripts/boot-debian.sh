@@ -3,10 +3,9 @@
 #
 #   sudo scripts/boot-debian.sh [extra nspawn options...]
 #
-# Needs only this checkout and a Rust toolchain; installs debootstrap,
-# busybox-static and libseccomp-dev (linked by the build) with apt if
-# missing, builds a cached Debian tree (scripts/fixtures.sh) and copies it
-# to /var/lib/machines/debian12.
+# Needs only this checkout and a Rust toolchain; installs debootstrap and
+# busybox-static with apt if missing, builds a cached Debian tree
+# (scripts/fixtures.sh) and copies it to /var/lib/machines/debian12.
 set -euo pipefail
 
 die() { printf 'boot-debian.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -24,7 +23,7 @@ command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain (r
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 missing=()
-for pkg in debootstrap busybox-static libseccomp-dev pkg-config; do
+for pkg in debootstrap busybox-static; do
     dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$' ||
         missing+=("$pkg")
 done

@@ -1,11 +1,11 @@
 //! A seccomp filter as a classic BPF program (seccomp(2),
 //! Documentation/userspace-api/seccomp_filter.rst), assembled here from
-//! per-architecture rule lists.
+//! per-ABI rule lists.
 //!
 //! libseccomp could generate it, but building the reference's allow list
 //! for the three x86 ABIs took it 10-14 ms per container start (more than
-//! the whole start otherwise); this takes microseconds. libseccomp still
-//! resolves the names to numbers.
+//! the whole start otherwise); this takes microseconds. The numbers come
+//! from `syscall_numbers`.
 //!
 //! Shape: dispatch on `seccomp_data.arch` (x86-64 and x32 share one audit
 //! architecture and differ by bit 30 of the number), then per ABI the
@@ -56,30 +56,65 @@ pub struct Rule {
     pub action: u32,
 }
 
-/// The ABIs a process on this machine can make system calls in, with the
-/// libseccomp name table to resolve with.
+/// An ABI a process can make system calls in: a value of
+/// `seccomp_data.arch` and, for x32, a range of numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Abi {
     X86_64,
     X32,
     I386,
+    Aarch64,
 }
 
 impl Abi {
-    pub const ALL: [Abi; 3] = [Abi::X86_64, Abi::X32, Abi::I386];
+    pub const ALL: [Abi; 4] = [Abi::X86_64, Abi::X32, Abi::I386, Abi::Aarch64];
+}
 
-    pub fn scmp(self) -> libseccomp::ScmpArch {
+/// A machine a filter is built for, by the ABIs its kernel serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// x86-64, x32 and i386 (`int 0x80` and the x32 bit must not get
+    /// around the filter).
+    X86_64,
+    /// aarch64 only: a 32-bit arm task (AArch32, the compat ABI) is killed
+    /// at its first system call. systemd adds arm as a secondary
+    /// architecture here (seccomp_add_secondary_archs) and lets such
+    /// programs run; we carry no arm table (the `syscalls` crate lacks
+    /// arm's private calls) and cannot test one, since ARMv8 makes AArch32
+    /// optional and many 64-bit cores leave it out. A foreign ABI must
+    /// never pass unfiltered, and dying with SIGSYS says why it failed.
+    Aarch64,
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!(
+    "nspawn-rs supports x86_64 and aarch64 only: its seccomp filter has no \
+     system call table or architecture check for this target"
+);
+
+impl Arch {
+    #[cfg(target_arch = "x86_64")]
+    pub const HOST: Arch = Arch::X86_64;
+    #[cfg(target_arch = "aarch64")]
+    pub const HOST: Arch = Arch::Aarch64;
+
+    pub fn abis(self) -> &'static [Abi] {
         match self {
-            Abi::X86_64 => libseccomp::ScmpArch::X8664,
-            Abi::X32 => libseccomp::ScmpArch::X32,
-            Abi::I386 => libseccomp::ScmpArch::X86,
+            Arch::X86_64 => &[Abi::X86_64, Abi::X32, Abi::I386],
+            Arch::Aarch64 => &[Abi::Aarch64],
         }
     }
 }
 
-const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-const AUDIT_ARCH_I386: u32 = 0x4000_0003;
-const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+// linux/audit.h: EM_* | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE.
+pub(super) const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+pub(super) const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+pub(super) const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
+/// What a 32-bit arm (AArch32) task reports.
+#[cfg(test)]
+pub(super) const AUDIT_ARCH_ARM: u32 = 0x4000_0028;
+/// asm/unistd.h: set in every x32 system call number.
+pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 type Insn = libc::sock_filter;
 
@@ -177,9 +212,9 @@ fn section(rules: &[Rule], default: u32) -> Result<Vec<Insn>> {
     Ok(p)
 }
 
-/// The whole program: `rules` per ABI, `default` for numbers without a
-/// rule; a call from any other architecture kills the process.
-pub fn assemble(rules: &[(Abi, Vec<Rule>)], default: u32) -> Result<Vec<Insn>> {
+/// The whole program for `arch`: `rules` per ABI, `default` for numbers
+/// without a rule; a call from any other ABI kills the process.
+pub fn assemble(arch: Arch, rules: &[(Abi, Vec<Rule>)], default: u32) -> Result<Vec<Insn>> {
     let sec = |abi| {
         let r = rules
             .iter()
@@ -188,8 +223,31 @@ pub fn assemble(rules: &[(Abi, Vec<Rule>)], default: u32) -> Result<Vec<Insn>> {
             .unwrap_or_default();
         section(r, default)
     };
-    let (s64, sx32, s32) = (sec(Abi::X86_64)?, sec(Abi::X32)?, sec(Abi::I386)?);
-    // Header, see the module comment; sections follow in this order.
+    let p = match arch {
+        Arch::X86_64 => x86_64_program(sec(Abi::X86_64)?, sec(Abi::X32)?, sec(Abi::I386)?),
+        Arch::Aarch64 => {
+            let mut p = vec![
+                stmt(LD_W_ABS, OFF_ARCH),
+                jump(JEQ_K, AUDIT_ARCH_AARCH64, 1, 0),
+                stmt(RET_K, RET_KILL_PROCESS),
+                stmt(LD_W_ABS, OFF_NR),
+            ];
+            p.extend(sec(Abi::Aarch64)?);
+            p
+        }
+    };
+    // BPF_MAXINSNS
+    if p.len() > 4096 {
+        return Err(Error::invalid(format!(
+            "seccomp filter too large: {} instructions",
+            p.len()
+        )));
+    }
+    Ok(p)
+}
+
+/// The x86-64 header and its three sections, in this order.
+fn x86_64_program(s64: Vec<Insn>, sx32: Vec<Insn>, s32: Vec<Insn>) -> Vec<Insn> {
     const HEADER: usize = 10;
     let at64 = HEADER;
     let atx32 = at64 + s64.len();
@@ -211,14 +269,7 @@ pub fn assemble(rules: &[(Abi, Vec<Rule>)], default: u32) -> Result<Vec<Insn>> {
     p.extend(s64);
     p.extend(sx32);
     p.extend(s32);
-    // BPF_MAXINSNS
-    if p.len() > 4096 {
-        return Err(Error::invalid(format!(
-            "seccomp filter too large: {} instructions",
-            p.len()
-        )));
-    }
-    Ok(p)
+    p
 }
 
 /// Install a program in this process (and all it starts). Without
@@ -243,33 +294,35 @@ pub fn load(prog: &[Insn], what: &str) -> Result<()> {
         .map_err(|e| Error::invalid(format!("cannot load the {what}: {}", e.desc())))
 }
 
+/// A tiny interpreter of the subset we emit, for checking verdicts (the
+/// kernel's classic BPF, net/core/filter.c, on a `seccomp_data`).
+#[cfg(test)]
+pub(super) fn run(p: &[Insn], arch: u32, nr: u32, args: [u32; 6]) -> u32 {
+    let (mut pc, mut a) = (0usize, 0u32);
+    loop {
+        let i = p[pc];
+        pc += 1;
+        match i.code {
+            LD_W_ABS => {
+                a = match i.k {
+                    OFF_NR => nr,
+                    OFF_ARCH => arch,
+                    k => args[((k - 16) / 8) as usize],
+                }
+            }
+            AND_K => a &= i.k,
+            JA => pc += i.k as usize,
+            JEQ_K => pc += if a == i.k { i.jt } else { i.jf } as usize,
+            JGE_K => pc += if a >= i.k { i.jt } else { i.jf } as usize,
+            RET_K => return i.k,
+            c => panic!("unexpected code {c:#x}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A tiny interpreter of the subset we emit, for checking verdicts.
-    fn run(p: &[Insn], arch: u32, nr: u32, args: [u32; 6]) -> u32 {
-        let (mut pc, mut a) = (0usize, 0u32);
-        loop {
-            let i = p[pc];
-            pc += 1;
-            match i.code {
-                LD_W_ABS => {
-                    a = match i.k {
-                        OFF_NR => nr,
-                        OFF_ARCH => arch,
-                        k => args[((k - 16) / 8) as usize],
-                    }
-                }
-                AND_K => a &= i.k,
-                JA => pc += i.k as usize,
-                JEQ_K => pc += if a == i.k { i.jt } else { i.jf } as usize,
-                JGE_K => pc += if a >= i.k { i.jt } else { i.jf } as usize,
-                RET_K => return i.k,
-                c => panic!("unexpected code {c:#x}"),
-            }
-        }
-    }
 
     #[test]
     fn search_tree_finds_every_number() {
@@ -281,7 +334,7 @@ mod tests {
                 action: ret_errno(nr as i32 % 7 + 1),
             })
             .collect();
-        let p = assemble(&[(Abi::X86_64, rules)], RET_ALLOW).unwrap();
+        let p = assemble(Arch::X86_64, &[(Abi::X86_64, rules)], RET_ALLOW).unwrap();
         assert!(p.len() < 2000, "{}", p.len());
         for nr in 0..600u32 {
             let want = if nr < 500 && nr % 3 != 0 {
@@ -329,7 +382,7 @@ mod tests {
             (Abi::X32, vec![r(X32_SYSCALL_BIT, RET_ALLOW)]),
             (Abi::I386, vec![r(3, RET_ALLOW)]),
         ];
-        let p = assemble(&rules, ret_errno(38)).unwrap();
+        let p = assemble(Arch::X86_64, &rules, ret_errno(38)).unwrap();
         let x = |nr, args| run(&p, AUDIT_ARCH_X86_64, nr, args);
         assert_eq!(x(0, [0; 6]), RET_ALLOW);
         assert_eq!(x(246, [0; 6]), ret_errno(1));
@@ -342,5 +395,51 @@ mod tests {
         assert_eq!(run(&p, AUDIT_ARCH_I386, 3, [0; 6]), RET_ALLOW);
         assert_eq!(run(&p, AUDIT_ARCH_I386, 0, [0; 6]), ret_errno(38));
         assert_eq!(run(&p, 0xdead, 0, [0; 6]), RET_KILL_PROCESS);
+    }
+
+    #[test]
+    fn aarch64_checks_its_arch_only() {
+        let r = |nr, action| Rule {
+            nr,
+            conds: vec![],
+            action,
+        };
+        let audit = Rule {
+            nr: 198,
+            conds: vec![Cond {
+                arg: 2,
+                mask: u32::MAX,
+                value: 9,
+            }],
+            action: ret_errno(97),
+        };
+        let rules = vec![
+            (
+                Abi::Aarch64,
+                vec![
+                    r(63, RET_ALLOW),
+                    audit,
+                    r(198, RET_ALLOW),
+                    r(294, ret_errno(1)),
+                ],
+            ),
+            // Rules for ABIs this machine lacks are not in its program.
+            (Abi::X86_64, vec![r(0, RET_ALLOW)]),
+        ];
+        let p = assemble(Arch::Aarch64, &rules, ret_errno(38)).unwrap();
+        assert_eq!((p[0].code, p[0].k), (LD_W_ABS, OFF_ARCH));
+        assert_eq!((p[1].code, p[1].k), (JEQ_K, AUDIT_ARCH_AARCH64));
+        assert!(p
+            .iter()
+            .all(|i| i.k != AUDIT_ARCH_X86_64 && i.k != AUDIT_ARCH_I386));
+        let a = |nr, args| run(&p, AUDIT_ARCH_AARCH64, nr, args);
+        assert_eq!(a(63, [0; 6]), RET_ALLOW);
+        assert_eq!(a(294, [0; 6]), ret_errno(1));
+        assert_eq!(a(0, [0; 6]), ret_errno(38));
+        assert_eq!(a(198, [16, 3, 9, 0, 0, 0]), ret_errno(97));
+        assert_eq!(a(198, [16, 3, 0, 0, 0, 0]), RET_ALLOW);
+        for arch in [AUDIT_ARCH_ARM, AUDIT_ARCH_X86_64, AUDIT_ARCH_I386, 0] {
+            assert_eq!(run(&p, arch, 63, [0; 6]), RET_KILL_PROCESS, "{arch:#x}");
+        }
     }
 }

@@ -13,6 +13,7 @@ pub mod devices;
 pub mod limits;
 pub mod release_agent;
 pub mod seccomp;
+pub mod syscall_numbers;
 pub mod syscall_sets;
 
 use crate::error::Result;

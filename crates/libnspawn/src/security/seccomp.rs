@@ -12,19 +12,20 @@
 //! 3. with `--suppress-sync`: the sync calls succeed without doing anything
 //!    and O_SYNC/O_DSYNC opens fail with EINVAL.
 //!
-//! The programs are assembled by `bpf`; libseccomp only resolves names to
-//! numbers per ABI (x86-64, x32 and i386 on x86-64: a 32-bit `int 0x80`
-//! must not bypass the filter).
+//! The programs are assembled by `bpf` for the build's architecture, with
+//! one section per ABI its kernel serves (x86-64, x32 and i386 on x86-64:
+//! a 32-bit `int 0x80` must not bypass the filter; aarch64 alone, see
+//! `bpf::Arch`); `syscall_numbers` has the numbers.
 //!
 //! Cost: rules without argument checks have a constant verdict per system
 //! call, which the kernel caches in a bitmap since 5.11 (the filter is not
 //! run at all for them); only socket(2) (and open with `--suppress-sync`)
 //! runs a filter. BENCHMARKS.md has the measurement.
 
-use super::bpf::{self, Abi, Cond, Rule};
+use super::bpf::{self, Abi, Arch, Cond, Rule};
+use super::syscall_numbers::{self, number};
 use super::syscall_sets::{Group, GROUPS};
 use crate::error::{Error, Result};
-use libseccomp::ScmpSyscall;
 use std::collections::BTreeSet;
 
 /// What every container may do (systemd 252, src/nspawn/nspawn-seccomp.c).
@@ -120,17 +121,18 @@ const ALLOW_WITH_CAP: &[(caps::Capability, &str)] = {
 const NETLINK_AUDIT: u32 = 9;
 
 fn group(name: &str) -> Option<&'static Group> {
+    // Every member of every group is looked up on each start; only names
+    // starting with @ can be groups.
+    if !name.starts_with('@') {
+        return None;
+    }
     GROUPS.iter().find(|g| g.name == name)
 }
 
-/// Whether libseccomp knows the name on any architecture we filter.
-fn resolves(name: &str) -> bool {
-    ScmpSyscall::from_name(name).is_ok()
-}
-
 /// Check a `--system-call-filter=` list (space separated, as the
-/// reference): group names must be ours, system call names known to
-/// libseccomp. The reference only warns and goes on; we refuse.
+/// reference): group names must be ours, system call names known on some
+/// architecture (`syscall_numbers::known`, which takes what libseccomp
+/// took) or to systemd. The reference only warns and goes on; we refuse.
 pub fn parse_list(s: &str) -> Result<(bool, Vec<String>)> {
     let (deny, items) = match s.strip_prefix('~') {
         Some(rest) => (true, rest),
@@ -141,7 +143,8 @@ pub fn parse_list(s: &str) -> Result<(bool, Vec<String>)> {
         let known = if w.starts_with('@') {
             group(w).is_some()
         } else {
-            resolves(w) || group("@known").is_some_and(|g| g.members.contains(&w.as_str()))
+            syscall_numbers::known(w)
+                || group("@known").is_some_and(|g| g.members.contains(&w.as_str()))
         };
         if !known {
             return Err(Error::invalid(format!(
@@ -207,7 +210,7 @@ pub fn allowed(retain: u64, allow: &[String], deny: &[String]) -> BTreeSet<Strin
         expand(a, &mut out, &denied);
     }
     let mut names: BTreeSet<String> = out.into_iter().map(String::from).collect();
-    // Names libseccomp knows but systemd 252 did not.
+    // System calls the tables know but systemd 252 did not.
     for a in allow {
         if known_name(a).is_none() && !deny.contains(a) {
             names.insert(a.clone());
@@ -220,32 +223,43 @@ pub fn allowed(retain: u64, allow: &[String], deny: &[String]) -> BTreeSet<Strin
 /// ABI lacks are skipped. The first action given for a number wins (names
 /// may alias one number).
 fn rules_for(abi: Abi, entries: &[(&str, u32)]) -> Vec<Rule> {
-    let mut by_nr = std::collections::BTreeMap::new();
-    for &(name, action) in entries {
-        if let Ok(nr) = ScmpSyscall::from_name_by_arch(name, abi.scmp()) {
-            if let Ok(nr) = u32::try_from(i32::from(nr)) {
-                by_nr.entry(nr).or_insert(action);
-            }
-        }
-    }
-    by_nr
-        .into_iter()
-        .map(|(nr, action)| Rule {
-            nr,
-            conds: vec![],
-            action,
+    let mut rules: Vec<Rule> = entries
+        .iter()
+        .filter_map(|&(name, action)| {
+            Some(Rule {
+                nr: number(abi, name)?,
+                conds: vec![],
+                action,
+            })
         })
-        .collect()
-}
-
-fn number(abi: Abi, name: &str) -> Option<u32> {
-    let nr = ScmpSyscall::from_name_by_arch(name, abi.scmp()).ok()?;
-    u32::try_from(i32::from(nr)).ok()
+        .collect();
+    // Stable: of equal numbers, the first stays.
+    rules.sort_by_key(|r| r.nr);
+    rules.dedup_by_key(|r| r.nr);
+    rules
 }
 
 /// Load the filters into this process; they are inherited by everything it
 /// starts and cannot be removed.
 pub fn load(retain: u64, allow: &[String], deny: &[String], suppress_sync: bool) -> Result<()> {
+    // All are assembled before the first is loaded: a failure leaves none.
+    for (prog, what) in programs(Arch::HOST, retain, allow, deny, suppress_sync)? {
+        bpf::load(&prog, what)?;
+    }
+    Ok(())
+}
+
+type Program = (Vec<libc::sock_filter>, &'static str);
+
+/// The filters for `arch`, in the order they are loaded, with what each is
+/// called in errors.
+fn programs(
+    arch: Arch,
+    retain: u64,
+    allow: &[String],
+    deny: &[String],
+    suppress_sync: bool,
+) -> Result<Vec<Program>> {
     let allowed = allowed(retain, allow, deny);
     let mut entries: Vec<(&str, u32)> = allowed
         .iter()
@@ -253,17 +267,21 @@ pub fn load(retain: u64, allow: &[String], deny: &[String], suppress_sync: bool)
         .collect();
     let known = group("@known").map(|g| g.members).unwrap_or_default();
     entries.extend(known.iter().map(|n| (*n, bpf::ret_errno(libc::EPERM))));
-    let rules: Vec<(Abi, Vec<Rule>)> = Abi::ALL
+    let rules: Vec<(Abi, Vec<Rule>)> = arch
+        .abis()
         .iter()
         .map(|&abi| (abi, rules_for(abi, &entries)))
         .collect();
-    let prog = bpf::assemble(&rules, bpf::ret_errno(libc::ENOSYS))?;
-    bpf::load(&prog, "seccomp filter")?;
+    let mut out = vec![(
+        bpf::assemble(arch, &rules, bpf::ret_errno(libc::ENOSYS))?,
+        "seccomp filter",
+    )];
 
     // i386 reaches socket(2) through socketcall(2) as well, whose
     // arguments a filter cannot see; as the reference, only the direct
     // calls are covered.
-    let audit: Vec<(Abi, Vec<Rule>)> = [Abi::X86_64, Abi::X32]
+    let audit: Vec<(Abi, Vec<Rule>)> = arch
+        .abis()
         .iter()
         .filter_map(|&abi| {
             let nr = number(abi, "socket")?;
@@ -280,21 +298,27 @@ pub fn load(retain: u64, allow: &[String], deny: &[String], suppress_sync: bool)
             Some((abi, vec![rule]))
         })
         .collect();
-    bpf::load(
-        &bpf::assemble(&audit, bpf::RET_ALLOW)?,
+    out.push((
+        bpf::assemble(arch, &audit, bpf::RET_ALLOW)?,
         "audit seccomp filter",
-    )?;
+    ));
 
     if suppress_sync {
-        load_suppress_sync()?;
+        out.push((
+            suppress_sync_program(arch)?,
+            "--suppress-sync seccomp filter",
+        ));
     }
-    Ok(())
+    Ok(out)
 }
 
-fn load_suppress_sync() -> Result<()> {
+fn suppress_sync_program(arch: Arch) -> Result<Vec<libc::sock_filter>> {
     let sync = group("@sync").map(|g| g.members).unwrap_or_default();
-    let dsync = libc::O_DSYNC as u32; // O_SYNC includes this bit
-    let rules: Vec<(Abi, Vec<Rule>)> = Abi::ALL
+    // O_SYNC includes this bit; the same value in x86's and the generic
+    // fcntl.h, so a program assembled for another architecture is right.
+    let dsync = libc::O_DSYNC as u32;
+    let rules: Vec<(Abi, Vec<Rule>)> = arch
+        .abis()
         .iter()
         .map(|&abi| {
             let entries: Vec<(&str, u32)> = sync.iter().map(|n| (*n, bpf::ret_errno(0))).collect();
@@ -315,10 +339,7 @@ fn load_suppress_sync() -> Result<()> {
             (abi, rules)
         })
         .collect();
-    bpf::load(
-        &bpf::assemble(&rules, bpf::RET_ALLOW)?,
-        "--suppress-sync seccomp filter",
-    )
+    bpf::assemble(arch, &rules, bpf::RET_ALLOW)
 }
 
 #[cfg(test)]
@@ -378,5 +399,123 @@ mod tests {
         assert!(parse_list("@bogus").is_err());
         assert!(parse_list("bogus_call").is_err());
         assert!(parse_list("kexec_load @clock").is_ok());
+    }
+
+    /// A name known on one architecture only is accepted everywhere and
+    /// has rules only where it has a number.
+    #[test]
+    fn names_of_other_architectures() {
+        use bpf::X32_SYSCALL_BIT;
+        // i386 only; mips only (systemd's @known); 32-bit arm's private
+        // call (libseccomp's list); newer than systemd 252 and libseccomp.
+        for name in ["socketcall", "sysmips", "breakpoint", "mseal"] {
+            assert!(parse_list(name).is_ok(), "{name}");
+        }
+        assert!(parse_list("fstatat").is_err());
+        let a = allowed(0, &["breakpoint".into(), "mseal".into()], &[]);
+        assert!(a.contains("socketcall") && a.contains("breakpoint") && a.contains("mseal"));
+        let rules = |abi| rules_for(abi, &[("socketcall", 1), ("mseal", 2), ("breakpoint", 3)]);
+        let nrs = |abi| rules(abi).iter().map(|r| r.nr).collect::<Vec<_>>();
+        assert_eq!(nrs(Abi::I386), [102, 462]);
+        assert_eq!(nrs(Abi::X86_64), [462]);
+        assert_eq!(nrs(Abi::X32), [X32_SYSCALL_BIT | 462]);
+        assert_eq!(nrs(Abi::Aarch64), [462]);
+    }
+
+    /// The verdict of the filters built for `arch`, as the kernel takes it
+    /// (seccomp(2)): the newest filter runs first and the action of highest
+    /// precedence, the lowest as a signed number, wins; a tie keeps the first.
+    fn verdicts(arch: Arch, suppress_sync: bool) -> impl Fn(u32, u32, [u32; 6]) -> u32 {
+        let retain = super::super::caps::default_mask(false);
+        let progs = programs(arch, retain, &[], &[], suppress_sync).unwrap();
+        assert_eq!(progs.len(), 2 + suppress_sync as usize);
+        let action = |r: u32| (r & 0xffff_0000) as i32;
+        move |audit_arch, nr, args| {
+            progs
+                .iter()
+                .rev()
+                .map(|(p, _)| bpf::run(p, audit_arch, nr, args))
+                .reduce(|best, r| if action(r) < action(best) { r } else { best })
+                .unwrap()
+        }
+    }
+
+    const ALLOW: u32 = bpf::RET_ALLOW;
+    const KILL: u32 = bpf::RET_KILL_PROCESS;
+    fn errno(e: i32) -> u32 {
+        bpf::ret_errno(e)
+    }
+
+    #[test]
+    fn x86_64_filters() {
+        use bpf::{AUDIT_ARCH_I386 as I386, AUDIT_ARCH_X86_64 as X86_64, X32_SYSCALL_BIT as X32};
+        let v = verdicts(Arch::X86_64, true);
+        let audit = [libc::AF_NETLINK as u32, 3, NETLINK_AUDIT, 0, 0, 0];
+        let dsync = [0, 0, libc::O_DSYNC as u32, 0, 0, 0];
+        for (arch, bit, read, openat, socket, kexec_load, fsync) in [
+            (X86_64, 0, 0, 257, 41, 246, 74),
+            (X86_64, X32, 0, 257, 41, 528, 74),
+            (I386, 0, 3, 295, 359, 283, 118),
+        ] {
+            let v = |nr, args| v(arch, bit | nr, args);
+            assert_eq!(v(read, [0; 6]), ALLOW);
+            assert_eq!(v(openat, [0; 6]), ALLOW);
+            assert_eq!(v(openat, dsync), errno(libc::EINVAL));
+            assert_eq!(v(socket, [libc::AF_INET as u32, 1, 0, 0, 0, 0]), ALLOW);
+            assert_eq!(v(socket, audit), errno(libc::EAFNOSUPPORT));
+            assert_eq!(v(kexec_load, [0; 6]), errno(libc::EPERM));
+            assert_eq!(v(fsync, [0; 6]), errno(0));
+            assert_eq!(v(1000, [0; 6]), errno(libc::ENOSYS));
+        }
+        // socketcall(2), i386's only way to sockets before Linux 4.3.
+        assert_eq!(v(I386, 102, [0; 6]), ALLOW);
+        assert_eq!(v(X86_64, 102, [0; 6]), ALLOW); // x86-64's getuid
+        assert_eq!(v(bpf::AUDIT_ARCH_AARCH64, 63, [0; 6]), KILL);
+    }
+
+    #[test]
+    fn aarch64_filters() {
+        use bpf::AUDIT_ARCH_AARCH64 as AARCH64;
+        let v = verdicts(Arch::Aarch64, true);
+        let a = |nr, args| v(AARCH64, nr, args);
+        assert_eq!(a(63, [0; 6]), ALLOW); // read
+        assert_eq!(a(56, [0; 6]), ALLOW); // openat
+        assert_eq!(a(79, [0; 6]), ALLOW); // newfstatat
+        assert_eq!(a(435, [0; 6]), ALLOW); // clone3
+        assert_eq!(
+            a(56, [0, 0, libc::O_DSYNC as u32, 0, 0, 0]),
+            errno(libc::EINVAL)
+        );
+        assert_eq!(a(82, [0; 6]), errno(0)); // fsync
+        let audit = [libc::AF_NETLINK as u32, 3, NETLINK_AUDIT, 0, 0, 0];
+        assert_eq!(a(198, audit), errno(libc::EAFNOSUPPORT)); // socket
+        assert_eq!(a(104, [0; 6]), errno(libc::EPERM)); // kexec_load
+        assert_eq!(a(105, [0; 6]), errno(libc::EPERM)); // init_module
+                                                        // clock_gettime64: 32-bit ABIs only, unknown here.
+        assert_eq!(a(403, [0; 6]), errno(libc::ENOSYS));
+        assert_eq!(a(1000, [0; 6]), errno(libc::ENOSYS));
+        for arch in [
+            bpf::AUDIT_ARCH_ARM,
+            bpf::AUDIT_ARCH_X86_64,
+            bpf::AUDIT_ARCH_I386,
+        ] {
+            assert_eq!(v(arch, 63, [0; 6]), KILL, "{arch:#x}");
+        }
+    }
+
+    /// The filters' build cost per container start (BENCHMARKS.md):
+    /// `cargo test -p libnspawn --release --lib build_cost -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn build_cost() {
+        let retain = super::super::caps::default_mask(false);
+        let build = || programs(Arch::HOST, retain, &[], &[], false).unwrap();
+        let n = 500;
+        build();
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(build());
+        }
+        eprintln!("seccomp filters built in {:?}", t.elapsed() / n);
     }
 }
