@@ -687,7 +687,8 @@ fn machinectl_shell_and_poweroff_reach_a_booted_guest() {
         "(nspawn -q -b -x -D /srv/deb -M inner --console=passive >/tmp/inner.log 2>&1 &); \
          w=; for i in $(seq 300); do \
            N=$(machinectl list --no-legend --no-pager | awk '/^inner/ {print $1}'); \
-           [ -n \"$N\" ] && systemctl -q -M \"$N\" is-system-running --wait >/dev/null 2>&1 && { w=1; break; }; \
+           [ -n \"$N\" ] && systemctl -q -M \"$N\" is-system-running --wait >/dev/null 2>&1 && \
+             L=$(machinectl show -p Leader --value \"$N\") && [ -S /proc/$L/root/run/dbus/system_bus_socket ] && { w=1; break; }; \
            sleep 0.1; done; [ -n \"$w\" ] || echo UNTIL-TIMEOUT; \
          machinectl shell \"$N\" /bin/sh -c 'echo hi-from-$(hostname)'; \
          machinectl poweroff \"$N\"; \
