@@ -260,3 +260,38 @@ fn a_name_held_for_a_recycled_pid_is_not_taken_for_a_running_machine() {
     let _ = other.wait();
     assert_eq!(wait_clean(&name, &t.path), Vec::<String>::new());
 }
+
+#[test]
+fn timing_names_every_stage_in_order() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("tim");
+    let mut c = nspawn(&["-q", "--pipe", "-D", t.dir(), "/bin/true"]);
+    c.env("NSPAWN_TIMING", "1");
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let marks: Vec<(String, f64)> = stderr(&o)
+        .lines()
+        .filter_map(|l| l.strip_prefix("nspawn: timing "))
+        .filter_map(|l| {
+            let (stage, ms) = l.split_once(" +")?;
+            Some((stage.to_string(), ms.strip_suffix(" ms")?.parse().ok()?))
+        })
+        .collect();
+    let runner: Vec<&(String, f64)> = marks
+        .iter()
+        .filter(|(s, _)| !s.starts_with("child."))
+        .collect();
+    let names: Vec<&str> = runner.iter().map(|(s, _)| s.as_str()).collect();
+    // No user namespace or links here: their wiring stages are not passed.
+    let want: Vec<&str> = RUNNER_STAGES
+        .iter()
+        .copied()
+        .filter(|s| !matches!(*s, "wire.userns" | "wire.net"))
+        .chain(["exited", "released"])
+        .collect();
+    assert_eq!(names, want, "{}", stderr(&o));
+    assert!(runner.windows(2).all(|w| w[0].1 <= w[1].1), "{runner:?}");
+    assert!(marks.iter().any(|(s, _)| s == "child.exec"), "{marks:?}");
+}

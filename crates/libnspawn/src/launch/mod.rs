@@ -91,7 +91,9 @@ pub fn run(s: &Settings) -> Result<i32> {
             Outcome::Reboot => continue,
         }
     })();
+    failpoint::mark("exited");
     drop(res);
+    failpoint::mark("released");
     notify::notify_caller("STOPPING=1");
     result
 }
