@@ -476,7 +476,7 @@ fn rename_moves_settings() {
     assert!(pool.second.join(format!("{new}.nspawn")).is_file());
     assert!(!pool.second.join(format!("{img}.nspawn")).exists());
     assert!(new_trusted.is_file() && !old_trusted.exists());
-    assert_eq!(pool.names(false), [new.clone()]);
+    assert_eq!(pool.names(false), vec![new.clone()]);
 
     // Never over another image, nor to a bad name; a read-only one moves
     // and stays read-only.
@@ -493,6 +493,7 @@ fn rename_moves_settings() {
     assert_eq!(before, walk(&pool.root));
     pool.ok(&["read-only", &new]);
     let last = unique("last");
+    pool.note_trusted(&last);
     pool.ok(&["rename", &new, &last]);
     assert_eq!(
         pool.ok(&["show-image", "-p", "ReadOnly", "--value", &last]),
@@ -536,7 +537,7 @@ fn remove_and_clean() {
     pool.busybox(&pool.first.clone(), &b);
     let out = pool.ok(&["clean"]);
     assert!(out.contains(&format!("Removed image '{b}'.")), "{out}");
-    assert_eq!(pool.names(true), [a.clone()]);
+    assert_eq!(pool.names(true), vec![a.clone()]);
     pool.ok(&["read-only", &a]);
     let out = pool.ok(&["clean", "--all"]);
     assert!(out.contains(&format!("Removed image '{a}'.")), "{out}");
@@ -610,7 +611,7 @@ fn busy_image_refused() {
     assert!(stdout(&out).contains(&format!("Removed image '{other}'.")));
     assert!(stderr(&out).contains(&img), "{}", stderr(&out));
     assert!(tree.join("etc/os-release").exists());
-    assert_eq!(pool.names(false), [img.clone()]);
+    assert_eq!(pool.names(false), vec![img.clone()]);
     // Cloning from a running image is fine (as the reference).
     pool.ok(&["clone", &img, &unique("copy")]);
 }

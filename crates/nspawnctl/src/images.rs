@@ -18,7 +18,8 @@ pub struct ListArgs {
     output: String,
 }
 
-/// Bytes as systemd's `format_bytes()`: powers of 1024, one decimal.
+/// Bytes as systemd's `format_bytes()`: powers of 1024, one decimal,
+/// truncated the way it truncates (the decimal from whole KiB).
 pub fn bytes(n: u64) -> String {
     const UNITS: [(&str, u64); 6] = [
         ("E", 1 << 60),
@@ -28,9 +29,13 @@ pub fn bytes(n: u64) -> String {
         ("M", 1 << 20),
         ("K", 1 << 10),
     ];
-    for (s, f) in UNITS {
-        if n >= f {
-            return format!("{}.{}{s}", n / f, n % f * 10 / f);
+    for (i, (s, f)) in UNITS.iter().enumerate() {
+        if n >= *f {
+            let tenth = match UNITS.get(i + 1) {
+                Some((_, next)) => n / next * 10 / 1024 % 10,
+                None => n * 10 / f % 10,
+            };
+            return format!("{}.{tenth}{s}", n / f);
         }
     }
     format!("{n}B")
@@ -306,7 +311,9 @@ mod tests {
         assert_eq!(bytes(0), "0B");
         assert_eq!(bytes(1023), "1023B");
         assert_eq!(bytes(4096), "4.0K");
-        assert_eq!(bytes(1_258_291), "1.2M");
+        assert_eq!(bytes(1_258_291), "1.1M");
+        assert_eq!(bytes(1_300_000), "1.2M");
+        assert_eq!(bytes(1536), "1.5K");
         assert_eq!(bytes(3 << 30), "3.0G");
     }
 }
