@@ -22,6 +22,7 @@ struct Pool {
     /// Files of ours in the trusted settings directories.
     trusted: Vec<PathBuf>,
     runners: Vec<Child>,
+    mounts: Vec<PathBuf>,
 }
 
 impl Pool {
@@ -36,6 +37,7 @@ impl Pool {
             second,
             trusted: vec![],
             runners: vec![],
+            mounts: vec![],
         }
     }
 
@@ -132,6 +134,9 @@ impl Drop for Pool {
         for mut r in self.runners.drain(..) {
             let _ = r.kill();
             let _ = r.wait();
+        }
+        for m in &self.mounts {
+            let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
         }
         for dir in [&self.first, &self.second] {
             for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -617,6 +622,32 @@ fn busy_image_refused() {
 }
 
 #[test]
+fn failed_clone_leaves_nothing() {
+    if ours_only() {
+        return;
+    }
+    let mut pool = Pool::new("img-full");
+    let img = unique("img");
+    pool.busybox(&pool.second.clone(), &img);
+    // A first directory too small for the copy.
+    nix::mount::mount(
+        Some("tmpfs"),
+        &pool.first,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=256k"),
+    )
+    .unwrap();
+    pool.mounts.push(pool.first.clone());
+    let dst = unique("dst");
+    let err = pool.refused(&["clone", &img, &dst]);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(pool.temporaries().is_empty(), "{:?}", pool.temporaries());
+    assert!(std::fs::read_dir(&pool.first).unwrap().next().is_none());
+    assert_eq!(pool.names(true), vec![img.clone()]);
+}
+
+#[test]
 fn killed_clone_leaves_nothing() {
     if ours_only() {
         return;
@@ -718,4 +749,13 @@ fn machine_option_finds_store_image() {
         "{}",
         stderr(&o)
     );
+
+    // A raw image is not a tree to run.
+    let disk = unique("disk");
+    std::fs::write(pool.first.join(format!("{disk}.raw")), "x").unwrap();
+    let mut c = nspawn(&["-q", "--pipe", "-M", &disk, "/bin/true"]);
+    c.env("NSPAWN_IMAGE_PATH", pool.env());
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not a directory"), "{}", stderr(&o));
 }
