@@ -10,6 +10,7 @@ pub mod env;
 pub(crate) mod error;
 mod helper;
 pub(crate) mod id128;
+pub mod image;
 pub mod inroot;
 pub(crate) mod journal;
 pub(crate) mod knobs;

@@ -1,8 +1,11 @@
 //! `nspawnctl`: machinectl's job for nspawn machines, with or without
 //! systemd on the host. One small module per verb; machines are found in
-//! the registry the runners publish (libnspawn::registry).
+//! the registry the runners publish (libnspawn::registry), images in the
+//! image store (libnspawn::image).
 
 mod copy;
+mod image_ops;
+mod images;
 mod machine;
 mod shell;
 mod signal;
@@ -59,6 +62,22 @@ enum Verb {
     Enable(units::NamesArgs),
     /// Do not start a machine at boot
     Disable(units::NamesArgs),
+    /// List images in the image store
+    ListImages(images::ListArgs),
+    /// Show an image's type, state, OS and settings file
+    ImageStatus(images::StatusArgs),
+    /// Show an image's properties
+    ShowImage(images::ShowArgs),
+    /// Copy an image to a new name
+    Clone(image_ops::CloneArgs),
+    /// Rename an image (in its own directory)
+    Rename(image_ops::RenameArgs),
+    /// Remove images
+    Remove(image_ops::RemoveArgs),
+    /// Make an image read-only, or writable again
+    ReadOnly(image_ops::ReadOnlyArgs),
+    /// Remove hidden images (with --all, every image not in use)
+    Clean(image_ops::CleanArgs),
 }
 
 fn main() {
@@ -93,6 +112,14 @@ fn main() {
         Verb::Start(a) => units::start(a),
         Verb::Enable(a) => units::enable(a, true),
         Verb::Disable(a) => units::enable(a, false),
+        Verb::ListImages(a) => images::list(a),
+        Verb::ImageStatus(a) => images::status(a),
+        Verb::ShowImage(a) => images::show(a),
+        Verb::Clone(a) => image_ops::clone(a),
+        Verb::Rename(a) => image_ops::rename(a),
+        Verb::Remove(a) => image_ops::remove(a),
+        Verb::ReadOnly(a) => image_ops::read_only(a),
+        Verb::Clean(a) => image_ops::clean(a),
     };
     match r {
         Ok(code) => std::process::exit(code),

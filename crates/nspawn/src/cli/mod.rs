@@ -13,13 +13,6 @@ use libnspawn::settings::{self, ConsoleMode, RegisterMode, StartMode};
 use libnspawn::{Id128, Settings};
 use std::path::{Path, PathBuf};
 
-/// Where `-M NAME` without `-D` looks for `NAME`, as the reference.
-const MACHINE_PATH: &[&str] = &[
-    "/var/lib/machines",
-    "/usr/local/lib/machines",
-    "/usr/lib/machines",
-];
-
 #[derive(Parser, Debug)]
 #[command(
     name = "nspawn",
@@ -362,16 +355,7 @@ fn locate(
     let machine = machine.filter(|m| !m.is_empty());
     let given = match (directory, machine) {
         (Some(d), _) => absolute(d)?,
-        (None, Some(m)) => MACHINE_PATH
-            .iter()
-            .map(|p| Path::new(p).join(m))
-            .find(|p| p.is_dir())
-            .ok_or_else(|| {
-                format!(
-                    "No image for machine '{m}' found in {}.",
-                    MACHINE_PATH.join(", ")
-                )
-            })?,
+        (None, Some(m)) => machine_image(m)?,
         (None, None) => {
             std::env::current_dir().map_err(|e| format!("cannot get the current directory: {e}"))?
         }
@@ -397,6 +381,28 @@ fn locate(
             .ok_or("Failed to determine machine name automatically, please use -M.")?,
     };
     Ok((directory, machine))
+}
+
+/// The directory image `-M NAME` without `-D` runs: found in the image
+/// store's search path, as the reference's `image_find()`.
+fn machine_image(m: &str) -> Result<PathBuf, String> {
+    use libnspawn::image::store;
+    match store::find(m) {
+        Ok(i) if i.kind.is_tree() => Ok(i.path),
+        Ok(i) => Err(format!(
+            "cannot run image '{m}': {} is a {} image, not a directory",
+            i.path.display(),
+            i.kind.as_str()
+        )),
+        Err(_) => Err(format!(
+            "No image for machine '{m}' found in {}.",
+            store::search_path()
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
 fn ephemeral_name(machine: &str) -> Result<String, String> {

@@ -1,0 +1,333 @@
+//! The verbs that change images: remove, rename, clone, read-only. Each
+//! holds the image's lock (`Image::lock_for`, the runner's tree lock) for
+//! the whole change, so none of them touches an image a machine runs from.
+//! Images under `/usr` are the vendor's and never changed.
+
+use super::store::{self, Image, Kind};
+use crate::error::{Context, Error, Result};
+use crate::lock::Lock;
+use crate::nspawnfile::TRUSTED_DIRS;
+use rustix::fs::{IFlags, RenameFlags, CWD};
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Prefix of the hidden names work is done under (as the reference's
+/// `.#` temporaries): renamed into place only when complete.
+const TEMP_PREFIX: &str = ".#";
+
+fn refuse_vendor(i: &Image, verb: &str) -> Result<()> {
+    match i.vendor {
+        true => Err(Error::invalid(format!(
+            "cannot {verb} image '{}': {} is read-only (a vendor image)",
+            i.name,
+            i.pool.display()
+        ))),
+        false => Ok(()),
+    }
+}
+
+fn check_new_name(name: &str) -> Result<()> {
+    if !store::name_is_valid(name) {
+        return Err(Error::invalid(format!("invalid image name '{name}'")));
+    }
+    if store::exists(name) {
+        return Err(Error::invalid(format!("Image '{name}' already exists.")));
+    }
+    Ok(())
+}
+
+/// The entry a `kind` image named `name` has in `pool`.
+fn entry(pool: &Path, name: &str, kind: Kind) -> PathBuf {
+    match kind {
+        Kind::Raw => pool.join(format!("{name}.raw")),
+        _ => pool.join(name),
+    }
+}
+
+/// The files that belong to an image by name: its settings beside it and
+/// in the trusted directories, and a raw image's root hash.
+fn side_files(pool: &Path, name: &str) -> Vec<PathBuf> {
+    let file = format!("{name}.nspawn");
+    let mut out = vec![pool.join(&file), pool.join(format!("{name}.roothash"))];
+    out.extend(TRUSTED_DIRS.iter().map(|d| Path::new(d).join(&file)));
+    out
+}
+
+/// Set or clear the immutable attribute of a directory image's top
+/// directory (`chattr +i`, FS_IOC_SETFLAGS): the reference's read-only for
+/// a plain directory. Needs CAP_LINUX_IMMUTABLE.
+fn set_immutable(dir: &Path, on: bool) -> Result<()> {
+    let what = || format!("cannot change the immutable attribute of {}", dir.display());
+    let fd = store::open_image(dir, true).ctx(what)?;
+    let flags = rustix::fs::ioctl_getflags(&fd).ctx(what)?;
+    let new = match on {
+        true => flags | IFlags::IMMUTABLE,
+        false => flags - IFlags::IMMUTABLE,
+    };
+    if new != flags {
+        rustix::fs::ioctl_setflags(&fd, new).ctx(what)?;
+    }
+    Ok(())
+}
+
+fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
+    rustix::fs::renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE)
+        .ctx(|| format!("cannot rename {} to {}", from.display(), to.display()))
+}
+
+/// Make an image read-only or writable, as the reference: a directory gets
+/// the immutable attribute, a raw file loses its write bits (and gets back
+/// only the owner's).
+pub fn set_read_only(i: &Image, read_only: bool) -> Result<()> {
+    refuse_vendor(i, "change")?;
+    let _lock = i.lock_for("change")?;
+    apply_read_only(i, read_only)
+}
+
+fn apply_read_only(i: &Image, read_only: bool) -> Result<()> {
+    match i.kind {
+        Kind::Directory => set_immutable(&i.path, read_only),
+        Kind::Raw => {
+            use std::os::unix::fs::PermissionsExt;
+            let m =
+                std::fs::metadata(&i.path).ctx(|| format!("cannot stat {}", i.path.display()))?;
+            let mode = (m.permissions().mode() & 0o7555) | if read_only { 0 } else { 0o200 };
+            std::fs::set_permissions(&i.path, std::fs::Permissions::from_mode(mode))
+                .ctx(|| format!("cannot change the mode of {}", i.path.display()))
+        }
+        Kind::Subvolume | Kind::Block => Err(Error::invalid(format!(
+            "cannot change image '{}': read-only is not supported for {} images here",
+            i.name,
+            i.kind.as_str()
+        ))),
+    }
+}
+
+/// Remove an image and its side files. A symlinked entry is removed, not
+/// what it points to; a tree is removed without following symlinks in it.
+pub fn remove(i: &Image) -> Result<()> {
+    refuse_vendor(i, "remove")?;
+    let _lock = i.lock_for("remove")?;
+    let what = || format!("cannot remove {}", i.path.display());
+    if i.is_link() {
+        std::fs::remove_file(&i.path).ctx(what)?;
+    } else if i.kind.is_tree() {
+        if i.read_only {
+            set_immutable(&i.path, false)?;
+        }
+        std::fs::remove_dir_all(&i.path).ctx(what)?;
+    } else {
+        std::fs::remove_file(&i.path).ctx(what)?;
+    }
+    for f in side_files(&i.pool, &i.name) {
+        match std::fs::remove_file(&f) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).ctx(|| format!("cannot remove {}", f.display()))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Rename an image in its own directory, never over another image, with
+/// its side files.
+pub fn rename(i: &Image, new: &str) -> Result<()> {
+    refuse_vendor(i, "rename")?;
+    check_new_name(new)?;
+    let _lock = i.lock_for("rename")?;
+    let to = entry(&i.pool, new, i.kind);
+    // The kernel refuses to rename an immutable directory (EPERM).
+    let immutable = i.kind == Kind::Directory && i.read_only && !i.is_link();
+    if immutable {
+        set_immutable(&i.path, false)?;
+    }
+    let r = rename_noreplace(&i.path, &to);
+    if immutable {
+        set_immutable(if r.is_ok() { &to } else { &i.path }, true)?;
+    }
+    r?;
+    for (from, to) in side_files(&i.pool, &i.name)
+        .into_iter()
+        .zip(side_files(&i.pool, new))
+    {
+        if from.exists() {
+            rename_noreplace(&from, &to)?;
+        }
+    }
+    Ok(())
+}
+
+/// A copy under way: the hidden temporary, locked for as long as the copy
+/// runs (the copying `cp` holds the lock too), removed on drop unless it
+/// was renamed into place. A copy killed outright leaves it unlocked, and
+/// the next clone into the pool removes it (`sweep`).
+struct Temp {
+    path: PathBuf,
+    lock: Lock,
+    done: bool,
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = remove_path(&self.path);
+        }
+    }
+}
+
+fn remove_path(p: &Path) -> std::io::Result<()> {
+    match p.symlink_metadata()?.is_dir() {
+        true => {
+            let _ = set_immutable(p, false);
+            std::fs::remove_dir_all(p)
+        }
+        false => std::fs::remove_file(p),
+    }
+}
+
+/// Remove the temporaries of copies that died: those whose lock nobody
+/// holds any more.
+fn sweep(pool: &Path) {
+    let Ok(entries) = std::fs::read_dir(pool) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if !e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let path = e.path();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_symlink() {
+            continue;
+        }
+        let Ok(fd) = store::open_image(&path, ft.is_dir()) else {
+            continue;
+        };
+        if let Ok(Some(_held)) = Lock::try_new(fd, true) {
+            let _ = remove_path(&path);
+        }
+    }
+}
+
+/// Copy image `i` to a new image `new` in the first writable directory of
+/// the search path, through a hidden temporary renamed into place only
+/// when complete; copies its settings files too.
+pub fn clone(i: &Image, new: &str, read_only: bool) -> Result<PathBuf> {
+    check_new_name(new)?;
+    if i.kind == Kind::Block {
+        return Err(Error::invalid(format!(
+            "cannot clone image '{}': block device images cannot be cloned",
+            i.name
+        )));
+    }
+    let pool = store::writable_pool()?;
+    std::fs::create_dir_all(&pool).ctx(|| format!("cannot create {}", pool.display()))?;
+    sweep(&pool);
+    let kind = if i.kind == Kind::Raw {
+        Kind::Raw
+    } else {
+        Kind::Directory
+    };
+    let id = crate::Id128::random()?;
+    let tmp = pool.join(format!("{TEMP_PREFIX}{new}.{}", &id.plain()[..16]));
+    let what = || format!("cannot create {}", tmp.display());
+    match kind {
+        Kind::Raw => std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map(drop)
+            .ctx(what)?,
+        _ => std::fs::create_dir(&tmp).ctx(what)?,
+    }
+    let fd = store::open_image(&tmp, kind.is_tree()).ctx(what)?;
+    let lock = Lock::try_new(fd, true)
+        .ctx(|| format!("cannot lock {}", tmp.display()))?
+        .ok_or_else(|| Error::invalid(format!("cannot lock {}: busy", tmp.display())))?;
+    let mut temp = Temp {
+        path: tmp,
+        lock,
+        done: false,
+    };
+    copy(&i.path, &temp, kind)?;
+    let to = entry(&pool, new, kind);
+    rename_noreplace(&temp.path, &to)?;
+    temp.done = true;
+    let made = Image {
+        name: new.to_string(),
+        path: to.clone(),
+        pool: pool.clone(),
+        kind,
+        read_only: false,
+        vendor: false,
+        created_usec: None,
+        modified_usec: None,
+    };
+    let copy_side = |from: PathBuf, to: PathBuf| -> Result<()> {
+        if from.is_file() && !to.exists() {
+            std::fs::copy(&from, &to)
+                .map(drop)
+                .ctx(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
+        }
+        Ok(())
+    };
+    for (from, to) in side_files(&i.pool, &i.name)
+        .into_iter()
+        .zip(side_files(&pool, new))
+    {
+        // Beside the image to beside the copy; in a trusted directory to
+        // the same directory.
+        copy_side(from, to)?;
+    }
+    if read_only {
+        apply_read_only(&made, true)?;
+    }
+    Ok(to)
+}
+
+/// `cp -a --reflink=auto` (sparse for raw files) from the image into the
+/// locked temporary. The child dies with us (PDEATHSIG) and keeps the
+/// lock while it runs, so a temporary is never swept while written.
+fn copy(src: &Path, temp: &Temp, kind: Kind) -> Result<()> {
+    let src = src
+        .canonicalize()
+        .ctx(|| format!("cannot resolve {}", src.display()))?;
+    let mut c = Command::new("cp");
+    c.args(["-a", "--reflink=auto"]);
+    if kind == Kind::Raw {
+        c.arg("--sparse=always");
+    }
+    c.arg("-T").arg(&src).arg(&temp.path);
+    c.stdin(std::process::Stdio::null());
+    let lock_fd = temp.lock.fd().as_raw_fd();
+    let parent = rustix::process::getpid();
+    // SAFETY: only async-signal-safe system calls between fork and exec.
+    unsafe {
+        c.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            if rustix::process::getppid() != Some(parent) {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            let fd = BorrowedFd::borrow_raw(lock_fd);
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            Ok(())
+        });
+    }
+    let out = c
+        .output()
+        .ctx(|| format!("cannot run cp for {}", src.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = err.lines().next().unwrap_or("").trim_start_matches("cp: ");
+        return Err(Error::invalid(format!(
+            "cannot copy {} to {}: {}",
+            src.display(),
+            temp.path.display(),
+            if line.is_empty() { "cp failed" } else { line }
+        )));
+    }
+    Ok(())
+}

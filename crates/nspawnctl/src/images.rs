@@ -1,0 +1,319 @@
+//! `list-images`, `image-status`, `show-image`: what the image store
+//! (libnspawn::image) finds, printed as machinectl prints it.
+
+use clap::Args;
+use libnspawn::image::{store, Image};
+use std::os::fd::AsFd;
+
+#[derive(Args)]
+pub struct ListArgs {
+    /// Also show hidden images (names starting with '.')
+    #[arg(short, long)]
+    all: bool,
+    /// Do not print the header and footer
+    #[arg(long = "no-legend")]
+    no_legend: bool,
+    /// Output format: text or json
+    #[arg(short, long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json", "json-pretty"])]
+    output: String,
+}
+
+/// Bytes as systemd's `format_bytes()`: powers of 1024, one decimal,
+/// truncated the way it truncates (the decimal from whole KiB).
+pub fn bytes(n: u64) -> String {
+    const UNITS: [(&str, u64); 6] = [
+        ("E", 1 << 60),
+        ("P", 1 << 50),
+        ("T", 1 << 40),
+        ("G", 1 << 30),
+        ("M", 1 << 20),
+        ("K", 1 << 10),
+    ];
+    for (i, (s, f)) in UNITS.iter().enumerate() {
+        if n >= *f {
+            let tenth = match UNITS.get(i + 1) {
+                Some((_, next)) => n / next * 10 / 1024 % 10,
+                None => n * 10 / f % 10,
+            };
+            return format!("{}.{tenth}{s}", n / f);
+        }
+    }
+    format!("{n}B")
+}
+
+/// A time as systemd's `format_timestamp()`: `Tue 2026-12-01 14:00:00 UTC`
+/// in the local time zone.
+pub fn timestamp(usec: u64) -> String {
+    let t = (usec / 1_000_000) as libc::time_t;
+    // SAFETY: localtime_r and strftime write only into the buffers given.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return "-".into();
+        }
+        let mut buf = [0u8; 64];
+        let n = libc::strftime(
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            c"%a %Y-%m-%d %H:%M:%S %Z".as_ptr(),
+            &tm,
+        );
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
+fn opt_bytes(n: Option<u64>) -> String {
+    n.map(bytes).unwrap_or_else(|| "-".into())
+}
+
+fn opt_time(t: Option<u64>) -> String {
+    t.map(timestamp).unwrap_or_else(|| "-".into())
+}
+
+fn print_json(v: &serde_json::Value, pretty: bool) -> Result<(), String> {
+    let text = match pretty {
+        true => serde_json::to_string_pretty(v),
+        false => serde_json::to_string(v),
+    };
+    println!("{}", text.map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+pub fn list(a: ListArgs) -> Result<i32, String> {
+    let images = store::list(a.all);
+    let usages: Vec<Option<u64>> = images.iter().map(Image::usage).collect();
+    if a.output.starts_with("json") {
+        let v: Vec<serde_json::Value> = images
+            .iter()
+            .zip(&usages)
+            .map(|(i, u)| {
+                serde_json::json!({
+                    "name": i.name,
+                    "type": i.kind.as_str(),
+                    "ro": i.read_only,
+                    "usage": u,
+                    "created": i.created_usec,
+                    "modified": i.modified_usec,
+                })
+            })
+            .collect();
+        print_json(&serde_json::Value::Array(v), a.output == "json-pretty")?;
+        return Ok(0);
+    }
+    let rows: Vec<[String; 6]> = images
+        .iter()
+        .zip(&usages)
+        .map(|(i, u)| {
+            [
+                i.name.clone(),
+                i.kind.as_str().into(),
+                if i.read_only { "yes" } else { "no" }.into(),
+                opt_bytes(*u),
+                opt_time(i.created_usec),
+                opt_time(i.modified_usec),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        if !a.no_legend {
+            println!("No images.");
+        }
+        return Ok(0);
+    }
+    let head = ["NAME", "TYPE", "RO", "USAGE", "CREATED", "MODIFIED"].map(String::from);
+    let mut widths = head.clone().map(|h| h.len());
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |r: &[String; 6]| {
+        let cells: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match i {
+                5 => c.clone(),
+                _ => format!("{c:<w$}", w = widths[i]),
+            })
+            .collect();
+        cells.join(" ")
+    };
+    if !a.no_legend {
+        println!("{}", line(&head));
+    }
+    for r in &rows {
+        println!("{}", line(r));
+    }
+    if !a.no_legend {
+        println!("\n{} images listed.", rows.len());
+    }
+    Ok(0)
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    #[arg(required = true, value_name = "NAME")]
+    names: Vec<String>,
+}
+
+/// What the image says about itself: os-release, host name, machine id,
+/// each read inside the tree (libnspawn::inroot), never through a path
+/// that a symlink in the image could lead out of it.
+struct Inside {
+    os: Vec<(String, String)>,
+    hostname: Option<String>,
+    machine_id: Option<String>,
+}
+
+fn inside(i: &Image) -> Inside {
+    let mut out = Inside {
+        os: vec![],
+        hostname: None,
+        machine_id: None,
+    };
+    if !i.kind.is_tree() {
+        return out;
+    }
+    let Ok(root) = nix::fcntl::open(
+        &i.path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) else {
+        return out;
+    };
+    let read = |p: &str| {
+        libnspawn::inroot::read_file(root.as_fd(), p)
+            .ok()
+            .flatten()
+            .map(|d| String::from_utf8_lossy(&d).into_owned())
+    };
+    if let Some(d) = read("/etc/os-release").or_else(|| read("/usr/lib/os-release")) {
+        out.os = libnspawn::env::parse_os_release(&d);
+    }
+    let first_line = |s: String| {
+        let l = s.lines().next().unwrap_or("").trim().to_string();
+        (!l.is_empty()).then_some(l)
+    };
+    out.hostname = read("/etc/hostname").and_then(first_line);
+    out.machine_id = read("/etc/machine-id").and_then(first_line);
+    out
+}
+
+pub fn status(a: StatusArgs) -> Result<i32, String> {
+    let images = a
+        .names
+        .iter()
+        .map(|n| store::find(n).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (n, i) in images.iter().enumerate() {
+        if n > 0 {
+            println!();
+        }
+        let inside = inside(i);
+        println!("{}", i.name);
+        println!("\t    Type: {}", i.kind.as_str());
+        println!("\t    Path: {}", i.path.display());
+        if let Some(h) = &inside.hostname {
+            println!("\tHostname: {h}");
+        }
+        if let Some(m) = &inside.machine_id {
+            println!("\tMachine ID: {m}");
+        }
+        if let Some((_, os)) = inside.os.iter().find(|(k, _)| k == "PRETTY_NAME") {
+            println!("\t      OS: {os}");
+        }
+        println!(
+            "\t      RO: {}",
+            if i.read_only { "read-only" } else { "writable" }
+        );
+        if let Some(t) = i.created_usec {
+            println!("\t Created: {}", timestamp(t));
+        }
+        if let Some(t) = i.modified_usec {
+            println!("\tModified: {}", timestamp(t));
+        }
+        if let Some(u) = i.usage() {
+            println!("\t   Usage: {}", bytes(u));
+        }
+        if let Some(f) = libnspawn::nspawnfile::find(&i.name, &i.path) {
+            println!(
+                "\tSettings: {}{}",
+                f.path.display(),
+                if f.trusted { "" } else { " (untrusted)" }
+            );
+        }
+    }
+    Ok(0)
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    #[arg(required = true, value_name = "NAME")]
+    names: Vec<String>,
+    /// Show only these properties
+    #[arg(short = 'p', long = "property", value_name = "NAME", action = clap::ArgAction::Append)]
+    property: Vec<String>,
+    /// Print only the values
+    #[arg(long)]
+    value: bool,
+}
+
+fn properties(i: &Image) -> Vec<(&'static str, String)> {
+    let unknown = u64::MAX.to_string();
+    let usage = i
+        .usage()
+        .map(|u| u.to_string())
+        .unwrap_or_else(|| unknown.clone());
+    vec![
+        ("Name", i.name.clone()),
+        ("Path", i.path.display().to_string()),
+        ("Type", i.kind.as_str().into()),
+        ("ReadOnly", if i.read_only { "yes" } else { "no" }.into()),
+        ("CreationTimestamp", opt_time(i.created_usec)),
+        ("ModificationTimestamp", opt_time(i.modified_usec)),
+        ("Usage", usage.clone()),
+        ("Limit", unknown.clone()),
+        // Without btrfs quota groups all of it is the image's own.
+        ("UsageExclusive", usage),
+        ("LimitExclusive", unknown),
+    ]
+}
+
+pub fn show(a: ShowArgs) -> Result<i32, String> {
+    let images = a
+        .names
+        .iter()
+        .map(|n| store::find(n).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (n, i) in images.iter().enumerate() {
+        if n > 0 {
+            println!();
+        }
+        for (k, v) in properties(i) {
+            if !a.property.is_empty() && !a.property.iter().any(|p| p == k) {
+                continue;
+            }
+            match a.value {
+                true => println!("{v}"),
+                false => println!("{k}={v}"),
+            }
+        }
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_bytes() {
+        assert_eq!(bytes(0), "0B");
+        assert_eq!(bytes(1023), "1023B");
+        assert_eq!(bytes(4096), "4.0K");
+        assert_eq!(bytes(1_258_291), "1.1M");
+        assert_eq!(bytes(1_300_000), "1.2M");
+        assert_eq!(bytes(1536), "1.5K");
+        assert_eq!(bytes(3 << 30), "3.0G");
+    }
+}
