@@ -5,18 +5,8 @@ use clap::Args;
 use libnspawn::image::{store, Image};
 use std::os::fd::AsFd;
 
-#[derive(Args)]
-pub struct ListArgs {
-    /// Also show hidden images (names starting with '.')
-    #[arg(short, long)]
-    all: bool,
-    /// Do not print the header and footer
-    #[arg(long = "no-legend")]
-    no_legend: bool,
-    /// Output format: text or json
-    #[arg(short, long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json", "json-pretty"])]
-    output: String,
-}
+/// `list-images` takes `list`'s arguments (`--all`: hidden images too).
+pub use crate::status::ListArgs;
 
 /// Bytes as systemd's `format_bytes()`: powers of 1024, one decimal,
 /// truncated the way it truncates (the decimal from whole KiB).
@@ -70,15 +60,6 @@ fn opt_time(t: Option<u64>) -> String {
     t.map(timestamp).unwrap_or_else(|| "-".into())
 }
 
-fn print_json(v: &serde_json::Value, pretty: bool) -> Result<(), String> {
-    let text = match pretty {
-        true => serde_json::to_string_pretty(v),
-        false => serde_json::to_string(v),
-    };
-    println!("{}", text.map_err(|e| e.to_string())?);
-    Ok(())
-}
-
 pub fn list(a: ListArgs) -> Result<i32, String> {
     let images = store::list(a.all);
     let usages: Vec<Option<u64>> = images.iter().map(Image::usage).collect();
@@ -97,7 +78,7 @@ pub fn list(a: ListArgs) -> Result<i32, String> {
                 })
             })
             .collect();
-        print_json(&serde_json::Value::Array(v), a.output == "json-pretty")?;
+        crate::table::print_json(&serde_json::Value::Array(v), a.output == "json-pretty")?;
         return Ok(0);
     }
     let rows: Vec<[String; 6]> = images
@@ -120,33 +101,12 @@ pub fn list(a: ListArgs) -> Result<i32, String> {
         }
         return Ok(0);
     }
-    let head = ["NAME", "TYPE", "RO", "USAGE", "CREATED", "MODIFIED"].map(String::from);
-    let mut widths = head.clone().map(|h| h.len());
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |r: &[String; 6]| {
-        let cells: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, c)| match i {
-                5 => c.clone(),
-                _ => format!("{c:<w$}", w = widths[i]),
-            })
-            .collect();
-        cells.join(" ")
-    };
-    if !a.no_legend {
-        println!("{}", line(&head));
-    }
-    for r in &rows {
-        println!("{}", line(r));
-    }
-    if !a.no_legend {
-        println!("\n{} images listed.", rows.len());
-    }
+    crate::table::print(
+        ["NAME", "TYPE", "RO", "USAGE", "CREATED", "MODIFIED"],
+        &rows,
+        a.no_legend,
+        "images",
+    );
     Ok(0)
 }
 
@@ -199,12 +159,16 @@ fn inside(i: &Image) -> Inside {
     out
 }
 
-pub fn status(a: StatusArgs) -> Result<i32, String> {
-    let images = a
-        .names
+/// The images of `names`, all found before anything is shown.
+fn find_all(names: &[String]) -> Result<Vec<store::Image>, String> {
+    names
         .iter()
         .map(|n| store::find(n).map_err(|e| e.to_string()))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect()
+}
+
+pub fn status(a: StatusArgs) -> Result<i32, String> {
+    let images = find_all(&a.names)?;
     for (n, i) in images.iter().enumerate() {
         if n > 0 {
             println!();
@@ -246,17 +210,8 @@ pub fn status(a: StatusArgs) -> Result<i32, String> {
     Ok(0)
 }
 
-#[derive(Args)]
-pub struct ShowArgs {
-    #[arg(required = true, value_name = "NAME")]
-    names: Vec<String>,
-    /// Show only these properties
-    #[arg(short = 'p', long = "property", value_name = "NAME", action = clap::ArgAction::Append)]
-    property: Vec<String>,
-    /// Print only the values
-    #[arg(long)]
-    value: bool,
-}
+/// `show-image` takes `show`'s arguments.
+pub use crate::status::ShowArgs;
 
 fn properties(i: &Image) -> Vec<(&'static str, String)> {
     let unknown = u64::MAX.to_string();
@@ -280,24 +235,12 @@ fn properties(i: &Image) -> Vec<(&'static str, String)> {
 }
 
 pub fn show(a: ShowArgs) -> Result<i32, String> {
-    let images = a
-        .names
-        .iter()
-        .map(|n| store::find(n).map_err(|e| e.to_string()))
-        .collect::<Result<Vec<_>, _>>()?;
+    let images = find_all(&a.names)?;
     for (n, i) in images.iter().enumerate() {
         if n > 0 {
             println!();
         }
-        for (k, v) in properties(i) {
-            if !a.property.is_empty() && !a.property.iter().any(|p| p == k) {
-                continue;
-            }
-            match a.value {
-                true => println!("{v}"),
-                false => println!("{k}={v}"),
-            }
-        }
+        crate::table::print_properties(&properties(i), &a.property, a.value);
     }
     Ok(0)
 }

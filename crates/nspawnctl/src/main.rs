@@ -10,6 +10,7 @@ mod machine;
 mod shell;
 mod signal;
 mod status;
+mod table;
 mod top;
 mod units;
 

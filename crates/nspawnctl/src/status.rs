@@ -7,15 +7,15 @@ use std::path::Path;
 
 #[derive(Args)]
 pub struct ListArgs {
-    /// Also show machines that are not running (accepted for machinectl compatibility)
+    /// Show all: hidden images too (for machines accepted, as machinectl)
     #[arg(short, long)]
-    all: bool,
+    pub all: bool,
     /// Do not print the header and footer
     #[arg(long = "no-legend")]
-    no_legend: bool,
+    pub no_legend: bool,
     /// Output format: text or json
     #[arg(short, long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json", "json-pretty"])]
-    output: String,
+    pub output: String,
 }
 
 pub fn list(a: ListArgs) -> Result<i32, String> {
@@ -36,12 +36,7 @@ pub fn list(a: ListArgs) -> Result<i32, String> {
                 })
             })
             .collect();
-        let text = if a.output == "json" {
-            serde_json::to_string(&v)
-        } else {
-            serde_json::to_string_pretty(&v)
-        };
-        println!("{}", text.map_err(|e| e.to_string())?);
+        crate::table::print_json(&serde_json::Value::Array(v), a.output != "json")?;
         return Ok(0);
     }
     let rows: Vec<[String; 6]> = machines
@@ -62,33 +57,12 @@ pub fn list(a: ListArgs) -> Result<i32, String> {
             ]
         })
         .collect();
-    let head = ["MACHINE", "CLASS", "SERVICE", "OS", "VERSION", "ADDRESSES"].map(String::from);
-    let mut widths = head.clone().map(|h| h.len());
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
-        }
-    }
-    let line = |r: &[String; 6]| {
-        let mut s = String::new();
-        for (i, c) in r.iter().enumerate() {
-            if i < 5 {
-                s.push_str(&format!("{c:<w$} ", w = widths[i]));
-            } else {
-                s.push_str(c);
-            }
-        }
-        s
-    };
-    if !a.no_legend {
-        println!("{}", line(&head));
-    }
-    for r in &rows {
-        println!("{}", line(r));
-    }
-    if !a.no_legend {
-        println!("\n{} machines listed.", rows.len());
-    }
+    crate::table::print(
+        ["MACHINE", "CLASS", "SERVICE", "OS", "VERSION", "ADDRESSES"],
+        &rows,
+        a.no_legend,
+        "machines",
+    );
     Ok(0)
 }
 
@@ -225,13 +199,13 @@ pub fn status(a: StatusArgs) -> Result<i32, String> {
 #[derive(Args)]
 pub struct ShowArgs {
     #[arg(required = true, value_name = "NAME")]
-    names: Vec<String>,
+    pub names: Vec<String>,
     /// Show only these properties
     #[arg(short = 'p', long = "property", value_name = "NAME", action = clap::ArgAction::Append)]
-    property: Vec<String>,
+    pub property: Vec<String>,
     /// Print only the values
     #[arg(long)]
-    value: bool,
+    pub value: bool,
 }
 
 fn properties(r: &Record) -> Vec<(&'static str, String)> {
@@ -274,16 +248,7 @@ pub fn show(a: ShowArgs) -> Result<i32, String> {
         if i > 0 {
             println!();
         }
-        for (k, v) in properties(&r) {
-            if !a.property.is_empty() && !a.property.iter().any(|p| p == k) {
-                continue;
-            }
-            if a.value {
-                println!("{v}");
-            } else {
-                println!("{k}={v}");
-            }
-        }
+        crate::table::print_properties(&properties(&r), &a.property, a.value);
     }
     Ok(0)
 }
