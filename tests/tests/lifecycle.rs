@@ -279,6 +279,9 @@ fn a_stale_cgroup_is_swept_by_the_next_start() {
         "/bin/true",
     ])));
     assert!(!machine_cgroup(&t.name).exists(), "stale cgroup not swept");
+    // And what else it left under its name.
+    let left: Vec<String> = leftovers(&t.name, &t.path);
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

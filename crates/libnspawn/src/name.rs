@@ -126,7 +126,8 @@ pub fn acquire(machine: &str, interrupted: &dyn Fn() -> Result<()>) -> Result<Na
 }
 
 /// Remove the files of names nobody holds (runner and reaper both killed),
-/// but `except`'s, which the caller holds.
+/// with the registry record and control socket they left, but `except`'s,
+/// which the caller holds.
 fn sweep(except: &str) {
     let Ok(entries) = std::fs::read_dir(DIR) else {
         return;
@@ -137,6 +138,14 @@ fn sweep(except: &str) {
         }
         if let Ok(Some(stale)) = open_locked(&e.path(), false, false) {
             if stale.is_at(&e.path()) {
+                // Nobody holds the name: its runner and reaper are both
+                // gone, and so is anything they left under the name.
+                if let Some(name) = e.file_name().to_str() {
+                    crate::registry::remove(name);
+                    crate::control::remove_stale(
+                        &std::path::Path::new(crate::control::DIR).join(name),
+                    );
+                }
                 let _ = std::fs::remove_file(e.path());
             }
         }
