@@ -128,9 +128,17 @@ impl Tree {
 }
 
 impl Drop for Tree {
+    /// Every test's teardown checks that the machine named after the tree
+    /// (the default name) left nothing on the host (`leftovers`), unless
+    /// the test failed already.
     fn drop(&mut self) {
         stop_runners_of(self.dir());
+        let left = match std::thread::panicking() || reference() {
+            true => vec![],
+            false => wait_clean(&self.name, &self.path),
+        };
         let _ = std::fs::remove_dir_all(&self.path);
+        assert!(left.is_empty(), "machine {} left {left:?}", self.name);
     }
 }
 
@@ -553,7 +561,13 @@ pub fn leftovers(machine: &str, tree: &Path) -> Vec<String> {
             out.push(format!("nftables table {table}"));
         }
     }
-    out.extend(mounts_under(tree).into_iter().map(|m| format!("mount {m}")));
+    // Below the tree: a test may have made the tree itself a mount point.
+    out.extend(
+        mounts_under(tree)
+            .into_iter()
+            .filter(|m| Path::new(m) != tree)
+            .map(|m| format!("mount {m}")),
+    );
     out
 }
 
