@@ -142,6 +142,9 @@ fn receive(
     }
     progress.finish();
     child.finish()?;
+    if src.bytes == 0 {
+        return Err(Error::invalid(format!("cannot import {what}: it is empty")));
+    }
     if broken {
         return Err(Error::invalid(format!(
             "cannot unpack {what}: the unpacker stopped early"

@@ -191,12 +191,23 @@ fn unpack(input: impl Read) -> Result<(), String> {
 fn entry_error<R: Read>(e: &tar::Entry<R>, err: std::io::Error) -> String {
     let name = e
         .path()
-        .map(|p| p.display().to_string())
+        .map(|p| short(&p.display().to_string()))
         .unwrap_or_default();
+    let why = err.to_string();
+    // The tar crate repeats the path in its message; a hostile name may
+    // be kilobytes long, and the line must stay one readable line.
     format!(
         "cannot unpack {name}: {}",
-        err.to_string().lines().next().unwrap_or("")
+        short(why.lines().next().unwrap_or(""))
     )
+}
+
+fn short(s: &str) -> String {
+    const MAX: usize = 120;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
 }
 
 /// The entry's path below `/`, as tar's `unpack_in`: root and `.` dropped;
