@@ -69,12 +69,18 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        // Images may be immutable (--read-only).
-        let _ = Command::new("chattr")
-            .arg("-R")
-            .arg("-i")
-            .arg(&self.pool)
-            .status();
+        // A --read-only image's top directory is immutable.
+        for e in std::fs::read_dir(&self.pool)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = Command::new("chattr")
+                .arg("-i")
+                .arg(e.path())
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }
@@ -323,8 +329,22 @@ fn single_top_directory_is_flattened() {
         .status()
         .unwrap()
         .success());
-    ok(p.ctl(&["import-tar", tar.to_str().unwrap()]));
+    ok(p.ctl(&["import-tar", "--read-only", tar.to_str().unwrap()]));
     assert!(p.pool.join("flat/file").is_file());
+    let o = Command::new("lsattr")
+        .arg("-d")
+        .arg(p.pool.join("flat"))
+        .output()
+        .unwrap();
+    assert!(
+        text(&o.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .contains('i'),
+        "{}",
+        text(&o.stdout)
+    );
     assert!(p.pool.join("flat/top").is_dir());
 }
 
@@ -471,4 +491,88 @@ fn killed_pull_leaves_nothing_after_next_pull() {
     std::thread::sleep(Duration::from_millis(200));
     ok(p.ctl(&["pull-tar", "--verify=no", &fast.url("bb.tar.gz"), "next"]));
     assert_eq!(p.entries(), ["next"]);
+}
+
+#[test]
+fn compressed_inputs_are_detected() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("comp");
+    let tree = p.root.join("tree-c");
+    let st = Command::new(repo_root().join("scripts/fixtures.sh"))
+        .arg("busybox")
+        .arg(&tree)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for (flag, tool, name) in [
+        ("-j", "bzip2", "cb"),
+        ("-J", "xz", "cx"),
+        ("--zstd", "zstd", "cz"),
+        ("", "tar", "cu"),
+    ] {
+        if !Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {tool}"))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+        {
+            eprintln!("note: {tool} missing, {name} not checked");
+            continue;
+        }
+        // A neutral suffix: the format must come from the bytes.
+        let f = p.root.join(format!("{name}.bin"));
+        let mut c = Command::new("tar");
+        c.arg("--numeric-owner").arg("-c");
+        if !flag.is_empty() {
+            c.arg(flag);
+        }
+        assert!(c
+            .arg("-f")
+            .arg(&f)
+            .arg("-C")
+            .arg(&tree)
+            .arg(".")
+            .status()
+            .unwrap()
+            .success());
+        ok(p.ctl(&["import-tar", f.to_str().unwrap(), name]));
+        assert!(
+            p.pool.join(name).join("usr/bin/busybox").is_file(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn sigterm_during_pull_leaves_nothing() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("term");
+    p.tarball("bb");
+    let slow = Server::start(&p.srv, Duration::from_millis(20));
+    let mut c = nspawnctl(&["pull-tar", "--verify=no", &slow.url("bb.tar.gz"), "slow"]);
+    c.env("NSPAWN_IMAGE_PATH", &p.pool)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    assert!(wait_until(Duration::from_secs(20), || p
+        .entries()
+        .iter()
+        .any(|e| e.starts_with(".#slow"))));
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let o = wait_output(child, Duration::from_secs(20));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cancelled"), "{}", stderr(&o));
+    assert!(p.entries().is_empty(), "{:?}", p.entries());
 }

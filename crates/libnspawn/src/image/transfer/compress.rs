@@ -1,7 +1,7 @@
 //! Compression of archives: detected from the first bytes on input (as
 //! the reference's import-compress.c), chosen from the file name or
 //! `--format=` on output. Pure-Rust codecs only, so the build needs no C
-//! library: flate2 (miniz_oxide), bzip2 (libbz2-rs-sys), ruzstd.
+//! library: flate2 (miniz_oxide), bzip2 (libbz2-rs-sys), ruzstd, lzma-rs.
 
 use std::io::{BufRead, Read, Write};
 
@@ -66,7 +66,7 @@ impl Compression {
 
 /// A reader of the decompressed stream of `r`, whose format is told by its
 /// first bytes.
-pub fn decoder<'a, R: BufRead + 'a>(mut r: R) -> Result<Box<dyn Read + 'a>, String> {
+pub fn decoder<R: BufRead + Send + 'static>(mut r: R) -> Result<Box<dyn Read>, String> {
     let head = r
         .fill_buf()
         .map_err(|e| format!("cannot read the archive: {e}"))?;
@@ -79,8 +79,46 @@ pub fn decoder<'a, R: BufRead + 'a>(mut r: R) -> Result<Box<dyn Read + 'a>, Stri
             ruzstd::decoding::StreamingDecoder::new(r)
                 .map_err(|e| format!("cannot read the zstd archive: {e}"))?,
         ),
-        Compression::Xz => return Err("cannot read the archive: xz is not supported yet".into()),
+        Compression::Xz => Box::new(XzReader::new(r)?),
     })
+}
+
+/// lzma-rs decodes xz only from a reader into a writer; a thread runs it
+/// into a pipe, and its error, if any, ends the stream instead of a
+/// silent EOF that would look like a truncated archive.
+struct XzReader {
+    pipe: std::io::PipeReader,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl XzReader {
+    fn new<R: BufRead + Send + 'static>(mut r: R) -> Result<XzReader, String> {
+        let (pipe, mut w) = std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
+        let thread = std::thread::spawn(move || {
+            lzma_rs::xz_decompress(&mut r, &mut w)
+                .map_err(|e| format!("cannot read the xz archive: {e}"))
+        });
+        Ok(XzReader {
+            pipe,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Read for XzReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.pipe.read(buf)?;
+        if n == 0 {
+            if let Some(t) = self.thread.take() {
+                match t.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(std::io::Error::other(e)),
+                    Err(_) => return Err(std::io::Error::other("the xz decoder crashed")),
+                }
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// A writer that compresses into `w`; `finish` must be called at the end.

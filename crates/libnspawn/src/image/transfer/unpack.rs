@@ -158,7 +158,7 @@ fn confine(target: &std::ffi::CStr, parent: rustix::process::Pid, lock: i32) -> 
 }
 
 /// Unpack the archive read from `input` to `/` (the target, once confined).
-fn unpack(input: impl Read) -> Result<(), String> {
+fn unpack(input: impl Read + Send + 'static) -> Result<(), String> {
     let r = BufReader::with_capacity(1 << 16, input);
     let mut ar = tar::Archive::new(compress::decoder(r)?);
     ar.set_preserve_permissions(true);
