@@ -246,6 +246,23 @@ fn import_file_stdin_fs_export_round_trip() {
         .arg(tree.join("hl"))
         .status()
         .unwrap();
+    // A directory's default ACL (an xattr the tar crate leaves to us) and
+    // a user xattr on a file.
+    let st = Command::new("python3")
+        .arg("-c")
+        .arg("import os,sys; os.setxattr(sys.argv[1], 'user.nspawn', b'dir-xattr')")
+        .arg(tree.join("etc"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let acl = Command::new("setfacl")
+        .args(["-d", "-m", "u:1234:rx"])
+        .arg(tree.join("home"))
+        .status()
+        .is_ok_and(|s| s.success());
+    if !acl {
+        eprintln!("note: setfacl not available, directory ACLs not checked");
+    }
     let caps = Command::new("setcap")
         .arg("cap_net_raw+ep")
         .arg(tree.join("hl"))
@@ -286,6 +303,24 @@ fn import_file_stdin_fs_export_round_trip() {
         listing(&p.pool.join("bb")),
         listing(&p.pool.join("fromstdin"))
     );
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg("import os,sys; print(os.getxattr(sys.argv[1], 'user.nspawn').decode())")
+        .arg(p.pool.join("back/etc"))
+        .output()
+        .unwrap();
+    assert_eq!(text(&o.stdout).trim(), "dir-xattr", "{}", text(&o.stderr));
+    if acl {
+        let o = Command::new("getfacl")
+            .arg(p.pool.join("back/home"))
+            .output()
+            .unwrap();
+        assert!(
+            text(&o.stdout).contains("default:user:1234:r-x"),
+            "{}",
+            text(&o.stdout)
+        );
+    }
     if caps {
         let o = Command::new("getcap")
             .arg(p.pool.join("back/hl"))

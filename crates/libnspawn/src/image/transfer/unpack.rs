@@ -183,7 +183,35 @@ fn unpack(input: impl Read + Send + 'static) -> Result<(), String> {
         }
     }
     for mut e in dirs {
-        e.unpack_in("/").map_err(|err| entry_error(&e, err))?;
+        if e.unpack_in("/").map_err(|err| entry_error(&e, err))? {
+            dir_xattrs(&mut e)?;
+        }
+    }
+    Ok(())
+}
+
+/// The tar crate sets xattrs on regular files only; a directory's (a
+/// default ACL, a label) are set here. `xattr::set` is lsetxattr(2): it
+/// never follows a symlink, and we are confined anyway.
+fn dir_xattrs<R: Read>(e: &mut tar::Entry<R>) -> Result<(), String> {
+    let Some(path) = e.path().ok().and_then(|p| clean(&p)) else {
+        return Ok(());
+    };
+    let Ok(Some(exts)) = e.pax_extensions() else {
+        return Ok(());
+    };
+    for x in exts.flatten() {
+        let Some(key) = x.key_bytes().strip_prefix(b"SCHILY.xattr.") else {
+            continue;
+        };
+        let key = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(key);
+        xattr::set(&path, key, x.value_bytes()).map_err(|err| {
+            format!(
+                "cannot set xattr {} on {}: {err}",
+                key.to_string_lossy(),
+                short(&path.display().to_string())
+            )
+        })?;
     }
     Ok(())
 }
