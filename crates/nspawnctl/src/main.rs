@@ -12,6 +12,7 @@ mod signal;
 mod status;
 mod table;
 mod top;
+mod transfers;
 mod units;
 
 use clap::{Parser, Subcommand};
@@ -79,6 +80,14 @@ enum Verb {
     ReadOnly(image_ops::ReadOnlyArgs),
     /// Remove hidden images (with --all, every image not in use)
     Clean(image_ops::CleanArgs),
+    /// Import a tar archive (a file or stdin) as a new image
+    ImportTar(transfers::ImportTarArgs),
+    /// Import a directory tree as a new image
+    ImportFs(transfers::ImportFsArgs),
+    /// Write an image as a tar archive (a file or stdout)
+    ExportTar(transfers::ExportTarArgs),
+    /// Download a tar archive (http:// or file://) as a new image
+    PullTar(transfers::PullTarArgs),
 }
 
 fn main() {
@@ -121,6 +130,10 @@ fn main() {
         Verb::Remove(a) => image_ops::remove(a),
         Verb::ReadOnly(a) => image_ops::read_only(a),
         Verb::Clean(a) => image_ops::clean(a),
+        Verb::ImportTar(a) => transfers::import_tar(a),
+        Verb::ImportFs(a) => transfers::import_fs(a),
+        Verb::ExportTar(a) => transfers::export_tar(a),
+        Verb::PullTar(a) => transfers::pull_tar(a),
     };
     match r {
         Ok(code) => std::process::exit(code),

@@ -4,6 +4,7 @@
 
 pub mod ops;
 pub mod store;
+pub mod transfer;
 pub mod usage;
 
 pub use store::{Image, Kind};

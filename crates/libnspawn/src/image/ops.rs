@@ -28,7 +28,7 @@ fn refuse_vendor(i: &Image, verb: &str) -> Result<()> {
     }
 }
 
-fn check_new_name(name: &str) -> Result<()> {
+pub(crate) fn check_new_name(name: &str) -> Result<()> {
     if !store::name_is_valid(name) {
         return Err(Error::invalid(format!("invalid image name '{name}'")));
     }
@@ -39,7 +39,7 @@ fn check_new_name(name: &str) -> Result<()> {
 }
 
 /// The entry a `kind` image named `name` has in `pool`.
-fn entry(pool: &Path, name: &str, kind: Kind) -> PathBuf {
+pub(crate) fn entry(pool: &Path, name: &str, kind: Kind) -> PathBuf {
     match kind {
         Kind::Raw => pool.join(format!("{name}.raw")),
         _ => pool.join(name),
@@ -48,7 +48,7 @@ fn entry(pool: &Path, name: &str, kind: Kind) -> PathBuf {
 
 /// The files that belong to an image by name: its settings beside it and
 /// in the trusted directories, and a raw image's root hash.
-fn side_files(pool: &Path, name: &str) -> Vec<PathBuf> {
+pub(crate) fn side_files(pool: &Path, name: &str) -> Vec<PathBuf> {
     let file = format!("{name}.nspawn");
     let mut out = vec![pool.join(&file), pool.join(format!("{name}.roothash"))];
     out.extend(TRUSTED_DIRS.iter().map(|d| Path::new(d).join(&file)));
@@ -72,7 +72,7 @@ fn set_immutable(dir: &Path, on: bool) -> Result<()> {
     Ok(())
 }
 
-fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
     rustix::fs::renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE)
         .ctx(|| format!("cannot rename {} to {}", from.display(), to.display()))
 }
@@ -86,7 +86,7 @@ pub fn set_read_only(i: &Image, read_only: bool) -> Result<()> {
     apply_read_only(i, read_only)
 }
 
-fn apply_read_only(i: &Image, read_only: bool) -> Result<()> {
+pub(crate) fn apply_read_only(i: &Image, read_only: bool) -> Result<()> {
     match i.kind {
         Kind::Directory => set_immutable(&i.path, read_only),
         Kind::Raw => {
@@ -164,10 +164,48 @@ pub fn rename(i: &Image, new: &str) -> Result<()> {
 /// runs (the copying `cp` holds the lock too), removed on drop unless it
 /// was renamed into place. A copy killed outright leaves it unlocked, and
 /// the next clone into the pool removes it (`sweep`).
-struct Temp {
-    path: PathBuf,
-    lock: Lock,
-    done: bool,
+pub(crate) struct Temp {
+    pub(crate) path: PathBuf,
+    pub(crate) lock: Lock,
+    pub(crate) done: bool,
+}
+
+impl Temp {
+    /// A new locked hidden temporary for image `name` in `pool`: an empty
+    /// directory, or an empty file when `!dir`.
+    pub(crate) fn new(pool: &Path, name: &str, dir: bool) -> Result<Temp> {
+        let id = crate::Id128::random()?;
+        let tmp = pool.join(format!("{TEMP_PREFIX}{name}.{}", &id.plain()[..16]));
+        let what = || format!("cannot create {}", tmp.display());
+        match dir {
+            false => std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map(drop)
+                .ctx(what)?,
+            true => std::fs::create_dir(&tmp).ctx(what)?,
+        }
+        // One we cannot lock is removed at once; after that, the guard does.
+        let fd = store::open_image(&tmp, dir);
+        let lock = fd.ctx(what).and_then(|fd| {
+            Lock::try_new(fd, true).ctx(|| format!("cannot lock {}", tmp.display()))
+        });
+        let lock = match lock {
+            Ok(Some(l)) => l,
+            Ok(None) | Err(_) => {
+                let _ = remove_path(&tmp);
+                return Err(lock.err().unwrap_or_else(|| {
+                    Error::invalid(format!("cannot lock {}: busy", tmp.display()))
+                }));
+            }
+        };
+        Ok(Temp {
+            path: tmp,
+            lock,
+            done: false,
+        })
+    }
 }
 
 impl Drop for Temp {
@@ -178,7 +216,7 @@ impl Drop for Temp {
     }
 }
 
-fn remove_path(p: &Path) -> std::io::Result<()> {
+pub(crate) fn remove_path(p: &Path) -> std::io::Result<()> {
     match p.symlink_metadata()?.is_dir() {
         true => {
             let _ = set_immutable(p, false);
@@ -190,7 +228,7 @@ fn remove_path(p: &Path) -> std::io::Result<()> {
 
 /// Remove the temporaries of copies that died: those whose lock nobody
 /// holds any more.
-fn sweep(pool: &Path) {
+pub(crate) fn sweep(pool: &Path) {
     let Ok(entries) = std::fs::read_dir(pool) else {
         return;
     };
@@ -231,27 +269,7 @@ pub fn clone(i: &Image, new: &str, read_only: bool) -> Result<PathBuf> {
     } else {
         Kind::Directory
     };
-    let id = crate::Id128::random()?;
-    let tmp = pool.join(format!("{TEMP_PREFIX}{new}.{}", &id.plain()[..16]));
-    let what = || format!("cannot create {}", tmp.display());
-    match kind {
-        Kind::Raw => std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map(drop)
-            .ctx(what)?,
-        _ => std::fs::create_dir(&tmp).ctx(what)?,
-    }
-    let fd = store::open_image(&tmp, kind.is_tree()).ctx(what)?;
-    let lock = Lock::try_new(fd, true)
-        .ctx(|| format!("cannot lock {}", tmp.display()))?
-        .ok_or_else(|| Error::invalid(format!("cannot lock {}: busy", tmp.display())))?;
-    let mut temp = Temp {
-        path: tmp,
-        lock,
-        done: false,
-    };
+    let mut temp = Temp::new(&pool, new, kind.is_tree())?;
     copy(&i.path, &temp, kind)?;
     let to = entry(&pool, new, kind);
     rename_noreplace(&temp.path, &to)?;
@@ -291,7 +309,7 @@ pub fn clone(i: &Image, new: &str, read_only: bool) -> Result<PathBuf> {
 /// `cp -a --reflink=auto` (sparse for raw files) from the image into the
 /// locked temporary. The child dies with us (PDEATHSIG) and keeps the
 /// lock while it runs, so a temporary is never swept while written.
-fn copy(src: &Path, temp: &Temp, kind: Kind) -> Result<()> {
+pub(crate) fn copy(src: &Path, temp: &Temp, kind: Kind) -> Result<()> {
     let src = src
         .canonicalize()
         .ctx(|| format!("cannot resolve {}", src.display()))?;

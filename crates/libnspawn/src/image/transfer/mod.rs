@@ -1,0 +1,345 @@
+//! Bringing images in and out: `import-tar`, `import-fs`, `pull-tar` and
+//! `export-tar`. An incoming image is written under a locked hidden `.#`
+//! temporary in the first writable pool directory (`ops::Temp`), by a
+//! confined child (`unpack`) fed through a pipe, while this process reads
+//! the source, hashes it (`verify`) and shows progress; it is renamed into
+//! place only when the whole stream has been unpacked and, with
+//! `--verify=checksum`, its hash checked. On any failure, on SIGINT or
+//! SIGTERM the temporary is removed; after SIGKILL the next transfer's
+//! sweep removes it (its lock died with us).
+
+pub mod compress;
+mod fetch;
+mod pack;
+mod progress;
+mod unpack;
+pub mod verify;
+
+use super::ops::{self, Temp};
+use super::store::{self, Image, Kind};
+use crate::error::{Context, Error, Result};
+use compress::Compression;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    No,
+    Checksum,
+    Signature,
+}
+
+impl Verify {
+    pub fn parse(s: &str) -> Option<Verify> {
+        Some(match s {
+            "no" | "false" => Verify::No,
+            "checksum" => Verify::Checksum,
+            "signature" | "yes" | "true" => Verify::Signature,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Replace an existing image of the same name.
+    pub force: bool,
+    pub read_only: bool,
+}
+
+/// The suffixes the reference strips from a tar's name.
+const TAR_SUFFIXES: &[&str] = &[".tar.xz", ".tar.gz", ".tar.bz2", ".tar.zst", ".tgz", ".tar"];
+
+/// The image name a file or URL gives by default: its last component
+/// without a tar suffix; `None` if that is not a valid name.
+pub fn default_name(url_or_path: &str) -> Option<String> {
+    let base = fetch::file_name(url_or_path);
+    let name = TAR_SUFFIXES
+        .iter()
+        .find_map(|s| base.strip_suffix(s))
+        .unwrap_or(base);
+    store::name_is_valid(name).then(|| name.to_string())
+}
+
+fn check_name(name: &str, o: Options) -> Result<()> {
+    if !store::name_is_valid(name) {
+        return Err(Error::invalid(format!("invalid image name '{name}'")));
+    }
+    if !o.force && store::exists(name) {
+        return Err(Error::invalid(format!("Image '{name}' already exists.")));
+    }
+    Ok(())
+}
+
+static CANCELLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    CANCELLED.store(true, Ordering::SeqCst);
+}
+
+/// SIGINT and SIGTERM set a flag (without SA_RESTART, so a blocked read
+/// returns EINTR) that the copy loop checks; unwinding then runs the
+/// guards that remove the temporary and kill the unpacker.
+fn catch_signals() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+fn cancelled() -> Error {
+    Error::invalid("transfer cancelled")
+}
+
+/// Where a new image goes: the pool (created), swept of dead transfers'
+/// temporaries, and a new locked temporary directory in it.
+fn prepare(name: &str) -> Result<(PathBuf, Temp)> {
+    let pool = store::writable_pool()?;
+    std::fs::create_dir_all(&pool).ctx(|| format!("cannot create {}", pool.display()))?;
+    ops::sweep(&pool);
+    let temp = Temp::new(&pool, name, true)?;
+    Ok((pool, temp))
+}
+
+/// Stream `src` into a confined unpacker writing `temp`; returns the
+/// stream's SHA-256.
+fn receive(
+    src: Box<dyn Read>,
+    total: Option<u64>,
+    label: Option<&str>,
+    temp: &Temp,
+) -> Result<String> {
+    catch_signals();
+    let mut child = unpack::spawn(&temp.path, temp.lock.fd())?;
+    let mut src = verify::Hashing::new(src);
+    let mut progress = progress::Progress::new(label, total);
+    let mut buf = vec![0u8; 1 << 16];
+    let what = label.unwrap_or("the archive");
+    let mut broken = false;
+    loop {
+        if CANCELLED.load(Ordering::SeqCst) {
+            return Err(cancelled());
+        }
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::invalid(format!("cannot read {what}: {e}"))),
+        };
+        let out = child.input.as_mut().expect("input open until finish");
+        if out.write_all(&buf[..n]).is_err() {
+            // The unpacker stopped early: its error says why.
+            broken = true;
+            break;
+        }
+        progress.update(src.bytes);
+    }
+    progress.finish();
+    child.finish()?;
+    if src.bytes == 0 {
+        return Err(Error::invalid(format!("cannot import {what}: it is empty")));
+    }
+    if broken {
+        return Err(Error::invalid(format!(
+            "cannot unpack {what}: the unpacker stopped early"
+        )));
+    }
+    if CANCELLED.load(Ordering::SeqCst) {
+        return Err(cancelled());
+    }
+    Ok(src.hex())
+}
+
+/// The reference flattens a tree with no os-release and exactly one top
+/// directory (an archive of `DIR` rather than of `DIR/.`).
+fn flatten(root: &Path) -> Result<()> {
+    let has = |p: &str| root.join(p).symlink_metadata().is_ok();
+    if has("etc/os-release") || has("usr/lib/os-release") {
+        return Ok(());
+    }
+    let entries: Vec<_> = std::fs::read_dir(root)
+        .ctx(|| format!("cannot read {}", root.display()))?
+        .flatten()
+        .collect();
+    let [only] = entries.as_slice() else {
+        return Ok(());
+    };
+    if !only.file_type().is_ok_and(|t| t.is_dir()) {
+        return Ok(());
+    }
+    // Out of the way first: the directory may hold an entry of its own name.
+    let moved = root.join(".#flatten");
+    ops::rename_noreplace(&only.path(), &moved)?;
+    for e in std::fs::read_dir(&moved).ctx(|| format!("cannot read {}", moved.display()))? {
+        let e = e.ctx(|| format!("cannot read {}", moved.display()))?;
+        ops::rename_noreplace(&e.path(), &root.join(e.file_name()))?;
+    }
+    // Keep the top directory's owner and mode, which the tree is about.
+    let m = std::fs::symlink_metadata(&moved).ctx(|| format!("cannot stat {}", moved.display()))?;
+    std::fs::set_permissions(root, m.permissions())
+        .ctx(|| format!("cannot chmod {}", root.display()))?;
+    use std::os::unix::fs::MetadataExt;
+    std::os::unix::fs::chown(root, Some(m.uid()), Some(m.gid()))
+        .ctx(|| format!("cannot chown {}", root.display()))?;
+    std::fs::remove_dir(&moved).ctx(|| format!("cannot remove {}", moved.display()))
+}
+
+/// Put the finished temporary in place as image `name`: an existing image
+/// of that name is removed first (only with `--force`, checked before).
+fn commit(
+    pool: &Path,
+    mut temp: Temp,
+    name: &str,
+    o: Options,
+    settings: Option<&[u8]>,
+) -> Result<PathBuf> {
+    if store::exists(name) {
+        if !o.force {
+            return Err(Error::invalid(format!("Image '{name}' already exists.")));
+        }
+        ops::remove(&store::find(name)?)?;
+    }
+    let to = ops::entry(pool, name, Kind::Directory);
+    ops::rename_noreplace(&temp.path, &to)?;
+    temp.done = true;
+    if let Some(s) = settings {
+        let p = pool.join(format!("{name}.nspawn"));
+        std::fs::write(&p, s).ctx(|| format!("cannot write {}", p.display()))?;
+    }
+    if o.read_only {
+        let i = store::find(name)?;
+        ops::apply_read_only(&i, true)?;
+    }
+    Ok(to)
+}
+
+/// `import-tar`: an archive read from `src` (a file or stdin).
+pub fn import_tar(
+    src: Box<dyn Read>,
+    size: Option<u64>,
+    name: &str,
+    o: Options,
+) -> Result<PathBuf> {
+    check_name(name, o)?;
+    let (pool, temp) = prepare(name)?;
+    receive(src, size, None, &temp)?;
+    flatten(&temp.path)?;
+    commit(&pool, temp, name, o, None)
+}
+
+/// `import-fs`: a copy of a directory tree (`cp -a`, as clone).
+pub fn import_fs(dir: &Path, name: &str, o: Options) -> Result<PathBuf> {
+    check_name(name, o)?;
+    if !dir.is_dir() {
+        return Err(Error::invalid(format!(
+            "cannot import {}: not a directory",
+            dir.display()
+        )));
+    }
+    let (pool, temp) = prepare(name)?;
+    ops::copy(dir, &temp, Kind::Directory)?;
+    commit(&pool, temp, name, o, None)
+}
+
+/// The expected SHA-256 of `url`'s file: from `FILE.sha256`, else from
+/// `SHA256SUMS`; with the sums text for checking the settings file too.
+fn expected_sum(url: &str) -> Result<(String, Option<String>)> {
+    let file = fetch::file_name(url);
+    if let Some(b) = fetch::small(&format!("{url}.sha256")).map_err(Error::invalid)? {
+        if let Some(h) = verify::single(&String::from_utf8_lossy(&b)) {
+            return Ok((h, None));
+        }
+    }
+    let sums = fetch::small(&fetch::sibling(url, "SHA256SUMS")).map_err(Error::invalid)?;
+    let sums = sums.map(|b| String::from_utf8_lossy(&b).into_owned());
+    match sums.as_deref().and_then(|s| verify::lookup(s, file)) {
+        Some(h) => Ok((h, sums)),
+        None => Err(Error::invalid(format!(
+            "No checksum for {file} in SHA256SUMS or {file}.sha256, cannot verify. (Try --verify=no?)"
+        ))),
+    }
+}
+
+/// `pull-tar`: download and unpack in one stream.
+pub fn pull_tar(url: &str, name: &str, v: Verify, o: Options) -> Result<PathBuf> {
+    fetch::check_url(url).map_err(Error::invalid)?;
+    check_name(name, o)?;
+    if v == Verify::Signature {
+        return Err(Error::invalid(
+            "cannot pull with --verify=signature: not supported yet (use --verify=checksum)",
+        ));
+    }
+    let expected = match v {
+        Verify::Checksum => Some(expected_sum(url)?),
+        _ => None,
+    };
+    let file = fetch::file_name(url).to_string();
+    let base = TAR_SUFFIXES
+        .iter()
+        .find_map(|s| file.strip_suffix(s))
+        .unwrap_or(&file);
+    let settings_name = format!("{base}.nspawn");
+    let settings = fetch::small(&fetch::sibling(url, &settings_name)).map_err(Error::invalid)?;
+    if let (Some(s), Some((_, sums))) = (&settings, &expected) {
+        // A settings file is trusted only if the sums list it.
+        let want = sums
+            .as_deref()
+            .and_then(|t| verify::lookup(t, &settings_name));
+        if want.as_deref() != Some(verify::hex(s).as_str()) {
+            return Err(Error::invalid(verify::invalid(&settings_name)));
+        }
+    }
+    let Some((src, total)) = fetch::open(url).map_err(Error::invalid)? else {
+        return Err(Error::invalid(format!("cannot fetch {url}: not found")));
+    };
+    let (pool, temp) = prepare(name)?;
+    let got = receive(src, total, Some(url), &temp)?;
+    if let Some((want, _)) = &expected {
+        if *want != got {
+            return Err(Error::invalid(verify::invalid(&file)));
+        }
+    }
+    flatten(&temp.path)?;
+    commit(&pool, temp, name, o, settings.as_deref())
+}
+
+/// `export-tar`: the image as an archive compressed as `c` into `out`.
+pub fn export_tar<W: Write>(i: &Image, out: W, c: Compression) -> Result<W> {
+    if !i.kind.is_tree() {
+        return Err(Error::invalid(format!(
+            "cannot export image '{}': a {} image is not a directory tree",
+            i.name,
+            i.kind.as_str()
+        )));
+    }
+    let enc = compress::Encoder::new(c, out).map_err(Error::invalid)?;
+    let root = i
+        .path
+        .canonicalize()
+        .ctx(|| format!("cannot resolve {}", i.path.display()))?;
+    let enc = pack::pack(&root, enc).map_err(Error::invalid)?;
+    enc.finish().ctx(|| "cannot finish the archive".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            default_name("http://x/a/deb-12.tar.gz").as_deref(),
+            Some("deb-12")
+        );
+        assert_eq!(default_name("/srv/foo.tgz").as_deref(), Some("foo"));
+        assert_eq!(default_name("foo.tar.zst").as_deref(), Some("foo"));
+        assert_eq!(default_name("bar").as_deref(), Some("bar"));
+        assert_eq!(default_name("http://x/a b.tar"), None);
+    }
+}

@@ -1,0 +1,163 @@
+//! `import-tar`, `import-fs`, `export-tar`, `pull-tar`: images in and out.
+//! The streaming, confinement and verification are
+//! libnspawn::image::transfer; this is arguments and messages.
+
+use clap::Args;
+use libnspawn::image::store;
+use libnspawn::image::transfer::{self, compress::Compression, Options, Verify};
+use std::io::Read;
+use std::path::Path;
+
+#[derive(Args)]
+pub struct Common {
+    /// Replace an existing image of the same name
+    #[arg(long)]
+    force: bool,
+    /// Make the new image read-only
+    #[arg(long = "read-only")]
+    read_only: bool,
+}
+
+impl Common {
+    fn options(&self) -> Options {
+        Options {
+            force: self.force,
+            read_only: self.read_only,
+        }
+    }
+}
+
+/// The image name given, or the one the file or URL implies.
+fn name_for(given: Option<String>, source: &str) -> Result<String, String> {
+    match given {
+        Some(n) => Ok(n),
+        None => transfer::default_name(source)
+            .ok_or_else(|| format!("cannot derive an image name from '{source}', please give one")),
+    }
+}
+
+fn done(name: &str) -> Result<i32, String> {
+    eprintln!("Imported image '{name}'.");
+    Ok(0)
+}
+
+#[derive(Args)]
+pub struct ImportTarArgs {
+    /// The archive, or - for stdin
+    #[arg(value_name = "FILE")]
+    file: String,
+    #[arg(value_name = "NAME")]
+    name: Option<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+pub fn import_tar(a: ImportTarArgs) -> Result<i32, String> {
+    let (src, size, name): (Box<dyn Read>, _, _) = match a.file.as_str() {
+        "-" => {
+            let name = a
+                .name
+                .ok_or("an image name is needed to import from stdin")?;
+            (Box::new(std::io::stdin()), None, name)
+        }
+        f => {
+            let name = name_for(a.name, f)?;
+            let file = std::fs::File::open(f).map_err(|e| format!("cannot open {f}: {e}"))?;
+            let size = file.metadata().ok().map(|m| m.len());
+            (Box::new(file), size, name)
+        }
+    };
+    transfer::import_tar(src, size, &name, a.common.options()).map_err(|e| e.to_string())?;
+    done(&name)
+}
+
+#[derive(Args)]
+pub struct ImportFsArgs {
+    #[arg(value_name = "DIRECTORY")]
+    dir: String,
+    #[arg(value_name = "NAME")]
+    name: Option<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+pub fn import_fs(a: ImportFsArgs) -> Result<i32, String> {
+    let trimmed = a.dir.trim_end_matches('/');
+    let name = name_for(a.name, trimmed)?;
+    transfer::import_fs(Path::new(&a.dir), &name, a.common.options()).map_err(|e| e.to_string())?;
+    done(&name)
+}
+
+#[derive(Args)]
+pub struct PullTarArgs {
+    #[arg(value_name = "URL")]
+    url: String,
+    #[arg(value_name = "NAME")]
+    name: Option<String>,
+    /// no, checksum or signature
+    #[arg(long, value_name = "MODE", default_value = "signature", value_parser = parse_verify)]
+    verify: Verify,
+    #[command(flatten)]
+    common: Common,
+}
+
+fn parse_verify(s: &str) -> Result<Verify, String> {
+    Verify::parse(s).ok_or_else(|| format!("invalid verification mode '{s}'"))
+}
+
+pub fn pull_tar(a: PullTarArgs) -> Result<i32, String> {
+    let name = name_for(a.name, &a.url)?;
+    transfer::pull_tar(&a.url, &name, a.verify, a.common.options()).map_err(|e| e.to_string())?;
+    done(&name)
+}
+
+#[derive(Args)]
+pub struct ExportTarArgs {
+    #[arg(value_name = "NAME")]
+    name: String,
+    /// The archive to write, or - (the default) for stdout
+    #[arg(value_name = "FILE")]
+    file: Option<String>,
+    /// uncompressed, gzip, bzip2 (default: from the file's suffix)
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    format: Option<Compression>,
+}
+
+fn parse_format(s: &str) -> Result<Compression, String> {
+    Compression::parse(s).ok_or_else(|| format!("invalid format '{s}'"))
+}
+
+pub fn export_tar(a: ExportTarArgs) -> Result<i32, String> {
+    let i = store::find(&a.name).map_err(|e| e.to_string())?;
+    let file = a.file.filter(|f| f != "-");
+    let c = a.format.unwrap_or_else(|| {
+        file.as_deref()
+            .map(Compression::from_file_name)
+            .unwrap_or(Compression::Uncompressed)
+    });
+    match file {
+        None => {
+            let out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut out = transfer::export_tar(&i, out, c).map_err(|e| e.to_string())?;
+            std::io::Write::flush(&mut out).map_err(|e| format!("cannot write stdout: {e}"))?;
+        }
+        Some(f) => {
+            // Never a half archive under the name asked for.
+            let out = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&f)
+                .map_err(|e| format!("cannot create {f}: {e}"))?;
+            let r = transfer::export_tar(&i, std::io::BufWriter::new(out), c)
+                .map_err(|e| e.to_string())
+                .and_then(|mut w| {
+                    std::io::Write::flush(&mut w).map_err(|e| format!("cannot write {f}: {e}"))
+                });
+            if let Err(e) = r {
+                let _ = std::fs::remove_file(&f);
+                return Err(e);
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,613 @@
+//! import-tar, import-fs, export-tar and pull-tar. Each test has its own
+//! pool (`NSPAWN_IMAGE_PATH`) under /var/tmp/nspawn-tests, removed by its
+//! `Pool` guard; pulls go to a tiny HTTP server on 127.0.0.1 run by the
+//! test itself (a thread serving files from the pool's `srv` directory).
+
+use nspawn_tests::*;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Pool {
+    root: PathBuf,
+    pool: PathBuf,
+    srv: PathBuf,
+}
+
+impl Pool {
+    fn new(prefix: &str) -> Pool {
+        let root = Path::new("/var/tmp/nspawn-tests").join(unique(prefix));
+        let (pool, srv) = (root.join("pool"), root.join("srv"));
+        std::fs::create_dir_all(&pool).unwrap();
+        std::fs::create_dir_all(&srv).unwrap();
+        Pool { root, pool, srv }
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        let mut c = nspawnctl(args);
+        c.env("NSPAWN_IMAGE_PATH", &self.pool);
+        run(c)
+    }
+
+    /// A busybox tree packed as `srv/NAME.tar.gz` (contents at the top).
+    fn tarball(&self, name: &str) -> PathBuf {
+        let tree = self.root.join(format!("tree-{name}"));
+        let st = Command::new(repo_root().join("scripts/fixtures.sh"))
+            .arg("busybox")
+            .arg(&tree)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let out = self.srv.join(format!("{name}.tar.gz"));
+        let st = Command::new("tar")
+            .args(["--numeric-owner", "-czf"])
+            .arg(&out)
+            .arg("-C")
+            .arg(&tree)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        out
+    }
+
+    /// Entries of the pool: images and any leftover `.#` temporaries.
+    fn entries(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&self.pool)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // A --read-only image's top directory is immutable.
+        for e in std::fs::read_dir(&self.pool)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = Command::new("chattr")
+                .arg("-i")
+                .arg(e.path())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Serves files of `dir` over HTTP/1.0 on 127.0.0.1 until dropped; counts
+/// requests; `delay` between 4 KiB chunks makes a slow server.
+struct Server {
+    port: u16,
+    requests: Arc<AtomicUsize>,
+}
+
+impl Server {
+    fn start(dir: &Path, delay: Duration) -> Server {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (dir, count) = (dir.to_path_buf(), requests.clone());
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { break };
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut line = String::new();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let _ = r.read_line(&mut line);
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) <= 2 {
+                        break;
+                    }
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let file = dir.join(path.trim_start_matches('/'));
+                match std::fs::read(&file) {
+                    Ok(data) => {
+                        let _ = write!(
+                            s,
+                            "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n",
+                            data.len()
+                        );
+                        for c in data.chunks(4096) {
+                            if s.write_all(c).is_err() {
+                                break;
+                            }
+                            std::thread::sleep(delay);
+                        }
+                    }
+                    Err(_) => {
+                        let _ = write!(s, "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+                    }
+                }
+            }
+        });
+        Server { port, requests }
+    }
+
+    fn url(&self, file: &str) -> String {
+        format!("http://127.0.0.1:{}/{file}", self.port)
+    }
+}
+
+fn sha256(p: &Path) -> String {
+    let o = Command::new("sha256sum").arg(p).output().unwrap();
+    text(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn pull_verify_no_and_checksum_then_run() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("pull");
+    let tgz = p.tarball("bb");
+    let srv = Server::start(&p.srv, Duration::ZERO);
+    ok(p.ctl(&["pull-tar", "--verify=no", &srv.url("bb.tar.gz")]));
+    assert_eq!(p.entries(), ["bb"]);
+    let o = p.ctl(&["pull-tar", "--verify=no", &srv.url("bb.tar.gz")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("Image 'bb' already exists."),
+        "{}",
+        stderr(&o)
+    );
+    // No checksum file: cannot verify.
+    let o = p.ctl(&[
+        "pull-tar",
+        "--verify=checksum",
+        &srv.url("bb.tar.gz"),
+        "bb2",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("cannot verify. (Try --verify=no?)"),
+        "{}",
+        stderr(&o)
+    );
+    // Good sums, and a settings file beside it listed in them.
+    std::fs::write(p.srv.join("bb.nspawn"), "[Exec]\nBoot=no\n").unwrap();
+    let sums = format!(
+        "{} *bb.tar.gz\n{}  bb.nspawn\n",
+        sha256(&tgz),
+        sha256(&p.srv.join("bb.nspawn"))
+    );
+    std::fs::write(p.srv.join("SHA256SUMS"), sums).unwrap();
+    ok(p.ctl(&[
+        "pull-tar",
+        "--verify=checksum",
+        &srv.url("bb.tar.gz"),
+        "bb2",
+    ]));
+    assert_eq!(p.entries(), ["bb", "bb2", "bb2.nspawn"]);
+    // Wrong sums: the reference's message, nothing left.
+    std::fs::write(
+        p.srv.join("SHA256SUMS"),
+        format!("{} *bb.tar.gz\n", "0".repeat(64)),
+    )
+    .unwrap();
+    std::fs::remove_file(p.srv.join("bb.nspawn")).unwrap();
+    let o = p.ctl(&[
+        "pull-tar",
+        "--verify=checksum",
+        &srv.url("bb.tar.gz"),
+        "bb3",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        "nspawnctl: DOWNLOAD INVALID: Checksum of bb.tar.gz file did not check out, file has been tampered with."
+    );
+    assert_eq!(p.entries(), ["bb", "bb2", "bb2.nspawn"]);
+    assert!(srv.requests.load(Ordering::SeqCst) >= 6);
+    // --force replaces; a bad name is refused.
+    ok(p.ctl(&["pull-tar", "--verify=no", "--force", &srv.url("bb.tar.gz")]));
+    let o = p.ctl(&["pull-tar", "--verify=no", &srv.url("bb.tar.gz"), "bad/name"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("invalid image name"), "{}", stderr(&o));
+    // The pulled image runs by name.
+    let mut c = nspawn(&["-q", "-M", "bb", "/bin/true"]);
+    c.env("NSPAWN_IMAGE_PATH", &p.pool).stdin(Stdio::null());
+    ok(run(c));
+}
+
+#[test]
+fn import_file_stdin_fs_export_round_trip() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("import");
+    let tgz = p.tarball("bb");
+    let tree = p.root.join("tree-bb");
+    // Owners, modes, hard links, xattrs and a file capability.
+    std::fs::hard_link(tree.join("bin/busybox"), tree.join("hl")).unwrap();
+    Command::new("chown")
+        .args(["1234:567"])
+        .arg(tree.join("hl"))
+        .status()
+        .unwrap();
+    Command::new("chmod")
+        .arg("4750")
+        .arg(tree.join("hl"))
+        .status()
+        .unwrap();
+    // A directory's default ACL (an xattr the tar crate leaves to us) and
+    // a user xattr on a file.
+    let st = Command::new("python3")
+        .arg("-c")
+        .arg("import os,sys; os.setxattr(sys.argv[1], 'user.nspawn', b'dir-xattr')")
+        .arg(tree.join("etc"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let acl = Command::new("setfacl")
+        .args(["-d", "-m", "u:1234:rx"])
+        .arg(tree.join("home"))
+        .status()
+        .is_ok_and(|s| s.success());
+    if !acl {
+        eprintln!("note: setfacl not available, directory ACLs not checked");
+    }
+    let caps = Command::new("setcap")
+        .arg("cap_net_raw+ep")
+        .arg(tree.join("hl"))
+        .status()
+        .is_ok_and(|s| s.success());
+    if !caps {
+        eprintln!("note: setcap not available, file capabilities not checked");
+    }
+    ok(p.ctl(&["import-tar", tgz.to_str().unwrap()]));
+    let mut c = nspawnctl(&["import-tar", "-", "fromstdin"]);
+    c.env("NSPAWN_IMAGE_PATH", &p.pool);
+    c.stdin(std::fs::File::open(&tgz).unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    ok(wait_output(c.spawn().unwrap(), Duration::from_secs(60)));
+    // Nothing on stdin is no archive, not an empty image.
+    let o = p.ctl(&["import-tar", "-", "empty"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is empty"), "{}", stderr(&o));
+    ok(p.ctl(&["import-fs", tree.to_str().unwrap(), "fs"]));
+    let out = p.root.join("fs.tar.gz");
+    ok(p.ctl(&["export-tar", "fs", out.to_str().unwrap()]));
+    ok(p.ctl(&["import-tar", out.to_str().unwrap(), "back"]));
+    assert_eq!(p.entries(), ["back", "bb", "fromstdin", "fs"]);
+    let listing = |d: &Path| {
+        let o = Command::new("find")
+            .arg(".")
+            .args(["-printf", "%p %U %G %m %y %l %n %s\n"])
+            .current_dir(d)
+            .output()
+            .unwrap();
+        let mut v: Vec<String> = text(&o.stdout).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(listing(&tree), listing(&p.pool.join("back")));
+    assert_eq!(
+        listing(&p.pool.join("bb")),
+        listing(&p.pool.join("fromstdin"))
+    );
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg("import os,sys; print(os.getxattr(sys.argv[1], 'user.nspawn').decode())")
+        .arg(p.pool.join("back/etc"))
+        .output()
+        .unwrap();
+    assert_eq!(text(&o.stdout).trim(), "dir-xattr", "{}", text(&o.stderr));
+    if acl {
+        let o = Command::new("getfacl")
+            .arg(p.pool.join("back/home"))
+            .output()
+            .unwrap();
+        assert!(
+            text(&o.stdout).contains("default:user:1234:r-x"),
+            "{}",
+            text(&o.stdout)
+        );
+    }
+    if caps {
+        let o = Command::new("getcap")
+            .arg(p.pool.join("back/hl"))
+            .output()
+            .unwrap();
+        assert!(
+            text(&o.stdout).contains("cap_net_raw=ep"),
+            "{}",
+            text(&o.stdout)
+        );
+    }
+    // Exported to stdout, uncompressed: a tar that GNU tar lists.
+    let o = p.ctl(&["export-tar", "fs"]);
+    assert!(o.status.success());
+    let mut t = Command::new("tar")
+        .arg("-t")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    t.stdin.take().unwrap().write_all(&o.stdout).unwrap();
+    assert!(text(&t.wait_with_output().unwrap().stdout).contains("usr/bin/busybox"));
+}
+
+#[test]
+fn single_top_directory_is_flattened() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("flat");
+    let d = p.root.join("x/top");
+    std::fs::create_dir_all(d.join("top")).unwrap();
+    std::fs::write(d.join("file"), "hi").unwrap();
+    let tar = p.root.join("flat.tar");
+    assert!(Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(p.root.join("x"))
+        .arg("top")
+        .status()
+        .unwrap()
+        .success());
+    ok(p.ctl(&["import-tar", "--read-only", tar.to_str().unwrap()]));
+    assert!(p.pool.join("flat/file").is_file());
+    let o = Command::new("lsattr")
+        .arg("-d")
+        .arg(p.pool.join("flat"))
+        .output()
+        .unwrap();
+    assert!(
+        text(&o.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .contains('i'),
+        "{}",
+        text(&o.stdout)
+    );
+    assert!(p.pool.join("flat/top").is_dir());
+}
+
+/// Archives that try to write outside their target. Each must leave the
+/// marker alone, put nothing outside, and end with exit 0 (entry kept
+/// inside or skipped) or exit 1 and no image.
+#[test]
+fn hostile_archives_stay_inside() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("hostile");
+    let outside = p.root.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let marker = outside.join("marker");
+    std::fs::write(&marker, "untouched").unwrap();
+    let o = outside.display().to_string();
+    let m = marker.display().to_string();
+    let cases: Vec<(&str, String)> = vec![
+        ("absolute", format!("add_file('{m}', b'pwned')")),
+        ("dotdot", format!("add_file('../../../..{m}', b'pwned')")),
+        (
+            "symlink-then-file",
+            format!(
+                "add_link('l', '{o}'); add_file('l/marker', b'pwned'); add_file('l/new', b'x')"
+            ),
+        ),
+        (
+            "hardlink-out",
+            format!("add_hard('h', '{m}'); add_file('h', b'pwned')"),
+        ),
+        (
+            "symlink-parent",
+            format!("add_link('d', '{o}'); add_dir('d/sub'); add_file('d/sub/f', b'x')"),
+        ),
+        (
+            "dir-replaced",
+            format!("add_dir('a'); add_link('a', '{o}'); add_file('a/marker', b'pwned')"),
+        ),
+        (
+            "device-setuid",
+            "add_dev('null', 1, 3); add_file('suid', b'x', 0o4755)".to_string(),
+        ),
+        ("huge-name", "add_file('x' * 5000, b'x')".to_string()),
+    ];
+    for (name, body) in cases {
+        let tar = p.root.join(format!("{name}.tar"));
+        let script = format!(
+            r#"
+import tarfile, io
+t = tarfile.open('{tar}', 'w', format=tarfile.GNU_FORMAT)
+def add_file(n, data, mode=0o644):
+    i = tarfile.TarInfo(n); i.size = len(data); i.mode = mode; t.addfile(i, io.BytesIO(data))
+def add_link(n, target):
+    i = tarfile.TarInfo(n); i.type = tarfile.SYMTYPE; i.linkname = target; t.addfile(i)
+def add_hard(n, target):
+    i = tarfile.TarInfo(n); i.type = tarfile.LNKTYPE; i.linkname = target; t.addfile(i)
+def add_dir(n):
+    i = tarfile.TarInfo(n); i.type = tarfile.DIRTYPE; i.mode = 0o755; t.addfile(i)
+def add_dev(n, ma, mi):
+    i = tarfile.TarInfo(n); i.type = tarfile.CHRTYPE; i.devmajor = ma; i.devminor = mi; i.mode = 0o666; t.addfile(i)
+add_file('etc/os-release', b'ID=hostile\n')
+{body}
+t.close()
+"#,
+            tar = tar.display()
+        );
+        let st = Command::new("python3")
+            .arg("-c")
+            .arg(&script)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{name}: python failed");
+        let img = format!("h-{name}");
+        let out = p.ctl(&["import-tar", tar.to_str().unwrap(), &img]);
+        assert_eq!(
+            std::fs::read_to_string(&marker).unwrap(),
+            "untouched",
+            "{name}"
+        );
+        let mut left: Vec<String> = std::fs::read_dir(&outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["marker"], "{name}: wrote outside");
+        match out.status.code() {
+            Some(0) => assert!(p.pool.join(&img).is_dir(), "{name}"),
+            Some(1) => {
+                let err = stderr(&out);
+                assert_eq!(err.lines().count(), 1, "{name}: {err}");
+                assert!(
+                    !p.entries().iter().any(|e| e.contains(&img)),
+                    "{name}: {:?}",
+                    p.entries()
+                );
+            }
+            c => panic!("{name}: exit {c:?}: {}", stderr(&out)),
+        }
+        eprintln!(
+            "{name}: exit {:?} {}",
+            out.status.code(),
+            stderr(&out).trim()
+        );
+    }
+    // Kept, but only inside: the device node and the set-uid file.
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let dev = p.pool.join("h-device-setuid/null");
+    assert!(std::fs::symlink_metadata(&dev)
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    let suid = std::fs::metadata(p.pool.join("h-device-setuid/suid")).unwrap();
+    assert_eq!(suid.permissions().mode() & 0o7777, 0o4755);
+}
+
+#[test]
+fn killed_pull_leaves_nothing_after_next_pull() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("kill");
+    p.tarball("bb");
+    let slow = Server::start(&p.srv, Duration::from_millis(20));
+    let mut c = nspawnctl(&["pull-tar", "--verify=no", &slow.url("bb.tar.gz"), "slow"]);
+    c.env("NSPAWN_IMAGE_PATH", &p.pool)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    assert!(wait_until(Duration::from_secs(20), || p
+        .entries()
+        .iter()
+        .any(|e| e.starts_with(".#slow"))));
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        p.entries().iter().any(|e| e.starts_with(".#slow")),
+        "{:?}",
+        p.entries()
+    );
+    let fast = Server::start(&p.srv, Duration::ZERO);
+    // The unpacker dies with its parent (PDEATHSIG); give it a moment.
+    std::thread::sleep(Duration::from_millis(200));
+    ok(p.ctl(&["pull-tar", "--verify=no", &fast.url("bb.tar.gz"), "next"]));
+    assert_eq!(p.entries(), ["next"]);
+}
+
+#[test]
+fn compressed_inputs_are_detected() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("comp");
+    let tree = p.root.join("tree-c");
+    let st = Command::new(repo_root().join("scripts/fixtures.sh"))
+        .arg("busybox")
+        .arg(&tree)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for (flag, tool, name) in [
+        ("-j", "bzip2", "cb"),
+        ("-J", "xz", "cx"),
+        ("--zstd", "zstd", "cz"),
+        ("", "tar", "cu"),
+    ] {
+        if !Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {tool}"))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+        {
+            eprintln!("note: {tool} missing, {name} not checked");
+            continue;
+        }
+        // A neutral suffix: the format must come from the bytes.
+        let f = p.root.join(format!("{name}.bin"));
+        let mut c = Command::new("tar");
+        c.arg("--numeric-owner").arg("-c");
+        if !flag.is_empty() {
+            c.arg(flag);
+        }
+        assert!(c
+            .arg("-f")
+            .arg(&f)
+            .arg("-C")
+            .arg(&tree)
+            .arg(".")
+            .status()
+            .unwrap()
+            .success());
+        ok(p.ctl(&["import-tar", f.to_str().unwrap(), name]));
+        assert!(
+            p.pool.join(name).join("usr/bin/busybox").is_file(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn sigterm_during_pull_leaves_nothing() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("term");
+    p.tarball("bb");
+    let slow = Server::start(&p.srv, Duration::from_millis(20));
+    let mut c = nspawnctl(&["pull-tar", "--verify=no", &slow.url("bb.tar.gz"), "slow"]);
+    c.env("NSPAWN_IMAGE_PATH", &p.pool)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    assert!(wait_until(Duration::from_secs(20), || p
+        .entries()
+        .iter()
+        .any(|e| e.starts_with(".#slow"))));
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let o = wait_output(child, Duration::from_secs(20));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cancelled"), "{}", stderr(&o));
+    assert!(p.entries().is_empty(), "{:?}", p.entries());
+}
