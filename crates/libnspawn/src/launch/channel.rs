@@ -212,6 +212,10 @@ impl Channel {
             );
             let msg = match r {
                 Err(nix::errno::Errno::EINTR) => continue,
+                // The peer ended with a message of ours unread (a "go" the
+                // child never read): the kernel reports that once, before
+                // what the peer sent before it ended (unix(7)). Read on.
+                Err(nix::errno::Errno::ECONNRESET) => continue,
                 r => r.ctx(|| "cannot read from the container".into())?,
             };
             let mut fds: Vec<OwnedFd> = vec![];
