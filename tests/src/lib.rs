@@ -579,3 +579,15 @@ pub fn wait_clean(machine: &str, tree: &Path) -> Vec<String> {
     });
     leftovers(machine, tree)
 }
+
+/// Clear the immutable attribute (`chattr -i`) of every entry of `dir`,
+/// so that read-only images there can be removed.
+pub fn make_entries_mutable(dir: &Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let _ = Command::new("chattr")
+            .arg("-i")
+            .arg(e.path())
+            .stderr(Stdio::null())
+            .status();
+    }
+}

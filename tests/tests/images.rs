@@ -141,12 +141,8 @@ impl Drop for Pool {
         for dir in [&self.first, &self.second] {
             for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
                 stop_runners_of(e.path().to_str().unwrap());
-                let _ = Command::new("chattr")
-                    .arg("-i")
-                    .arg(e.path())
-                    .stderr(Stdio::null())
-                    .status();
             }
+            make_entries_mutable(dir);
         }
         let _ = std::fs::remove_dir_all(&self.root);
         for p in &self.trusted {

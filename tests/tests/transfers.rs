@@ -70,17 +70,7 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         // A --read-only image's top directory is immutable.
-        for e in std::fs::read_dir(&self.pool)
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let _ = Command::new("chattr")
-                .arg("-i")
-                .arg(e.path())
-                .stderr(Stdio::null())
-                .status();
-        }
+        make_entries_mutable(&self.pool);
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }
@@ -496,24 +486,31 @@ t.close()
     assert_eq!(suid.permissions().mode() & 0o7777, 0o4755);
 }
 
+/// A pull of a busybox tarball from a slow server into `p`, once it is
+/// well under way (its `.#slow` temporary is there).
+fn slow_pull(p: &Pool, stderr: Stdio) -> (Server, std::process::Child) {
+    p.tarball("bb");
+    let slow = Server::start(&p.srv, Duration::from_millis(20));
+    let mut c = nspawnctl(&["pull-tar", "--verify=no", &slow.url("bb.tar.gz"), "slow"]);
+    c.env("NSPAWN_IMAGE_PATH", &p.pool)
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    let child = c.spawn().unwrap();
+    assert!(wait_until(Duration::from_secs(20), || p
+        .entries()
+        .iter()
+        .any(|e| e.starts_with(".#slow"))));
+    std::thread::sleep(Duration::from_millis(300));
+    (slow, child)
+}
+
 #[test]
 fn killed_pull_leaves_nothing_after_next_pull() {
     if reference() {
         return;
     }
     let p = Pool::new("kill");
-    p.tarball("bb");
-    let slow = Server::start(&p.srv, Duration::from_millis(20));
-    let mut c = nspawnctl(&["pull-tar", "--verify=no", &slow.url("bb.tar.gz"), "slow"]);
-    c.env("NSPAWN_IMAGE_PATH", &p.pool)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = c.spawn().unwrap();
-    assert!(wait_until(Duration::from_secs(20), || p
-        .entries()
-        .iter()
-        .any(|e| e.starts_with(".#slow"))));
-    std::thread::sleep(Duration::from_millis(300));
+    let (_slow, mut child) = slow_pull(&p, Stdio::null());
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(
@@ -589,18 +586,7 @@ fn sigterm_during_pull_leaves_nothing() {
         return;
     }
     let p = Pool::new("term");
-    p.tarball("bb");
-    let slow = Server::start(&p.srv, Duration::from_millis(20));
-    let mut c = nspawnctl(&["pull-tar", "--verify=no", &slow.url("bb.tar.gz"), "slow"]);
-    c.env("NSPAWN_IMAGE_PATH", &p.pool)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let child = c.spawn().unwrap();
-    assert!(wait_until(Duration::from_secs(20), || p
-        .entries()
-        .iter()
-        .any(|e| e.starts_with(".#slow"))));
-    std::thread::sleep(Duration::from_millis(300));
+    let (_slow, child) = slow_pull(&p, Stdio::piped());
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
