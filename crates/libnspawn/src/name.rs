@@ -142,6 +142,7 @@ fn sweep(except: &str) {
                 // gone, and so is anything they left under the name.
                 if let Some(name) = e.file_name().to_str() {
                     crate::registry::remove(name);
+                    crate::registry::remove_partial(name);
                     crate::control::remove_stale(
                         &std::path::Path::new(crate::control::DIR).join(name),
                     );
@@ -190,10 +191,15 @@ impl NameLock {
             .is_ok_and(|t| t.lines().any(|l| l == mark.word()))
     }
 
+    /// Whether the name is still this holder's (not given back).
+    pub fn is_ours(&self) -> bool {
+        self.lock.is_at(&self.path)
+    }
+
     /// Give the name back (the lock itself goes when the last copy of the
     /// descriptor closes): only a file that is still ours is removed.
     pub fn release(&self) {
-        if self.lock.is_at(&self.path) {
+        if self.is_ours() {
             let _ = std::fs::remove_file(&self.path);
         }
     }

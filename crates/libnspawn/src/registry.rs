@@ -25,15 +25,27 @@ pub use nspawn_registry::{
 /// Write the record atomically (a reader never sees half of it).
 pub fn publish(r: &Record) -> Result<()> {
     std::fs::create_dir_all(DIR).ctx(|| format!("cannot create {DIR}"))?;
-    let tmp = Path::new(DIR).join(format!(".{}.tmp", r.name));
+    let tmp = tmp_path(&r.name);
     let data = serde_json::to_vec_pretty(r)
         .map_err(|e| Error::invalid(format!("cannot encode the machine record: {e}")))?;
     std::fs::write(&tmp, data).ctx(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path(&r.name)).ctx(|| format!("cannot publish machine {}", r.name))
 }
 
+/// Where a record is written before it is renamed into place.
+fn tmp_path(name: &str) -> std::path::PathBuf {
+    Path::new(DIR).join(format!(".{name}.tmp"))
+}
+
 pub fn remove(name: &str) {
     let _ = std::fs::remove_file(path(name));
+}
+
+/// Remove the half-written record a runner killed while publishing left.
+/// Only for a caller that holds the name: a start holding it may be
+/// writing one.
+pub fn remove_partial(name: &str) {
+    let _ = std::fs::remove_file(tmp_path(name));
 }
 
 /// Remove the record only if `runner` wrote it: a reaper must not remove

@@ -62,6 +62,9 @@ impl Held {
             let _ = crate::systemd::bus::end_machine(machine, registered, scope);
         }
         registry::remove_if_runner(machine, self.name.holder());
+        if self.name.is_ours() {
+            registry::remove_partial(machine);
+        }
         if let Some(c) = &self.control {
             c.remove();
         }
