@@ -591,3 +591,133 @@ pub fn make_entries_mutable(dir: &Path) {
             .status();
     }
 }
+
+/// A throw-away OpenPGP signing key in its own gpg home under `dir`, with
+/// its public half exported as a binary keyring (`pubring`), the form the
+/// reference's import keyrings have. Drop stops the gpg-agent gpg started.
+pub struct GpgKey {
+    home: PathBuf,
+    pub pubring: PathBuf,
+}
+
+impl GpgKey {
+    pub fn new(dir: &Path, name: &str) -> GpgKey {
+        let home = dir.join(format!("gnupg-{name}"));
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        let key = GpgKey {
+            pubring: dir.join(format!("{name}.gpg")),
+            home,
+        };
+        key.gpg(&[
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            &format!("{name} <{name}@example.invalid>"),
+            "ed25519",
+            "sign",
+            "never",
+        ]);
+        let o = key.gpg(&["--export"]);
+        std::fs::write(&key.pubring, o.stdout).unwrap();
+        key
+    }
+
+    fn gpg(&self, args: &[&str]) -> Output {
+        let o = Command::new("gpg")
+            .arg("--homedir")
+            .arg(&self.home)
+            .args(["--batch", "--yes", "--pinentry-mode", "loopback"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("gpg (apt-get install gpg)");
+        assert!(o.status.success(), "gpg {args:?}: {}", text(&o.stderr));
+        o
+    }
+
+    /// A detached signature of `file` written to `out` (ASCII-armoured
+    /// if `armor`).
+    pub fn sign(&self, file: &Path, out: &Path, armor: bool) {
+        let (f, o) = (file.to_str().unwrap(), out.to_str().unwrap());
+        let mut args = vec!["--detach-sign", "-o", o];
+        if armor {
+            args.push("--armor");
+        }
+        args.push(f);
+        self.gpg(&args);
+    }
+}
+
+impl Drop for GpgKey {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .arg("--homedir")
+            .arg(&self.home)
+            .args(["--kill", "gpg-agent"])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Python's HTTP (or, with a certificate and key, HTTPS) file server on
+/// 127.0.0.1, serving `dir` until dropped.
+pub struct HttpDir {
+    child: Child,
+    pub port: u16,
+    scheme: &'static str,
+}
+
+impl HttpDir {
+    pub fn start(dir: &Path, tls: Option<(&Path, &Path)>) -> HttpDir {
+        const SERVER: &str = r#"
+import http.server, ssl, sys
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *a, **k):
+        super().__init__(*a, directory=sys.argv[1], **k)
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+if len(sys.argv) > 3:
+    c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    c.load_cert_chain(sys.argv[2], sys.argv[3])
+    s.socket = c.wrap_socket(s.socket, server_side=True)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+        let mut c = Command::new("python3");
+        c.args(["-c", SERVER]).arg(dir);
+        if let Some((cert, key)) = tls {
+            c.arg(cert).arg(key);
+        }
+        let mut child = c
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let port = line.trim().parse().expect("server port");
+        HttpDir {
+            child,
+            port,
+            scheme: if tls.is_some() { "https" } else { "http" },
+        }
+    }
+
+    pub fn url(&self, file: &str) -> String {
+        format!("{}://127.0.0.1:{}/{file}", self.scheme, self.port)
+    }
+}
+
+impl Drop for HttpDir {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

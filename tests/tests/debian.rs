@@ -740,3 +740,92 @@ fn networkd_in_the_guest_gets_its_address_by_dhcp() {
     s.send(b"poweroff\n");
     assert_eq!(s.finish(T).0, 0);
 }
+
+/// A Debian 12 tree published as a signed tarball on a local HTTP server,
+/// pulled with the default `--verify=signature` and booted by name: the
+/// whole path a user takes with `nspawnctl pull-tar URL NAME && nspawn -M
+/// NAME -b`.
+#[test]
+fn pulled_debian_tree_boots_by_name() {
+    if reference() {
+        return;
+    }
+    let t = DebianTree::new("deb-src");
+    // A file capability (as ping's) that must survive the round trip.
+    let capped = t.path.join("usr/local/bin/capped");
+    std::fs::copy(t.path.join("usr/bin/true"), &capped).unwrap();
+    ok(run({
+        let mut c = std::process::Command::new("setcap");
+        c.arg("cap_net_raw+ep").arg(&capped);
+        c
+    }));
+    let root = std::path::Path::new("/var/tmp/nspawn-tests").join(unique("deb-pull"));
+    let _gone = RemoveOnDrop(root.clone());
+    let (srv, pool) = (root.join("srv"), root.join("pool"));
+    std::fs::create_dir_all(&srv).unwrap();
+    std::fs::create_dir_all(&pool).unwrap();
+    let tar = srv.join("debian.tar");
+    ok(run({
+        let mut c = std::process::Command::new("tar");
+        c.args([
+            "--numeric-owner",
+            "--xattrs",
+            "--xattrs-include=*",
+            "--acls",
+            "-cf",
+        ])
+        .arg(&tar)
+        .arg("-C")
+        .arg(&t.path)
+        .arg(".");
+        c
+    }));
+    let sum = run({
+        let mut c = std::process::Command::new("sha256sum");
+        c.arg(&tar);
+        c
+    });
+    let sum = text(&sum.stdout);
+    let sums = srv.join("SHA256SUMS");
+    std::fs::write(&sums, format!("{} *debian.tar\n", &sum[..64])).unwrap();
+    let key = GpgKey::new(&root, "publisher");
+    key.sign(&sums, &srv.join("SHA256SUMS.gpg"), false);
+    let http = HttpDir::start(&srv, None);
+
+    let name = unique("debpull");
+    let mut c = nspawnctl(&[
+        "pull-tar",
+        &format!("--keyring={}", key.pubring.display()),
+        &http.url("debian.tar"),
+        &name,
+    ]);
+    c.env("NSPAWN_IMAGE_PATH", &pool);
+    ok(run(c));
+    let image = pool.join(&name);
+    let caps = run({
+        let mut c = std::process::Command::new("getcap");
+        c.arg(image.join("usr/local/bin/capped"));
+        c
+    });
+    assert!(text(&caps.stdout).contains("cap_net_raw"), "{caps:?}");
+
+    let mut c = nspawn(&["-b", "-M", &name]);
+    c.env("TERM", "xterm").env("NSPAWN_IMAGE_PATH", &pool);
+    let mut s = PtySession::spawn(c, 40, 160);
+    login(&mut s);
+    let state = console(&mut s, "systemctl is-system-running --wait");
+    assert_eq!(state.trim(), "running", "{state}");
+    assert_eq!(console(&mut s, "hostname").trim(), name);
+    s.send(b"poweroff\n");
+    let (code, out) = s.finish(T);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(wait_clean(&name, &image), Vec::<String>::new());
+}
+
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

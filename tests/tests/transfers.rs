@@ -597,3 +597,237 @@ fn sigterm_during_pull_leaves_nothing() {
     assert!(stderr(&o).contains("cancelled"), "{}", stderr(&o));
     assert!(p.entries().is_empty(), "{:?}", p.entries());
 }
+
+/// The reference's `systemd-pull tar` into `pool`, trusting `keyring` as
+/// its vendor keyring (bind-mounted over it in a private mount namespace,
+/// so the host's keyring is never touched).
+fn reference_pull(keyring: &Path, pool: &Path, url: &str, verify: &str) -> Output {
+    let helper = Path::new("/lib/systemd/systemd-pull");
+    assert!(
+        helper.exists(),
+        "{} missing (apt-get install systemd-container)",
+        helper.display()
+    );
+    let script = "mount --bind \"$1\" /usr/lib/systemd/import-pubring.gpg && exec \"$2\" tar --verify=\"$3\" --image-root=\"$4\" \"$5\"";
+    let mut c = Command::new("unshare");
+    c.args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(keyring)
+        .arg(helper)
+        .arg(verify)
+        .arg(pool)
+        .arg(url);
+    run(c)
+}
+
+/// Images in `pool` (without the reference's `.tar-URL` download cache).
+fn images_in(pool: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(pool)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with(".tar-"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn pull_signature_is_checked_as_the_reference_does() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("sig");
+    let good = GpgKey::new(&p.root, "good");
+    let other = GpgKey::new(&p.root, "other");
+    let tgz = p.tarball("bb");
+    let sums = p.srv.join("SHA256SUMS");
+    let sig = p.srv.join("SHA256SUMS.gpg");
+    std::fs::write(&sums, format!("{} *bb.tar.gz\n", sha256(&tgz))).unwrap();
+    good.sign(&sums, &sig, false);
+    let srv = HttpDir::start(&p.srv, None);
+    let url = srv.url("bb.tar.gz");
+    let keyring = format!("--keyring={}", good.pubring.display());
+    let theirs = p.root.join("theirs");
+    std::fs::create_dir_all(&theirs).unwrap();
+
+    // Signed by a key of the keyring: --verify=signature is the default.
+    ok(p.ctl(&["pull-tar", &keyring, &url, "a"]));
+    assert_eq!(p.entries(), ["a"]);
+    ok(reference_pull(&good.pubring, &theirs, &url, "signature"));
+    assert_eq!(images_in(&theirs), ["bb"]);
+    assert_eq!(walk_tree(&p.pool.join("a")), walk_tree(&theirs.join("bb")));
+
+    // Each case fails for both, with one line from us and nothing left.
+    let refused = |case: &str, want: &str, keyring: &str| {
+        let o = p.ctl(&["pull-tar", keyring, &url, "b"]);
+        assert_eq!(o.status.code(), Some(1), "{case}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert_eq!(e.trim().lines().count(), 1, "{case}: {e}");
+        assert!(e.contains(want), "{case}: {e}");
+        assert_eq!(p.entries(), ["a"], "{case}");
+    };
+    // The host's own keyring does not hold the test key.
+    refused(
+        "vendor keyring",
+        "DOWNLOAD INVALID: Signature verification failed (gpgv: Can't check signature: No public key)",
+        "--verify=signature",
+    );
+    // Signed by a key that is not in the keyring.
+    other.sign(&sums, &sig, false);
+    refused("unknown key", "No public key", &keyring);
+    let o = reference_pull(&good.pubring, &theirs, &url, "signature");
+    assert!(!o.status.success(), "reference accepted an unknown key");
+    // Sums changed after signing.
+    good.sign(&sums, &sig, false);
+    std::fs::write(&sums, format!("{} *bb.tar.gz\n\n", sha256(&tgz))).unwrap();
+    refused("tampered sums", "BAD signature", &keyring);
+    let o = reference_pull(&good.pubring, &theirs, &url, "signature");
+    assert!(!o.status.success(), "reference accepted tampered sums");
+    // No signature at all.
+    std::fs::remove_file(&sig).unwrap();
+    refused("no signature", "No signature of SHA256SUMS found", &keyring);
+    let o = reference_pull(&good.pubring, &theirs, &url, "signature");
+    assert!(
+        !o.status.success(),
+        "reference accepted a missing signature"
+    );
+    // A missing keyring file is named.
+    refused(
+        "no keyring",
+        "keyring /nonexistent not found",
+        "--keyring=/nonexistent",
+    );
+    // Per-file sums with an armoured signature, as openSUSE publishes them.
+    let per_file = p.srv.join("bb.tar.gz.sha256");
+    std::fs::write(&per_file, format!("{}  bb.tar.gz\n", sha256(&tgz))).unwrap();
+    good.sign(&per_file, &p.srv.join("bb.tar.gz.sha256.asc"), true);
+    ok(p.ctl(&["pull-tar", &keyring, &url, "c"]));
+    assert_eq!(p.entries(), ["a", "c"]);
+    // A literal hash: right, then wrong.
+    ok(p.ctl(&["pull-tar", &format!("--verify={}", sha256(&tgz)), &url, "d"]));
+    let o = p.ctl(&[
+        "pull-tar",
+        &format!("--verify={}", "0".repeat(64)),
+        &url,
+        "e",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("did not check out"), "{}", stderr(&o));
+    assert_eq!(p.entries(), ["a", "c", "d"]);
+    let leaked: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("nspawn-gpg."))
+        .collect();
+    assert!(leaked.is_empty(), "gpg homes left: {leaked:?}");
+}
+
+/// Owner, mode, size and link target of every entry below `top`.
+fn walk_tree(top: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = vec![];
+    let mut stack = vec![top.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let m = e.path().symlink_metadata().unwrap();
+            let rel = e.path().strip_prefix(top).unwrap().display().to_string();
+            let target = std::fs::read_link(e.path()).map(|t| t.display().to_string());
+            let size = if m.is_file() { m.size() } else { 0 };
+            out.push(format!(
+                "{rel} {}:{} {:o} {size} {}",
+                m.uid(),
+                m.gid(),
+                m.mode(),
+                target.unwrap_or_default()
+            ));
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A certificate authority and a server certificate for 127.0.0.1 it
+/// signed, made with openssl in `dir`: (ca, cert, key).
+fn tls_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let f = |n: &str| dir.join(n);
+    let openssl = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("openssl");
+        assert!(o.status.success(), "openssl {args:?}: {}", text(&o.stderr));
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut a = vec!["req", "-x509", "-days", "2", "-subj", "/CN=nspawn-test-ca"];
+    a.extend(ec);
+    a.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    openssl(&a);
+    let mut a = vec!["req", "-subj", "/CN=127.0.0.1"];
+    a.extend(ec);
+    a.extend(["-keyout", "srv.key", "-out", "srv.csr"]);
+    openssl(&a);
+    std::fs::write(
+        f("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-days",
+        "2",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-extfile",
+        "ext",
+        "-out",
+        "srv.pem",
+    ]);
+    (f("ca.pem"), f("srv.pem"), f("srv.key"))
+}
+
+#[test]
+fn pull_over_https() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("https");
+    let tgz = p.tarball("bb");
+    std::fs::write(
+        p.srv.join("SHA256SUMS"),
+        format!("{} *bb.tar.gz\n", sha256(&tgz)),
+    )
+    .unwrap();
+    let (ca, cert, key) = tls_certificates(&p.root);
+    let srv = HttpDir::start(&p.srv, Some((&cert, &key)));
+    let url = srv.url("bb.tar.gz");
+    // Our test CA is not one the host trusts.
+    let o = p.ctl(&["pull-tar", "--verify=checksum", &url]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert!(e.contains("cannot fetch https://127.0.0.1:"), "{e}");
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    assert!(p.entries().is_empty(), "{:?}", p.entries());
+    // Trusted through SSL_CERT_FILE, as curl and the reference honour it.
+    let mut c = nspawnctl(&["pull-tar", "--verify=checksum", &url]);
+    c.env("NSPAWN_IMAGE_PATH", &p.pool)
+        .env("SSL_CERT_FILE", &ca);
+    ok(run(c));
+    assert_eq!(p.entries(), ["bb"]);
+}

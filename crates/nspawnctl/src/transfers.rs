@@ -4,9 +4,9 @@
 
 use clap::Args;
 use libnspawn::image::store;
-use libnspawn::image::transfer::{self, compress::Compression, Options, Verify};
+use libnspawn::image::transfer::{self, compress::Compression, trust::Policy, Options, Verify};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct Common {
@@ -94,20 +94,30 @@ pub struct PullTarArgs {
     url: String,
     #[arg(value_name = "NAME")]
     name: Option<String>,
-    /// no, checksum or signature
+    /// no, checksum, signature, or the archive's SHA-256 in hex
     #[arg(long, value_name = "MODE", default_value = "signature", value_parser = parse_verify)]
     verify: Verify,
+    /// The OpenPGP keyring signatures are checked against (default: the
+    /// reference's import-pubring in /etc/systemd, else /usr/lib/systemd)
+    #[arg(long, value_name = "FILE")]
+    keyring: Option<PathBuf>,
     #[command(flatten)]
     common: Common,
 }
 
 fn parse_verify(s: &str) -> Result<Verify, String> {
-    Verify::parse(s).ok_or_else(|| format!("invalid verification mode '{s}'"))
+    Verify::parse(s).ok_or_else(|| {
+        format!("invalid verification mode '{s}' (no, checksum, signature or a SHA-256 in hex)")
+    })
 }
 
 pub fn pull_tar(a: PullTarArgs) -> Result<i32, String> {
     let name = name_for(a.name, &a.url)?;
-    transfer::pull_tar(&a.url, &name, a.verify, a.common.options()).map_err(|e| e.to_string())?;
+    let policy = Policy {
+        mode: a.verify,
+        keyring: a.keyring,
+    };
+    transfer::pull_tar(&a.url, &name, &policy, a.common.options()).map_err(|e| e.to_string())?;
     done(&name)
 }
 

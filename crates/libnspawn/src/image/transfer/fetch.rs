@@ -1,6 +1,6 @@
-//! Where a pull reads from: `http://` through ureq (built without TLS, so
-//! the build needs no C compiler and no network beyond crates.io), or
-//! `file://` for local mirrors. Side files (checksums, `.nspawn`) sit
+//! Where a pull reads from: `http://` and `https://` through ureq (TLS by
+//! rustls, trusting the host's certificate store — `SSL_CERT_FILE` and
+//! `SSL_CERT_DIR` point it elsewhere), or `file://` for local mirrors. Side files (checksums, `.nspawn`) sit
 //! beside the archive, in the same directory of the URL.
 
 use std::io::Read;
@@ -19,14 +19,15 @@ fn agent() -> ureq::Agent {
 }
 
 pub fn check_url(url: &str) -> Result<(), String> {
-    if url.starts_with("http://") || url.starts_with("file://") {
+    if ["http://", "https://", "file://"]
+        .iter()
+        .any(|s| url.starts_with(s))
+    {
         Ok(())
-    } else if url.starts_with("https://") {
-        Err(format!(
-            "cannot pull {url}: https is not supported by this build"
-        ))
     } else {
-        Err(format!("cannot pull {url}: not an http:// or file:// URL"))
+        Err(format!(
+            "cannot pull {url}: not an http://, https:// or file:// URL"
+        ))
     }
 }
 
@@ -67,7 +68,12 @@ pub fn open(url: &str) -> Result<Option<Stream>, String> {
             "cannot fetch {url}: HTTP {code} {}",
             r.status_text()
         )),
-        Err(e) => Err(format!("cannot fetch {url}: {}", one_line(&e.to_string()))),
+        Err(e) => {
+            // ureq's message starts with the URL, which we already name.
+            let e = e.to_string();
+            let e = e.strip_prefix(&format!("{url}: ")).unwrap_or(&e);
+            Err(format!("cannot fetch {url}: {}", one_line(e)))
+        }
     }
 }
 

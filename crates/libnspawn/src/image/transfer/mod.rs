@@ -12,6 +12,7 @@ pub mod compress;
 mod fetch;
 mod pack;
 mod progress;
+pub mod trust;
 mod unpack;
 pub mod verify;
 
@@ -22,24 +23,8 @@ use compress::Compression;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verify {
-    No,
-    Checksum,
-    Signature,
-}
-
-impl Verify {
-    pub fn parse(s: &str) -> Option<Verify> {
-        Some(match s {
-            "no" | "false" => Verify::No,
-            "checksum" => Verify::Checksum,
-            "signature" | "yes" | "true" => Verify::Signature,
-            _ => return None,
-        })
-    }
-}
+pub use trust::Verify;
+use trust::{Policy, Trust};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
@@ -247,66 +232,39 @@ pub fn import_fs(dir: &Path, name: &str, o: Options) -> Result<PathBuf> {
     commit(&pool, temp, name, o, None)
 }
 
-/// The expected SHA-256 of `url`'s file: from `FILE.sha256`, else from
-/// `SHA256SUMS`; with the sums text for checking the settings file too.
-fn expected_sum(url: &str) -> Result<(String, Option<String>)> {
-    let file = fetch::file_name(url);
-    if let Some(b) = fetch::small(&format!("{url}.sha256")).map_err(Error::invalid)? {
-        if let Some(h) = verify::single(&String::from_utf8_lossy(&b)) {
-            return Ok((h, None));
-        }
-    }
-    let sums = fetch::small(&fetch::sibling(url, "SHA256SUMS")).map_err(Error::invalid)?;
-    let sums = sums.map(|b| String::from_utf8_lossy(&b).into_owned());
-    match sums.as_deref().and_then(|s| verify::lookup(s, file)) {
-        Some(h) => Ok((h, sums)),
-        None => Err(Error::invalid(format!(
-            "No checksum for {file} in SHA256SUMS or {file}.sha256, cannot verify. (Try --verify=no?)"
-        ))),
-    }
-}
-
-/// `pull-tar`: download and unpack in one stream.
-pub fn pull_tar(url: &str, name: &str, v: Verify, o: Options) -> Result<PathBuf> {
+/// `pull-tar`: download and unpack in one stream, verified as `p` says.
+pub fn pull_tar(url: &str, name: &str, p: &Policy, o: Options) -> Result<PathBuf> {
     fetch::check_url(url).map_err(Error::invalid)?;
     check_name(name, o)?;
-    if v == Verify::Signature {
-        return Err(Error::invalid(
-            "cannot pull with --verify=signature: not supported yet (use --verify=checksum)",
-        ));
-    }
-    let expected = match v {
-        Verify::Checksum => Some(expected_sum(url)?),
-        _ => None,
-    };
+    let trust = Trust::fetch(url, p)?;
     let file = fetch::file_name(url).to_string();
     let base = TAR_SUFFIXES
         .iter()
         .find_map(|s| file.strip_suffix(s))
         .unwrap_or(&file);
-    let settings_name = format!("{base}.nspawn");
-    let settings = fetch::small(&fetch::sibling(url, &settings_name)).map_err(Error::invalid)?;
-    if let (Some(s), Some((_, sums))) = (&settings, &expected) {
-        // A settings file is trusted only if the sums list it.
-        let want = sums
-            .as_deref()
-            .and_then(|t| verify::lookup(t, &settings_name));
-        if want.as_deref() != Some(verify::hex(s).as_str()) {
-            return Err(Error::invalid(verify::invalid(&settings_name)));
-        }
-    }
+    let settings = settings_for(url, base, &trust)?;
     let Some((src, total)) = fetch::open(url).map_err(Error::invalid)? else {
         return Err(Error::invalid(format!("cannot fetch {url}: not found")));
     };
     let (pool, temp) = prepare(name)?;
     let got = receive(src, total, Some(url), &temp)?;
-    if let Some((want, _)) = &expected {
-        if *want != got {
-            return Err(Error::invalid(verify::invalid(&file)));
-        }
-    }
+    trust.check(&file, &got)?;
     flatten(&temp.path)?;
     commit(&pool, temp, name, o, settings.as_deref())
+}
+
+/// The `BASE.nspawn` settings file beside a pulled image, if the server
+/// has one; with verification on, only if the sums vouch for it.
+fn settings_for(url: &str, base: &str, trust: &Trust) -> Result<Option<Vec<u8>>> {
+    if !trust.side_files() {
+        return Ok(None);
+    }
+    let settings_name = format!("{base}.nspawn");
+    let settings = fetch::small(&fetch::sibling(url, &settings_name)).map_err(Error::invalid)?;
+    if let Some(s) = &settings {
+        trust.check(&settings_name, &verify::hex(s))?;
+    }
+    Ok(settings)
 }
 
 /// `export-tar`: the image as an archive compressed as `c` into `out`.
