@@ -831,3 +831,26 @@ fn pull_over_https() {
     ok(run(c));
     assert_eq!(p.entries(), ["bb"]);
 }
+
+/// On a terminal a pull shows percent, rate and time left; Ctrl-C there
+/// cancels it and leaves nothing.
+#[test]
+fn progress_on_a_terminal_and_ctrl_c_cancels() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("tty");
+    p.tarball("bb");
+    let slow = Server::start(&p.srv, Duration::from_millis(20));
+    let mut c = nspawnctl(&["pull-tar", "--verify=no", &slow.url("bb.tar.gz"), "slow"]);
+    c.env("NSPAWN_IMAGE_PATH", &p.pool);
+    let mut s = PtySession::spawn(c, 24, 200);
+    let line = s.expect(" left.", Duration::from_secs(20));
+    assert!(line.contains("% of http://127.0.0.1:"), "{line}");
+    assert!(line.contains("/s."), "{line}");
+    s.send(b"\x03");
+    let (code, out) = s.finish(Duration::from_secs(20));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("transfer cancelled"), "{out}");
+    assert!(p.entries().is_empty(), "{:?}", p.entries());
+}

@@ -1,5 +1,5 @@
 //! Progress of a transfer on a terminal: one line, rewritten at most once
-//! a second, as the reference's `Got N% of URL.`. Nothing when stderr is
+//! a second, as the reference's `Got N% of URL.`, with rate and time left. Nothing when stderr is
 //! not a terminal, so logs and pipes get only results and errors.
 
 use std::io::Write;
@@ -46,10 +46,14 @@ impl Progress {
             .filter(|t| *t > 0)
             .map(|t| format!("{}%", (done * 100 / t).min(100)))
             .unwrap_or_else(|| bytes(done));
+        let eta = match self.total {
+            Some(t) if rate > 0 && t > done => format!(" {} left.", eta((t - done) / rate)),
+            _ => String::new(),
+        };
         let line = match self.label.is_empty() {
-            true => format!("Imported {pct}. {} at {}/s.", bytes(done), bytes(rate)),
+            true => format!("Imported {pct}. {} at {}/s.{eta}", bytes(done), bytes(rate)),
             false => format!(
-                "Got {pct} of {}. {} at {}/s.",
+                "Got {pct} of {}. {} at {}/s.{eta}",
                 self.label,
                 bytes(done),
                 bytes(rate)
@@ -73,6 +77,15 @@ impl Drop for Progress {
     }
 }
 
+/// Seconds as `1h 2min 3s`, `2min 3s` or `3s`.
+fn eta(secs: u64) -> String {
+    match (secs / 3600, secs / 60 % 60, secs % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}min {s}s"),
+        (h, m, s) => format!("{h}h {m}min {s}s"),
+    }
+}
+
 /// Bytes in powers of 1024 with one decimal, as systemd's format_bytes.
 fn bytes(n: u64) -> String {
     const UNITS: [(&str, u64); 4] = [("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10), ("B", 1)];
@@ -82,4 +95,18 @@ fn bytes(n: u64) -> String {
         }
     }
     format!("{n}B")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(eta(5), "5s");
+        assert_eq!(eta(125), "2min 5s");
+        assert_eq!(eta(3725), "1h 2min 5s");
+        assert_eq!(bytes(1536), "1.5K");
+        assert_eq!(bytes(12), "12B");
+    }
 }
