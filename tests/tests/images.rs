@@ -755,3 +755,40 @@ fn machine_option_finds_store_image() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not a directory"), "{}", stderr(&o));
 }
+
+/// SIGTERM or Ctrl-C (SIGINT) during a clone: the copy stops, the
+/// temporary is removed at once (not only by the next clone's sweep), one
+/// line says so.
+#[test]
+fn cancelled_clone_leaves_nothing() {
+    if ours_only() {
+        return;
+    }
+    let pool = Pool::new("img-cancel");
+    let big = unique("big");
+    let tree = pool.busybox(&pool.second.clone(), &big);
+    let data = tree.join("srv");
+    std::fs::create_dir_all(&data).unwrap();
+    let chunk = vec![0x5au8; 1 << 20];
+    for i in 0..300 {
+        std::fs::write(data.join(format!("f{i}")), &chunk).unwrap();
+    }
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        let dst = unique("dst");
+        let mut c = nspawnctl(&["clone", &big, &dst]);
+        c.env("NSPAWN_IMAGE_PATH", pool.env())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let child = c.spawn().unwrap();
+        assert!(wait_until(T, || !pool.temporaries().is_empty()));
+        let temp = pool.first.join(&pool.temporaries()[0]);
+        // SAFETY: kill(2) of our own child.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let o = wait_output(child, T);
+        assert_eq!(o.status.code(), Some(1), "signal {sig}: {o:?}");
+        assert_eq!(stderr(&o).trim(), "nspawnctl: copy cancelled");
+        assert!(pool.temporaries().is_empty(), "{:?}", pool.temporaries());
+        assert!(processes_with(temp.to_str().unwrap()).is_empty());
+        assert!(!pool.names(true).contains(&dst));
+    }
+}

@@ -2,6 +2,7 @@
 //! (`store`), what they take on disk (`usage`), and the verbs that change
 //! them (`ops`), each under the same lock the runner takes on its tree.
 
+pub mod cancel;
 pub mod ops;
 pub mod store;
 pub mod transfer;

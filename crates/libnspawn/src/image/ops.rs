@@ -334,11 +334,12 @@ pub(crate) fn copy(src: &Path, temp: &Temp, kind: Kind) -> Result<()> {
             Ok(())
         });
     }
-    let out = c
-        .output()
-        .ctx(|| format!("cannot run cp for {}", src.display()))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
+    let status = run_cancellable(c).ctx(|| format!("cannot run cp for {}", src.display()))?;
+    let Some((status, stderr)) = status else {
+        return Err(super::cancel::error("copy"));
+    };
+    if !status.success() {
+        let err = String::from_utf8_lossy(&stderr);
         let line = err.lines().next().unwrap_or("").trim_start_matches("cp: ");
         return Err(Error::invalid(format!(
             "cannot copy {} to {}: {}",
@@ -348,4 +349,31 @@ pub(crate) fn copy(src: &Path, temp: &Temp, kind: Kind) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Run `c` to its end, or until Ctrl-C or SIGTERM (then kill it and give
+/// `None`): its status and what it wrote to stderr (read all along, so a
+/// chatty child cannot fill the pipe and stall).
+fn run_cancellable(mut c: Command) -> std::io::Result<Option<(std::process::ExitStatus, Vec<u8>)>> {
+    super::cancel::catch();
+    c.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn()?;
+    let mut pipe = child.stderr.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut b = vec![];
+        let _ = std::io::Read::read_to_end(&mut pipe, &mut b);
+        b
+    });
+    loop {
+        if let Some(st) = child.try_wait()? {
+            return Ok(Some((st, reader.join().unwrap_or_default())));
+        }
+        if super::cancel::requested() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

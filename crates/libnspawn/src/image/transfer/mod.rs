@@ -16,13 +16,13 @@ pub mod trust;
 mod unpack;
 pub mod verify;
 
+use super::cancel;
 use super::ops::{self, Temp};
 use super::store::{self, Image, Kind};
 use crate::error::{Context, Error, Result};
 use compress::Compression;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 pub use trust::Verify;
 use trust::{Policy, Trust};
 
@@ -57,29 +57,8 @@ fn check_name(name: &str, o: Options) -> Result<()> {
     Ok(())
 }
 
-static CANCELLED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    CANCELLED.store(true, Ordering::SeqCst);
-}
-
-/// SIGINT and SIGTERM set a flag (without SA_RESTART, so a blocked read
-/// returns EINTR) that the copy loop checks; unwinding then runs the
-/// guards that remove the temporary and kill the unpacker.
-fn catch_signals() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
-}
-
 fn cancelled() -> Error {
-    Error::invalid("transfer cancelled")
+    cancel::error("transfer")
 }
 
 /// Where a new image goes: the pool (created), swept of dead transfers'
@@ -100,7 +79,7 @@ fn receive(
     label: Option<&str>,
     temp: &Temp,
 ) -> Result<String> {
-    catch_signals();
+    cancel::catch();
     let mut child = unpack::spawn(&temp.path, temp.lock.fd())?;
     let mut src = verify::Hashing::new(src);
     let mut progress = progress::Progress::new(label, total);
@@ -108,7 +87,7 @@ fn receive(
     let what = label.unwrap_or("the archive");
     let mut broken = false;
     loop {
-        if CANCELLED.load(Ordering::SeqCst) {
+        if cancel::requested() {
             return Err(cancelled());
         }
         let n = match src.read(&mut buf) {
@@ -135,7 +114,7 @@ fn receive(
             "cannot unpack {what}: the unpacker stopped early"
         )));
     }
-    if CANCELLED.load(Ordering::SeqCst) {
+    if cancel::requested() {
         return Err(cancelled());
     }
     Ok(src.hex())
