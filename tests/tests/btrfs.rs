@@ -668,6 +668,9 @@ fn set_limit_on_btrfs() {
     // A limit below what the image holds is taken too.
     fs.ok(&["set-limit", &img, "1M"]);
     assert_eq!(fs.prop(&img, "Limit"), (1u64 << 20).to_string());
+    let st = fs.ok(&["image-status", &img]);
+    assert!(st.contains("Limit: 1.0M\n"), "{st}");
+    assert!(st.contains("Usage: "), "{st}");
     let _ = std::fs::remove_file(path.join("big"));
 
     // Lifted again; the pool gets its own.

@@ -196,8 +196,16 @@ pub fn status(a: StatusArgs) -> Result<i32, String> {
         if let Some(t) = i.modified_usec {
             println!("\tModified: {}", timestamp(t));
         }
-        if let Some(u) = i.usage() {
-            println!("\t   Usage: {}", bytes(u));
+        // As machinectl: the exclusive part only where it differs.
+        let [usage, limit, usage_excl, limit_excl] = sizes(i);
+        for (label, n, excl) in [("Usage", usage, usage_excl), ("Limit", limit, limit_excl)] {
+            match (n, excl) {
+                (Some(n), Some(e)) if e != n => {
+                    println!("\t   {label}: {} (exclusive: {})", bytes(n), bytes(e))
+                }
+                (Some(n), _) => println!("\t   {label}: {}", bytes(n)),
+                (None, _) => {}
+            }
         }
         if let Some(f) = libnspawn::nspawnfile::find(&i.name, &i.path) {
             println!(

@@ -241,14 +241,11 @@ impl Temp {
     }
 
     /// Lock what was just made at `tmp`; one we cannot lock is removed at
-    /// once, after that the guard does. A new subvolume gets its quota
-    /// groups if quotas are on.
+    /// once, after that the guard does. A new subvolume then gets its
+    /// quota groups if quotas are on.
     fn lock(tmp: PathBuf, kind: Kind, pool_fd: &OwnedFd) -> Result<Temp> {
         let what = || format!("cannot lock {}", tmp.display());
         let fd = store::open_image(&tmp, kind.is_tree());
-        if let (Kind::Subvolume, Ok(fd)) = (kind, &fd) {
-            quota::adopt(pool_fd.as_fd(), fd.as_fd());
-        }
         let lock = fd
             .ctx(what)
             .and_then(|fd| Lock::try_new(fd, true).ctx(what));
@@ -261,6 +258,9 @@ impl Temp {
                     .unwrap_or_else(|| Error::invalid(format!("{}: busy", what()))));
             }
         };
+        if kind == Kind::Subvolume {
+            quota::adopt(pool_fd.as_fd(), lock.fd());
+        }
         Ok(Temp {
             path: tmp,
             lock,
