@@ -549,6 +549,16 @@ fn directory_clone_by_reflinks_keeps_metadata() {
     assert!(is_subvolume(&fs.pool.join(&imported)));
     assert_eq!(fs.prop(&imported, "Type"), "subvolume");
     assert!(fs.temporaries().is_empty(), "{:?}", fs.temporaries());
+
+    // A failed import removes its subvolume temporary.
+    let data = std::fs::read(&tar).unwrap();
+    let cut = fs.root.join("cut.tar");
+    std::fs::write(&cut, &data[..data.len() / 2]).unwrap();
+    let before = fs.subvolumes();
+    let o = fs.ctl(&["import-tar", cut.to_str().unwrap(), &unique("cut")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(fs.temporaries().is_empty(), "{:?}", fs.temporaries());
+    assert_eq!(before, fs.subvolumes());
 }
 
 #[test]
