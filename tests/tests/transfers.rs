@@ -71,7 +71,11 @@ impl Drop for Pool {
     fn drop(&mut self) {
         // A --read-only image's top directory is immutable, and so is the
         // reference's download cache in a test's other pools.
-        for d in std::fs::read_dir(&self.root).into_iter().flatten().flatten() {
+        for d in std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             make_entries_mutable(&d.path());
         }
         let _ = std::fs::remove_dir_all(&self.root);

@@ -2,7 +2,7 @@
 //! (libnspawn::image) finds, printed as machinectl prints it.
 
 use clap::Args;
-use libnspawn::image::{store, Image};
+use libnspawn::image::{quota, store, Image, Kind};
 use std::os::fd::AsFd;
 
 /// `list-images` takes `list`'s arguments (`--all`: hidden images too).
@@ -196,8 +196,16 @@ pub fn status(a: StatusArgs) -> Result<i32, String> {
         if let Some(t) = i.modified_usec {
             println!("\tModified: {}", timestamp(t));
         }
-        if let Some(u) = i.usage() {
-            println!("\t   Usage: {}", bytes(u));
+        // As machinectl: the exclusive part only where it differs.
+        let [usage, limit, usage_excl, limit_excl] = sizes(i);
+        for (label, n, excl) in [("Usage", usage, usage_excl), ("Limit", limit, limit_excl)] {
+            match (n, excl) {
+                (Some(n), Some(e)) if e != n => {
+                    println!("\t   {label}: {} (exclusive: {})", bytes(n), bytes(e))
+                }
+                (Some(n), _) => println!("\t   {label}: {}", bytes(n)),
+                (None, _) => {}
+            }
         }
         if let Some(f) = libnspawn::nspawnfile::find(&i.name, &i.path) {
             println!(
@@ -213,12 +221,32 @@ pub fn status(a: StatusArgs) -> Result<i32, String> {
 /// `show-image` takes `show`'s arguments.
 pub use crate::status::ShowArgs;
 
+/// `Usage`, `Limit`, `UsageExclusive`, `LimitExclusive` as the reference
+/// has them: from the quota groups of a subvolume when quotas are on, the
+/// blocks and length of a raw file, else the usage `du` counts (all of it
+/// the image's own) and no limit.
+fn sizes(i: &Image) -> [Option<u64>; 4] {
+    if i.kind == Kind::Subvolume {
+        if let Some(q) = quota::usage(&i.path) {
+            return [
+                Some(q.referenced),
+                q.referenced_max,
+                Some(q.exclusive),
+                q.exclusive_max,
+            ];
+        }
+    }
+    let usage = i.usage();
+    let limit = match i.kind {
+        Kind::Raw => std::fs::metadata(&i.path).ok().map(|m| m.len()),
+        _ => None,
+    };
+    [usage, limit, usage, limit]
+}
+
 fn properties(i: &Image) -> Vec<(&'static str, String)> {
-    let unknown = u64::MAX.to_string();
-    let usage = i
-        .usage()
-        .map(|u| u.to_string())
-        .unwrap_or_else(|| unknown.clone());
+    let [usage, limit, usage_excl, limit_excl] =
+        sizes(i).map(|n| n.unwrap_or(u64::MAX).to_string());
     vec![
         ("Name", i.name.clone()),
         ("Path", i.path.display().to_string()),
@@ -226,11 +254,10 @@ fn properties(i: &Image) -> Vec<(&'static str, String)> {
         ("ReadOnly", if i.read_only { "yes" } else { "no" }.into()),
         ("CreationTimestamp", opt_time(i.created_usec)),
         ("ModificationTimestamp", opt_time(i.modified_usec)),
-        ("Usage", usage.clone()),
-        ("Limit", unknown.clone()),
-        // Without btrfs quota groups all of it is the image's own.
-        ("UsageExclusive", usage),
-        ("LimitExclusive", unknown),
+        ("Usage", usage),
+        ("Limit", limit),
+        ("UsageExclusive", usage_excl),
+        ("LimitExclusive", limit_excl),
     ]
 }
 

@@ -78,6 +78,8 @@ enum Verb {
     Remove(image_ops::RemoveArgs),
     /// Make an image read-only, or writable again
     ReadOnly(image_ops::ReadOnlyArgs),
+    /// Set a btrfs quota limit on an image, or on the pool without NAME
+    SetLimit(image_ops::SetLimitArgs),
     /// Remove hidden images (with --all, every image not in use)
     Clean(image_ops::CleanArgs),
     /// Import a tar archive (a file or stdin) as a new image
@@ -129,6 +131,7 @@ fn main() {
         Verb::Rename(a) => image_ops::rename(a),
         Verb::Remove(a) => image_ops::remove(a),
         Verb::ReadOnly(a) => image_ops::read_only(a),
+        Verb::SetLimit(a) => image_ops::set_limit(a),
         Verb::Clean(a) => image_ops::clean(a),
         Verb::ImportTar(a) => transfers::import_tar(a),
         Verb::ImportFs(a) => transfers::import_fs(a),

@@ -4,11 +4,12 @@
 //! Images under `/usr` are the vendor's and never changed.
 
 use super::store::{self, Image, Kind};
+use super::{block, btrfs, quota};
 use crate::error::{Context, Error, Result};
 use crate::lock::Lock;
 use crate::nspawnfile::TRUSTED_DIRS;
 use rustix::fs::{IFlags, RenameFlags, CWD};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -77,9 +78,10 @@ pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
         .ctx(|| format!("cannot rename {} to {}", from.display(), to.display()))
 }
 
-/// Make an image read-only or writable, as the reference: a directory gets
-/// the immutable attribute, a raw file loses its write bits (and gets back
-/// only the owner's).
+/// Make an image read-only or writable, as the reference: a subvolume
+/// gets its btrfs read-only flag, a directory the immutable attribute, a
+/// raw file loses its write bits (and gets back only the owner's), a block
+/// device gets the kernel's read-only flag (BLKROSET).
 pub fn set_read_only(i: &Image, read_only: bool) -> Result<()> {
     refuse_vendor(i, "change")?;
     let _lock = i.lock_for("change")?;
@@ -87,8 +89,13 @@ pub fn set_read_only(i: &Image, read_only: bool) -> Result<()> {
 }
 
 pub(crate) fn apply_read_only(i: &Image, read_only: bool) -> Result<()> {
+    let what = || format!("cannot change the read-only state of {}", i.path.display());
     match i.kind {
         Kind::Directory => set_immutable(&i.path, read_only),
+        Kind::Subvolume => {
+            let fd = store::open_image(&i.path, true).ctx(what)?;
+            btrfs::set_read_only(fd.as_fd(), read_only).ctx(what)
+        }
         Kind::Raw => {
             use std::os::unix::fs::PermissionsExt;
             let m =
@@ -97,11 +104,10 @@ pub(crate) fn apply_read_only(i: &Image, read_only: bool) -> Result<()> {
             std::fs::set_permissions(&i.path, std::fs::Permissions::from_mode(mode))
                 .ctx(|| format!("cannot change the mode of {}", i.path.display()))
         }
-        Kind::Subvolume | Kind::Block => Err(Error::invalid(format!(
-            "cannot change image '{}': read-only is not supported for {} images here",
-            i.name,
-            i.kind.as_str()
-        ))),
+        Kind::Block => {
+            let fd = store::open_image(&i.path, false).ctx(what)?;
+            block::set_read_only(fd.as_fd(), read_only).ctx(what)
+        }
     }
 }
 
@@ -113,6 +119,8 @@ pub fn remove(i: &Image) -> Result<()> {
     let what = || format!("cannot remove {}", i.path.display());
     if i.is_link() {
         std::fs::remove_file(&i.path).ctx(what)?;
+    } else if i.kind == Kind::Subvolume {
+        remove_subvolume(&i.path).ctx(what)?;
     } else if i.kind.is_tree() {
         if i.read_only {
             set_immutable(&i.path, false)?;
@@ -163,47 +171,104 @@ pub fn rename(i: &Image, new: &str) -> Result<()> {
 /// A copy under way: the hidden temporary, locked for as long as the copy
 /// runs (the copying `cp` holds the lock too), removed on drop unless it
 /// was renamed into place. A copy killed outright leaves it unlocked, and
-/// the next clone into the pool removes it (`sweep`).
+/// the next clone into the pool removes it (`sweep`). On a btrfs pool a
+/// directory temporary is a subvolume, as the reference makes them.
 pub(crate) struct Temp {
     pub(crate) path: PathBuf,
     pub(crate) lock: Lock,
     pub(crate) done: bool,
+    /// What it becomes in place: a directory, a subvolume or a raw file.
+    pub(crate) kind: Kind,
 }
 
 impl Temp {
-    /// A new locked hidden temporary for image `name` in `pool`: an empty
-    /// directory, or an empty file when `!dir`.
-    pub(crate) fn new(pool: &Path, name: &str, dir: bool) -> Result<Temp> {
+    fn name(pool: &Path, name: &str) -> Result<PathBuf> {
+        // From the first temporary on, Ctrl-C and SIGTERM end the
+        // operation through its guards rather than the process.
+        super::cancel::catch();
         let id = crate::Id128::random()?;
-        let tmp = pool.join(format!("{TEMP_PREFIX}{name}.{}", &id.plain()[..16]));
+        Ok(pool.join(format!("{TEMP_PREFIX}{name}.{}", &id.plain()[..16])))
+    }
+
+    /// A new locked hidden temporary for image `name` in `pool`: an empty
+    /// directory (a subvolume on btrfs), or an empty file when `!dir`.
+    pub(crate) fn new(pool: &Path, name: &str, dir: bool) -> Result<Temp> {
+        let tmp = Temp::name(pool, name)?;
         let what = || format!("cannot create {}", tmp.display());
-        match dir {
-            false => std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-                .map(drop)
-                .ctx(what)?,
-            true => std::fs::create_dir(&tmp).ctx(what)?,
+        let pool_fd = store::open_image(pool, true).ctx(what)?;
+        let kind = match dir {
+            false => {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&tmp)
+                    .map(drop)
+                    .ctx(what)?;
+                Kind::Raw
+            }
+            true if btrfs::is_btrfs(&pool_fd) => {
+                btrfs::create(pool_fd.as_fd(), &file_name(&tmp)).ctx(what)?;
+                Kind::Subvolume
+            }
+            true => {
+                std::fs::create_dir(&tmp).ctx(what)?;
+                Kind::Directory
+            }
+        };
+        Temp::lock(tmp, kind, &pool_fd)
+    }
+
+    /// A locked hidden temporary for image `name` in `pool` that is a
+    /// snapshot of the subvolume `src` (with the subvolumes nested in it):
+    /// `Ok(None)` if `src` cannot be snapshotted there (not the same btrfs
+    /// file system), for the caller to copy instead.
+    pub(crate) fn snapshot(pool: &Path, name: &str, src: &Path) -> Result<Option<Temp>> {
+        let tmp = Temp::name(pool, name)?;
+        let what = || format!("cannot snapshot {} to {}", src.display(), tmp.display());
+        let pool_fd = store::open_image(pool, true).ctx(what)?;
+        let src_fd = store::open_image(src, true).ctx(what)?;
+        if !btrfs::is_btrfs(&pool_fd) || !btrfs::is_subvolume(&src_fd) {
+            return Ok(None);
         }
-        // One we cannot lock is removed at once; after that, the guard does.
-        let fd = store::open_image(&tmp, dir);
-        let lock = fd.ctx(what).and_then(|fd| {
-            Lock::try_new(fd, true).ctx(|| format!("cannot lock {}", tmp.display()))
-        });
+        let made = btrfs::snapshot(src_fd.as_fd(), pool_fd.as_fd(), &file_name(&tmp));
+        match made {
+            Err(rustix::io::Errno::XDEV) => return Ok(None),
+            Err(e) => {
+                // A nested subvolume that failed leaves a partial snapshot.
+                let _ = remove_path(&tmp);
+                return Err(e).ctx(what);
+            }
+            Ok(()) => {}
+        }
+        Temp::lock(tmp, Kind::Subvolume, &pool_fd).map(Some)
+    }
+
+    /// Lock what was just made at `tmp`; one we cannot lock is removed at
+    /// once, after that the guard does. A new subvolume then gets its
+    /// quota groups if quotas are on.
+    fn lock(tmp: PathBuf, kind: Kind, pool_fd: &OwnedFd) -> Result<Temp> {
+        let what = || format!("cannot lock {}", tmp.display());
+        let fd = store::open_image(&tmp, kind.is_tree());
+        let lock = fd
+            .ctx(what)
+            .and_then(|fd| Lock::try_new(fd, true).ctx(what));
         let lock = match lock {
             Ok(Some(l)) => l,
             Ok(None) | Err(_) => {
                 let _ = remove_path(&tmp);
-                return Err(lock.err().unwrap_or_else(|| {
-                    Error::invalid(format!("cannot lock {}: busy", tmp.display()))
-                }));
+                return Err(lock
+                    .err()
+                    .unwrap_or_else(|| Error::invalid(format!("{}: busy", what()))));
             }
         };
+        if kind == Kind::Subvolume {
+            quota::adopt(pool_fd.as_fd(), lock.fd());
+        }
         Ok(Temp {
             path: tmp,
             lock,
             done: false,
+            kind,
         })
     }
 }
@@ -216,13 +281,53 @@ impl Drop for Temp {
     }
 }
 
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Delete the subvolume at `p` with those nested in it.
+fn remove_subvolume(p: &Path) -> rustix::io::Result<()> {
+    let parent = p.parent().unwrap_or(Path::new("/"));
+    let dir = store::open_image(parent, true)?;
+    btrfs::remove(dir.as_fd(), &file_name(p))
+}
+
+/// Remove what is at `p`, not following a symlink: a subvolume is
+/// deleted as one, a directory tree (immutable or not) file by file.
 pub(crate) fn remove_path(p: &Path) -> std::io::Result<()> {
     match p.symlink_metadata()?.is_dir() {
         true => {
+            let subvolume = store::open_image(p, true).is_ok_and(btrfs::is_subvolume);
+            if subvolume && remove_subvolume(p).is_ok() {
+                return Ok(());
+            }
             let _ = set_immutable(p, false);
             std::fs::remove_dir_all(p)
         }
         false => std::fs::remove_file(p),
+    }
+}
+
+/// The writable pool, made if it does not exist: on btrfs as a subvolume,
+/// as the reference makes `/var/lib/machines`.
+pub fn create_pool() -> Result<PathBuf> {
+    let pool = store::writable_pool()?;
+    if pool.is_dir() {
+        return Ok(pool);
+    }
+    let what = || format!("cannot create {}", pool.display());
+    let parent = pool.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent).ctx(what)?;
+    let dir = store::open_image(parent, true).ctx(what)?;
+    let made = match btrfs::is_btrfs(&dir) {
+        true => btrfs::create(dir.as_fd(), &file_name(&pool)),
+        false => rustix::fs::mkdirat(&dir, file_name(&pool).as_str(), 0o755.into()),
+    };
+    match made {
+        Err(rustix::io::Errno::EXIST) | Ok(()) => Ok(pool),
+        Err(e) => Err(e).ctx(what),
     }
 }
 
@@ -261,16 +366,23 @@ pub fn clone(i: &Image, new: &str, read_only: bool) -> Result<PathBuf> {
             i.name
         )));
     }
-    let pool = store::writable_pool()?;
-    std::fs::create_dir_all(&pool).ctx(|| format!("cannot create {}", pool.display()))?;
+    let pool = create_pool()?;
     sweep(&pool);
-    let kind = if i.kind == Kind::Raw {
-        Kind::Raw
-    } else {
-        Kind::Directory
+    // A subvolume is snapshotted where it can be; everything else is
+    // copied (with reflinks where the file system has them).
+    let snapshot = match i.kind {
+        Kind::Subvolume => Temp::snapshot(&pool, new, &i.path)?,
+        _ => None,
     };
-    let mut temp = Temp::new(&pool, new, kind.is_tree())?;
-    copy(&i.path, &temp, kind)?;
+    let mut temp = match snapshot {
+        Some(t) => t,
+        None => {
+            let t = Temp::new(&pool, new, i.kind != Kind::Raw)?;
+            copy(&i.path, &t, t.kind)?;
+            t
+        }
+    };
+    let kind = temp.kind;
     let to = entry(&pool, new, kind);
     rename_noreplace(&temp.path, &to)?;
     temp.done = true;

@@ -4,11 +4,12 @@
 //! `NAME.raw` a regular file. A leading `.` hides an image; `.#` entries
 //! are temporary work of a verb and never images.
 
+use super::{block, btrfs};
 use crate::error::{Context, Error, Result};
 use crate::lock::Lock;
 use crate::settings::machine_name_is_valid;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, StatxFlags, CWD};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// The reference's search path for machine images (systemd 252).
@@ -24,11 +25,6 @@ pub const SEARCH_PATH: &[&str] = &[
 /// For tests only: a `:`-separated list replacing `SEARCH_PATH`, so a
 /// test suite never touches the host's images.
 pub const SEARCH_PATH_ENV: &str = "NSPAWN_IMAGE_PATH";
-
-/// `statfs(2)` magic of btrfs (linux/magic.h).
-const BTRFS_SUPER_MAGIC: i64 = 0x9123_683e;
-/// A btrfs subvolume's top directory always has this inode number.
-const BTRFS_SUBVOLUME_INO: u64 = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -118,26 +114,29 @@ fn make(pool: &Path, entry: PathBuf, name: String, raw: bool) -> Option<Image> {
     let ft = FileType::from_raw_mode(st.stx_mode.into());
     let vendor = is_vendor(pool);
     let kind = match ft {
-        FileType::Directory if !raw => {
-            // f_type is i64 here, a narrower type on other architectures.
-            #[allow(clippy::unnecessary_cast)]
-            let btrfs = rustix::fs::statfs(&entry)
-                .map(|s| s.f_type as i64 == BTRFS_SUPER_MAGIC)
-                .unwrap_or(false);
-            match btrfs && st.stx_ino == BTRFS_SUBVOLUME_INO {
-                true => Kind::Subvolume,
-                false => Kind::Directory,
+        FileType::Directory if !raw => match open_image(&entry, true) {
+            Ok(fd) if st.stx_ino == btrfs::FIRST_FREE_OBJECTID && btrfs::is_subvolume(&fd) => {
+                Kind::Subvolume
             }
-        }
+            _ => Kind::Directory,
+        },
         FileType::RegularFile if raw => Kind::Raw,
         FileType::BlockDevice if !raw => Kind::Block,
         _ => return None,
     };
     let read_only = vendor
         || match kind {
-            Kind::Directory | Kind::Subvolume => is_immutable(&entry),
+            Kind::Directory => is_immutable(&entry),
+            Kind::Subvolume => open_image(&entry, true)
+                .and_then(|fd| btrfs::read_only(fd.as_fd()))
+                .unwrap_or(false),
             Kind::Raw => st.stx_mode & 0o222 == 0,
-            Kind::Block => false,
+            Kind::Block => {
+                st.stx_mode & 0o222 == 0
+                    || open_image(&entry, false)
+                        .and_then(|fd| block::read_only(fd.as_fd()))
+                        .unwrap_or(false)
+            }
         };
     // Not every file system records a birth time.
     let has_btime = st.stx_mask & StatxFlags::BTIME.bits() != 0;
@@ -266,7 +265,10 @@ impl Image {
     /// The size it takes on disk, where it can be known.
     pub fn usage(&self) -> Option<u64> {
         match self.kind {
-            Kind::Directory | Kind::Subvolume => super::usage::tree(&self.path).ok(),
+            Kind::Subvolume => super::quota::usage(&self.path)
+                .map(|q| q.referenced)
+                .or_else(|| super::usage::tree(&self.path).ok()),
+            Kind::Directory => super::usage::tree(&self.path).ok(),
             Kind::Raw => std::fs::metadata(&self.path)
                 .ok()
                 .map(|m| std::os::unix::fs::MetadataExt::blocks(&m) * 512),

@@ -64,8 +64,7 @@ fn cancelled() -> Error {
 /// Where a new image goes: the pool (created), swept of dead transfers'
 /// temporaries, and a new locked temporary directory in it.
 fn prepare(name: &str) -> Result<(PathBuf, Temp)> {
-    let pool = store::writable_pool()?;
-    std::fs::create_dir_all(&pool).ctx(|| format!("cannot create {}", pool.display()))?;
+    let pool = ops::create_pool()?;
     ops::sweep(&pool);
     let temp = Temp::new(&pool, name, true)?;
     Ok((pool, temp))
