@@ -615,15 +615,25 @@ fn reference_pull(keyring: &Path, pool: &Path, url: &str, verify: &str) -> Outpu
         "{} missing (apt-get install systemd-container)",
         helper.display()
     );
-    let script = "mount --bind \"$1\" /usr/lib/systemd/import-pubring.gpg && exec \"$2\" tar --verify=\"$3\" --image-root=\"$4\" \"$5\"";
-    let mut c = Command::new("unshare");
-    c.args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
-        .arg(keyring)
-        .arg(helper)
-        .arg(verify)
-        .arg(pool)
-        .arg(url);
-    run(c)
+    let script = "mount --bind \"$1\" /usr/lib/systemd/import-pubring.gpg && exec timeout 20 \"$2\" tar --verify=\"$3\" --image-root=\"$4\" \"$5\"";
+    let attempt = || {
+        let mut c = Command::new("unshare");
+        c.args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+            .arg(keyring)
+            .arg(helper)
+            .arg(verify)
+            .arg(pool)
+            .arg(url);
+        run(c)
+    };
+    // systemd-pull 252 now and then stalls for good after "Downloading 76B
+    // for .../SHA256SUMS" when the machine is busy (seen with tests running
+    // side by side): a stalled run (timeout's 124) is tried once more.
+    let o = attempt();
+    match o.status.code() {
+        Some(124) => attempt(),
+        _ => o,
+    }
 }
 
 /// Images in `pool` (without the reference's `.tar-URL` download cache).

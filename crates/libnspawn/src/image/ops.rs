@@ -196,6 +196,7 @@ impl Temp {
         let tmp = Temp::name(pool, name)?;
         let what = || format!("cannot create {}", tmp.display());
         let pool_fd = store::open_image(pool, true).ctx(what)?;
+        creating(&pool_fd).ctx(what)?;
         let kind = match dir {
             false => {
                 std::fs::OpenOptions::new()
@@ -227,6 +228,7 @@ impl Temp {
         let what = || format!("cannot snapshot {} to {}", src.display(), tmp.display());
         let pool_fd = store::open_image(pool, true).ctx(what)?;
         let src_fd = store::open_image(src, true).ctx(what)?;
+        creating(&pool_fd).ctx(what)?;
         if !btrfs::is_btrfs(&pool_fd) || !btrfs::is_subvolume(&src_fd) {
             return Ok(None);
         }
@@ -279,6 +281,12 @@ impl Drop for Temp {
             let _ = remove_path(&self.path);
         }
     }
+}
+
+/// Hold `pool` shared (until `pool_fd` is closed) while a temporary is
+/// made and locked, so that no sweep takes it for a dead one in between.
+fn creating(pool_fd: &OwnedFd) -> rustix::io::Result<()> {
+    rustix::fs::flock(pool_fd, rustix::fs::FlockOperation::LockShared)
 }
 
 fn file_name(p: &Path) -> String {
@@ -334,6 +342,20 @@ pub fn create_pool() -> Result<PathBuf> {
 /// Remove the temporaries of copies that died: those whose lock nobody
 /// holds any more.
 pub(crate) fn sweep(pool: &Path) {
+    // Not while another process is between making its temporary and
+    // locking it (it holds the pool shared meanwhile, see `creating`):
+    // that one would look dead. The next sweep gets what this one skips.
+    let Ok(pool_fd) = store::open_image(pool, true) else {
+        return;
+    };
+    if rustix::fs::flock(
+        &pool_fd,
+        rustix::fs::FlockOperation::NonBlockingLockExclusive,
+    )
+    .is_err()
+    {
+        return;
+    }
     let Ok(entries) = std::fs::read_dir(pool) else {
         return;
     };
