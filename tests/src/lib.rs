@@ -14,6 +14,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod group;
+pub mod leaks;
+pub mod sandbox;
+pub use group::Group;
+pub use leaks::{leftovers, wait_clean, Leaks};
+pub use sandbox::Sandbox;
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -285,6 +292,52 @@ pub fn machine_cgroup(name: &str) -> PathBuf {
         .join(format!("machine-{}.scope", name.replace('-', "\\x2d")))
 }
 
+/// The unit name of a machine's scope, escaped as systemd (and the
+/// runner) escape it: the name of its cgroup in every hierarchy.
+pub fn scope_name(machine: &str) -> String {
+    let escaped: String = machine
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b':' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("\\x{b:02x}"),
+        })
+        .collect();
+    format!("machine-{escaped}.scope")
+}
+
+/// Every process: its PID and command line (arguments separated by NUL).
+pub fn all_processes() -> Vec<(u32, String)> {
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            out.push((pid, text(&cmd)));
+        }
+    }
+    out
+}
+
+/// The mount table of every mount namespace that a process is in, ours
+/// first.
+pub fn mount_namespaces() -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = vec![];
+    let ours = std::fs::read_link("/proc/self/ns/mnt").ok();
+    seen.extend(ours);
+    out.push(std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
+    for (pid, _) in all_processes() {
+        let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/mnt")) else {
+            continue;
+        };
+        if seen.insert(ns) {
+            out.extend(std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok());
+        }
+    }
+    out
+}
+
 /// Processes whose whole command line (arguments joined by spaces) is `cmd`.
 pub fn processes_exactly(cmd: &str) -> Vec<u32> {
     processes_with(cmd)
@@ -304,18 +357,11 @@ pub fn processes_with(needle: &str) -> Vec<u32> {
 
 /// Processes whose command line (arguments separated by NUL) passes `f`.
 fn processes_where(f: impl Fn(&str) -> bool) -> Vec<u32> {
-    let mut out = vec![];
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
-            if f(&text(&cmd)) {
-                out.push(pid);
-            }
-        }
-    }
-    out
+    all_processes()
+        .into_iter()
+        .filter(|(_, cmd)| f(cmd))
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -535,51 +581,6 @@ pub fn read_all(mut r: impl Read) -> String {
     s
 }
 
-/// What a machine named `machine` running `tree` may leave on the host, as
-/// lines naming each leftover: its name lock, registry, network and
-/// user-namespace records, control socket, cgroup, veth link, nftables
-/// table, and mounts below the tree. Empty when nothing is left.
-pub fn leftovers(machine: &str, tree: &Path) -> Vec<String> {
-    let mut out = vec![];
-    for dir in ["names", "machines", "net", "userns", "control"] {
-        let p = Path::new("/run/nspawn").join(dir).join(machine);
-        if p.exists() || p.symlink_metadata().is_ok() {
-            out.push(p.display().to_string());
-        }
-    }
-    let cg = machine_cgroup(machine);
-    if cg.exists() {
-        out.push(cg.display().to_string());
-    }
-    let link = format!("ve-{machine}");
-    if Path::new("/sys/class/net").join(&link).exists() {
-        out.push(format!("link {link}"));
-    }
-    if let Ok(o) = Command::new("nft").args(["list", "tables"]).output() {
-        let table = format!("nspawn-{machine}");
-        if text(&o.stdout).lines().any(|l| l.ends_with(&table)) {
-            out.push(format!("nftables table {table}"));
-        }
-    }
-    // Below the tree: a test may have made the tree itself a mount point.
-    out.extend(
-        mounts_under(tree)
-            .into_iter()
-            .filter(|m| Path::new(m) != tree)
-            .map(|m| format!("mount {m}")),
-    );
-    out
-}
-
-/// Wait (up to 15 s: a killed runner's reaper waits for the container to
-/// die) until `machine` has left nothing behind; the leftovers if not.
-pub fn wait_clean(machine: &str, tree: &Path) -> Vec<String> {
-    wait_until(Duration::from_secs(15), || {
-        leftovers(machine, tree).is_empty()
-    });
-    leftovers(machine, tree)
-}
-
 /// Clear the immutable attribute (`chattr -i`) of every entry of `dir`,
 /// so that read-only images there can be removed.
 pub fn make_entries_mutable(dir: &Path) {
@@ -720,4 +721,82 @@ impl Drop for HttpDir {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// What a tree holds, one line per entry (path, type, mode, owner, size,
+/// and a hash of small files or a link's target), sorted: two states
+/// compare equal when nothing in the tree was added, removed, re-owned or
+/// (up to 1 MiB) rewritten. Times are left out.
+pub fn tree_state(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    fn hash(data: &[u8]) -> u64 {
+        // FNV-1a: enough to tell a rewritten file from the original.
+        data.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        })
+    }
+    fn visit(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            let what = if m.is_symlink() {
+                format!("-> {:?}", std::fs::read_link(&p).unwrap_or_default())
+            } else if m.is_file() && m.len() <= 1 << 20 {
+                format!("{:x}", hash(&std::fs::read(&p).unwrap_or_default()))
+            } else {
+                String::new()
+            };
+            let rel = p.strip_prefix(root).unwrap_or(&p).display().to_string();
+            out.push(format!(
+                "{rel} {:o} {}:{} {} {what}",
+                m.mode(),
+                m.uid(),
+                m.gid(),
+                if m.is_dir() { 0 } else { m.len() }
+            ));
+            if m.is_dir() {
+                visit(root, &p, out);
+            }
+        }
+    }
+    let mut out = vec![];
+    visit(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// The lines of `a` and `b` that differ (for a readable failure).
+pub fn state_diff(a: &[String], b: &[String]) -> Vec<String> {
+    let (sa, sb): (std::collections::BTreeSet<_>, std::collections::BTreeSet<_>) =
+        (a.iter().collect(), b.iter().collect());
+    sa.symmetric_difference(&sb)
+        .map(|l| {
+            let side = if sa.contains(l) { "-" } else { "+" };
+            format!("{side}{l}")
+        })
+        .collect()
+}
+
+/// The marks of `NSPAWN_TIMING=1` in a runner's stderr: each stage and
+/// the milliseconds since the runner began.
+pub fn timing_marks(stderr: &str) -> Vec<(String, f64)> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("nspawn: timing "))
+        .filter_map(|l| {
+            let (stage, ms) = l.split_once(" +")?;
+            Some((stage.to_string(), ms.strip_suffix(" ms")?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Whether the long versions of the fault and churn tests were asked for
+/// (`NSPAWN_SOAK=1`, as `scripts/soak` does).
+pub fn soak() -> bool {
+    std::env::var_os("NSPAWN_SOAK").is_some_and(|v| v != "0")
 }
