@@ -157,7 +157,38 @@ fn sweep(slice: &Path) {
     }
 }
 
+/// Where `Cgroup::create` makes the machine's cgroup, if the host has a
+/// unified hierarchy.
+pub fn own_path(machine: &str, slice: Option<&str>) -> Option<PathBuf> {
+    Some(
+        unified_root()?
+            .join(slice_path(slice.unwrap_or(SLICE)))
+            .join(scope_name(machine)),
+    )
+}
+
 impl Cgroup {
+    /// The cgroup at `path` that a killed runner made (`owned`: below its
+    /// slice), locked once the runner's container, which shares its
+    /// lock, has died (up to `DYING_WAIT`); `None` if it is not there.
+    pub fn adopt(path: &Path, owned: bool) -> Option<Cgroup> {
+        let deadline = std::time::Instant::now() + DYING_WAIT;
+        loop {
+            let fd = open_dir(path).ok()?;
+            if let Some(dir) = try_lock(fd) {
+                return Some(Cgroup {
+                    path: path.to_path_buf(),
+                    dir,
+                    owned,
+                });
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// Create and lock the machine's cgroup. `Ok(None)` on hosts without a
     /// unified hierarchy (pure v1), where the container shares ours.
     pub fn create(machine: &str, slice: Option<&str>) -> Result<Option<Cgroup>> {
@@ -337,9 +368,11 @@ pub fn of_process(pid: &str) -> Option<PathBuf> {
 }
 
 /// With `--keep-unit`: leave the caller's unit cgroup to its `payload`
-/// and move ourselves to `supervisor` beside it, as the reference does.
-/// `None` if we are not in a unit (the hierarchy's root).
-pub fn split_own_unit() -> Result<Option<PathBuf>> {
+/// and move ourselves and our `reaper` to `supervisor` beside it, as the
+/// reference does (a unit's cgroup with processes of its own could hand
+/// no controllers to `payload`). `None` if we are not in a unit (the
+/// hierarchy's root).
+pub fn split_own_unit(reaper: libc::pid_t) -> Result<Option<PathBuf>> {
     let Some(unit) = of_process("self") else {
         return Ok(None);
     };
@@ -348,8 +381,10 @@ pub fn split_own_unit() -> Result<Option<PathBuf>> {
     }
     let supervisor = unit.join("supervisor");
     make_dir(&supervisor)?;
-    fs::write(supervisor.join("cgroup.procs"), "0")
-        .ctx(|| format!("cannot move into {}", supervisor.display()))?;
+    for pid in ["0".to_string(), reaper.to_string()] {
+        fs::write(supervisor.join("cgroup.procs"), &pid)
+            .ctx(|| format!("cannot move into {}", supervisor.display()))?;
+    }
     Ok(Some(unit))
 }
 

@@ -46,6 +46,12 @@ impl Lock {
         self.0.as_fd()
     }
 
+    /// Another descriptor of the same lock (it is released when the last
+    /// one closes).
+    pub fn try_clone(&self) -> std::io::Result<Lock> {
+        self.0.try_clone().map(Lock)
+    }
+
     /// Replace the locked file's contents with `data`.
     pub fn write(&self, data: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
@@ -91,22 +97,94 @@ pub fn open_locked(path: &Path, create: bool, wait: bool) -> Result<Option<Lock>
     .ctx(|| format!("cannot lock {}", path.display()))
 }
 
+/// Lock the existing file `path` that a killed process held, once the
+/// processes that share its lock (a killed runner's container, dying with
+/// it) are gone, waiting up to `limit`; `None` if it is not there, or
+/// still held then.
+pub fn take_over(path: &Path, limit: std::time::Duration) -> Option<Lock> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(l) = open_locked(path, false, false).ok()? {
+            return l.is_at(path).then_some(l);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 pub struct TreeLock(#[allow(dead_code)] Lock);
 
 /// `shared`: runs that never write the tree (`--ephemeral`, `--read-only`,
-/// `--volatile`) may share it with each other, not with a writer.
-pub fn lock_tree(directory: &Path, shared: bool) -> Result<TreeLock> {
-    let fd = rustix::fs::open(
-        directory,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .ctx(|| format!("cannot open {}", directory.display()))?;
-    match Lock::try_new(fd, !shared).ctx(|| format!("cannot lock {}", directory.display()))? {
-        Some(l) => Ok(TreeLock(l)),
-        None => Err(Error::invalid(format!(
-            "Directory tree {} is currently busy.",
-            directory.display()
-        ))),
+/// `--volatile`) may share it with each other, not with a writer. A tree
+/// held only for a runner that is dead (its container, which shares the
+/// lock until it dies with it, still ending) is waited for, as the name
+/// is (`name::DYING_WAIT`), asking `interrupted` meanwhile; one held by a
+/// live process is busy at once.
+pub fn lock_tree(
+    directory: &Path,
+    shared: bool,
+    interrupted: &dyn Fn() -> Result<()>,
+) -> Result<TreeLock> {
+    let deadline = std::time::Instant::now() + crate::name::DYING_WAIT;
+    loop {
+        let fd = rustix::fs::open(
+            directory,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .ctx(|| format!("cannot open {}", directory.display()))?;
+        let st = rustix::fs::fstat(&fd).ctx(|| format!("cannot stat {}", directory.display()))?;
+        match Lock::try_new(fd, !shared).ctx(|| format!("cannot lock {}", directory.display()))? {
+            Some(l) => return Ok(TreeLock(l)),
+            None if !holder_lives(st.st_dev, st.st_ino) && std::time::Instant::now() < deadline => {
+                interrupted()?;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            None => {
+                return Err(Error::invalid(format!(
+                    "Directory tree {} is currently busy.",
+                    directory.display()
+                )))
+            }
+        }
     }
+}
+
+/// Whether a `flock(2)` on the file `(dev, ino)` was taken by a process
+/// that still runs: `/proc/locks` names the process that took a lock,
+/// which outlives it in the processes it forked (a killed runner's
+/// container, until that dies too). No lock listed (just released): no.
+fn holder_lives(dev: u64, ino: u64) -> bool {
+    let file = format!(
+        "{:02x}:{:02x}:{ino}",
+        rustix::fs::major(dev),
+        rustix::fs::minor(dev)
+    );
+    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    let holders: Vec<&str> = locks
+        .lines()
+        .filter(|l| !l.contains("->"))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&file.as_str())).then(|| f[4])
+        })
+        .collect();
+    holders.iter().any(|pid| process_lives(pid))
+}
+
+/// Whether process `pid` (as /proc/locks prints it) runs: not gone, not
+/// a zombie.
+fn process_lives(pid: &str) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name's closing parenthesis.
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
+    !matches!(state, Some('Z') | Some('X') | None)
 }

@@ -91,8 +91,12 @@ pub fn acquire(machine: &str, interrupted: &dyn Fn() -> Result<()>) -> Result<Na
                 .into_iter()
                 .filter(|m| old.lines().any(|l| l == m.word()))
                 .collect();
-            lock.write(format!("runner {holder}\n").as_bytes())
-                .ctx(|| format!("cannot write {}", path.display()))?;
+            if let Err(e) = lock.write(format!("runner {holder}\n").as_bytes()) {
+                // Given back at once (unlinked while held): a name file
+                // nobody could read the holder of must not stay.
+                let _ = std::fs::remove_file(&path);
+                return Err(e).ctx(|| format!("cannot write {}", path.display()));
+            }
             sweep(machine);
             return Ok(NameLock {
                 machine: machine.to_string(),
@@ -158,6 +162,17 @@ impl NameLock {
         &self.machine
     }
 
+    /// Another handle on the same name, sharing its lock.
+    pub fn try_clone(&self) -> std::io::Result<NameLock> {
+        Ok(NameLock {
+            machine: self.machine.clone(),
+            path: self.path.clone(),
+            lock: self.lock.try_clone()?,
+            holder: self.holder.clone(),
+            inherited: self.inherited.clone(),
+        })
+    }
+
     /// The runner holding the name (us, in the runner; the dead runner,
     /// in its reaper).
     pub fn holder(&self) -> &ProcId {
@@ -182,6 +197,34 @@ impl NameLock {
         self.lock
             .write(out.as_bytes())
             .ctx(|| format!("cannot write {}", self.path.display()))
+    }
+
+    /// Write down the cgroup this start is about to make (`owned`: ours,
+    /// below a slice; else a unit's `payload`), before it is made, so that
+    /// the reaper of a runner killed at any instant finds it.
+    pub fn note_cgroup(&self, path: &Path, owned: bool) -> Result<()> {
+        let text = self.lock.read().unwrap_or_default();
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with("cgroup "))
+            .map(str::to_string)
+            .collect();
+        let kind = if owned { "own" } else { "payload" };
+        lines.push(format!("cgroup {kind} {}", path.display()));
+        let mut out = lines.join("\n");
+        out.push('\n');
+        self.lock
+            .write(out.as_bytes())
+            .ctx(|| format!("cannot write {}", self.path.display()))
+    }
+
+    /// The cgroup written down by `note_cgroup`, and whether it is ours.
+    pub fn noted_cgroup(&self) -> Option<(PathBuf, bool)> {
+        let text = self.lock.read().ok()?;
+        text.lines().find_map(|l| {
+            let (kind, path) = l.strip_prefix("cgroup ")?.split_once(' ')?;
+            Some((PathBuf::from(path), kind == "own"))
+        })
     }
 
     /// Whether `mark` is written down.

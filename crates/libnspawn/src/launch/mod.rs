@@ -233,8 +233,12 @@ fn wire<'a>(
     // The links need the container's namespace, so they are made now; the
     // child waits for "go" before its payload starts.
     if s.net.wants_links() {
-        let record = held.net.as_ref().map(|h| &h.record);
-        run.network = Some(crate::net::setup(&s.net, &s.machine, pid as u32, record)?);
+        run.network = Some(crate::net::setup(
+            &s.net,
+            &s.machine,
+            pid as u32,
+            held.net.as_ref(),
+        )?);
         failpoint::stage("wire.net", signals)?;
     }
     // The machine id comes first from the child; the scope and the

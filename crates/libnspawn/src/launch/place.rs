@@ -47,7 +47,15 @@ impl Mode {
     /// Before the container exists, with the name held: the cgroup it is
     /// cloned into, when it is known now (not for a scope, made around
     /// the running container).
-    pub fn prepare(self, s: &Settings, name: &NameLock) -> Result<Option<Cgroup>> {
+    /// The cgroup is written down in the name's file before it is made,
+    /// for the reaper (`reaper`, which leaves the caller's unit with us
+    /// under `--keep-unit`).
+    pub fn prepare(
+        self,
+        s: &Settings,
+        name: &NameLock,
+        reaper: libc::pid_t,
+    ) -> Result<Option<Cgroup>> {
         if !name.inherited.is_empty() {
             // A start of this name whose runner and reaper were both
             // killed left a scope or a registration: ours to end.
@@ -60,15 +68,16 @@ impl Mode {
         }
         match self {
             Mode::Scope => Ok(None),
-            Mode::KeepUnit => match cgroup::split_own_unit()? {
+            Mode::KeepUnit => match cgroup::split_own_unit(reaper)? {
                 Some(unit) => {
+                    name.note_cgroup(&unit.join("payload"), false)?;
                     let cg = Cgroup::payload(&unit)?;
                     cgroup::enable_controllers(&unit);
                     Ok(Some(cg))
                 }
-                None => Cgroup::create(&s.machine, s.slice.as_deref()),
+                None => own(s, name),
             },
-            Mode::Own => Cgroup::create(&s.machine, s.slice.as_deref()),
+            Mode::Own => own(s, name),
         }
     }
 
@@ -77,6 +86,14 @@ impl Mode {
     pub fn waits(self) -> bool {
         self == Mode::Scope
     }
+}
+
+/// The machine's own cgroup below its slice, written down first.
+fn own(s: &Settings, name: &NameLock) -> Result<Option<Cgroup>> {
+    if let Some(path) = cgroup::own_path(&s.machine, s.slice.as_deref()) {
+        name.note_cgroup(&path, true)?;
+    }
+    Cgroup::create(&s.machine, s.slice.as_deref())
 }
 
 /// One run of the container placed with the service manager: its scope's

@@ -1,27 +1,30 @@
-//! The reaper: a small process forked once the start's guards are held,
-//! sharing their locks. It waits for the runner to end (a pipe only the
-//! runner holds closes, however it ends) and then runs the guards' own
-//! release on its copy of them (`reserve::Held::release`): after an
-//! orderly end there is nothing left to do; after SIGKILL of the runner
-//! it removes what the runner could not, waiting for the container (PID
-//! 1 dies with the runner through `PR_SET_PDEATHSIG`) to empty its
-//! cgroup first. The name's lock, which it inherited, goes with it.
+//! The reaper: a small process forked as soon as the start holds the
+//! machine's name, sharing its lock. It waits for the runner to end (a
+//! pipe only the runner holds closes, however it ends). After an orderly
+//! end the runner has given the name back, and there is nothing to do.
+//! After SIGKILL of the runner, at whatever instant, the name is still
+//! held: nobody else can have made anything under it, so the reaper takes
+//! over the guards found by the name (`Held::adopt`: the records, the
+//! cgroup the runner wrote down before making it, each once the
+//! container that shares its lock has died with the runner through
+//! `PR_SET_PDEATHSIG`) and runs their own release. The name's lock goes
+//! with it.
 
 use super::reserve::Held;
 use crate::error::{Context, Result};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use std::os::fd::{AsRawFd, OwnedFd};
 
-/// Fork the reaper of `held`; the returned descriptor is the runner's end
-/// of its pipe.
-pub fn spawn(held: &Held) -> Result<OwnedFd> {
+/// Fork the reaper of `held`; returns its PID and the runner's end of its
+/// pipe.
+pub fn spawn(held: &Held) -> Result<(libc::pid_t, OwnedFd)> {
     let (r, w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "cannot create a pipe".into())?;
     crate::sys::ensure_single_threaded()?;
     // SAFETY: single-threaded (checked); the child only makes system calls
     // and exits.
     match unsafe { nix::unistd::fork() }.ctx(|| "cannot fork the reaper".into())? {
-        nix::unistd::ForkResult::Parent { .. } => Ok(w),
+        nix::unistd::ForkResult::Parent { child } => Ok((child.as_raw(), w)),
         nix::unistd::ForkResult::Child => run(r, w.as_raw_fd(), held),
     }
 }
@@ -51,7 +54,11 @@ fn run(pipe: OwnedFd, runner_end: i32, held: &Held) -> ! {
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None);
     let mut b = [0u8; 1];
     while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&pipe, &mut b) {}
-    held.release(false);
+    if held.name.is_ours() {
+        if let Ok(left) = held.adopt() {
+            left.release(false);
+        }
+    }
     // SAFETY: _exit is always safe; nothing of ours to flush.
     unsafe { libc::_exit(0) }
 }

@@ -1,10 +1,12 @@
 //! What one start holds on the host, as guards in one struct: taken in
 //! order (the name first), released in the order of the fields (the name
-//! last). `Held`'s drop releases them in the runner, however `run` ends;
-//! the reaper runs the very same `release` on its copy after a killed
-//! runner (`reaper.rs`). Each release undoes only what is still this
-//! start's (the file or cgroup at the path is the one it made), so the
-//! runner's and then the reaper's pass are both harmless.
+//! last). `Held`'s drop releases them in the runner, however `run` ends.
+//! The reaper, forked as soon as the name is held, runs the very same
+//! `release` after a killed runner, on the same guards taken over by name
+//! (`Held::adopt`), so a kill at any instant of the start is undone
+//! (`reaper.rs`). Each release undoes only what is still this start's
+//! (the file or cgroup at the path is the one it made), so the runner's
+//! and then the reaper's pass are both harmless.
 
 use super::place;
 use super::signals::Signals;
@@ -17,13 +19,15 @@ use crate::settings::Settings;
 use crate::{control, registry, userns};
 use std::os::fd::{BorrowedFd, OwnedFd};
 
-/// The guards a reaper inherits, in release order.
+/// The guards, in release order.
 pub struct Held {
     /// The unified hierarchy's scope of the machine (scope mode), to find
     /// it after a killed runner; its processes die with the runner.
     scope_dir: Option<std::path::PathBuf>,
     /// The runner's control endpoint.
     pub control: Option<control::Endpoint>,
+    /// Taken over by the reaper: the control socket is removed by name.
+    adopted: bool,
     /// The network's record (addresses, zone, nftables table).
     pub net: Option<crate::net::record::Held>,
     /// The user namespace's range record.
@@ -35,14 +39,29 @@ pub struct Held {
 }
 
 impl Held {
-    /// The descriptors the reaper keeps: the guards' locks (not the
-    /// control endpoint's socket: nobody would answer on it).
+    /// The descriptor the reaper keeps: the name's lock, which it
+    /// shares from the start's first step on.
     pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
-        let mut fds = vec![self.name.fd()];
-        fds.extend(self.net.as_ref().map(|n| n.fd()));
-        fds.extend(self.userns.as_ref().map(|u| u.record.fd()));
-        fds.extend(self.cgroup.as_ref().map(|c| c.fd()));
-        fds
+        vec![self.name.fd()]
+    }
+
+    /// In the reaper of a killed runner (the name still its): the guards
+    /// the runner had taken, found by the name, once the container that
+    /// shares their locks has died.
+    pub fn adopt(&self) -> std::io::Result<Held> {
+        let machine = self.name.machine();
+        Ok(Held {
+            scope_dir: self.scope_dir.clone(),
+            control: None,
+            adopted: true,
+            net: crate::net::record::Held::adopt(machine),
+            userns: userns::record::Held::adopt(machine).map(userns::Prepared::adopted),
+            cgroup: self
+                .name
+                .noted_cgroup()
+                .and_then(|(path, owned)| Cgroup::adopt(&path, owned)),
+            name: self.name.try_clone()?,
+        })
     }
 
     /// Undo what is still this start's, in order. `report`: say what could
@@ -67,6 +86,9 @@ impl Held {
         }
         if let Some(c) = &self.control {
             c.remove();
+        }
+        if self.adopted && self.name.is_ours() {
+            control::remove_stale(&std::path::Path::new(control::DIR).join(machine));
         }
         if let Some(n) = &self.net {
             n.release();
@@ -99,13 +121,20 @@ pub struct Reservation {
     /// `--network-namespace-path`'s namespace, opened.
     pub netns_path: Option<OwnedFd>,
     _tree: Option<TreeLock>,
-    _reaper: Option<OwnedFd>,
+    _reaper: OwnedFd,
+}
+
+/// The guards while they are being taken, and the reaper's pipe, dropped
+/// in this order: a failure half-way releases what was taken, and only
+/// then lets the reaper go, so it never cleans up beside us.
+struct Taking {
+    held: Held,
+    reaper: OwnedFd,
 }
 
 /// Take everything a start of `s` needs on the host — the tree's lock,
 /// then the name before anything per name — checking for a stop request
-/// between steps. Whatever fails releases
-/// what was taken before it.
+/// between steps. Whatever fails releases what was taken before it.
 pub fn reserve(s: &Settings, mode: place::Mode, signals: &Signals) -> Result<Reservation> {
     let interrupted = || signals.check();
     // The tree first, as the reference: a second start of a busy tree is
@@ -114,63 +143,69 @@ pub fn reserve(s: &Settings, mode: place::Mode, signals: &Signals) -> Result<Res
         crate::template::ensure(&s.directory, template, &interrupted)?;
     }
     super::check_tree(s)?;
-    let tree = lock_tree(s)?;
+    let tree = lock_tree(s, &interrupted)?;
     failpoint::stage("reserve.tree", signals)?;
     let name = name::acquire(&s.machine, &interrupted)?;
-    let mut held = Held {
-        scope_dir: None,
+    let held = Held {
+        scope_dir: (mode == place::Mode::Scope)
+            .then(|| cgroup::scope_dir(&s.machine, s.slice.as_deref()))
+            .flatten(),
         control: None,
+        adopted: false,
         net: None,
         userns: None,
         cgroup: None,
         name,
     };
+    // The reaper before anything else is made: from here on, a killed
+    // runner's start is undone whatever instant it is killed at.
+    let (reaper_pid, pipe) = match reaper::spawn(&held) {
+        Ok(r) => r,
+        Err(e) => {
+            drop(held);
+            return Err(e);
+        }
+    };
+    let mut t = Taking { held, reaper: pipe };
+    let held = &mut t.held;
     failpoint::stage("reserve.name", signals)?;
-    held.scope_dir = (mode == place::Mode::Scope)
-        .then(|| cgroup::scope_dir(&s.machine, s.slice.as_deref()))
-        .flatten();
-    held.cgroup = mode.prepare(s, &held.name)?;
+    held.cgroup = mode.prepare(s, &held.name, reaper_pid)?;
     if let Some(cg) = &held.cgroup {
         super::attach_devices(s.quiet, cg)?;
     }
     failpoint::stage("reserve.cgroup", signals)?;
     interrupted()?;
-    let netns_path = crate::net::check(&s.net, &s.machine)?;
+    // The record first: taking it over from a killed start of our name
+    // removes that start's links, which the check would take for a clash.
     if s.net.wants_veth() {
         held.net = Some(crate::net::record::reserve(&s.net, &s.machine)?);
     }
+    let netns_path = crate::net::check(&s.net, &s.machine)?;
     failpoint::stage("reserve.net", signals)?;
     held.userns = userns::prepare(&s.userns, &s.directory, &s.machine)?;
     failpoint::stage("reserve.userns", signals)?;
-    // A runner that cannot offer its endpoint still runs the machine;
-    // nspawnctl then signals it directly.
-    held.control = match control::Endpoint::bind(&s.machine) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            eprintln!("nspawn: no control endpoint: {e}");
-            None
-        }
-    };
+    // An endpoint that cannot be made means /run/nspawn cannot take what
+    // the start must still write there (its registry record): the start
+    // fails here, in one line, rather than warn and fail later.
+    held.control = Some(control::Endpoint::bind(&s.machine)?);
     failpoint::stage("reserve.control", signals)?;
     interrupted()?;
-    let reaper = reaper::spawn(&held)?;
-    // From here the reservation drops as one: the guards first, the
-    // reaper's pipe last, so the reaper never cleans up beside us.
+    let Taking { held, reaper } = t;
     let res = Reservation {
         held,
         netns_path,
         _tree: tree,
-        _reaper: Some(reaper),
+        _reaper: reaper,
     };
     failpoint::stage("reserve.reaper", signals)?;
     Ok(res)
 }
 
-fn lock_tree(s: &Settings) -> Result<Option<TreeLock>> {
+fn lock_tree(s: &Settings, interrupted: &dyn Fn() -> Result<()>) -> Result<Option<TreeLock>> {
     let fs = &s.fs;
     let shared = fs.ephemeral || fs.read_only || fs.volatile != crate::mount::spec::Volatile::No;
     match s.knobs.lock {
-        true => crate::lock::lock_tree(&s.directory, shared).map(Some),
+        true => crate::lock::lock_tree(&s.directory, shared, interrupted).map(Some),
         false => Ok(None),
     }
 }

@@ -116,7 +116,7 @@ pub fn setup(
     s: &NetSettings,
     machine: &str,
     pid: u32,
-    record: Option<&record::Record>,
+    record: Option<&record::Held>,
 ) -> Result<Network> {
     let netns = nix::fcntl::open(
         format!("/proc/{pid}/ns/net").as_str(),
@@ -178,7 +178,8 @@ pub fn setup(
 /// route through the host, configured before the payload starts so guests
 /// that configure nothing (busybox) are reachable. IPv6 link-local
 /// addresses come by themselves once the links are up.
-fn configure(rt: &mut Rtnl, net: &mut Network, r: &record::Record, ports: &[Port]) -> Result<()> {
+fn configure(rt: &mut Rtnl, net: &mut Network, held: &record::Held, ports: &[Port]) -> Result<()> {
+    let r = &held.record;
     let (Some(subnet), Some(host_ip), Some(ip)) = (r.subnet, r.host_addr, r.container_addr) else {
         return Ok(());
     };
@@ -196,7 +197,7 @@ fn configure(rt: &mut Rtnl, net: &mut Network, r: &record::Record, ports: &[Port
     addr::add_default_route(&mut inside, "host0", host_ip)?;
     let mac = links::mac(&mut inside, "host0")?;
     net.dhcp = Some(dhcp::Server::open(host_side, mac, host_ip, ip, subnet)?);
-    nat::install(&r.machine, ip, subnet, ports, host_side)
+    nat::install(&r.machine, ip, subnet, ports, host_side, held.fd())
 }
 
 impl Network {

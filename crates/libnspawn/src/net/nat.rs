@@ -13,6 +13,8 @@ use super::spec::{Port, Proto};
 use crate::error::{Context, Error, Result};
 use std::io::Write;
 use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 const FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
@@ -68,8 +70,23 @@ fn nft_present() -> bool {
     })
 }
 
-fn nft(args: &[&str], input: Option<&str>) -> Result<()> {
+/// Run `nft` with `args`, `input` on its stdin. `hold`: a lock it
+/// inherits and holds until it has exited (the network record's, which a
+/// killed runner's reaper waits for: an `nft` still installing the table
+/// must be done before the reaper removes it).
+fn nft(args: &[&str], input: Option<&str>, hold: Option<BorrowedFd>) -> Result<()> {
     let mut c = Command::new("nft");
+    if let Some(fd) = hold.map(|f| f.as_raw_fd()) {
+        // SAFETY: only fcntl(2) between fork and exec.
+        unsafe {
+            c.pre_exec(move || {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
     c.args(args)
         .stdin(if input.is_some() {
             Stdio::piped()
@@ -101,6 +118,7 @@ pub fn install(
     subnet: Subnet,
     ports: &[Port],
     route_localnet_on: &str,
+    hold: BorrowedFd,
 ) -> Result<()> {
     if !nft_present() {
         // Links and addresses work without it; only the way out and the
@@ -116,7 +134,11 @@ pub fn install(
         return Ok(());
     }
     remove(machine);
-    nft(&["-f", "-"], Some(&script(machine, ip, subnet, ports)))?;
+    nft(
+        &["-f", "-"],
+        Some(&script(machine, ip, subnet, ports)),
+        Some(hold),
+    )?;
     if !ports.is_empty() {
         // The kernel drops 127/8 sources routed out of a non-loopback link
         // unless the link allows it (ip-sysctl.txt, route_localnet).
@@ -128,7 +150,7 @@ pub fn install(
 
 /// Remove the machine's table, if there is one.
 pub fn remove(machine: &str) {
-    let _ = nft(&["delete", "table", "inet", &table(machine)], None);
+    let _ = nft(&["delete", "table", "inet", &table(machine)], None, None);
 }
 
 /// Turn IPv4 forwarding on unless it is; remember that we did. The caller

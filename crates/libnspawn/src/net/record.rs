@@ -28,6 +28,8 @@ pub struct Record {
     pub subnet: Option<Subnet>,
     pub host_addr: Option<Ipv4Addr>,
     pub container_addr: Option<Ipv4Addr>,
+    /// The host ports it forwards (`--port`), as `tcp:8080`.
+    pub ports: Vec<String>,
 }
 
 impl Record {
@@ -45,6 +47,10 @@ impl Record {
         put(
             "container_address",
             self.container_addr.map(|a| a.to_string()),
+        );
+        put(
+            "ports",
+            (!self.ports.is_empty()).then(|| self.ports.join(" ")),
         );
         s
     }
@@ -64,6 +70,7 @@ impl Record {
                 "subnet" => r.subnet = Subnet::parse(v),
                 "host_address" => r.host_addr = v.parse().ok(),
                 "container_address" => r.container_addr = v.parse().ok(),
+                "ports" => r.ports = v.split_whitespace().map(str::to_string).collect(),
                 _ => {}
             }
         }
@@ -132,6 +139,15 @@ fn sweep() {
     }
 }
 
+/// A forwarded host port as records write it: `tcp:8080`.
+fn port_key(p: &super::Port) -> String {
+    let proto = match p.proto {
+        super::Proto::Tcp => "tcp",
+        super::Proto::Udp => "udp",
+    };
+    format!("{proto}:{}", p.host)
+}
+
 /// Every record's subnet and container address, but `except`'s.
 fn others(except: &std::path::Path) -> Vec<Record> {
     let Ok(entries) = std::fs::read_dir(DIR) else {
@@ -170,63 +186,105 @@ pub fn reserve(s: &NetSettings, machine: &str) -> Result<Held> {
     forwarding_release(&path);
     let lock = open_locked(&path, true, false)?
         .ok_or_else(|| Error::invalid(format!("machine '{machine}' is already running")))?;
-    let mut record = Record {
-        machine: machine.to_string(),
-        host_link: super::host_link_name(s, machine),
-        zone: s.zone.as_deref().map(bridge::zone_bridge),
-        ..Default::default()
-    };
-    if wants_addresses(s) {
-        let others = others(&path);
-        let mut rt = Rtnl::open()?;
-        match &record.zone {
-            Some(z) => {
-                // The zone's subnet is its bridge's, or a member's record's
-                // while the bridge is being made, or a new one.
-                let existing = match links::find(&mut rt, z)? {
-                    Some(_) => addr::link_address(&mut rt, z)?.map(|(_, n)| n),
-                    None => None,
-                };
-                let net = match existing.or_else(|| {
-                    others
-                        .iter()
-                        .find(|o| o.zone == record.zone)
-                        .and_then(|o| o.subnet)
-                }) {
-                    Some(n) => n,
-                    None => {
-                        let mut taken = addr::host_subnets(&mut rt)?;
-                        taken.extend(others.iter().filter_map(|o| o.subnet));
-                        addr::allocate(addr::ZONE_PREFIX, &taken)?
-                    }
-                };
-                let used: Vec<Ipv4Addr> = others.iter().filter_map(|o| o.container_addr).collect();
-                let ip = (2..=net.hosts())
-                    .map(|n| net.host(n))
-                    .find(|a| !used.contains(a))
-                    .ok_or_else(|| Error::invalid(format!("zone {z} is full")))?;
-                record.subnet = Some(net);
-                record.host_addr = Some(net.host(1));
-                record.container_addr = Some(ip);
-            }
-            None => {
-                let mut taken = addr::host_subnets(&mut rt)?;
-                taken.extend(others.iter().filter_map(|o| o.subnet));
-                let net = addr::allocate(addr::VETH_PREFIX, &taken)?;
-                record.subnet = Some(net);
-                record.host_addr = Some(net.host(1));
-                record.container_addr = Some(net.host(2));
-            }
-        }
-        // Outbound traffic is forwarded and masqueraded (nat.rs).
-        nat::forwarding_on()?;
+    // Our name's own record, left by a start whose runner and reaper were
+    // both killed (we hold the name, so nobody else's): its table and
+    // links go first, or the new links would clash with the old ones
+    // still dying with the old namespace.
+    if let Ok(old) = lock.read().map(|t| Record::parse(machine, &t)) {
+        old.clean_host(true);
     }
-    lock.write(record.to_text().as_bytes())
-        .ctx(|| format!("cannot write {}", path.display()))?;
-    Ok(Held { record, path, lock })
+    // Whatever fails from here leaves no record behind (nobody else may
+    // have this name's path: we hold the name).
+    let made = (|| -> Result<Record> {
+        let mut record = Record {
+            machine: machine.to_string(),
+            host_link: super::host_link_name(s, machine),
+            zone: s.zone.as_deref().map(bridge::zone_bridge),
+            ..Default::default()
+        };
+        if wants_addresses(s) {
+            let others = others(&path);
+            record.ports = s.ports.iter().map(port_key).collect();
+            // Two DNAT rules for one host port: the first table's would win
+            // in silence; refuse the second machine instead.
+            for p in &record.ports {
+                if let Some(o) = others.iter().find(|o| o.ports.contains(p)) {
+                    return Err(Error::invalid(format!(
+                        "host port {p} is already forwarded to machine {}",
+                        o.machine
+                    )));
+                }
+            }
+            let mut rt = Rtnl::open()?;
+            match &record.zone {
+                Some(z) => {
+                    // The zone's subnet is its bridge's, or a member's record's
+                    // while the bridge is being made, or a new one.
+                    let existing = match links::find(&mut rt, z)? {
+                        Some(_) => addr::link_address(&mut rt, z)?.map(|(_, n)| n),
+                        None => None,
+                    };
+                    let net = match existing.or_else(|| {
+                        others
+                            .iter()
+                            .find(|o| o.zone == record.zone)
+                            .and_then(|o| o.subnet)
+                    }) {
+                        Some(n) => n,
+                        None => {
+                            let mut taken = addr::host_subnets(&mut rt)?;
+                            taken.extend(others.iter().filter_map(|o| o.subnet));
+                            addr::allocate(addr::ZONE_PREFIX, &taken)?
+                        }
+                    };
+                    let used: Vec<Ipv4Addr> =
+                        others.iter().filter_map(|o| o.container_addr).collect();
+                    let ip = (2..=net.hosts())
+                        .map(|n| net.host(n))
+                        .find(|a| !used.contains(a))
+                        .ok_or_else(|| Error::invalid(format!("zone {z} is full")))?;
+                    record.subnet = Some(net);
+                    record.host_addr = Some(net.host(1));
+                    record.container_addr = Some(ip);
+                }
+                None => {
+                    let mut taken = addr::host_subnets(&mut rt)?;
+                    taken.extend(others.iter().filter_map(|o| o.subnet));
+                    let net = addr::allocate(addr::VETH_PREFIX, &taken)?;
+                    record.subnet = Some(net);
+                    record.host_addr = Some(net.host(1));
+                    record.container_addr = Some(net.host(2));
+                }
+            }
+            // Outbound traffic is forwarded and masqueraded (nat.rs).
+            nat::forwarding_on()?;
+        }
+        lock.write(record.to_text().as_bytes())
+            .ctx(|| format!("cannot write {}", path.display()))?;
+        Ok(record)
+    })();
+    match made {
+        Ok(record) => Ok(Held { record, path, lock }),
+        Err(e) => {
+            // Forwarding turned on for us goes off again if nobody else
+            // needs it (we still hold the network lock).
+            let _ = std::fs::remove_file(&path);
+            forwarding_release(&path);
+            Err(e)
+        }
+    }
 }
 
 impl Held {
+    /// The record of `machine` that its killed runner left (for its
+    /// reaper, which holds the name), once nobody holds it any more.
+    pub fn adopt(machine: &str) -> Option<Held> {
+        let path = record_path(machine);
+        let lock = crate::lock::take_over(&path, crate::name::DYING_WAIT)?;
+        let record = Record::parse(machine, &lock.read().unwrap_or_default());
+        Some(Held { record, path, lock })
+    }
+
     /// The locked descriptor, for the reaper to keep.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.lock.fd()
@@ -263,6 +321,7 @@ mod tests {
             subnet: Subnet::parse("192.168.4.0/24"),
             host_addr: Some(Ipv4Addr::new(192, 168, 4, 1)),
             container_addr: Some(Ipv4Addr::new(192, 168, 4, 2)),
+            ports: vec!["tcp:8080".into(), "udp:53".into()],
         };
         assert_eq!(Record::parse("m", &r.to_text()), r);
     }

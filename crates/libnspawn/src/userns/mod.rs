@@ -221,6 +221,18 @@ pub struct Prepared {
     pub users: Vec<bind_user::BoundUser>,
 }
 
+impl Prepared {
+    /// A killed runner's range record, taken over by its reaper: only its
+    /// release is left to do.
+    pub fn adopted(record: record::Held) -> Prepared {
+        Prepared {
+            record,
+            fit: Fit::AsIs,
+            users: vec![],
+        }
+    }
+}
+
 /// Reserve the range and decide the ownership mode; `None` without a user
 /// namespace. Nothing on disk is touched, so an error leaves nothing.
 pub fn prepare(s: &UsernsSettings, directory: &Path, machine: &str) -> Result<Option<Prepared>> {

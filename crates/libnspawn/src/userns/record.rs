@@ -120,12 +120,23 @@ pub fn reserve(mode: Mode, directory: &Path, machine: &str) -> Result<Held> {
             return Err(e);
         }
     };
-    lock.write(format!("{} {}\n", range.base, range.size).as_bytes())
-        .ctx(|| format!("cannot write {}", path.display()))?;
+    if let Err(e) = lock.write(format!("{} {}\n", range.base, range.size).as_bytes()) {
+        let _ = std::fs::remove_file(&path);
+        return Err(e).ctx(|| format!("cannot write {}", path.display()));
+    }
     Ok(Held { range, path, lock })
 }
 
 impl Held {
+    /// The record of `machine` that its killed runner left (for its
+    /// reaper, which holds the name), once nobody holds it any more.
+    pub fn adopt(machine: &str) -> Option<Held> {
+        let path = PathBuf::from(DIR).join(machine);
+        let lock = crate::lock::take_over(&path, crate::name::DYING_WAIT)?;
+        let range = parse(&lock.read().unwrap_or_default()).unwrap_or(Range { base: 0, size: 0 });
+        Some(Held { range, path, lock })
+    }
+
     /// The locked descriptor, for the reaper to keep.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.lock.fd()
