@@ -78,10 +78,11 @@ pub unsafe fn clone3_raw(flags: u64, cgroup: Option<BorrowedFd>) -> nix::Result<
 }
 
 /// The number of threads of this process (`/proc/self/stat`, field 20).
-fn thread_count() -> Option<u64> {
-    let st = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let (_, rest) = st.rsplit_once(") ")?;
-    rest.split_whitespace().nth(17)?.parse().ok()
+fn thread_count() -> std::io::Result<u64> {
+    let st = std::fs::read_to_string("/proc/self/stat")?;
+    st.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.split_whitespace().nth(17)?.parse().ok())
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))
 }
 
 /// Refuse to fork-clone from a process with more than one thread (see
@@ -89,11 +90,11 @@ fn thread_count() -> Option<u64> {
 /// module, a D-Bus client) must be found here, not as a hung container.
 pub fn ensure_single_threaded() -> Result<()> {
     match thread_count() {
-        Some(1) => Ok(()),
-        Some(n) => Err(Error::invalid(format!(
+        Ok(1) => Ok(()),
+        Ok(n) => Err(Error::invalid(format!(
             "cannot start a process from a process with {n} threads (internal error)"
         ))),
-        None => Err(Error::invalid("cannot read /proc/self/stat")),
+        Err(e) => Err(e).ctx(|| "cannot read /proc/self/stat".into()),
     }
 }
 
@@ -107,7 +108,13 @@ pub fn spawn(
     cgroup: Option<BorrowedFd>,
     child: impl FnOnce() -> std::convert::Infallible,
 ) -> nix::Result<(libc::pid_t, OwnedFd)> {
-    ensure_single_threaded().map_err(|_| Errno::EDEADLK)?;
+    // More threads: EDEADLK; the count unreadable (no descriptor left):
+    // why it could not be read.
+    match thread_count() {
+        Ok(1) => {}
+        Ok(_) => return Err(Errno::EDEADLK),
+        Err(e) => return Err(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))),
+    }
     // SAFETY: checked just now that we are the only thread.
     match unsafe { clone3_raw(flags, cgroup) }? {
         // The child's value is uninhabited: this arm never ends.

@@ -6,6 +6,7 @@
 //! all of that as faithfully.
 
 use crate::error::{Context, Error, Result};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -35,22 +36,50 @@ pub fn ensure(
     remove_abandoned(parent, &prefix);
     let tmp = parent.join(format!("{prefix}{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    let copied = copy(template, &tmp, interrupted);
+    let copied = copy(template, &tmp, directory, interrupted);
     if let Err(e) = copied {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
     std::fs::rename(&tmp, directory)
         .ctx(|| format!("cannot move the copy into place at {}", directory.display()))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&tmp);
+        })
 }
 
-fn copy(template: &Path, tmp: &Path, interrupted: &dyn Fn() -> Result<()>) -> Result<()> {
-    let mut cp = Command::new("cp")
-        .args(["-a", "--reflink=auto", "--no-target-directory"])
+/// `cp -a` of `template` to `tmp`. Its error messages go to a memory
+/// file (a pipe could fill while we poll), of which the last line's
+/// reason is ours: a full file system gives hundreds of them. It dies with
+/// us (`PR_SET_PDEATHSIG`): a killed runner's copy must not go on writing
+/// beside the next start's.
+fn copy(
+    template: &Path,
+    tmp: &Path,
+    directory: &Path,
+    interrupted: &dyn Fn() -> Result<()>,
+) -> Result<()> {
+    let errors = rustix::fs::memfd_create("cp-errors", rustix::fs::MemfdFlags::CLOEXEC)
+        .ctx(|| "cannot create a memory file".into())?;
+    let mut c = Command::new("cp");
+    c.args(["-a", "--reflink=auto", "--no-target-directory"])
         .arg(template)
         .arg(tmp)
-        .spawn()
-        .ctx(|| "cannot run cp".into())?;
+        .stderr(std::fs::File::from(
+            errors
+                .try_clone()
+                .ctx(|| "cannot duplicate a descriptor".into())?,
+        ));
+    // SAFETY: only prctl(2) between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut cp = c.spawn().ctx(|| "cannot run cp".into())?;
     let status = loop {
         if let Some(st) = cp.try_wait().ctx(|| "cannot wait for cp".into())? {
             break st;
@@ -62,14 +91,24 @@ fn copy(template: &Path, tmp: &Path, interrupted: &dyn Fn() -> Result<()>) -> Re
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    match status.success() {
-        true => Ok(()),
-        false => Err(Error::invalid(format!(
-            "cannot copy template {} to {}",
-            template.display(),
-            tmp.display()
-        ))),
+    if status.success() {
+        return Ok(());
     }
+    let mut text = String::new();
+    let mut f = std::fs::File::from(errors);
+    let _ = std::io::Seek::rewind(&mut f);
+    let _ = std::io::Read::read_to_string(&mut f, &mut text);
+    // "cp: error writing 'PATH': No space left on device": the reason.
+    let why = text
+        .lines()
+        .last()
+        .map(|l| l.rsplit(": ").next().unwrap_or(l).to_string())
+        .unwrap_or_else(|| format!("cp {status}"));
+    Err(Error::invalid(format!(
+        "cannot copy template {} to {}: {why}",
+        template.display(),
+        directory.display()
+    )))
 }
 
 /// Remove the half copies `PREFIX<pid>` of runners that are gone.
