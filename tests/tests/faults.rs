@@ -1,0 +1,323 @@
+//! A runner killed at any instant of a start (issue 16, part 4): SIGKILL
+//! at delays swept from right after `exec` to after the payload runs, for
+//! each feature set, of the runner alone, of the runner and its reaper,
+//! and of every process of ours at once. After each: nothing of the
+//! machine is left within a few seconds (or, with no process of ours left
+//! to clean up, once the same name starts again, which it must at once),
+//! and the tree is as it was.
+//!
+//! A freezer cgroup holds the runner and all it forks, so "at once" is
+//! one instant: frozen, killed, thawed. Tens of trials per feature set
+//! here; `NSPAWN_SOAK=1` (`scripts/soak`) runs hundreds.
+
+use nspawn_tests::group::comm;
+use nspawn_tests::*;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a killed runner's reaper may take to leave nothing behind.
+const CLEAN_WITHIN: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy)]
+enum Victims {
+    /// The runner: its reaper cleans up.
+    Runner,
+    /// The runner and its reaper: the next start of the name cleans up.
+    RunnerAndReaper,
+    /// Every process of ours (runner, reaper, helpers, container).
+    Everything,
+}
+
+const VICTIMS: [Victims; 3] = [
+    Victims::Runner,
+    Victims::RunnerAndReaper,
+    Victims::Everything,
+];
+
+fn trials() -> usize {
+    match soak() {
+        true => std::env::var("NSPAWN_SOAK_TRIALS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(150),
+        false => 9,
+    }
+}
+
+/// One feature set: its options (`{port}` and `{zone}` filled in) and a
+/// zone whose bridge must go with the machine.
+struct Features {
+    label: &'static str,
+    opts: Vec<String>,
+    zone: Option<String>,
+}
+
+fn features(label: &'static str, opts: &[&str]) -> Features {
+    let id = std::process::id();
+    let zone = format!("fz{}", id % 100_000);
+    let port = (20000 + id % 20000).to_string();
+    Features {
+        label,
+        opts: opts
+            .iter()
+            .map(|o| o.replace("{zone}", &zone).replace("{port}", &port))
+            .collect(),
+        zone: opts.iter().any(|o| o.contains("{zone}")).then_some(zone),
+    }
+}
+
+/// The runner of one trial, in its freezer cgroup.
+fn start(t: &Tree, f: &Features, name: &str, group: &Group, payload: &[&str]) -> Child {
+    let mut args = vec!["-q", "--pipe", "-D", t.dir(), "-M", name];
+    args.extend(f.opts.iter().map(String::as_str));
+    args.extend_from_slice(payload);
+    let mut c = nspawn(&args);
+    c.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    group.join(&mut c);
+    c.spawn().unwrap()
+}
+
+/// How long a start of `f` takes to run its payload, from the runner's
+/// `NSPAWN_TIMING=1` marks (one clean run, which is also the tree's
+/// reference state for the trials).
+fn start_time(t: &Tree, f: &Features, name: &str) -> Duration {
+    let mut args = vec!["-q", "--pipe", "-D", t.dir(), "-M", name];
+    args.extend(f.opts.iter().map(String::as_str));
+    args.push("/bin/true");
+    let mut c = nspawn(&args);
+    c.env("NSPAWN_TIMING", "1");
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(0), "{}: {}", f.label, stderr(&o));
+    let marks = timing_marks(&stderr(&o));
+    let ms = marks
+        .iter()
+        .find(|(s, _)| s == "supervise.publish")
+        .map(|(_, ms)| *ms)
+        .expect("timing marks");
+    Duration::from_secs_f64(ms / 1000.0)
+}
+
+/// Kill `victims` of the runner `child` (all in `group`): frozen first,
+/// so that they are killed at one instant of the start.
+fn kill(child: &mut Child, group: &Group, victims: Victims) {
+    let runner = child.id();
+    match victims {
+        Victims::Runner => {
+            let _ = child.kill();
+        }
+        Victims::RunnerAndReaper | Victims::Everything => {
+            group.freeze(true);
+            for pid in group.procs() {
+                let hit = match victims {
+                    Victims::Everything => true,
+                    _ => pid == runner || comm(pid) == "nspawn-reaper",
+                };
+                if hit {
+                    // SAFETY: a process of this trial, frozen in its cgroup.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                }
+            }
+            group.freeze(false);
+        }
+    }
+    let _ = child.wait();
+    if let Victims::Everything = victims {
+        group.kill_all();
+    }
+}
+
+/// Sweep kills through starts of `f`.
+fn sweep(f: Features) {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("flt");
+    let name = unique("fk");
+    let group = Group::new("freezer", &format!("nspawn-faults-{name}")).expect("freezer hierarchy");
+    let leaks = |zone: Option<&str>| {
+        let mut l = Leaks::new(&name, &t.path);
+        l.zone = zone;
+        l.wait(CLEAN_WITHIN)
+    };
+    let span = start_time(&t, &f, &name);
+    let reference = tree_state(&t.path);
+    assert_eq!(leaks(f.zone.as_deref()), Vec::<String>::new());
+    let n = trials();
+    // From right after exec to a third past the payload's start.
+    let end = span.mul_f64(1.35) + Duration::from_millis(5);
+    // Every problem is reported (and the sweep goes on: the next start
+    // of the name is what must cope), then the test fails on any.
+    let mut problems: Vec<String> = vec![];
+    let mut report = |p: String| {
+        eprintln!("LEFTOVER {p}");
+        problems.push(p);
+    };
+    let began = Instant::now();
+    for i in 0..n {
+        let victims = VICTIMS[i % VICTIMS.len()];
+        let delay = end.mul_f64(i as f64 / n as f64);
+        let what = format!("{} trial {i}: {victims:?} killed at {delay:?}", f.label);
+        let mut child = start(&t, &f, &name, &group, &["/bin/sleep", "30"]);
+        std::thread::sleep(delay);
+        kill(&mut child, &group, victims);
+        if let Victims::Runner = victims {
+            let left = leaks(f.zone.as_deref());
+            if !left.is_empty() {
+                report(format!("{what}: left {left:?}"));
+            }
+        }
+        // The same name starts again at once (after a killed reaper, this
+        // start is what cleans up), and then leaves nothing.
+        let mut again = vec!["-q", "--pipe", "-D", t.dir(), "-M", &name];
+        again.extend(f.opts.iter().map(String::as_str));
+        again.push("/bin/true");
+        let o = run(nspawn(&again));
+        if o.status.code() != Some(0) {
+            report(format!("{what}: restart failed: {}", stderr(&o).trim()));
+        }
+        let left = leaks(f.zone.as_deref());
+        if !left.is_empty() {
+            report(format!("{what}: after the restart, left {left:?}"));
+        }
+        let diff = state_diff(&reference, &tree_state(&t.path));
+        if !diff.is_empty() {
+            report(format!("{what}: the tree changed: {diff:?}"));
+        }
+    }
+    eprintln!(
+        "faults {}: {n} trials, kills from 0 to {end:?}, {} problems, {:?}",
+        f.label,
+        problems.len(),
+        began.elapsed()
+    );
+    assert_eq!(problems, Vec::<String>::new());
+}
+
+#[test]
+fn killed_plain() {
+    sweep(features("plain", &[]));
+}
+
+#[test]
+fn killed_veth() {
+    sweep(features("-n", &["-n"]));
+}
+
+#[test]
+fn killed_veth_port() {
+    sweep(features("-n --port", &["-n", "--port=tcp:{port}:80"]));
+}
+
+#[test]
+fn killed_zone() {
+    sweep(features("--network-zone", &["--network-zone={zone}"]));
+}
+
+#[test]
+fn killed_userns() {
+    sweep(features("-U", &["-U"]));
+}
+
+#[test]
+fn killed_ephemeral() {
+    sweep(features("-x", &["-x"]));
+}
+
+#[test]
+fn killed_bind_overlay() {
+    sweep(features(
+        "--bind/--overlay",
+        &[
+            "--bind=/etc:/mnt",
+            "--bind-ro=/usr/share:/opt",
+            "--overlay=/usr::/srv",
+            "--overlay-ro=/etc:/usr/share:/media",
+        ],
+    ));
+}
+
+/// The runner's stages, as `NSPAWN_FAILPOINT` names them (start.rs).
+const RUNNER_STAGES: &[&str] = &[
+    "preflight",
+    "reserve.tree",
+    "reserve.name",
+    "reserve.cgroup",
+    "reserve.net",
+    "reserve.userns",
+    "reserve.control",
+    "reserve.reaper",
+    "spawn",
+    "wire.userns",
+    "wire.net",
+    "wire.place",
+    "supervise.publish",
+];
+
+/// The deterministic half of the sweep: the runner stopped at each stage
+/// (`STAGE:pause`) with every feature on, then SIGKILLed. A runner killed
+/// between taking its name and forking its reaper used to leave its
+/// records (the user-namespace one until another `-U` start swept it).
+#[test]
+fn killed_at_each_stage_leaves_nothing() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("fst");
+    // A first run makes the mount points and files a run makes.
+    ok(t.sh(&["-U", "-n", "--bind=/etc/hostname:/mnt/hostname"], "true"));
+    let reference = tree_state(&t.path);
+    for stage in RUNNER_STAGES {
+        let name = unique("fs");
+        let args = [
+            "-q",
+            "--pipe",
+            "-D",
+            t.dir(),
+            "-M",
+            &name,
+            "-U",
+            "-n",
+            "--bind=/etc/hostname:/mnt/hostname",
+            "/bin/sleep",
+            "30",
+        ];
+        let mut c = nspawn(&args);
+        c.env("NSPAWN_FAILPOINT", format!("{stage}:pause"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let paused = format!("nspawn: paused at {stage}");
+        let mut line = String::new();
+        while std::io::BufRead::read_line(&mut err, &mut line).unwrap_or(0) > 0 {
+            if line.trim_end() == paused {
+                break;
+            }
+            line.clear();
+        }
+        assert_eq!(line.trim_end(), paused);
+        child.kill().unwrap();
+        let _ = child.wait();
+        let left = Leaks::new(&name, &t.path).wait(CLEAN_WITHIN);
+        assert_eq!(left, Vec::<String>::new(), "killed at {stage}");
+        let o = t.sh(
+            &[
+                "-M",
+                &name,
+                "-U",
+                "-n",
+                "--bind=/etc/hostname:/mnt/hostname",
+            ],
+            "true",
+        );
+        assert_eq!(o.status.code(), Some(0), "{stage}: {}", stderr(&o));
+        assert_eq!(wait_clean(&name, &t.path), Vec::<String>::new(), "{stage}");
+    }
+    assert_eq!(
+        state_diff(&reference, &tree_state(&t.path)),
+        Vec::<String>::new()
+    );
+}
