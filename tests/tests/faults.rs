@@ -67,7 +67,7 @@ fn features(label: &'static str, opts: &[&str]) -> Features {
 }
 
 /// The runner of one trial, in its freezer cgroup.
-fn start(t: &Tree, f: &Features, name: &str, group: &Group, payload: &[&str]) -> Child {
+fn start(t: &Tree, f: &Features, name: &str, group: Option<&Group>, payload: &[&str]) -> Child {
     let mut args = vec!["-q", "--pipe", "-D", t.dir(), "-M", name];
     args.extend(f.opts.iter().map(String::as_str));
     args.extend_from_slice(payload);
@@ -75,7 +75,9 @@ fn start(t: &Tree, f: &Features, name: &str, group: &Group, payload: &[&str]) ->
     c.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    group.join(&mut c);
+    if let Some(g) = group {
+        g.join(&mut c);
+    }
     c.spawn().unwrap()
 }
 
@@ -101,13 +103,14 @@ fn start_time(t: &Tree, f: &Features, name: &str) -> Duration {
 
 /// Kill `victims` of the runner `child` (all in `group`): frozen first,
 /// so that they are killed at one instant of the start.
-fn kill(child: &mut Child, group: &Group, victims: Victims) {
+fn kill(child: &mut Child, group: Option<&Group>, victims: Victims) {
     let runner = child.id();
     match victims {
         Victims::Runner => {
             let _ = child.kill();
         }
         Victims::RunnerAndReaper | Victims::Everything => {
+            let group = group.expect("a freezer cgroup");
             group.freeze(true);
             for pid in group.procs() {
                 let hit = match victims {
@@ -123,8 +126,8 @@ fn kill(child: &mut Child, group: &Group, victims: Victims) {
         }
     }
     let _ = child.wait();
-    if let Victims::Everything = victims {
-        group.kill_all();
+    if let (Victims::Everything, Some(g)) = (victims, group) {
+        g.kill_all();
     }
 }
 
@@ -135,7 +138,15 @@ fn sweep(f: Features) {
     }
     let t = Tree::busybox("flt");
     let name = unique("fk");
-    let group = Group::new("freezer", &format!("nspawn-faults-{name}")).expect("freezer hierarchy");
+    // Without a v1 freezer (pure cgroup v2 hosts), only the runner.
+    let group = Group::new("freezer", &format!("nspawn-faults-{name}"));
+    let victims: &[Victims] = match group {
+        Some(_) => &VICTIMS,
+        None => {
+            eprintln!("no v1 freezer hierarchy: only the runner is killed");
+            &VICTIMS[..1]
+        }
+    };
     let leaks = |zone: Option<&str>| {
         let mut l = Leaks::new(&name, &t.path);
         l.zone = zone;
@@ -156,12 +167,12 @@ fn sweep(f: Features) {
     };
     let began = Instant::now();
     for i in 0..n {
-        let victims = VICTIMS[i % VICTIMS.len()];
+        let victims = victims[i % victims.len()];
         let delay = end.mul_f64(i as f64 / n as f64);
         let what = format!("{} trial {i}: {victims:?} killed at {delay:?}", f.label);
-        let mut child = start(&t, &f, &name, &group, &["/bin/sleep", "30"]);
+        let mut child = start(&t, &f, &name, group.as_ref(), &["/bin/sleep", "30"]);
         std::thread::sleep(delay);
-        kill(&mut child, &group, victims);
+        kill(&mut child, group.as_ref(), victims);
         if let Victims::Runner = victims {
             let left = leaks(f.zone.as_deref());
             if !left.is_empty() {
@@ -320,4 +331,77 @@ fn killed_at_each_stage_leaves_nothing() {
         state_diff(&reference, &tree_state(&t.path)),
         Vec::<String>::new()
     );
+}
+
+/// A runner killed while `--template` copies the tree: its copy stops
+/// with it (cp has PDEATHSIG), and the next start rolls the half copy
+/// back and makes the tree whole; nothing is left then.
+#[test]
+fn killed_during_template_copy() {
+    if ours_only() {
+        return;
+    }
+    let template = Tree::busybox("ftp");
+    let base = std::path::Path::new("/var/tmp/nspawn-tests").join(unique("ftpd"));
+    std::fs::create_dir_all(&base).unwrap();
+    let tpl = format!("--template={}", template.dir());
+    let start_in = |dir: &std::path::Path, name: &str| {
+        let mut c = nspawn(&[
+            "-q",
+            "--pipe",
+            "-D",
+            dir.to_str().unwrap(),
+            "-M",
+            name,
+            &tpl,
+            "/bin/true",
+        ]);
+        c.env("NSPAWN_TIMING", "1");
+        c
+    };
+    // A whole copy, run once: the state every trial must end in, and how
+    // long the copy takes (until the tree's lock).
+    let name = unique("ft");
+    let whole = base.join("whole");
+    let o = run(start_in(&whole, &name));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let copy = timing_marks(&stderr(&o))
+        .iter()
+        .find(|(s, _)| s == "reserve.tree")
+        .map(|(_, ms)| Duration::from_secs_f64(ms / 1000.0))
+        .unwrap();
+    let reference = tree_state(&whole);
+    let n = if soak() { 60 } else { 6 };
+    let mut problems = vec![];
+    for i in 0..n {
+        let dir = base.join(format!("t{i}"));
+        let delay = copy.mul_f64(i as f64 / n as f64);
+        let mut c = start_in(&dir, &name);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+        let o = run(start_in(&dir, &name));
+        if o.status.code() != Some(0) {
+            problems.push(format!("trial {i} at {delay:?}: restart: {}", stderr(&o)));
+            continue;
+        }
+        let left = Leaks::new(&name, &dir).wait(CLEAN_WITHIN);
+        if !left.is_empty() {
+            problems.push(format!("trial {i} at {delay:?}: left {left:?}"));
+        }
+        let diff = state_diff(&reference, &tree_state(&dir));
+        if !diff.is_empty() {
+            problems.push(format!("trial {i} at {delay:?}: tree differs: {diff:?}"));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&base);
+    eprintln!(
+        "template: {n} kills during a {copy:?} copy, {} problems",
+        problems.len()
+    );
+    assert_eq!(problems, Vec::<String>::new());
 }

@@ -165,15 +165,21 @@ fn holder_lives(dev: u64, ino: u64) -> bool {
         rustix::fs::minor(dev)
     );
     let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
-    let holders: Vec<&str> = locks
+    let live = flock_holders(&locks, &file).any(process_lives);
+    live
+}
+
+/// The processes (as PIDs) that took the granted `flock(2)` locks on
+/// `file` (`MAJ:MIN:INODE`) in a `/proc/locks` text; waiters (`->`) are
+/// not holders.
+fn flock_holders<'a>(locks: &'a str, file: &'a str) -> impl Iterator<Item = &'a str> {
+    locks
         .lines()
         .filter(|l| !l.contains("->"))
-        .filter_map(|l| {
+        .filter_map(move |l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&file.as_str())).then(|| f[4])
+            (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&file)).then(|| f[4])
         })
-        .collect();
-    holders.iter().any(|pid| process_lives(pid))
 }
 
 /// Whether process `pid` (as /proc/locks prints it) runs: not gone, not
@@ -187,4 +193,21 @@ fn process_lives(pid: &str) -> bool {
         .rsplit_once(") ")
         .and_then(|(_, rest)| rest.chars().next());
     !matches!(state, Some('Z') | Some('X') | None)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn flock_holders_of_a_file() {
+        let locks = "1: FLOCK  ADVISORY  WRITE 2817 fe:00:10010667 0 EOF
+2: FLOCK  ADVISORY  READ 12 fe:00:5 0 EOF
+2: -> FLOCK  ADVISORY  WRITE 13 fe:00:5 0 EOF
+2: FLOCK  ADVISORY  READ 14 fe:00:5 0 EOF
+3: POSIX  ADVISORY  WRITE 15 fe:00:5 0 EOF
+";
+        let of = |f| super::flock_holders(locks, f).collect::<Vec<_>>();
+        assert_eq!(of("fe:00:10010667"), ["2817"]);
+        assert_eq!(of("fe:00:5"), ["12", "14"]);
+        assert!(of("fe:00:6").is_empty());
+    }
 }
