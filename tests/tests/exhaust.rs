@@ -327,10 +327,12 @@ fn out_of_pids() {
         let o = run(c);
         outcomes.push(match o.status.code() {
             Some(0) => format!("pids.max={max}: ok"),
-            _ => format!(
-                "pids.max={max}: {}",
-                one_line_failure(&o, &format!("pids.max={max}"))
-            ),
+            _ => {
+                let line = one_line_failure(&o, &format!("pids.max={max}"));
+                // Says why, not fork(2)'s "Try again".
+                assert!(line.contains("no more processes allowed"), "{line}");
+                format!("pids.max={max}: {line}")
+            }
         });
         no_leftovers(None, &name, &t.path, &format!("pids.max={max}"));
     }

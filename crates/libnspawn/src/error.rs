@@ -20,6 +20,20 @@ impl Error {
         Error::Invalid(msg.to_string())
     }
 
+    /// For a failed fork, clone or program start: EAGAIN there means a
+    /// limit on processes (fork(2)), which "Try again" does not say.
+    pub fn from_fork(self) -> Self {
+        match self {
+            Error::Os {
+                what,
+                errno: Errno::EAGAIN,
+            } => Error::Invalid(format!(
+                "{what}: no more processes allowed (the cgroup's pids.max, or RLIMIT_NPROC)"
+            )),
+            e => e,
+        }
+    }
+
     pub fn errno(&self) -> Option<Errno> {
         match self {
             Error::Os { errno, .. } => Some(*errno),

@@ -79,7 +79,10 @@ fn copy(
             Ok(())
         });
     }
-    let mut cp = c.spawn().ctx(|| "cannot run cp".into())?;
+    let mut cp = c
+        .spawn()
+        .ctx(|| "cannot run cp".into())
+        .map_err(Error::from_fork)?;
     let status = loop {
         if let Some(st) = cp.try_wait().ctx(|| "cannot wait for cp".into())? {
             break st;

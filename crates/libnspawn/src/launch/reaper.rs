@@ -11,7 +11,7 @@
 //! with it.
 
 use super::reserve::Held;
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -23,7 +23,10 @@ pub fn spawn(held: &Held) -> Result<(libc::pid_t, OwnedFd)> {
     crate::sys::ensure_single_threaded()?;
     // SAFETY: single-threaded (checked); the child only makes system calls
     // and exits.
-    match unsafe { nix::unistd::fork() }.ctx(|| "cannot fork the reaper".into())? {
+    match unsafe { nix::unistd::fork() }
+        .ctx(|| "cannot fork the reaper".into())
+        .map_err(Error::from_fork)?
+    {
         nix::unistd::ForkResult::Parent { child } => Ok((child.as_raw(), w)),
         nix::unistd::ForkResult::Child => run(r, w.as_raw_fd(), held),
     }

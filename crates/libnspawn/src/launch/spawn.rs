@@ -117,7 +117,8 @@ pub fn container(s: &Settings, inp: Inputs) -> Result<Container> {
     };
     let cgroup = held.cgroup.as_ref().map(|c| c.fd());
     let (pid, pidfd) = sys::spawn(ns as u64, cgroup, move || child::run(ctx))
-        .ctx(|| "cannot create the container process (clone3)".into())?;
+        .ctx(|| "cannot create the container process (clone3)".into())
+        .map_err(crate::error::Error::from_fork)?;
     Ok(Container {
         pid,
         pidfd,

@@ -95,7 +95,10 @@ fn nft(args: &[&str], input: Option<&str>, hold: Option<BorrowedFd>) -> Result<(
         })
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut child = c.spawn().ctx(|| "cannot run nft".into())?;
+    let mut child = c
+        .spawn()
+        .ctx(|| "cannot run nft".into())
+        .map_err(Error::from_fork)?;
     if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
         stdin
             .write_all(text.as_bytes())
