@@ -46,10 +46,9 @@ impl Mode {
 
     /// Before the container exists, with the name held: the cgroup it is
     /// cloned into, when it is known now (not for a scope, made around
-    /// the running container).
-    /// The cgroup is written down in the name's file before it is made,
-    /// for the reaper (`reaper`, which leaves the caller's unit with us
-    /// under `--keep-unit`).
+    /// the running container). It is written down in the name's file
+    /// before it is made, for the reaper (`reaper`, which leaves the
+    /// caller's unit with us under `--keep-unit`).
     pub fn prepare(
         self,
         s: &Settings,
