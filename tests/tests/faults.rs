@@ -405,3 +405,47 @@ fn killed_during_template_copy() {
     );
     assert_eq!(problems, Vec::<String>::new());
 }
+
+/// A start that takes the name over from a killed runner and its reaper
+/// (the machine was running: its registry record and control socket are
+/// there) and then fails itself: it must take the dead start's traces
+/// with it, as nobody else would (its name file is gone with it).
+#[test]
+fn a_failed_start_after_a_killed_one_leaves_nothing() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("fsf");
+    let name = unique("ff");
+    let Some(group) = Group::new("freezer", &format!("nspawn-faults-{name}")) else {
+        eprintln!("no v1 freezer hierarchy; skipped");
+        return;
+    };
+    let f = features("-n", &["-n"]);
+    let mut child = start(&t, &f, &name, Some(&group), &["/bin/sleep", "30"]);
+    let record = std::path::Path::new("/run/nspawn/machines").join(&name);
+    assert!(wait_until(Duration::from_secs(20), || record.exists()));
+    kill(&mut child, Some(&group), Victims::RunnerAndReaper);
+    for stage in ["reserve.name", "reserve.net", "reserve.control"] {
+        let mut c = nspawn(&[
+            "-q",
+            "--pipe",
+            "-D",
+            t.dir(),
+            "-M",
+            &name,
+            "-n",
+            "/bin/true",
+        ]);
+        c.env("NSPAWN_FAILPOINT", stage);
+        let o = run(c);
+        assert_eq!(o.status.code(), Some(1), "{stage}: {}", stderr(&o));
+        let left = Leaks::new(&name, &t.path).wait(CLEAN_WITHIN);
+        assert_eq!(left, Vec::<String>::new(), "failed at {stage}");
+        // Killed again, running, for the next stage.
+        let mut child = start(&t, &f, &name, Some(&group), &["/bin/sleep", "30"]);
+        assert!(wait_until(Duration::from_secs(20), || record.exists()));
+        kill(&mut child, Some(&group), Victims::RunnerAndReaper);
+    }
+    ok(t.sh(&["-M", &name, "-n"], "true"));
+}

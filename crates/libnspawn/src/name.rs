@@ -57,6 +57,9 @@ pub struct NameLock {
     /// What a start of the name whose runner and reaper were both killed
     /// had made with the service manager (marks found in the file).
     pub inherited: Vec<Mark>,
+    /// Taken from such a start (its holder line was there): what it left
+    /// under the name is ours to undo.
+    pub taken_over: bool,
 }
 
 fn path(machine: &str) -> PathBuf {
@@ -91,7 +94,14 @@ pub fn acquire(machine: &str, interrupted: &dyn Fn() -> Result<()>) -> Result<Na
                 .into_iter()
                 .filter(|m| old.lines().any(|l| l == m.word()))
                 .collect();
-            if let Err(e) = lock.write(format!("runner {holder}\n").as_bytes()) {
+            let taken_over = old.lines().any(|l| l.starts_with("runner "));
+            // The cgroup it wrote down stays, for whoever undoes it.
+            let mut text = format!("runner {holder}\n");
+            for l in old.lines().filter(|l| l.starts_with("cgroup ")) {
+                text.push_str(l);
+                text.push('\n');
+            }
+            if let Err(e) = lock.write(text.as_bytes()) {
                 // Given back at once (unlinked while held): a name file
                 // nobody could read the holder of must not stay.
                 let _ = std::fs::remove_file(&path);
@@ -104,6 +114,7 @@ pub fn acquire(machine: &str, interrupted: &dyn Fn() -> Result<()>) -> Result<Na
                 lock,
                 holder,
                 inherited,
+                taken_over,
             });
         }
         let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -170,6 +181,7 @@ impl NameLock {
             lock: self.lock.try_clone()?,
             holder: self.holder.clone(),
             inherited: self.inherited.clone(),
+            taken_over: self.taken_over,
         })
     }
 

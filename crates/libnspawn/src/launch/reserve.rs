@@ -26,8 +26,6 @@ pub struct Held {
     scope_dir: Option<std::path::PathBuf>,
     /// The runner's control endpoint.
     pub control: Option<control::Endpoint>,
-    /// Taken over by the reaper: the control socket is removed by name.
-    adopted: bool,
     /// The network's record (addresses, zone, nftables table).
     pub net: Option<crate::net::record::Held>,
     /// The user namespace's range record.
@@ -49,24 +47,52 @@ impl Held {
     /// the runner had taken, found by the name, once the container that
     /// shares their locks has died.
     pub fn adopt(&self) -> std::io::Result<Held> {
-        let machine = self.name.machine();
-        Ok(Held {
+        let mut h = Held {
             scope_dir: self.scope_dir.clone(),
             control: None,
-            adopted: true,
-            net: crate::net::record::Held::adopt(machine),
-            userns: userns::record::Held::adopt(machine).map(userns::Prepared::adopted),
-            cgroup: self
-                .name
-                .noted_cgroup()
-                .and_then(|(path, owned)| Cgroup::adopt(&path, owned)),
+            net: None,
+            userns: None,
+            cgroup: None,
             name: self.name.try_clone()?,
-        })
+        };
+        h.adopt_left();
+        Ok(h)
     }
 
-    /// Undo what is still this start's, in order. `report`: say what could
-    /// not be undone (the runner; the reaper has no one to tell).
+    /// Take over what a start of this name whose runner (and reaper) died
+    /// left under it: its records, and the cgroup written down in the
+    /// name's file.
+    fn adopt_left(&mut self) {
+        let machine = self.name.machine();
+        self.net = crate::net::record::Held::adopt(machine);
+        self.userns = userns::record::Held::adopt(machine).map(userns::Prepared::adopted);
+        self.cgroup = self
+            .name
+            .noted_cgroup()
+            .and_then(|(path, owned)| Cgroup::adopt(&path, owned));
+    }
+
+    /// With the name just taken from a start whose runner and reaper were
+    /// both killed: undo what that start left, with the same release, so
+    /// that nothing of it outlives this start, whatever becomes of it.
+    fn clear_left(&mut self) {
+        self.adopt_left();
+        self.release_taken(false);
+        (self.net, self.userns, self.cgroup) = (None, None, None);
+    }
+
+    /// Undo what is still this start's, in order, the name last. `report`:
+    /// say what could not be undone (the runner; the reaper has no one to
+    /// tell).
     pub fn release(&self, report: bool) {
+        self.release_taken(report);
+        self.name.release();
+    }
+
+    /// `release` but for the name. While the name is ours, whatever is at
+    /// its paths (registry record, control socket) is this start's or one
+    /// a killed start of the name left: either way ours to remove.
+    fn release_taken(&self, report: bool) {
         let machine = self.name.machine();
         let (scope, registered) = (
             self.name.marked(Mark::Scope),
@@ -80,15 +106,15 @@ impl Held {
             }
             let _ = crate::systemd::bus::end_machine(machine, registered, scope);
         }
-        registry::remove_if_runner(machine, self.name.holder());
-        if self.name.is_ours() {
-            registry::remove_partial(machine);
-        }
         if let Some(c) = &self.control {
             c.remove();
         }
-        if self.adopted && self.name.is_ours() {
+        if self.name.is_ours() {
+            registry::remove(machine);
+            registry::remove_partial(machine);
             control::remove_stale(&std::path::Path::new(control::DIR).join(machine));
+        } else {
+            registry::remove_if_runner(machine, self.name.holder());
         }
         if let Some(n) = &self.net {
             n.release();
@@ -103,7 +129,6 @@ impl Held {
                 }
             }
         }
-        self.name.release();
     }
 }
 
@@ -146,17 +171,19 @@ pub fn reserve(s: &Settings, mode: place::Mode, signals: &Signals) -> Result<Res
     let tree = lock_tree(s, &interrupted)?;
     failpoint::stage("reserve.tree", signals)?;
     let name = name::acquire(&s.machine, &interrupted)?;
-    let held = Held {
+    let mut held = Held {
         scope_dir: (mode == place::Mode::Scope)
             .then(|| cgroup::scope_dir(&s.machine, s.slice.as_deref()))
             .flatten(),
         control: None,
-        adopted: false,
         net: None,
         userns: None,
         cgroup: None,
         name,
     };
+    if held.name.taken_over {
+        held.clear_left();
+    }
     // The reaper before anything else is made: from here on, a killed
     // runner's start is undone whatever instant it is killed at.
     let (reaper_pid, pipe) = match reaper::spawn(&held) {
