@@ -597,3 +597,50 @@ fn sigterm_during_pull_leaves_nothing() {
     assert!(stderr(&o).contains("cancelled"), "{}", stderr(&o));
     assert!(p.entries().is_empty(), "{:?}", p.entries());
 }
+
+/// export-tar in xz and zstd (by suffix and by `--format=`): GNU tar reads
+/// what we write, and the archives import back to the same tree.
+#[test]
+fn export_tar_xz_and_zstd_round_trip() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("xzzst");
+    p.tarball("src");
+    let tree = p.root.join("tree-src");
+    ok(p.ctl(&["import-fs", tree.to_str().unwrap(), "fs"]));
+    let listing = |d: &Path| {
+        let o = Command::new("find")
+            .arg(".")
+            .args(["-printf", "%p %U %G %m %y %l %n %s\n"])
+            .current_dir(d)
+            .output()
+            .unwrap();
+        let mut v: Vec<String> = text(&o.stdout).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    for (format, suffix, magic, flag) in [
+        ("xz", "tar.xz", &b"\xfd7zXZ\0"[..], "-J"),
+        ("zstd", "tar.zst", &b"\x28\xb5\x2f\xfd"[..], "--zstd"),
+    ] {
+        let out = p.root.join(format!("fs.{suffix}"));
+        ok(p.ctl(&["export-tar", "fs", out.to_str().unwrap()]));
+        assert!(std::fs::read(&out).unwrap().starts_with(magic), "{format}");
+        let o = Command::new("tar")
+            .arg(flag)
+            .arg("-tf")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "tar {flag}: {}", text(&o.stderr));
+        assert!(text(&o.stdout).contains("usr/bin/busybox"), "{format}");
+        let name = format!("back-{format}");
+        ok(p.ctl(&["import-tar", out.to_str().unwrap(), &name]));
+        assert_eq!(listing(&tree), listing(&p.pool.join(&name)), "{format}");
+        // To stdout with --format=, no suffix to go by.
+        let o = p.ctl(&["export-tar", &format!("--format={format}"), "fs"]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        assert!(o.stdout.starts_with(magic), "{format} on stdout");
+    }
+}

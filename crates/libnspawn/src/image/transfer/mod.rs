@@ -1,5 +1,5 @@
 //! Bringing images in and out: `import-tar`, `import-fs`, `pull-tar` and
-//! `export-tar`. An incoming image is written under a locked hidden `.#`
+//! `export-tar` here, their raw disk image counterparts in `raw`. An incoming image is written under a locked hidden `.#`
 //! temporary in the first writable pool directory (`ops::Temp`), by a
 //! confined child (`unpack`) fed through a pipe, while this process reads
 //! the source, hashes it (`verify`) and shows progress; it is renamed into
@@ -12,6 +12,9 @@ pub mod compress;
 mod fetch;
 mod pack;
 mod progress;
+mod qcow2;
+pub mod raw;
+mod sparse;
 mod unpack;
 pub mod verify;
 
@@ -100,10 +103,15 @@ fn cancelled() -> Error {
 /// Where a new image goes: the pool (created), swept of dead transfers'
 /// temporaries, and a new locked temporary directory in it.
 fn prepare(name: &str) -> Result<(PathBuf, Temp)> {
+    prepare_as(name, true)
+}
+
+/// As `prepare`, with a temporary directory (`dir`) or file.
+fn prepare_as(name: &str, dir: bool) -> Result<(PathBuf, Temp)> {
     let pool = store::writable_pool()?;
     std::fs::create_dir_all(&pool).ctx(|| format!("cannot create {}", pool.display()))?;
     ops::sweep(&pool);
-    let temp = Temp::new(&pool, name, true)?;
+    let temp = Temp::new(&pool, name, dir)?;
     Ok((pool, temp))
 }
 
@@ -194,8 +202,20 @@ fn flatten(root: &Path) -> Result<()> {
 /// of that name is removed first (only with `--force`, checked before).
 fn commit(
     pool: &Path,
+    temp: Temp,
+    name: &str,
+    o: Options,
+    settings: Option<&[u8]>,
+) -> Result<PathBuf> {
+    commit_as(pool, temp, name, Kind::Directory, o, settings)
+}
+
+/// As `commit`, for an image of type `kind`.
+fn commit_as(
+    pool: &Path,
     mut temp: Temp,
     name: &str,
+    kind: Kind,
     o: Options,
     settings: Option<&[u8]>,
 ) -> Result<PathBuf> {
@@ -205,7 +225,7 @@ fn commit(
         }
         ops::remove(&store::find(name)?)?;
     }
-    let to = ops::entry(pool, name, Kind::Directory);
+    let to = ops::entry(pool, name, kind);
     ops::rename_noreplace(&temp.path, &to)?;
     temp.done = true;
     if let Some(s) = settings {
@@ -266,10 +286,18 @@ fn expected_sum(url: &str) -> Result<(String, Option<String>)> {
     }
 }
 
-/// `pull-tar`: download and unpack in one stream.
-pub fn pull_tar(url: &str, name: &str, v: Verify, o: Options) -> Result<PathBuf> {
-    fetch::check_url(url).map_err(Error::invalid)?;
-    check_name(name, o)?;
+/// What a pull (tar or raw) learns before its download: the hash the
+/// image file must have (with `--verify=checksum`), and the settings file
+/// beside it, `BASE.nspawn`, already checked against the sums.
+struct Pulled {
+    file: String,
+    expected: Option<String>,
+    settings: Option<Vec<u8>>,
+}
+
+/// The verification of `url` as `v` asks, and its settings file, for an
+/// image whose file name without suffixes is `base`.
+fn pull_checks(url: &str, base: &str, v: Verify) -> Result<Pulled> {
     if v == Verify::Signature {
         return Err(Error::invalid(
             "cannot pull with --verify=signature: not supported yet (use --verify=checksum)",
@@ -279,11 +307,6 @@ pub fn pull_tar(url: &str, name: &str, v: Verify, o: Options) -> Result<PathBuf>
         Verify::Checksum => Some(expected_sum(url)?),
         _ => None,
     };
-    let file = fetch::file_name(url).to_string();
-    let base = TAR_SUFFIXES
-        .iter()
-        .find_map(|s| file.strip_suffix(s))
-        .unwrap_or(&file);
     let settings_name = format!("{base}.nspawn");
     let settings = fetch::small(&fetch::sibling(url, &settings_name)).map_err(Error::invalid)?;
     if let (Some(s), Some((_, sums))) = (&settings, &expected) {
@@ -295,18 +318,42 @@ pub fn pull_tar(url: &str, name: &str, v: Verify, o: Options) -> Result<PathBuf>
             return Err(Error::invalid(verify::invalid(&settings_name)));
         }
     }
+    Ok(Pulled {
+        file: fetch::file_name(url).to_string(),
+        expected: expected.map(|(h, _)| h),
+        settings,
+    })
+}
+
+impl Pulled {
+    /// Refuse the download whose SHA-256 is `got` if it is not the one
+    /// expected.
+    fn check(&self, got: &str) -> Result<()> {
+        match &self.expected {
+            Some(want) if want != got => Err(Error::invalid(verify::invalid(&self.file))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `pull-tar`: download and unpack in one stream.
+pub fn pull_tar(url: &str, name: &str, v: Verify, o: Options) -> Result<PathBuf> {
+    fetch::check_url(url).map_err(Error::invalid)?;
+    check_name(name, o)?;
+    let file = fetch::file_name(url).to_string();
+    let base = TAR_SUFFIXES
+        .iter()
+        .find_map(|s| file.strip_suffix(s))
+        .unwrap_or(&file);
+    let pulled = pull_checks(url, base, v)?;
     let Some((src, total)) = fetch::open(url).map_err(Error::invalid)? else {
         return Err(Error::invalid(format!("cannot fetch {url}: not found")));
     };
     let (pool, temp) = prepare(name)?;
     let got = receive(src, total, Some(url), &temp)?;
-    if let Some((want, _)) = &expected {
-        if *want != got {
-            return Err(Error::invalid(verify::invalid(&file)));
-        }
-    }
+    pulled.check(&got)?;
     flatten(&temp.path)?;
-    commit(&pool, temp, name, o, settings.as_deref())
+    commit(&pool, temp, name, o, pulled.settings.as_deref())
 }
 
 /// `export-tar`: the image as an archive compressed as `c` into `out`.

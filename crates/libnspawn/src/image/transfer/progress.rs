@@ -73,6 +73,48 @@ impl Drop for Progress {
     }
 }
 
+/// A source that shows its progress as it is read, and remembers whether
+/// it failed, so that a decoder's error can be told from the source's.
+pub struct Metered<R> {
+    inner: R,
+    done: u64,
+    progress: Progress,
+    pub failed: bool,
+}
+
+impl<R: std::io::Read> Metered<R> {
+    pub fn new(inner: R, progress: Progress) -> Metered<R> {
+        Metered {
+            inner,
+            done: 0,
+            progress,
+            failed: false,
+        }
+    }
+
+    /// The source, the progress line ended.
+    pub fn into_inner(mut self) -> R {
+        self.progress.finish();
+        self.inner
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.done += n as u64;
+                self.progress.update(self.done);
+                Ok(n)
+            }
+            Err(e) => {
+                self.failed |= e.kind() != std::io::ErrorKind::Interrupted;
+                Err(e)
+            }
+        }
+    }
+}
+
 /// Bytes in powers of 1024 with one decimal, as systemd's format_bytes.
 fn bytes(n: u64) -> String {
     const UNITS: [(&str, u64); 4] = [("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10), ("B", 1)];
