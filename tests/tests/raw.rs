@@ -57,7 +57,7 @@ impl Pool {
         self.pool.join(format!("{name}.raw"))
     }
 
-    /// A 64 MiB ext4 file system holding a small tree (a text file, a
+    /// A 32 MiB ext4 file system holding a small tree (a text file, a
     /// random file, a symlink, a directory), as `root/NAME.raw`.
     fn ext4(&self, name: &str) -> PathBuf {
         let tree = self.root.join(format!("tree-{name}"));
@@ -70,7 +70,7 @@ impl Pool {
         std::os::unix::fs::symlink("etc/hello", tree.join("link")).unwrap();
         let img = self.root.join(format!("{name}.raw"));
         let st = Command::new("truncate")
-            .args(["-s", "64M"])
+            .args(["-s", "32M"])
             .arg(&img)
             .status()
             .unwrap();
@@ -368,6 +368,15 @@ fn truncated_or_corrupt_leaves_nothing() {
         assert!(err.contains("corrupt or cut short"), "{format}: {err}");
         eprintln!("{format}: {err}");
         assert!(p.entries().is_empty(), "{format}: {:?}", p.entries());
+    }
+    // The same cut short on the way down.
+    if have("xz") {
+        let data = std::fs::read(p.root.join("full-xz")).unwrap();
+        std::fs::write(p.srv.join("cut.raw.xz"), &data[..data.len() / 2]).unwrap();
+        let srv = Server::start(&p.srv, Duration::ZERO);
+        let err = p.refused(&["pull-raw", "--verify=no", &srv.url("cut.raw.xz")]);
+        assert!(err.contains("corrupt or cut short"), "{err}");
+        assert!(p.entries().is_empty(), "{:?}", p.entries());
     }
 }
 

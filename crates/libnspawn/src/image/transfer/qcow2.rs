@@ -114,7 +114,7 @@ fn read_at(f: &File, buf: &mut [u8], at: u64, what: &str) -> Result<(), String> 
 }
 
 /// Convert the QCOW2 image `src` into the empty file `dst`; `cancelled`
-/// is asked between L2 tables.
+/// is asked before each cluster.
 pub fn convert(src: &File, dst: &File, cancelled: &dyn Fn() -> bool) -> Result<(), String> {
     let len = src
         .metadata()
@@ -139,9 +139,6 @@ pub fn convert(src: &File, dst: &File, cancelled: &dyn Fn() -> bool) -> Result<(
     let mut packed = vec![];
     let mut inflate = flate2::Decompress::new(false);
     for (i, e) in l1.chunks_exact(8).enumerate() {
-        if cancelled() {
-            return Err("cancelled".into());
-        }
         let l2_offset = be64(e, 0) & OFFSET_MASK;
         if l2_offset == 0 {
             continue;
@@ -151,6 +148,9 @@ pub fn convert(src: &File, dst: &File, cancelled: &dyn Fn() -> bool) -> Result<(
             let guest = (i as u64 * per_l1) + ((j as u64) << h.cluster_bits);
             if guest >= h.size {
                 break;
+            }
+            if cancelled() {
+                return Err("cancelled".into());
             }
             let e = be64(e, 0);
             if e & COMPRESSED != 0 {
