@@ -783,3 +783,48 @@ fn same_bytes_as_the_reference() {
         assert!(decompress(tool, &o) == want, "{format}: our export");
     }
 }
+
+/// An export cancelled (SIGTERM) or killed (SIGKILL) half-way leaves no
+/// file under the name asked for, nor anywhere beside it.
+#[test]
+fn interrupted_export_leaves_no_file() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("raw-export-kill");
+    // Random bytes: xz takes its time over them.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let data: Vec<u8> = (0..48u32 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let src = p.root.join("noise.raw");
+    std::fs::write(&src, data).unwrap();
+    ok(p.ctl(&["import-raw", src.to_str().unwrap()]));
+    let out_dir = p.root.join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    for sig in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGKILL,
+    ] {
+        let out = out_dir.join("noise.raw.xz");
+        let mut c = nspawnctl(&["export-raw", "noise", out.to_str().unwrap()]);
+        c.env("NSPAWN_IMAGE_PATH", &p.pool)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let child = c.spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        let o = wait_output(child, Duration::from_secs(20));
+        assert!(!o.status.success(), "{sig}: finished before the signal");
+        if sig == nix::sys::signal::Signal::SIGTERM {
+            assert_eq!(stderr(&o).trim(), "nspawnctl: transfer cancelled");
+        }
+        let left: Vec<_> = std::fs::read_dir(&out_dir).unwrap().collect();
+        assert!(left.is_empty(), "{sig}: {left:?}");
+    }
+}

@@ -1,5 +1,6 @@
 //! Bringing images in and out: `import-tar`, `import-fs`, `pull-tar` and
-//! `export-tar` here, their raw disk image counterparts in `raw`. An incoming image is written under a locked hidden `.#`
+//! `export-tar` here, their raw disk image counterparts in `raw`. An
+//! incoming tree is written under a locked hidden `.#`
 //! temporary in the first writable pool directory (`ops::Temp`), by a
 //! confined child (`unpack`) fed through a pipe, while this process reads
 //! the source, hashes it (`verify`) and shows progress; it is renamed into
