@@ -66,7 +66,7 @@ pub fn open(arg: Option<&str>) -> Result<Output, String> {
                 target: Target::Named(path, false),
             })
         }
-        Err(e) => Err(format!("cannot create {}: {e}", path.display())),
+        Err(e) => Err(format!("cannot create {}: {}", path.display(), io(e))),
     }
 }
 
@@ -103,6 +103,11 @@ impl Output {
             }
         }
     }
+}
+
+/// An errno worded as the standard library's errors are elsewhere.
+fn io(e: Errno) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e as i32)
 }
 
 impl Drop for Output {
