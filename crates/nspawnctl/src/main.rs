@@ -7,6 +7,8 @@ mod copy;
 mod image_ops;
 mod images;
 mod machine;
+mod output;
+mod raw;
 mod shell;
 mod signal;
 mod status;
@@ -90,6 +92,12 @@ enum Verb {
     ExportTar(transfers::ExportTarArgs),
     /// Download a tar archive (http:// or file://) as a new image
     PullTar(transfers::PullTarArgs),
+    /// Import a disk image (raw or QCOW2; a file or stdin) as NAME.raw
+    ImportRaw(raw::ImportRawArgs),
+    /// Write a raw image's bytes (a file or stdout)
+    ExportRaw(raw::ExportRawArgs),
+    /// Download a disk image (http:// or file://) as NAME.raw
+    PullRaw(raw::PullRawArgs),
 }
 
 fn main() {
@@ -137,6 +145,9 @@ fn main() {
         Verb::ImportFs(a) => transfers::import_fs(a),
         Verb::ExportTar(a) => transfers::export_tar(a),
         Verb::PullTar(a) => transfers::pull_tar(a),
+        Verb::ImportRaw(a) => raw::import_raw(a),
+        Verb::ExportRaw(a) => raw::export_raw(a),
+        Verb::PullRaw(a) => raw::pull_raw(a),
     };
     match r {
         Ok(code) => std::process::exit(code),
