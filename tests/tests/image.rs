@@ -621,7 +621,10 @@ fn bad_images_fail_with_one_line_and_leave_nothing() {
         img.p(),
         1024 + 2
     ));
-    cases.push((img, "cannot mount partition 1 (root) of the image"));
+    cases.push((
+        img,
+        "cannot mount partition 1 (root) of /var/tmp/nspawn-tests/bad-fserrors",
+    ));
     for (img, want) in &cases {
         let o = img.sh(&[], "/bin/true");
         let line = one_line_failure(&o);

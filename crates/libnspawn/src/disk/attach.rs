@@ -25,6 +25,8 @@ pub struct Attached {
     /// Whether the root is read-only whatever the options (its flag, or a
     /// file system such as squashfs).
     pub root_read_only: bool,
+    /// The image's path, for messages.
+    path: String,
     _lock: Lock,
 }
 
@@ -79,6 +81,7 @@ pub fn attach(spec: &ImageSpec, read_only: bool) -> Result<Attached> {
         loops,
         root_read_only: layout.root().read_only,
         layout,
+        path: path.display().to_string(),
         _lock: lock,
     })
 }
@@ -103,7 +106,11 @@ impl Attached {
                     .map(|fd| (p.designator, fd))
                     .map_err(|e| match e {
                         Error::Os { what, errno } => Error::Os {
-                            what: format!("cannot mount {} of the image ({what})", p.describe()),
+                            what: format!(
+                                "cannot mount {} of {} ({what})",
+                                p.describe(),
+                                self.path
+                            ),
                             errno,
                         },
                         e => e,
