@@ -713,3 +713,44 @@ fn killed_runner_leaves_no_loop_device_or_mount() {
             .is_empty()));
     }
 }
+
+#[test]
+fn a_failure_at_each_stage_leaves_no_loop_device() {
+    if ours_only() {
+        return;
+    }
+    let img = Img::gpt("img-stages", |i| {
+        let t = i.tree("root");
+        let home = i.files("home", "h", "h\n");
+        vec![
+            part(ROOT, "root", 12, Some(i.fs("ext4", &t, 12))),
+            part(HOME, "home", 4, Some(i.fs("ext4", &home, 4))),
+        ]
+    });
+    let args = ["-q", "--pipe", "-x", "-i", img.p(), "/bin/true"];
+    let mut c = nspawn(&args);
+    c.env("NSPAWN_FAILPOINT", "list");
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let stages: Vec<String> = stderr(&o)
+        .lines()
+        .filter_map(|l| l.strip_prefix("failpoint: "))
+        .map(str::to_string)
+        .collect();
+    assert!(stages.iter().any(|s| s == "reserve.tree"), "{stages:?}");
+    assert!(stages.iter().any(|s| s == "child.root"), "{stages:?}");
+    for stage in &stages {
+        let mut c = nspawn(&args);
+        c.env("NSPAWN_FAILPOINT", stage);
+        let o = run(c);
+        assert_eq!(
+            one_line_failure(&o),
+            format!("nspawn: injected failure at {stage}")
+        );
+        assert!(
+            wait_until(Duration::from_secs(15), || img.left().is_empty()),
+            "{stage}: left {:?}",
+            img.left()
+        );
+    }
+}
