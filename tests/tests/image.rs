@@ -754,3 +754,54 @@ fn a_failure_at_each_stage_leaves_no_loop_device() {
         );
     }
 }
+
+/// A Debian 12 image made from the fixture tree boots to multi-user.target
+/// with `-i`, `-i -x` and `-i --read-only --volatile=state`, powers off,
+/// and leaves nothing; `-x` and the read-only runs never change it.
+#[test]
+fn debian_image_boots_to_multi_user() {
+    let tree = std::env::var("NSPAWN_TEST_DEBIAN")
+        .unwrap_or_else(|_| "/var/cache/nspawn-rs/debian12".into());
+    assert!(
+        Path::new(&tree).join("usr/lib/systemd/systemd").exists(),
+        "no Debian tree at {tree}: run scripts/fixtures.sh debian (scripts/test does)"
+    );
+    let img = Img::new("img-deb");
+    sh(&format!(
+        "truncate -s 600M {0} && mkfs.ext4 -q -d {tree} {0}",
+        img.p()
+    ));
+    let boot = Duration::from_secs(120);
+    let t = Duration::from_secs(30);
+    let mut before = None;
+    for extra in [
+        &[][..],
+        &["-x"][..],
+        &["--read-only", "--volatile=state"][..],
+    ] {
+        let mut args = vec!["-b", "-i", img.p()];
+        args.extend_from_slice(extra);
+        let mut c = nspawn(&args);
+        c.env("TERM", "xterm");
+        let mut s = PtySession::spawn(c, 40, 160);
+        s.expect("login: ", boot);
+        s.send(b"root\n");
+        s.expect("# ", t);
+        s.send(b"systemctl is-active multi-user.target\n");
+        s.expect("\ractive\r\n", t);
+        s.expect("# ", t);
+        s.send(b"poweroff\n");
+        let (code, out) = s.finish(t);
+        assert_eq!(code, 0, "{extra:?}: {out}");
+        assert!(
+            wait_until(Duration::from_secs(15), || img.left().is_empty()),
+            "{extra:?}: left {:?}",
+            img.left()
+        );
+        // The writable boot comes first; the others must not change it.
+        match &before {
+            None => before = Some(img.fingerprint()),
+            Some(b) => assert_eq!(&img.fingerprint(), b, "{extra:?} changed the image"),
+        }
+    }
+}
