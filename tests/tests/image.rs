@@ -805,3 +805,32 @@ fn debian_image_boots_to_multi_user() {
         }
     }
 }
+
+#[test]
+fn image_status_shows_a_raw_images_partitions() {
+    if ours_only() {
+        return;
+    }
+    let img = Img::gpt("img-status", |i| {
+        let t = i.tree("root");
+        let home = i.files("home", "h", "h\n");
+        vec![
+            part(ROOT, "root", 12, Some(i.fs("ext4", &t, 12))),
+            Part {
+                attrs: "GUID:60",
+                ..part(HOME, "home", 4, Some(i.fs("ext4", &home, 4)))
+            },
+        ]
+    });
+    let mut c = nspawnctl(&["image-status", &img.name]);
+    c.env("NSPAWN_IMAGE_PATH", &img.dir);
+    let out = ok(run(c));
+    assert!(
+        out.contains("\tPartitions: 1 root ext4 12.0M \"root\"\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\t            2 home ext4 4.0M read-only \"home\"\n"),
+        "{out}"
+    );
+}

@@ -104,3 +104,14 @@ pub fn dissect(file: &std::fs::File, size: u64) -> Result<Layout, String> {
         gpt: true,
     })
 }
+
+/// Read the image at `path` without holding it (for `image-status`).
+pub fn inspect(path: &std::path::Path) -> Result<Layout, String> {
+    use std::io::Seek;
+    let mut file =
+        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let size = file
+        .seek(std::io::SeekFrom::End(0))
+        .map_err(|e| format!("cannot get the size of {}: {e}", path.display()))?;
+    dissect(&file, size)
+}
