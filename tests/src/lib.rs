@@ -723,3 +723,28 @@ impl Drop for HttpDir {
         let _ = self.child.wait();
     }
 }
+
+/// The loop devices whose backing file is `file` (as `losetup -a` lists
+/// them, from `/sys/block/loopN/loop/backing_file`): a disk image's run
+/// must leave none, however it ended.
+pub fn loops_backed_by(file: &Path) -> Vec<String> {
+    let want = file.canonicalize().unwrap_or_else(|_| file.to_path_buf());
+    let mut out = vec![];
+    for e in std::fs::read_dir("/sys/block")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("loop") {
+            continue;
+        }
+        if let Ok(b) = std::fs::read_to_string(e.path().join("loop/backing_file")) {
+            let b = b.trim_end_matches('\n');
+            if Path::new(b.trim_end_matches(" (deleted)")) == want {
+                out.push(format!("/dev/{name} ({b})"));
+            }
+        }
+    }
+    out
+}

@@ -746,14 +746,18 @@ fn machine_option_finds_store_image() {
         stderr(&o)
     );
 
-    // A raw image is not a tree to run.
+    // A raw image runs as with -i: this one has no file system.
     let disk = unique("disk");
     std::fs::write(pool.first.join(format!("{disk}.raw")), "x").unwrap();
     let mut c = nspawn(&["-q", "--pipe", "-M", &disk, "/bin/true"]);
     c.env("NSPAWN_IMAGE_PATH", pool.env());
     let o = run(c);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("not a directory"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Couldn't identify a suitable partition table or file system"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// SIGTERM or Ctrl-C (SIGINT) during a clone: the copy stops, the

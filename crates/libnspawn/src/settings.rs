@@ -97,6 +97,9 @@ pub struct Settings {
     pub net: crate::net::NetSettings,
     /// `--private-users`, `--private-users-ownership`.
     pub userns: crate::userns::UsernsSettings,
+    /// `-i`: the disk image whose root becomes `directory` inside the
+    /// container's mount namespace (`disk::MOUNT_POINT`).
+    pub image: Option<crate::disk::ImageSpec>,
 }
 
 impl Settings {
@@ -107,6 +110,15 @@ impl Settings {
             (Some(sig), _) => sig,
             (None, StartMode::Boot) => libc::SIGRTMIN() + 3,
             (None, _) => libc::SIGKILL,
+        }
+    }
+
+    /// What the container runs from, as the user named it: the image,
+    /// else the tree.
+    pub fn origin(&self) -> &std::path::Path {
+        match &self.image {
+            Some(i) => &i.path,
+            None => &self.directory,
         }
     }
 

@@ -214,8 +214,43 @@ pub fn status(a: StatusArgs) -> Result<i32, String> {
                 if f.trusted { "" } else { " (untrusted)" }
             );
         }
+        if matches!(i.kind, Kind::Raw | Kind::Block) {
+            partitions(i);
+        }
     }
     Ok(0)
+}
+
+/// A disk image's file systems as `nspawn -i` would mount them, one line
+/// each: number, designator, type, size, flags, label.
+fn partitions(i: &Image) {
+    let layout = match libnspawn::disk::dissect::inspect(&i.path) {
+        Ok(l) => l,
+        Err(e) => return println!("\tPartitions: {e}"),
+    };
+    for (n, p) in layout.parts.iter().enumerate() {
+        let number = p.number.map_or("-".into(), |n| n.to_string());
+        println!(
+            "\t{}{number} {} {} {}{}{}",
+            if n == 0 {
+                "Partitions: "
+            } else {
+                "            "
+            },
+            p.designator.name(),
+            p.fstype.name(),
+            bytes(p.size),
+            if p.read_only { " read-only" } else { "" },
+            if p.label.is_empty() {
+                String::new()
+            } else {
+                format!(" \"{}\"", p.label)
+            },
+        );
+    }
+    for d in &layout.verity {
+        println!("\t            {} (needs dm-verity)", d.name());
+    }
 }
 
 /// `show-image` takes `show`'s arguments.

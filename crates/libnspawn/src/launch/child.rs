@@ -47,6 +47,16 @@ pub struct ChildCtx<'a> {
     pub bind_users: &'a [crate::userns::bind_user::BoundUser],
     /// Descriptors 3.. passed on to the payload (`$LISTEN_FDS`).
     pub listen_fds: u32,
+    /// `-i`: the image's file systems, to attach as the root.
+    pub image: Option<ImageRoot<'a>>,
+}
+
+/// A disk image's detached mounts for one run, and whether its root is
+/// read-only whatever the options (squashfs, the partition's flag).
+#[derive(Clone, Copy)]
+pub struct ImageRoot<'a> {
+    pub mounts: &'a crate::disk::attach::Mounted,
+    pub read_only: bool,
 }
 
 /// Never returns: executes the payload or exits after reporting the error.
@@ -84,7 +94,13 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     reset_signals();
     failpoint::hit("child.start")?;
     let idmapped = namespaces(ctx)?;
-    let tree = mount::root::prepare(&s.directory, &s.fs, idmapped.tree)?;
+    let image = ctx.image.map(|i| i.mounts);
+    let tree = mount::root::prepare(&s.directory, &s.fs, idmapped.tree, image)?;
+    if image.is_some() {
+        // A tree was checked before its start; an image only now, with
+        // its /usr partition in place.
+        mount::check_tree(tree.as_fd(), s.origin(), s.start_mode == StartMode::Boot)?;
+    }
     let root_fd = match &s.fs.pivot_root {
         Some((new, old)) => pivot_root_dir(tree.as_fd(), new, old.as_deref())?,
         None => tree,
@@ -172,7 +188,8 @@ fn file_system(
         ctx.channel.send_fd(&master)?;
     }
     let fs = &s.fs;
-    let read_only = fs.read_only || fs.volatile == Volatile::State;
+    let read_only =
+        fs.read_only || fs.volatile == Volatile::State || ctx.image.is_some_and(|i| i.read_only);
     // A network we route and masquerade reaches the host's resolvers.
     let isolated = s.private_network && !crate::net::reaches_host_resolvers(&s.net);
     mount::etc::setup_resolv_conf(root, fs.resolv_conf, isolated, read_only)?;

@@ -98,6 +98,11 @@ pub struct Reservation {
     pub held: Held,
     /// `--network-namespace-path`'s namespace, opened.
     pub netns_path: Option<OwnedFd>,
+    /// `-i`: the image's lock and loop devices (the runner's alone, like
+    /// the tree's lock: the reaper closes them, so after a killed runner
+    /// only the container's mounts hold the devices, and autoclear frees
+    /// them when its namespace goes).
+    pub image: Option<crate::disk::attach::Attached>,
     _tree: Option<TreeLock>,
     _reaper: Option<OwnedFd>,
 }
@@ -110,11 +115,20 @@ pub fn reserve(s: &Settings, mode: place::Mode, signals: &Signals) -> Result<Res
     let interrupted = || signals.check();
     // The tree first, as the reference: a second start of a busy tree is
     // told so, whatever its name. Nothing here is per name.
-    if let Some(template) = &s.fs.template {
-        crate::template::ensure(&s.directory, template, &interrupted)?;
-    }
-    super::check_tree(s)?;
-    let tree = lock_tree(s)?;
+    let (image, tree) = match &s.image {
+        Some(spec) => {
+            crate::disk::ensure_mount_point()?;
+            let image = crate::disk::attach::attach(spec, !writes_tree(s))?;
+            (Some(image), None)
+        }
+        None => {
+            if let Some(template) = &s.fs.template {
+                crate::template::ensure(&s.directory, template, &interrupted)?;
+            }
+            super::check_tree(s)?;
+            (None, lock_tree(s)?)
+        }
+    };
     failpoint::stage("reserve.tree", signals)?;
     let name = name::acquire(&s.machine, &interrupted)?;
     let mut held = Held {
@@ -159,6 +173,7 @@ pub fn reserve(s: &Settings, mode: place::Mode, signals: &Signals) -> Result<Res
     let res = Reservation {
         held,
         netns_path,
+        image,
         _tree: tree,
         _reaper: Some(reaper),
     };
@@ -166,11 +181,16 @@ pub fn reserve(s: &Settings, mode: place::Mode, signals: &Signals) -> Result<Res
     Ok(res)
 }
 
-fn lock_tree(s: &Settings) -> Result<Option<TreeLock>> {
+/// Whether a run may write the tree or image: not with `--ephemeral`,
+/// `--read-only` or `--volatile`.
+pub fn writes_tree(s: &Settings) -> bool {
     let fs = &s.fs;
-    let shared = fs.ephemeral || fs.read_only || fs.volatile != crate::mount::spec::Volatile::No;
+    !(fs.ephemeral || fs.read_only || fs.volatile != crate::mount::spec::Volatile::No)
+}
+
+fn lock_tree(s: &Settings) -> Result<Option<TreeLock>> {
     match s.knobs.lock {
-        true => crate::lock::lock_tree(&s.directory, shared).map(Some),
+        true => crate::lock::lock_tree(&s.directory, !writes_tree(s)).map(Some),
         false => Ok(None),
     }
 }

@@ -59,6 +59,8 @@ pub struct Inputs<'a> {
     pub notify: &'a OwnedFd,
     pub pty: bool,
     pub host_os_release: &'a [u8],
+    /// `-i`: this run's mounts of the image.
+    pub image: Option<child::ImageRoot<'a>>,
 }
 
 /// Root of a user namespace may not write the host's /var/log/journal:
@@ -83,6 +85,7 @@ pub fn container(s: &Settings, inp: Inputs) -> Result<Container> {
         notify,
         pty,
         host_os_release,
+        image,
     } = inp;
     let mut ns = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
     if s.private_network {
@@ -114,6 +117,7 @@ pub fn container(s: &Settings, inp: Inputs) -> Result<Container> {
             .map(|u| u.users.as_slice())
             .unwrap_or_default(),
         listen_fds: listen_fds(),
+        image,
     };
     let cgroup = held.cgroup.as_ref().map(|c| c.fd());
     let (pid, pidfd) = sys::spawn(ns as u64, cgroup, move || child::run(ctx))

@@ -60,7 +60,7 @@ pub fn watch(
         name: s.machine.clone(),
         class: "container".into(),
         service: "nspawn".into(),
-        root: s.directory.clone(),
+        root: s.origin().to_path_buf(),
         leader: container.pid,
         runner: std::process::id() as i32,
         starts: registry::Starts::now(container.pid),

@@ -103,7 +103,15 @@ impl Reach {
 /// bind it on itself; returns a handle to the result. `idmapped`: a
 /// detached idmapped mount of the tree (`--private-users-ownership=map`),
 /// attached over it first, so everything else stacks on the mapped view.
-pub fn prepare(directory: &Path, fs: &FsSettings, idmapped: Option<OwnedFd>) -> Result<OwnedFd> {
+/// `image`: a disk image's detached mounts, its root attached there and
+/// its other partitions inside it (each under its own overlay with
+/// `--ephemeral`; before `--volatile=yes` takes `/usr` from them).
+pub fn prepare(
+    directory: &Path,
+    fs: &FsSettings,
+    idmapped: Option<OwnedFd>,
+    image: Option<&crate::disk::attach::Mounted>,
+) -> Result<OwnedFd> {
     make_private()?;
     if let Some(tree) = idmapped {
         crate::sys::move_mount_to(tree.as_fd(), directory).ctx(|| {
@@ -113,9 +121,18 @@ pub fn prepare(directory: &Path, fs: &FsSettings, idmapped: Option<OwnedFd>) -> 
             )
         })?;
     }
-    if fs.ephemeral || fs.volatile == Volatile::Overlay {
+    if let Some(i) = image {
+        crate::sys::move_mount_to(i.root.as_fd(), directory)
+            .ctx(|| format!("cannot attach the image's root on {}", directory.display()))?;
+    }
+    let overlay = fs.ephemeral || fs.volatile == Volatile::Overlay;
+    if overlay {
         overlay_root(directory)?;
-    } else if fs.volatile == Volatile::Yes {
+    }
+    if let Some(i) = image {
+        super::image::attach_parts(&open_path(directory)?, &i.parts, overlay)?;
+    }
+    if fs.volatile == Volatile::Yes {
         volatile_root(directory)?;
     }
     mount(
@@ -165,6 +182,39 @@ fn overlay_root(directory: &Path) -> Result<()> {
         Some(opts.as_str()),
     )
     .ctx(|| format!("cannot mount an overlay over {}", directory.display()))
+}
+
+/// An overlay over the directory `path` (not `/`: a name is looked up, so
+/// the mount just made on it is what is found next) of `root`, its upper
+/// layer in a tmpfs of its own.
+pub(super) fn overlay_at(root: BorrowedFd, path: &str) -> Result<()> {
+    let lower = inroot::open_dir(root, path).ctx(|| format!("cannot open {path}"))?;
+    mount_on(
+        Some("tmpfs"),
+        lower.as_fd(),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+        &format!("a tmpfs over {path}"),
+    )?;
+    let tmp = inroot::open_dir(root, path).ctx(|| format!("cannot open {path}"))?;
+    for d in ["upper", "work"] {
+        nix::sys::stat::mkdirat(&tmp, d, Mode::from_bits_truncate(0o755))
+            .ctx(|| format!("cannot create the overlay's {d}"))?;
+    }
+    let t = inroot::proc_fd(tmp.as_fd());
+    let opts = format!(
+        "lowerdir={},upperdir={t}/upper,workdir={t}/work",
+        inroot::proc_fd(lower.as_fd())
+    );
+    mount_on(
+        Some("overlay"),
+        tmp.as_fd(),
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(opts.as_str()),
+        &format!("an overlay over {path}"),
+    )
 }
 
 /// `--volatile=yes`: an empty tmpfs root with only the tree's `/usr`
