@@ -6,6 +6,7 @@
 pub mod custom;
 mod dev;
 pub mod etc;
+pub mod options;
 pub mod root;
 pub mod spec;
 
