@@ -190,11 +190,13 @@ pub fn status(a: StatusArgs) -> Result<i32, String> {
             "\t      RO: {}",
             if i.read_only { "read-only" } else { "writable" }
         );
+        // "DATE; N ago", as machinectl's.
+        let when = |t| format!("{}; {}", timestamp(t), crate::status::since(t));
         if let Some(t) = i.created_usec {
-            println!("\t Created: {}", timestamp(t));
+            println!("\t Created: {}", when(t));
         }
         if let Some(t) = i.modified_usec {
-            println!("\tModified: {}", timestamp(t));
+            println!("\tModified: {}", when(t));
         }
         if let Some(u) = i.usage() {
             println!("\t   Usage: {}", bytes(u));
@@ -215,6 +217,8 @@ pub use crate::status::ShowArgs;
 
 fn properties(i: &Image) -> Vec<(&'static str, String)> {
     let unknown = u64::MAX.to_string();
+    // No quota: machinectl says "infinity" for a limit it does not know.
+    let no_limit = "infinity".to_string();
     let usage = i
         .usage()
         .map(|u| u.to_string())
@@ -227,10 +231,10 @@ fn properties(i: &Image) -> Vec<(&'static str, String)> {
         ("CreationTimestamp", opt_time(i.created_usec)),
         ("ModificationTimestamp", opt_time(i.modified_usec)),
         ("Usage", usage.clone()),
-        ("Limit", unknown.clone()),
+        ("Limit", no_limit.clone()),
         // Without btrfs quota groups all of it is the image's own.
         ("UsageExclusive", usage),
-        ("LimitExclusive", unknown),
+        ("LimitExclusive", no_limit),
     ]
 }
 

@@ -62,7 +62,8 @@ pub fn watch(
     registry::publish(&registry::Record {
         name: s.machine.clone(),
         class: "container".into(),
-        service: "nspawn".into(),
+        // The service machined is told (place.rs), so both list it alike.
+        service: s.knobs.container_service.clone(),
         root: s.directory.clone(),
         leader: container.pid,
         runner: std::process::id() as i32,
