@@ -6,6 +6,7 @@
 //! against the behaviour they claim to match.
 
 pub mod compat;
+pub mod guest;
 
 use nix::pty::openpty;
 use std::io::Read;

@@ -12,8 +12,9 @@
 use clap::CommandFactory;
 use nspawn_tests::compat::cases::{self, Case, Tier, BASELINE};
 use nspawn_tests::compat::compare::{compare, first_line, Difference, Side};
-use nspawn_tests::compat::deviations::{self, Deviation};
+use nspawn_tests::compat::deviations;
 use nspawn_tests::compat::normalise;
+use nspawn_tests::compat::report::judge;
 use nspawn_tests::compat::run::{self, HostLinks, Impl, Run, Workspace};
 use nspawn_tests::reference;
 use std::collections::{BTreeMap, BTreeSet};
@@ -117,6 +118,9 @@ fn case_ids_are_unique_and_deviations_are_documented() {
         for id in of.iter().chain([base]) {
             assert!(seen.contains(id), "BASES names {id}, which is no case");
         }
+    }
+    for c in nspawn_tests::compat::ctl::table() {
+        assert!(seen.insert(c.id), "case id {} twice", c.id);
     }
     let readme = deviations::readme_differences();
     for d in deviations::load() {
@@ -323,64 +327,4 @@ fn differential() {
         path.display()
     );
     assert!(report.failures.is_empty(), "{}", report.failures);
-}
-
-struct Report {
-    differences: usize,
-    unlisted: usize,
-    /// Unlisted differences and stale deviations; empty when all is well.
-    failures: String,
-    /// Every difference, listed or not.
-    full: String,
-}
-
-fn judge(found: &BTreeMap<&str, (Vec<Difference>, String)>, listed: &[Deviation]) -> Report {
-    let mut r = Report {
-        differences: 0,
-        unlisted: 0,
-        failures: String::new(),
-        full: String::new(),
-    };
-    for (case, (diffs, shown)) in found {
-        if diffs.is_empty() {
-            continue;
-        }
-        let _ = writeln!(r.full, "{case}:\n{shown}");
-        let mut unlisted = String::new();
-        for d in diffs {
-            r.differences += 1;
-            let by = listed.iter().find(|l| l.covers(d));
-            let _ = writeln!(
-                r.full,
-                "  {} {}: {}",
-                if by.is_some() { "listed  " } else { "UNLISTED" },
-                d.id(),
-                d.detail
-            );
-            if by.is_none() {
-                r.unlisted += 1;
-                let _ = writeln!(unlisted, "  {}: {}", d.id(), d.detail);
-            }
-        }
-        if !unlisted.is_empty() {
-            let _ = write!(
-                r.failures,
-                "{case}: differences not in deviations.txt:\n{shown}{unlisted}"
-            );
-        }
-    }
-    for l in listed {
-        let ran = found.contains_key(l.case.as_str());
-        let occurs = found.values().any(|(d, _)| d.iter().any(|d| l.covers(d)));
-        if ran && !occurs {
-            let _ = writeln!(
-                r.failures,
-                "deviations.txt:{}: {} no longer occurs ({}): remove it, and the README text if it is gone",
-                l.line,
-                l.id(),
-                l.reason
-            );
-        }
-    }
-    r
 }

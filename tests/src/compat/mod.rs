@@ -11,9 +11,13 @@
 //! - `normalise`: probe output into sections, run-specific values out
 //! - `compare`: what differs between the two, relative to each's baseline
 //! - `deviations`: the known-deviations file and its link to the README
+//! - `report`: differences judged against it
+//! - `ctl`: `nspawnctl` against `machinectl` in a booted guest
 
 pub mod cases;
 pub mod compare;
+pub mod ctl;
 pub mod deviations;
 pub mod normalise;
+pub mod report;
 pub mod run;
