@@ -5,6 +5,8 @@
 //! call `ours_only()` and return early there), so the tests are checked
 //! against the behaviour they claim to match.
 
+pub mod compat;
+pub mod guest;
 pub mod http;
 
 use nix::pty::openpty;

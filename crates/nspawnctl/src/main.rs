@@ -30,6 +30,16 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     verb: Verb,
+    /// machinectl's global options that change nothing here (nothing is
+    /// paged, nothing asks for a password): accepted before or after the
+    /// verb, so scripts written for machinectl run.
+    #[arg(long = "no-pager", global = true, hide = true)]
+    _no_pager: bool,
+    #[arg(long = "no-ask-password", global = true, hide = true)]
+    _no_ask_password: bool,
+    /// Nothing is shortened to the terminal's width here.
+    #[arg(short = 'l', long = "full", global = true, hide = true)]
+    _full: bool,
 }
 
 #[derive(Subcommand)]

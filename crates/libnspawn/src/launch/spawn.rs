@@ -111,6 +111,7 @@ pub fn container(s: &Settings, inp: Inputs) -> Result<Container> {
         netns,
         wait_go: s.net.wants_links(),
         userns: held.userns.is_some(),
+        retain: kept_capabilities(s),
         bind_users: held
             .userns
             .as_ref()
@@ -143,4 +144,19 @@ fn listen_fds() -> u32 {
         Some(n) if ours => n,
         _ => 0,
     }
+}
+
+/// The capability set the container keeps (its bounding set), for the
+/// container process and the machine's record alike. A user namespace's
+/// range counts as shifted unless its base was given as 0 (`identity`,
+/// `0:RANGE`): the reference decides before it picks a range, so `pick`
+/// and `yes` count as shifted whatever they pick.
+pub(crate) fn kept_capabilities(s: &Settings) -> u64 {
+    use crate::userns::Mode;
+    let shifted = !matches!(
+        s.userns.mode,
+        Mode::No | Mode::Identity | Mode::Fixed { base: 0, .. }
+    );
+    s.security
+        .retain(s.private_network, shifted && !s.private_network)
 }

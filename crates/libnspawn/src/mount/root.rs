@@ -23,16 +23,11 @@ fn open_path(p: &Path) -> Result<OwnedFd> {
     .ctx(|| format!("cannot open {}", p.display()))
 }
 
-/// A tmpfs over `directory`; returns a handle to it (for *at() calls).
-fn tmpfs_over(directory: &Path) -> Result<OwnedFd> {
-    mount(
-        Some("tmpfs"),
-        directory,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=0755"),
-    )
-    .ctx(|| format!("cannot mount a tmpfs over {}", directory.display()))?;
+/// A tmpfs over `directory` with `flags` and `data`; returns a handle to
+/// it (for *at() calls).
+fn tmpfs_over(directory: &Path, flags: MsFlags, data: &str) -> Result<OwnedFd> {
+    mount(Some("tmpfs"), directory, Some("tmpfs"), flags, Some(data))
+        .ctx(|| format!("cannot mount a tmpfs over {}", directory.display()))?;
     open_path(directory)
 }
 
@@ -147,12 +142,15 @@ pub fn prepare(
     if fs.volatile == Volatile::State {
         make_read_only(root.as_fd())?;
         let var = inroot::open_dir(root.as_fd(), "/var").ctx(|| "cannot open /var".into())?;
+        // As the reference's (TMPFS_LIMITS_VOLATILE_STATE): device nodes
+        // and set-uid programs work in /var as they did on disk, and it may
+        // hold a quarter of the memory.
         mount_on(
             Some("tmpfs"),
             var.as_fd(),
             Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some("mode=0755"),
+            MsFlags::MS_STRICTATIME,
+            Some("mode=0755,size=25%,nr_inodes=1m"),
             "a tmpfs on /var",
         )?;
     }
@@ -164,7 +162,11 @@ pub fn prepare(
 /// the tree is never written.
 fn overlay_root(directory: &Path) -> Result<()> {
     let lower = open_path(directory)?;
-    let tmp = tmpfs_over(directory)?;
+    let tmp = tmpfs_over(
+        directory,
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        "mode=0755",
+    )?;
     for d in ["upper", "work"] {
         nix::sys::stat::mkdirat(&tmp, d, Mode::from_bits_truncate(0o755))
             .ctx(|| format!("cannot create the overlay's {d}"))?;
@@ -246,7 +248,13 @@ fn volatile_root(directory: &Path) -> Result<()> {
             })
         })
         .collect();
-    let root = tmpfs_over(directory)?;
+    // As the reference's root for --volatile=yes (TMPFS_LIMITS_ROOTFS): a
+    // root file system, so device nodes and set-uid programs work.
+    let root = tmpfs_over(
+        directory,
+        MsFlags::MS_STRICTATIME,
+        "mode=0755,size=25%,nr_inodes=1m",
+    )?;
     for (name, target) in &links {
         nix::unistd::symlinkat(target.as_os_str(), &root, name.as_str())
             .ctx(|| format!("cannot link /{name}"))?;

@@ -260,7 +260,10 @@ impl Cli {
     }
 
     /// Every check of the option values that does not need the tree, for
-    /// a settings file's key on its own.
+    /// a settings file's key on its own: values, not combinations (a key
+    /// may need another, `Port=` a `VirtualEthernet=`; the merged command
+    /// line is checked whole afterwards). The network values are checked
+    /// by their parsers already.
     pub fn check_values(self) -> Result<(), String> {
         self.pending.check()?;
         for e in &self.setenv {
@@ -268,8 +271,7 @@ impl Cli {
         }
         self.fs.into_settings()?;
         parse_properties(&self.property)?;
-        let (_, private_network) = self.net.into_settings()?;
-        self.security.into_settings(private_network)?;
+        self.security.values();
         Ok(())
     }
 
@@ -317,8 +319,10 @@ impl Cli {
         }
         let image = image.map(|p| self.image.spec(p));
         // Each ephemeral instance gets a name of its own unless one was
-        // given, as in the reference (determine_names()).
-        let machine = if fs.ephemeral && self.machine.is_none() {
+        // given, as in the reference (determine_names()); an empty `-M`
+        // gives none.
+        let named = self.machine.as_deref().is_some_and(|m| !m.is_empty());
+        let machine = if fs.ephemeral && !named {
             ephemeral_name(&machine)?
         } else {
             machine
