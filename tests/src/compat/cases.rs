@@ -745,6 +745,18 @@ fn pending() -> Vec<Case> {
             .refused()
             .fast(),
         case("oci-bundle-with-directory", &["--oci-bundle={fix}/bundle"]).refused(),
+        case("root-hash-bad", &["--root-hash=zz"]).refused().fast(),
+        case("root-hash-sig-missing", &["--root-hash-sig=/nonexistent"])
+            .refused()
+            .fast(),
+        case(
+            "root-hash-with-directory",
+            &["--root-hash=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"],
+        ),
+        case(
+            "verity-data-with-directory",
+            &["--verity-data=/nonexistent"],
+        ),
         case("notify-ready-no", &["--notify-ready=no"]),
         case("notify-ready-yes", &["--notify-ready=yes"]),
     ]

@@ -15,7 +15,7 @@ pub struct ImageArgs {
     root_hash: Option<String>,
 
     /// PKCS#7 signature of the root hash (base64:DATA or a path)
-    #[arg(long = "root-hash-sig", value_name = "SIG", help_heading = "Image")]
+    #[arg(long = "root-hash-sig", value_name = "SIG", value_parser = parse_root_hash_sig, help_heading = "Image")]
     root_hash_sig: Option<String>,
 
     /// The image's dm-verity data, in a file of its own
@@ -25,6 +25,25 @@ pub struct ImageArgs {
 
 fn parse_root_hash(s: &str) -> Result<String, String> {
     verity::parse_root_hash(s).map(|_| s.to_string())
+}
+
+/// As the reference, a path is read when the option is parsed, so a
+/// missing or unreadable file is refused before anything starts.
+fn parse_root_hash_sig(s: &str) -> Result<String, String> {
+    if s.strip_prefix("base64:").is_none() {
+        std::fs::metadata(s)
+            .and_then(|m| match m.is_file() {
+                true => std::fs::File::open(s).map(drop),
+                false => Err(std::io::Error::from_raw_os_error(libc::EISDIR)),
+            })
+            .map_err(|e| {
+                format!(
+                    "Failed parse root hash signature file '{s}': {}",
+                    super::lower(&e)
+                )
+            })?;
+    }
+    Ok(s.to_string())
 }
 
 impl ImageArgs {

@@ -501,7 +501,7 @@ fn absolute(p: &Path) -> Result<PathBuf, String> {
 }
 
 /// An io::Error's text without the "(os error N)" suffix.
-fn lower(e: &std::io::Error) -> String {
+pub(crate) fn lower(e: &std::io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),
