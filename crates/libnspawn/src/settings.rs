@@ -1,4 +1,4 @@
-//! The one model of what a container should be. The command line (and, later,
+//! The one model of what a container should be. The command line and
 //! `.nspawn` files) fill it; `launch` only reads it.
 
 use crate::error::{Error, Result};

@@ -1,7 +1,7 @@
 //! Compression of archives: detected from the first bytes on input (as
 //! the reference's import-compress.c), chosen from the file name or
 //! `--format=` on output. gzip and bzip2 through pure-Rust codecs (flate2
-//! with miniz_oxide, bzip2 with libbz2-rs-sys); xz and zstd through the
+//! with zlib-rs, bzip2 with libbz2-rs-sys); xz and zstd through the
 //! projects' own C libraries (liblzma, libzstd), built from the crates'
 //! bundled sources and linked statically, for their speed and encoders.
 
