@@ -1,5 +1,5 @@
 //! The one model of what a container should be. The command line and
-//! `.nspawn` files) fill it; `launch` only reads it.
+//! `.nspawn` files fill it; `launch` only reads it.
 
 use crate::error::{Error, Result};
 use crate::id128::Id128;
