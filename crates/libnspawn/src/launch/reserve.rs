@@ -2,9 +2,10 @@
 //! order after the tree's lock (which the runner holds), the name first;
 //! released in the order of the fields (the name last). `Held`'s drop
 //! releases them in the runner, however `run` ends; the reaper runs the
-//! very same `release` on its copy after a killed runner (`reaper.rs`). Each release undoes only what is still this
-//! start's (the file or cgroup at the path is the one it made), so the
-//! runner's and then the reaper's pass are both harmless.
+//! very same `release` on its copy after a killed runner (`reaper.rs`).
+//! Each release undoes only what is still this start's (the file or
+//! cgroup at the path is the one it made), so the runner's and then the
+//! reaper's pass are both harmless.
 
 use super::place;
 use super::signals::Signals;
