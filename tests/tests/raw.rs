@@ -6,53 +6,20 @@
 //! `systemd-export`, without D-Bus), our results are compared with theirs.
 
 use nspawn_tests::http::Server;
+use nspawn_tests::pool::Pool;
 use nspawn_tests::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-struct Pool {
-    root: PathBuf,
-    pool: PathBuf,
-    srv: PathBuf,
+/// Raw images in a test's pool.
+trait Raw {
+    fn image(&self, name: &str) -> PathBuf;
+    fn ext4(&self, name: &str) -> PathBuf;
 }
 
-impl Pool {
-    fn new(prefix: &str) -> Pool {
-        let root = Path::new("/var/tmp/nspawn-tests").join(unique(prefix));
-        let (pool, srv) = (root.join("pool"), root.join("srv"));
-        std::fs::create_dir_all(&pool).unwrap();
-        std::fs::create_dir_all(&srv).unwrap();
-        Pool { root, pool, srv }
-    }
-
-    fn ctl(&self, args: &[&str]) -> Output {
-        let mut c = nspawnctl(args);
-        c.env("NSPAWN_IMAGE_PATH", &self.pool);
-        run(c)
-    }
-
-    /// `nspawnctl ARGS` that must fail with exit 1 and one line; the line.
-    #[track_caller]
-    fn refused(&self, args: &[&str]) -> String {
-        let o = self.ctl(args);
-        let err = stderr(&o);
-        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
-        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-        err.trim().to_string()
-    }
-
-    /// Entries of the pool: images, side files, leftover `.#` temporaries.
-    fn entries(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&self.pool)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-
+impl Raw for Pool {
     fn image(&self, name: &str) -> PathBuf {
         self.pool.join(format!("{name}.raw"))
     }
@@ -83,12 +50,6 @@ impl Pool {
             .unwrap();
         assert!(o.status.success(), "mkfs.ext4: {}", stderr(&o));
         img
-    }
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 

@@ -4,6 +4,7 @@
 //! test itself (`nspawn_tests::http`, serving the pool's `srv` directory).
 
 use nspawn_tests::http::Server;
+use nspawn_tests::pool::Pool;
 use nspawn_tests::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,27 +12,12 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-struct Pool {
-    root: PathBuf,
-    pool: PathBuf,
-    srv: PathBuf,
+/// Busybox tarballs to serve from a test's pool.
+trait Tarball {
+    fn tarball(&self, name: &str) -> PathBuf;
 }
 
-impl Pool {
-    fn new(prefix: &str) -> Pool {
-        let root = Path::new("/var/tmp/nspawn-tests").join(unique(prefix));
-        let (pool, srv) = (root.join("pool"), root.join("srv"));
-        std::fs::create_dir_all(&pool).unwrap();
-        std::fs::create_dir_all(&srv).unwrap();
-        Pool { root, pool, srv }
-    }
-
-    fn ctl(&self, args: &[&str]) -> Output {
-        let mut c = nspawnctl(args);
-        c.env("NSPAWN_IMAGE_PATH", &self.pool);
-        run(c)
-    }
-
+impl Tarball for Pool {
     /// A busybox tree packed as `srv/NAME.tar.gz` (contents at the top).
     fn tarball(&self, name: &str) -> PathBuf {
         let tree = self.root.join(format!("tree-{name}"));
@@ -53,31 +39,6 @@ impl Pool {
             .unwrap();
         assert!(st.success());
         out
-    }
-
-    /// Entries of the pool: images and any leftover `.#` temporaries.
-    fn entries(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&self.pool)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        // A --read-only image's top directory is immutable, and so is the
-        // reference's download cache in a test's other pools.
-        for d in std::fs::read_dir(&self.root)
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            make_entries_mutable(&d.path());
-        }
-        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 
