@@ -2,9 +2,11 @@
 //! at `root/pool`, files to serve in `root/srv`, everything under
 //! /var/tmp/nspawn-tests removed on drop.
 
-use crate::{make_entries_mutable, nspawnctl, run, stderr, unique};
+use crate::http::Server;
+use crate::{make_entries_mutable, nspawnctl, run, stderr, unique, wait_until};
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Child, Output, Stdio};
+use std::time::Duration;
 
 pub struct Pool {
     pub root: PathBuf,
@@ -36,6 +38,34 @@ impl Pool {
         assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         err.trim().to_string()
+    }
+
+    /// `nspawnctl VERB_ARGS URL [NAME]` of `srv/FILE` from a slow server
+    /// (4 KiB every 20 ms), once it is well under way (its `.#slow`
+    /// temporary is there): the server, to keep, and the pull.
+    pub fn pull_slowly(
+        &self,
+        verb_args: &[&str],
+        file: &str,
+        name: Option<&str>,
+        stderr: Stdio,
+    ) -> (Server, Child) {
+        let slow = Server::start(&self.srv, Duration::from_millis(20));
+        let url = slow.url(file);
+        let mut args = verb_args.to_vec();
+        args.push(&url);
+        args.extend(name);
+        let mut c = nspawnctl(&args);
+        c.env("NSPAWN_IMAGE_PATH", &self.pool)
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let child = c.spawn().unwrap();
+        assert!(wait_until(Duration::from_secs(20), || self
+            .entries()
+            .iter()
+            .any(|e| e.starts_with(".#slow"))));
+        std::thread::sleep(Duration::from_millis(300));
+        (slow, child)
     }
 
     /// Entries of the pool: images, side files, leftover `.#` temporaries.

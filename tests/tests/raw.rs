@@ -462,18 +462,7 @@ fn slow_pull(p: &Pool, stderr: Stdio) -> (Server, std::process::Child) {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
         .collect();
     std::fs::write(p.srv.join("slow.raw"), data).unwrap();
-    let slow = Server::start(&p.srv, Duration::from_millis(20));
-    let mut c = nspawnctl(&["pull-raw", "--verify=no", &slow.url("slow.raw")]);
-    c.env("NSPAWN_IMAGE_PATH", &p.pool)
-        .stdout(Stdio::null())
-        .stderr(stderr);
-    let child = c.spawn().unwrap();
-    assert!(wait_until(Duration::from_secs(20), || p
-        .entries()
-        .iter()
-        .any(|e| e.starts_with(".#slow"))));
-    std::thread::sleep(Duration::from_millis(300));
-    (slow, child)
+    p.pull_slowly(&["pull-raw", "--verify=no"], "slow.raw", None, stderr)
 }
 
 #[test]

@@ -42,6 +42,20 @@ impl Tarball for Pool {
     }
 }
 
+/// Every entry below `d` as find prints it: path, owner, group, mode,
+/// type, link target, link count and size, sorted.
+fn listing(d: &Path) -> Vec<String> {
+    let o = Command::new("find")
+        .arg(".")
+        .args(["-printf", "%p %U %G %m %y %l %n %s\n"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let mut v: Vec<String> = text(&o.stdout).lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
 fn sha256(p: &Path) -> String {
     let o = Command::new("sha256sum").arg(p).output().unwrap();
     text(&o.stdout)
@@ -188,17 +202,6 @@ fn import_file_stdin_fs_export_round_trip() {
     ok(p.ctl(&["export-tar", "fs", out.to_str().unwrap()]));
     ok(p.ctl(&["import-tar", out.to_str().unwrap(), "back"]));
     assert_eq!(p.entries(), ["back", "bb", "fromstdin", "fs"]);
-    let listing = |d: &Path| {
-        let o = Command::new("find")
-            .arg(".")
-            .args(["-printf", "%p %U %G %m %y %l %n %s\n"])
-            .current_dir(d)
-            .output()
-            .unwrap();
-        let mut v: Vec<String> = text(&o.stdout).lines().map(str::to_string).collect();
-        v.sort();
-        v
-    };
     assert_eq!(listing(&tree), listing(&p.pool.join("back")));
     assert_eq!(
         listing(&p.pool.join("bb")),
@@ -401,18 +404,12 @@ t.close()
 /// well under way (its `.#slow` temporary is there).
 fn slow_pull(p: &Pool, stderr: Stdio) -> (Server, std::process::Child) {
     p.tarball("bb");
-    let slow = Server::start(&p.srv, Duration::from_millis(20));
-    let mut c = nspawnctl(&["pull-tar", "--verify=no", &slow.url("bb.tar.gz"), "slow"]);
-    c.env("NSPAWN_IMAGE_PATH", &p.pool)
-        .stdout(Stdio::null())
-        .stderr(stderr);
-    let child = c.spawn().unwrap();
-    assert!(wait_until(Duration::from_secs(20), || p
-        .entries()
-        .iter()
-        .any(|e| e.starts_with(".#slow"))));
-    std::thread::sleep(Duration::from_millis(300));
-    (slow, child)
+    p.pull_slowly(
+        &["pull-tar", "--verify=no"],
+        "bb.tar.gz",
+        Some("slow"),
+        stderr,
+    )
 }
 
 #[test]
@@ -787,17 +784,6 @@ fn export_tar_xz_and_zstd_round_trip() {
     p.tarball("src");
     let tree = p.root.join("tree-src");
     ok(p.ctl(&["import-fs", tree.to_str().unwrap(), "fs"]));
-    let listing = |d: &Path| {
-        let o = Command::new("find")
-            .arg(".")
-            .args(["-printf", "%p %U %G %m %y %l %n %s\n"])
-            .current_dir(d)
-            .output()
-            .unwrap();
-        let mut v: Vec<String> = text(&o.stdout).lines().map(str::to_string).collect();
-        v.sort();
-        v
-    };
     for (format, suffix, magic, flag) in [
         ("xz", "tar.xz", &b"\xfd7zXZ\0"[..], "-J"),
         ("zstd", "tar.zst", &b"\x28\xb5\x2f\xfd"[..], "--zstd"),
