@@ -5,6 +5,11 @@
 //! call `ours_only()` and return early there), so the tests are checked
 //! against the behaviour they claim to match.
 
+pub mod compat;
+pub mod guest;
+pub mod http;
+pub mod pool;
+
 use nix::pty::openpty;
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -799,4 +804,29 @@ pub fn timing_marks(stderr: &str) -> Vec<(String, f64)> {
 /// (`NSPAWN_SOAK=1`, as `scripts/soak` does).
 pub fn soak() -> bool {
     std::env::var_os("NSPAWN_SOAK").is_some_and(|v| v != "0")
+}
+
+/// The loop devices whose backing file is `file` (as `losetup -a` lists
+/// them, from `/sys/block/loopN/loop/backing_file`): a disk image's run
+/// must leave none, however it ended.
+pub fn loops_backed_by(file: &Path) -> Vec<String> {
+    let want = file.canonicalize().unwrap_or_else(|_| file.to_path_buf());
+    let mut out = vec![];
+    for e in std::fs::read_dir("/sys/block")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("loop") {
+            continue;
+        }
+        if let Ok(b) = std::fs::read_to_string(e.path().join("loop/backing_file")) {
+            let b = b.trim_end_matches('\n');
+            if Path::new(b.trim_end_matches(" (deleted)")) == want {
+                out.push(format!("/dev/{name} ({b})"));
+            }
+        }
+    }
+    out
 }

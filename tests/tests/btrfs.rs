@@ -646,8 +646,8 @@ fn set_limit_on_btrfs() {
     fs.ok(&["import-fs", src.to_str().unwrap(), &img]);
     let path = fs.pool.join(&img);
     let id = subvolume_id(&path).unwrap();
-    // Quotas are off until a limit is set.
-    assert_eq!(fs.prop(&img, "Limit"), u64::MAX.to_string());
+    // Quotas are off until a limit is set: no limit, "infinity" as machinectl says.
+    assert_eq!(fs.prop(&img, "Limit"), "infinity");
 
     fs.ok(&["set-limit", &img, "20M"]);
     let groups = qgroups(&fs.mnt);
@@ -685,7 +685,7 @@ fn set_limit_on_btrfs() {
 
     // Lifted again; the pool gets its own.
     fs.ok(&["set-limit", &img, "-"]);
-    assert_eq!(fs.prop(&img, "Limit"), u64::MAX.to_string());
+    assert_eq!(fs.prop(&img, "Limit"), "infinity");
     fs.ok(&["set-limit", "1G"]);
     let pool_id = subvolume_id(&fs.pool).unwrap();
     let groups = qgroups(&fs.mnt);

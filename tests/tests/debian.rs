@@ -1,75 +1,8 @@
 //! A real Debian 12 tree with systemd as init, booted with `-b` on its
 //! console through a pseudo terminal.
 
+use nspawn_tests::guest::*;
 use nspawn_tests::*;
-use std::time::Duration;
-
-const BOOT: Duration = Duration::from_secs(90);
-const T: Duration = Duration::from_secs(30);
-
-fn boot(t: &DebianTree) -> PtySession {
-    boot_with(t, &[])
-}
-
-fn boot_with(t: &DebianTree, extra: &[&str]) -> PtySession {
-    let mut args = vec!["-b", "-D", t.dir()];
-    args.extend_from_slice(extra);
-    let mut c = nspawn(&args);
-    c.env("TERM", "xterm");
-    PtySession::spawn(c, 40, 160)
-}
-
-fn login(s: &mut PtySession) {
-    s.expect("login: ", BOOT);
-    s.send(b"root\n");
-    s.expect("# ", T);
-}
-
-/// Binds that put our nspawn and nspawnctl into a guest.
-fn our_tools() -> Vec<String> {
-    let bin = nspawn_bin();
-    vec![
-        format!("--bind-ro={}:/usr/local/bin/nspawn", bin.display()),
-        format!(
-            "--bind-ro={}:/usr/local/bin/nspawnctl",
-            bin.with_file_name("nspawnctl").display()
-        ),
-    ]
-}
-
-/// Run a shell command on the console and return its output.
-fn console(s: &mut PtySession, cmd: &str) -> String {
-    s.send(format!("{cmd}; echo END-OF''-OUTPUT\n").as_bytes());
-    let out = s.expect("END-OF-OUTPUT", T);
-    s.expect("# ", T);
-    // Drop the echoed command line.
-    let out = out
-        .split_once('\n')
-        .map(|x| x.1)
-        .unwrap_or("")
-        .replace('\r', "")
-        .replace("END-OF-OUTPUT", "");
-    strip_csi(&out)
-}
-
-/// Drop terminal control sequences (bash's bracketed-paste switches).
-fn strip_csi(s: &str) -> String {
-    let mut out = String::new();
-    let mut it = s.chars().peekable();
-    while let Some(c) = it.next() {
-        if c == '\u{1b}' && it.peek() == Some(&'[') {
-            it.next();
-            for c in it.by_ref() {
-                if c.is_ascii_alphabetic() || c == '~' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 #[test]
 fn boots_to_multi_user_with_no_failed_units_and_powers_off() {

@@ -329,14 +329,16 @@ fn options_of_later_features_say_so() {
         return;
     }
     let t = Tree::busybox("pending");
-    for (arg, name) in [
-        ("--image=x.raw", "--image"),
-        ("--oci-bundle=/x", "--oci-bundle"),
-    ] {
-        let o = run(nspawn(&["-q", "--pipe", arg, "-D", t.dir(), "/bin/true"]));
-        assert_eq!(o.status.code(), Some(1));
-        assert_eq!(stderr(&o), format!("nspawn: {name} is not supported yet\n"));
-    }
+    let o = run(nspawn(&[
+        "-q",
+        "--pipe",
+        "--oci-bundle=/x",
+        "-D",
+        t.dir(),
+        "/bin/true",
+    ]));
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), "nspawn: --oci-bundle is not supported yet\n");
     // What they would switch off is accepted.
     ok(run(nspawn(&[
         "-q",

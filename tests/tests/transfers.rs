@@ -1,38 +1,23 @@
 //! import-tar, import-fs, export-tar and pull-tar. Each test has its own
 //! pool (`NSPAWN_IMAGE_PATH`) under /var/tmp/nspawn-tests, removed by its
 //! `Pool` guard; pulls go to a tiny HTTP server on 127.0.0.1 run by the
-//! test itself (a thread serving files from the pool's `srv` directory).
+//! test itself (`nspawn_tests::http`, serving the pool's `srv` directory).
 
+use nspawn_tests::http::Server;
+use nspawn_tests::pool::Pool;
 use nspawn_tests::*;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-struct Pool {
-    root: PathBuf,
-    pool: PathBuf,
-    srv: PathBuf,
+/// Busybox tarballs to serve from a test's pool.
+trait Tarball {
+    fn tarball(&self, name: &str) -> PathBuf;
 }
 
-impl Pool {
-    fn new(prefix: &str) -> Pool {
-        let root = Path::new("/var/tmp/nspawn-tests").join(unique(prefix));
-        let (pool, srv) = (root.join("pool"), root.join("srv"));
-        std::fs::create_dir_all(&pool).unwrap();
-        std::fs::create_dir_all(&srv).unwrap();
-        Pool { root, pool, srv }
-    }
-
-    fn ctl(&self, args: &[&str]) -> Output {
-        let mut c = nspawnctl(args);
-        c.env("NSPAWN_IMAGE_PATH", &self.pool);
-        run(c)
-    }
-
+impl Tarball for Pool {
     /// A busybox tree packed as `srv/NAME.tar.gz` (contents at the top).
     fn tarball(&self, name: &str) -> PathBuf {
         let tree = self.root.join(format!("tree-{name}"));
@@ -55,87 +40,20 @@ impl Pool {
         assert!(st.success());
         out
     }
-
-    /// Entries of the pool: images and any leftover `.#` temporaries.
-    fn entries(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&self.pool)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
 }
 
-impl Drop for Pool {
-    fn drop(&mut self) {
-        // A --read-only image's top directory is immutable, and so is the
-        // reference's download cache in a test's other pools.
-        for d in std::fs::read_dir(&self.root)
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            make_entries_mutable(&d.path());
-        }
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
-/// Serves files of `dir` over HTTP/1.0 on 127.0.0.1 until dropped; counts
-/// requests; `delay` between 4 KiB chunks makes a slow server.
-struct Server {
-    port: u16,
-    requests: Arc<AtomicUsize>,
-}
-
-impl Server {
-    fn start(dir: &Path, delay: Duration) -> Server {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let requests = Arc::new(AtomicUsize::new(0));
-        let (dir, count) = (dir.to_path_buf(), requests.clone());
-        std::thread::spawn(move || {
-            for s in l.incoming() {
-                let Ok(mut s) = s else { break };
-                count.fetch_add(1, Ordering::SeqCst);
-                let mut line = String::new();
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let _ = r.read_line(&mut line);
-                loop {
-                    let mut h = String::new();
-                    if r.read_line(&mut h).unwrap_or(0) <= 2 {
-                        break;
-                    }
-                }
-                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-                let file = dir.join(path.trim_start_matches('/'));
-                match std::fs::read(&file) {
-                    Ok(data) => {
-                        let _ = write!(
-                            s,
-                            "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n",
-                            data.len()
-                        );
-                        for c in data.chunks(4096) {
-                            if s.write_all(c).is_err() {
-                                break;
-                            }
-                            std::thread::sleep(delay);
-                        }
-                    }
-                    Err(_) => {
-                        let _ = write!(s, "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n");
-                    }
-                }
-            }
-        });
-        Server { port, requests }
-    }
-
-    fn url(&self, file: &str) -> String {
-        format!("http://127.0.0.1:{}/{file}", self.port)
-    }
+/// Every entry below `d` as find prints it: path, owner, group, mode,
+/// type, link target, link count and size, sorted.
+fn listing(d: &Path) -> Vec<String> {
+    let o = Command::new("find")
+        .arg(".")
+        .args(["-printf", "%p %U %G %m %y %l %n %s\n"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let mut v: Vec<String> = text(&o.stdout).lines().map(str::to_string).collect();
+    v.sort();
+    v
 }
 
 fn sha256(p: &Path) -> String {
@@ -284,17 +202,6 @@ fn import_file_stdin_fs_export_round_trip() {
     ok(p.ctl(&["export-tar", "fs", out.to_str().unwrap()]));
     ok(p.ctl(&["import-tar", out.to_str().unwrap(), "back"]));
     assert_eq!(p.entries(), ["back", "bb", "fromstdin", "fs"]);
-    let listing = |d: &Path| {
-        let o = Command::new("find")
-            .arg(".")
-            .args(["-printf", "%p %U %G %m %y %l %n %s\n"])
-            .current_dir(d)
-            .output()
-            .unwrap();
-        let mut v: Vec<String> = text(&o.stdout).lines().map(str::to_string).collect();
-        v.sort();
-        v
-    };
     assert_eq!(listing(&tree), listing(&p.pool.join("back")));
     assert_eq!(
         listing(&p.pool.join("bb")),
@@ -497,18 +404,12 @@ t.close()
 /// well under way (its `.#slow` temporary is there).
 fn slow_pull(p: &Pool, stderr: Stdio) -> (Server, std::process::Child) {
     p.tarball("bb");
-    let slow = Server::start(&p.srv, Duration::from_millis(20));
-    let mut c = nspawnctl(&["pull-tar", "--verify=no", &slow.url("bb.tar.gz"), "slow"]);
-    c.env("NSPAWN_IMAGE_PATH", &p.pool)
-        .stdout(Stdio::null())
-        .stderr(stderr);
-    let child = c.spawn().unwrap();
-    assert!(wait_until(Duration::from_secs(20), || p
-        .entries()
-        .iter()
-        .any(|e| e.starts_with(".#slow"))));
-    std::thread::sleep(Duration::from_millis(300));
-    (slow, child)
+    p.pull_slowly(
+        &["pull-tar", "--verify=no"],
+        "bb.tar.gz",
+        Some("slow"),
+        stderr,
+    )
 }
 
 #[test]
@@ -870,4 +771,40 @@ fn progress_on_a_terminal_and_ctrl_c_cancels() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("transfer cancelled"), "{out}");
     assert!(p.entries().is_empty(), "{:?}", p.entries());
+}
+
+/// export-tar in xz and zstd (by suffix and by `--format=`): GNU tar reads
+/// what we write, and the archives import back to the same tree.
+#[test]
+fn export_tar_xz_and_zstd_round_trip() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("xzzst");
+    p.tarball("src");
+    let tree = p.root.join("tree-src");
+    ok(p.ctl(&["import-fs", tree.to_str().unwrap(), "fs"]));
+    for (format, suffix, magic, flag) in [
+        ("xz", "tar.xz", &b"\xfd7zXZ\0"[..], "-J"),
+        ("zstd", "tar.zst", &b"\x28\xb5\x2f\xfd"[..], "--zstd"),
+    ] {
+        let out = p.root.join(format!("fs.{suffix}"));
+        ok(p.ctl(&["export-tar", "fs", out.to_str().unwrap()]));
+        assert!(std::fs::read(&out).unwrap().starts_with(magic), "{format}");
+        let o = Command::new("tar")
+            .arg(flag)
+            .arg("-tf")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "tar {flag}: {}", text(&o.stderr));
+        assert!(text(&o.stdout).contains("usr/bin/busybox"), "{format}");
+        let name = format!("back-{format}");
+        ok(p.ctl(&["import-tar", out.to_str().unwrap(), &name]));
+        assert_eq!(listing(&tree), listing(&p.pool.join(&name)), "{format}");
+        // To stdout with --format=, no suffix to go by.
+        let o = p.ctl(&["export-tar", &format!("--format={format}"), "fs"]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        assert!(o.stdout.starts_with(magic), "{format} on stdout");
+    }
 }

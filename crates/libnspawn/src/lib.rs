@@ -6,6 +6,7 @@
 pub mod cgroup;
 pub mod console;
 pub mod control;
+pub mod disk;
 pub mod env;
 pub(crate) mod error;
 mod helper;

@@ -1,5 +1,5 @@
-//! The one model of what a container should be. The command line (and, later,
-//! `.nspawn` files) fill it; `launch` only reads it.
+//! The one model of what a container should be. The command line and
+//! `.nspawn` files fill it; `launch` only reads it.
 
 use crate::error::{Error, Result};
 use crate::id128::Id128;
@@ -97,6 +97,9 @@ pub struct Settings {
     pub net: crate::net::NetSettings,
     /// `--private-users`, `--private-users-ownership`.
     pub userns: crate::userns::UsernsSettings,
+    /// `-i`: the disk image whose root becomes `directory` inside the
+    /// container's mount namespace (`disk::MOUNT_POINT`).
+    pub image: Option<crate::disk::ImageSpec>,
 }
 
 impl Settings {
@@ -107,6 +110,15 @@ impl Settings {
             (Some(sig), _) => sig,
             (None, StartMode::Boot) => libc::SIGRTMIN() + 3,
             (None, _) => libc::SIGKILL,
+        }
+    }
+
+    /// What the container runs from, as the user named it: the image,
+    /// else the tree.
+    pub fn origin(&self) -> &std::path::Path {
+        match &self.image {
+            Some(i) => &i.path,
+            None => &self.directory,
         }
     }
 

@@ -190,11 +190,13 @@ pub fn status(a: StatusArgs) -> Result<i32, String> {
             "\t      RO: {}",
             if i.read_only { "read-only" } else { "writable" }
         );
+        // "DATE; N ago", as machinectl's.
+        let when = |t| format!("{}; {}", timestamp(t), crate::status::since(t));
         if let Some(t) = i.created_usec {
-            println!("\t Created: {}", timestamp(t));
+            println!("\t Created: {}", when(t));
         }
         if let Some(t) = i.modified_usec {
-            println!("\tModified: {}", timestamp(t));
+            println!("\tModified: {}", when(t));
         }
         // As machinectl: the exclusive part only where it differs.
         let [usage, limit, usage_excl, limit_excl] = sizes(i);
@@ -214,8 +216,43 @@ pub fn status(a: StatusArgs) -> Result<i32, String> {
                 if f.trusted { "" } else { " (untrusted)" }
             );
         }
+        if matches!(i.kind, Kind::Raw | Kind::Block) {
+            partitions(i);
+        }
     }
     Ok(0)
+}
+
+/// A disk image's file systems as `nspawn -i` would mount them, one line
+/// each: number, designator, type, size, flags, label.
+fn partitions(i: &Image) {
+    let layout = match libnspawn::disk::dissect::inspect(&i.path) {
+        Ok(l) => l,
+        Err(e) => return println!("\tPartitions: {e}"),
+    };
+    for (n, p) in layout.parts.iter().enumerate() {
+        let number = p.number.map_or("-".into(), |n| n.to_string());
+        println!(
+            "\t{}{number} {} {} {}{}{}",
+            if n == 0 {
+                "Partitions: "
+            } else {
+                "            "
+            },
+            p.designator.name(),
+            p.fstype.name(),
+            bytes(p.size),
+            if p.read_only { " read-only" } else { "" },
+            if p.label.is_empty() {
+                String::new()
+            } else {
+                format!(" \"{}\"", p.label)
+            },
+        );
+    }
+    for d in &layout.verity {
+        println!("\t            {} (needs dm-verity)", d.name());
+    }
 }
 
 /// `show-image` takes `show`'s arguments.
@@ -245,8 +282,11 @@ fn sizes(i: &Image) -> [Option<u64>; 4] {
 }
 
 fn properties(i: &Image) -> Vec<(&'static str, String)> {
-    let [usage, limit, usage_excl, limit_excl] =
-        sizes(i).map(|n| n.unwrap_or(u64::MAX).to_string());
+    // Unknown usage is UINT64_MAX, an unknown limit "infinity", as
+    // machinectl prints them.
+    let [usage, limit, usage_excl, limit_excl] = sizes(i);
+    let usage_of = |n: Option<u64>| n.unwrap_or(u64::MAX).to_string();
+    let limit_of = |n: Option<u64>| n.map_or_else(|| "infinity".to_string(), |n| n.to_string());
     vec![
         ("Name", i.name.clone()),
         ("Path", i.path.display().to_string()),
@@ -254,10 +294,10 @@ fn properties(i: &Image) -> Vec<(&'static str, String)> {
         ("ReadOnly", if i.read_only { "yes" } else { "no" }.into()),
         ("CreationTimestamp", opt_time(i.created_usec)),
         ("ModificationTimestamp", opt_time(i.modified_usec)),
-        ("Usage", usage),
-        ("Limit", limit),
-        ("UsageExclusive", usage_excl),
-        ("LimitExclusive", limit_excl),
+        ("Usage", usage_of(usage)),
+        ("Limit", limit_of(limit)),
+        ("UsageExclusive", usage_of(usage_excl)),
+        ("LimitExclusive", limit_of(limit_excl)),
     ]
 }
 

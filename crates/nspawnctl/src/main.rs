@@ -7,6 +7,8 @@ mod copy;
 mod image_ops;
 mod images;
 mod machine;
+mod output;
+mod raw;
 mod shell;
 mod signal;
 mod status;
@@ -28,6 +30,16 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     verb: Verb,
+    /// machinectl's global options that change nothing here (nothing is
+    /// paged, nothing asks for a password): accepted before or after the
+    /// verb, so scripts written for machinectl run.
+    #[arg(long = "no-pager", global = true, hide = true)]
+    _no_pager: bool,
+    #[arg(long = "no-ask-password", global = true, hide = true)]
+    _no_ask_password: bool,
+    /// Nothing is shortened to the terminal's width here.
+    #[arg(short = 'l', long = "full", global = true, hide = true)]
+    _full: bool,
 }
 
 #[derive(Subcommand)]
@@ -90,6 +102,12 @@ enum Verb {
     ExportTar(transfers::ExportTarArgs),
     /// Download a tar archive (http:// or file://) as a new image
     PullTar(transfers::PullTarArgs),
+    /// Import a disk image (raw or QCOW2; a file or stdin) as NAME.raw
+    ImportRaw(raw::ImportRawArgs),
+    /// Write a raw image's bytes (a file or stdout)
+    ExportRaw(raw::ExportRawArgs),
+    /// Download a disk image (http:// or file://) as NAME.raw
+    PullRaw(raw::PullRawArgs),
 }
 
 fn main() {
@@ -137,6 +155,9 @@ fn main() {
         Verb::ImportFs(a) => transfers::import_fs(a),
         Verb::ExportTar(a) => transfers::export_tar(a),
         Verb::PullTar(a) => transfers::pull_tar(a),
+        Verb::ImportRaw(a) => raw::import_raw(a),
+        Verb::ExportRaw(a) => raw::export_raw(a),
+        Verb::PullRaw(a) => raw::pull_raw(a),
     };
     match r {
         Ok(code) => std::process::exit(code),

@@ -32,7 +32,8 @@ pub fn list(a: ListArgs) -> Result<i32, String> {
                     "service": r.service,
                     "os": machine::os_value(&os, "ID"),
                     "version": machine::os_value(&os, "VERSION_ID"),
-                    "addresses": r.addresses,
+                    // null, not [], when there are none, as machinectl's.
+                    "addresses": (!r.addresses.is_empty()).then_some(&r.addresses),
                 })
             })
             .collect();
@@ -91,6 +92,14 @@ fn cmdline(pid: i32) -> String {
         .unwrap_or_default()
 }
 
+/// The machine's unit: its cgroup, or the one above its `payload`.
+fn unit_dir(cgroup: &Path) -> &Path {
+    match cgroup.file_name() {
+        Some(n) if n == "payload" => cgroup.parent().unwrap_or(cgroup),
+        _ => cgroup,
+    }
+}
+
 /// The machine's cgroup tree with its processes, like systemd-cgls.
 fn cgroup_tree(dir: &Path, prefix: &str, out: &mut Vec<String>) {
     let procs: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs"))
@@ -131,7 +140,8 @@ fn cgroup_tree(dir: &Path, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
-fn since(usec: u64) -> String {
+/// How long ago `usec` was, roughly as systemd words it.
+pub(crate) fn since(usec: u64) -> String {
     let secs = registry::now_usec().saturating_sub(usec) / 1_000_000;
     let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
     if h > 0 {
@@ -150,31 +160,30 @@ pub fn status(a: StatusArgs) -> Result<i32, String> {
             println!();
         }
         let os = machine::os_release(&r);
+        // machinectl's layout: a tab, then each label right-aligned.
         println!("{}({})", r.name, r.id);
-        println!("           Since: {}", since(r.started_usec));
-        println!("          Leader: {} ({})", r.leader, comm(r.leader));
-        println!("         Service: {}; class {}", r.service, r.class);
-        println!("            Root: {}", r.root.display());
+        println!(
+            "\t   Since: {}; {}",
+            crate::images::timestamp(r.started_usec),
+            since(r.started_usec)
+        );
+        println!("\t  Leader: {} ({})", r.leader, comm(r.leader));
+        println!("\t Service: {}; class {}", r.service, r.class);
+        println!("\t    Root: {}", r.root.display());
         if !r.interfaces.is_empty() {
-            println!("           Iface: {}", r.interfaces.join(" "));
+            println!("\t   Iface: {}", r.interfaces.join(" "));
         }
         if !r.addresses.is_empty() {
-            println!(
-                "         Address: {}",
-                r.addresses.join("\n                  ")
-            );
+            println!("\t Address: {}", r.addresses.join("\n\t          "));
         }
-        println!(
-            "              OS: {}",
-            machine::os_value(&os, "PRETTY_NAME")
-        );
-        if let Some(cg) = &r.cgroup {
+        println!("\t      OS: {}", machine::os_value(&os, "PRETTY_NAME"));
+        if let Some(unit) = r.cgroup.as_deref().map(unit_dir) {
             println!(
-                "            Unit: {}",
-                cg.file_name().unwrap_or_default().to_string_lossy()
+                "\t    Unit: {}",
+                unit.file_name().unwrap_or_default().to_string_lossy()
             );
             let mut tree = vec![];
-            cgroup_tree(cg, "                  ", &mut tree);
+            cgroup_tree(unit, "\t\t  ", &mut tree);
             for l in tree {
                 println!("{l}");
             }
@@ -208,21 +217,32 @@ pub struct ShowArgs {
     pub value: bool,
 }
 
+/// The leader's start in CLOCK_MONOTONIC microseconds, near enough: its
+/// start time counts clock ticks from boot (proc(5), field 22).
+fn monotonic_usec(r: &Record) -> Option<u64> {
+    let ticks = r.starts.leader.as_ref()?.ticks;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks * 1_000_000 / hz as u64)
+}
+
+/// As machinectl's `show`: timestamps as text and in microseconds, empty
+/// lists left out.
 fn properties(r: &Record) -> Vec<(&'static str, String)> {
-    vec![
+    let mut props = vec![
         ("Name", r.name.clone()),
         ("Id", r.id.clone()),
-        ("Timestamp", r.started_usec.to_string()),
+        ("Timestamp", crate::images::timestamp(r.started_usec)),
+        (
+            "TimestampMonotonic",
+            monotonic_usec(r).unwrap_or(0).to_string(),
+        ),
         ("Service", r.service.clone()),
         (
             "Unit",
-            // The unit is the cgroup, or the one above its `payload`.
             r.cgroup
-                .as_ref()
-                .map(|c| match c.file_name() {
-                    Some(n) if n == "payload" => c.parent().unwrap_or(c),
-                    _ => c,
-                })
+                .as_deref()
+                .map(unit_dir)
                 .and_then(|c| c.file_name())
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
@@ -239,7 +259,9 @@ fn properties(r: &Record) -> Vec<(&'static str, String)> {
                 .and_then(|c| libnspawn::control::state(c, r.runner).ok())
                 .unwrap_or_else(|| r.state.clone()),
         ),
-    ]
+    ];
+    props.retain(|(k, v)| *k != "NetworkInterfaces" || !v.is_empty());
+    props
 }
 
 pub fn show(a: ShowArgs) -> Result<i32, String> {

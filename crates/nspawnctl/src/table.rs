@@ -3,7 +3,8 @@
 //! listed.` after, unless `--no-legend`.
 
 pub fn print<const N: usize>(head: [&str; N], rows: &[[String; N]], no_legend: bool, things: &str) {
-    let mut widths = head.map(|h| h.chars().count());
+    // Without the header line its words do not widen the columns.
+    let mut widths = head.map(|h| if no_legend { 0 } else { h.chars().count() });
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());

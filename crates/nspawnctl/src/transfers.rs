@@ -1,7 +1,9 @@
-//! `import-tar`, `import-fs`, `export-tar`, `pull-tar`: images in and out.
+//! `import-tar`, `import-fs`, `export-tar`, `pull-tar`: images in and out
+//! (their raw counterparts in `raw`, with the options shared from here).
 //! The streaming, confinement and verification are
 //! libnspawn::image::transfer; this is arguments and messages.
 
+use crate::output;
 use clap::Args;
 use libnspawn::image::store;
 use libnspawn::image::transfer::{self, compress::Compression, trust::Policy, Options, Verify};
@@ -19,7 +21,7 @@ pub struct Common {
 }
 
 impl Common {
-    fn options(&self) -> Options {
+    pub(crate) fn options(&self) -> Options {
         Options {
             force: self.force,
             read_only: self.read_only,
@@ -27,16 +29,21 @@ impl Common {
     }
 }
 
-/// The image name given, or the one the file or URL implies.
-fn name_for(given: Option<String>, source: &str) -> Result<String, String> {
+/// The image name given, or the one the file or URL implies (`implied`:
+/// the tar or the raw rule).
+pub(crate) fn name_for(
+    given: Option<String>,
+    source: &str,
+    implied: fn(&str) -> Option<String>,
+) -> Result<String, String> {
     match given {
         Some(n) => Ok(n),
-        None => transfer::default_name(source)
+        None => implied(source)
             .ok_or_else(|| format!("cannot derive an image name from '{source}', please give one")),
     }
 }
 
-fn done(name: &str) -> Result<i32, String> {
+pub(crate) fn done(name: &str) -> Result<i32, String> {
     eprintln!("Imported image '{name}'.");
     Ok(0)
 }
@@ -61,7 +68,7 @@ pub fn import_tar(a: ImportTarArgs) -> Result<i32, String> {
             (Box::new(std::io::stdin()), None, name)
         }
         f => {
-            let name = name_for(a.name, f)?;
+            let name = name_for(a.name, f, transfer::default_name)?;
             let file = std::fs::File::open(f).map_err(|e| format!("cannot open {f}: {e}"))?;
             let size = file.metadata().ok().map(|m| m.len());
             (Box::new(file), size, name)
@@ -83,9 +90,30 @@ pub struct ImportFsArgs {
 
 pub fn import_fs(a: ImportFsArgs) -> Result<i32, String> {
     let trimmed = a.dir.trim_end_matches('/');
-    let name = name_for(a.name, trimmed)?;
+    let name = name_for(a.name, trimmed, transfer::default_name)?;
     transfer::import_fs(Path::new(&a.dir), &name, a.common.options()).map_err(|e| e.to_string())?;
     done(&name)
+}
+
+/// How a pull is verified, for pull-tar and pull-raw.
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// no, checksum, signature, or the file's SHA-256 in hex
+    #[arg(long, value_name = "MODE", default_value = "signature", value_parser = parse_verify)]
+    verify: Verify,
+    /// The OpenPGP keyring signatures are checked against (default: the
+    /// reference's import-pubring in /etc/systemd, else /usr/lib/systemd)
+    #[arg(long, value_name = "FILE")]
+    keyring: Option<PathBuf>,
+}
+
+impl VerifyArgs {
+    pub fn policy(self) -> Policy {
+        Policy {
+            mode: self.verify,
+            keyring: self.keyring,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -94,13 +122,8 @@ pub struct PullTarArgs {
     url: String,
     #[arg(value_name = "NAME")]
     name: Option<String>,
-    /// no, checksum, signature, or the archive's SHA-256 in hex
-    #[arg(long, value_name = "MODE", default_value = "signature", value_parser = parse_verify)]
-    verify: Verify,
-    /// The OpenPGP keyring signatures are checked against (default: the
-    /// reference's import-pubring in /etc/systemd, else /usr/lib/systemd)
-    #[arg(long, value_name = "FILE")]
-    keyring: Option<PathBuf>,
+    #[command(flatten)]
+    verify: VerifyArgs,
     #[command(flatten)]
     common: Common,
 }
@@ -112,12 +135,9 @@ fn parse_verify(s: &str) -> Result<Verify, String> {
 }
 
 pub fn pull_tar(a: PullTarArgs) -> Result<i32, String> {
-    let name = name_for(a.name, &a.url)?;
-    let policy = Policy {
-        mode: a.verify,
-        keyring: a.keyring,
-    };
-    transfer::pull_tar(&a.url, &name, &policy, a.common.options()).map_err(|e| e.to_string())?;
+    let name = name_for(a.name, &a.url, transfer::default_name)?;
+    transfer::pull_tar(&a.url, &name, &a.verify.policy(), a.common.options())
+        .map_err(|e| e.to_string())?;
     done(&name)
 }
 
@@ -128,46 +148,31 @@ pub struct ExportTarArgs {
     /// The archive to write, or - (the default) for stdout
     #[arg(value_name = "FILE")]
     file: Option<String>,
-    /// uncompressed, gzip, bzip2 (default: from the file's suffix)
+    /// uncompressed, xz, gzip, bzip2, zstd (default: from the file's suffix)
     #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
     format: Option<Compression>,
 }
 
-fn parse_format(s: &str) -> Result<Compression, String> {
+pub(crate) fn parse_format(s: &str) -> Result<Compression, String> {
     Compression::parse(s).ok_or_else(|| format!("invalid format '{s}'"))
 }
 
 pub fn export_tar(a: ExportTarArgs) -> Result<i32, String> {
     let i = store::find(&a.name).map_err(|e| e.to_string())?;
-    let file = a.file.filter(|f| f != "-");
-    let c = a.format.unwrap_or_else(|| {
-        file.as_deref()
+    let c = format_for(a.format, a.file.as_deref());
+    let out = output::open(a.file.as_deref())?;
+    let w = std::io::BufWriter::new(out.file()?);
+    let mut w = transfer::export_tar(&i, w, c).map_err(|e| e.to_string())?;
+    std::io::Write::flush(&mut w).map_err(|e| format!("cannot write the export: {e}"))?;
+    out.commit()?;
+    Ok(0)
+}
+
+/// `--format=`, else the compression the output file's suffix names.
+pub(crate) fn format_for(given: Option<Compression>, file: Option<&str>) -> Compression {
+    given.unwrap_or_else(|| {
+        file.filter(|f| *f != "-")
             .map(Compression::from_file_name)
             .unwrap_or(Compression::Uncompressed)
-    });
-    match file {
-        None => {
-            let out = std::io::BufWriter::new(std::io::stdout().lock());
-            let mut out = transfer::export_tar(&i, out, c).map_err(|e| e.to_string())?;
-            std::io::Write::flush(&mut out).map_err(|e| format!("cannot write stdout: {e}"))?;
-        }
-        Some(f) => {
-            // Never a half archive under the name asked for.
-            let out = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&f)
-                .map_err(|e| format!("cannot create {f}: {e}"))?;
-            let r = transfer::export_tar(&i, std::io::BufWriter::new(out), c)
-                .map_err(|e| e.to_string())
-                .and_then(|mut w| {
-                    std::io::Write::flush(&mut w).map_err(|e| format!("cannot write {f}: {e}"))
-                });
-            if let Err(e) = r {
-                let _ = std::fs::remove_file(&f);
-                return Err(e);
-            }
-        }
-    }
-    Ok(0)
+    })
 }

@@ -7,7 +7,7 @@
 mod block;
 mod btrfs;
 pub mod cancel;
-mod ioctl;
+pub(crate) mod ioctl;
 pub mod ops;
 mod qgroup;
 pub mod quota;

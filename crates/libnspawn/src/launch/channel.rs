@@ -32,6 +32,9 @@ pub enum Msg {
     Error(String),
     /// The container's console pty master.
     Console(OwnedFd),
+    /// The writing end of the FIFO on the container's `/proc/kmsg`, for
+    /// the runner to hold (`mount::cover_kmsg`).
+    Kmsg(OwnedFd),
     /// The machine id the container runs with (the tree's, else ours).
     MachineId(crate::id128::Id128),
     /// The child exec'd (or died) and closed its end.
@@ -43,6 +46,7 @@ pub enum Msg {
 
 const TAG_ERROR: u8 = b'E';
 const TAG_CONSOLE: u8 = b'C';
+const TAG_KMSG: u8 = b'K';
 const TAG_ID: u8 = b'I';
 const TAG_GO: u8 = b'G';
 
@@ -126,6 +130,11 @@ impl Channel {
     pub fn send_fd(&self, fd: &OwnedFd) -> Result<()> {
         self.send_tagged_fds(&[TAG_CONSOLE], &[fd.as_raw_fd()])
             .ctx(|| "cannot pass the console to the runner".into())
+    }
+
+    pub fn send_kmsg(&self, fd: &OwnedFd) -> Result<()> {
+        self.send_tagged_fds(&[TAG_KMSG], &[fd.as_raw_fd()])
+            .ctx(|| "cannot pass the /proc/kmsg FIFO to the runner".into())
     }
 
     fn send_tagged_fds(&self, head: &[u8], fds: &[std::os::fd::RawFd]) -> nix::Result<()> {
@@ -241,6 +250,7 @@ impl Channel {
             return Ok(match (n, buf.first()) {
                 (0, _) => Msg::Eof,
                 (_, Some(&TAG_CONSOLE)) if fd.is_some() => Msg::Console(fd.unwrap()),
+                (1, Some(&TAG_KMSG)) if fd.is_some() => Msg::Kmsg(fd.unwrap()),
                 (17, Some(&TAG_ID)) => {
                     let mut id = [0u8; 16];
                     id.copy_from_slice(&buf[1..17]);

@@ -43,10 +43,22 @@ pub struct ChildCtx<'a> {
     pub wait_placed: bool,
     /// In a user namespace of its own: wait for the maps first.
     pub userns: bool,
+    /// The capabilities kept (`spawn::kept_capabilities`).
+    pub retain: u64,
     /// `--bind-user`: homes and user records to set up.
     pub bind_users: &'a [crate::userns::bind_user::BoundUser],
     /// Descriptors 3.. passed on to the payload (`$LISTEN_FDS`).
     pub listen_fds: u32,
+    /// `-i`: the image's file systems, to attach as the root.
+    pub image: Option<ImageRoot<'a>>,
+}
+
+/// A disk image's detached mounts for one run, and whether its root is
+/// read-only whatever the options (squashfs, the partition's flag).
+#[derive(Clone, Copy)]
+pub struct ImageRoot<'a> {
+    pub mounts: &'a crate::disk::attach::Mounted,
+    pub read_only: bool,
 }
 
 /// Never returns: executes the payload or exits after reporting the error.
@@ -84,7 +96,13 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     reset_signals();
     failpoint::hit("child.start")?;
     let idmapped = namespaces(ctx)?;
-    let tree = mount::root::prepare(&s.directory, &s.fs, idmapped.tree)?;
+    let image = ctx.image.map(|i| i.mounts);
+    let tree = mount::root::prepare(&s.directory, &s.fs, idmapped.tree, image)?;
+    if image.is_some() {
+        // A tree was checked before its start; an image only now, with
+        // its /usr partition in place.
+        mount::check_tree(tree.as_fd(), s.origin(), s.start_mode == StartMode::Boot)?;
+    }
     let root_fd = match &s.fs.pivot_root {
         Some((new, old)) => pivot_root_dir(tree.as_fd(), new, old.as_deref())?,
         None => tree,
@@ -92,7 +110,13 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     let root = root_fd.as_fd();
     let machine_id = machine_id(root, &s.directory)?;
     // Looked up in the tree's own files, before anything else is mounted.
-    let account = match &s.user {
+    let account = match s.user.as_deref() {
+        // As the reference: root, by name or number, is a reset to 0 with
+        // no supplementary groups, whatever the tree's files say.
+        Some(u @ ("root" | "0")) => Some(Account {
+            groups: vec![],
+            ..lookup_user(root, u).unwrap_or_else(|_| Account::root())
+        }),
         Some(u) => Some(lookup_user(root, u)?),
         None => None,
     };
@@ -168,16 +192,27 @@ fn file_system(
             userns: ctx.userns,
         },
     )?;
+    ctx.channel.send_kmsg(&mount::cover_kmsg(root)?)?;
     if let Some(master) = mount::setup_dev(root, ctx.pty, ctx.userns)? {
         ctx.channel.send_fd(&master)?;
     }
     let fs = &s.fs;
-    let read_only = fs.read_only || fs.volatile == Volatile::State;
+    // Under --volatile=yes|overlay the tree is read-only anyway, below a
+    // writable layer: --read-only changes nothing there (the reference's
+    // etc_writable()).
+    let layered = matches!(fs.volatile, Volatile::Yes | Volatile::Overlay);
+    let root_read_only = fs.read_only && !layered;
+    // A read-only image (squashfs, erofs, a read-only partition) cannot be
+    // written either, unless a layer is on top.
+    let image_read_only = ctx.image.is_some_and(|i| i.read_only) && !layered;
+    let read_only = root_read_only || image_read_only || fs.volatile == Volatile::State;
+    // Custom mounts first, as the reference: a bind or overlay on /etc
+    // gets the resolv.conf and localtime, instead of hiding them.
+    mount::custom::mount_all(root, &fs.mounts, ctx.userns.then_some(idmapped_binds))?;
     // A network we route and masquerade reaches the host's resolvers.
     let isolated = s.private_network && !crate::net::reaches_host_resolvers(&s.net);
     mount::etc::setup_resolv_conf(root, fs.resolv_conf, isolated, read_only)?;
     mount::etc::setup_timezone(root, fs.timezone, read_only)?;
-    mount::custom::mount_all(root, &fs.mounts, ctx.userns.then_some(idmapped_binds))?;
     mount::write_credentials(root, &fs.credentials, account.map(|a| (a.uid, a.gid)))?;
     journal::setup(
         root,
@@ -187,7 +222,7 @@ fn file_system(
         fs.ephemeral,
         ctx.userns,
     )?;
-    if fs.read_only {
+    if root_read_only {
         mount::root::make_read_only(root)?;
     }
     crate::userns::bind_user::setup(root, ctx.bind_users)?;
@@ -206,7 +241,7 @@ fn confine_and_exec(
 ) -> Result<Infallible> {
     let s = ctx.settings;
     let sec = &s.security;
-    let retain = sec.retain(s.private_network);
+    let retain = ctx.retain;
     caps::drop_bounding(retain)?;
     limits::apply(&sec.limits)?;
     let uuid = container_uuid.to_string();
@@ -215,7 +250,8 @@ fn confine_and_exec(
         boot: s.start_mode == StartMode::Boot,
         term: ctx.term.as_deref(),
         container_uuid: &uuid,
-        user: account.map(|a| (a.name.as_str(), a.home.as_str())),
+        // $USER and $LOGNAME as given (`-u 1000` is "1000"), as the reference.
+        user: account.map(|a| (s.user.as_deref().unwrap_or(&a.name), a.home.as_str())),
         host_os_release: &host_os_release,
         setenv: &s.setenv,
         credentials: !s.fs.credentials.is_empty(),

@@ -80,7 +80,7 @@ pub fn run(s: &Settings) -> Result<i32> {
         eprintln!(
             "Spawning container {} on {}.",
             s.machine,
-            s.directory.display()
+            s.origin().display()
         );
         eprintln!("Press ^] three times within 1s to kill container.");
     }
@@ -165,6 +165,12 @@ fn run_once(
     let console_mode = ConsoleMode::resolve(Some(s.console), tty);
     let notify_sock = notify::guest_socket()?;
     let (ours, theirs) = channel::pair()?;
+    // This run's mounts of the image, detached: the container process
+    // attaches its copies; ours close once it exists.
+    let image = match &res.image {
+        Some(i) => Some((i.mount(!reserve::writes_tree(s))?, i.root_read_only)),
+        None => None,
+    };
     let container = spawn::container(
         s,
         spawn::Inputs {
@@ -175,8 +181,13 @@ fn run_once(
             notify: &notify_sock,
             pty: console_mode.has_pty(),
             host_os_release,
+            image: image.as_ref().map(|(mounts, read_only)| child::ImageRoot {
+                mounts,
+                read_only: *read_only,
+            }),
         },
     )?;
+    drop(image);
     let mut run = Run {
         container,
         placed: None,

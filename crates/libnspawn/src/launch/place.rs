@@ -205,7 +205,7 @@ pub fn place<'a>(
     if mode == Mode::Own {
         return Ok(placed);
     }
-    let root = s.directory.display().to_string();
+    let root = s.origin().display().to_string();
     let reg = bus::Registration {
         machine: &s.machine,
         id: id.0,

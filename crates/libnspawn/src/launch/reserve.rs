@@ -1,12 +1,13 @@
 //! What one start holds on the host, as guards in one struct: taken in
-//! order (the name first), released in the order of the fields (the name
-//! last). `Held`'s drop releases them in the runner, however `run` ends.
-//! The reaper, forked as soon as the name is held, runs the very same
-//! `release` after a killed runner, on the same guards taken over by name
-//! (`Held::adopt`), so a kill at any instant of the start is undone
-//! (`reaper.rs`). Each release undoes only what is still this start's
-//! (the file or cgroup at the path is the one it made), so the runner's
-//! and then the reaper's pass are both harmless.
+//! order after the tree's lock (which the runner holds), the name first;
+//! released in the order of the fields (the name last). `Held`'s drop
+//! releases them in the runner, however `run` ends. The reaper, forked as
+//! soon as the name is held, runs the very same `release` after a killed
+//! runner, on the same guards taken over by name (`Held::adopt`), so a
+//! kill at any instant of the start is undone (`reaper.rs`). Each release
+//! undoes only what is still this start's (the file or cgroup at the path
+//! is the one it made), so the runner's and then the reaper's pass are
+//! both harmless.
 
 use super::place;
 use super::signals::Signals;
@@ -145,6 +146,11 @@ pub struct Reservation {
     pub held: Held,
     /// `--network-namespace-path`'s namespace, opened.
     pub netns_path: Option<OwnedFd>,
+    /// `-i`: the image's lock and loop devices (the runner's alone, like
+    /// the tree's lock: the reaper closes them, so after a killed runner
+    /// only the container's mounts hold the devices, and autoclear frees
+    /// them when its namespace goes).
+    pub image: Option<crate::disk::attach::Attached>,
     _tree: Option<TreeLock>,
     _reaper: OwnedFd,
 }
@@ -164,11 +170,20 @@ pub fn reserve(s: &Settings, mode: place::Mode, signals: &Signals) -> Result<Res
     let interrupted = || signals.check();
     // The tree first, as the reference: a second start of a busy tree is
     // told so, whatever its name. Nothing here is per name.
-    if let Some(template) = &s.fs.template {
-        crate::template::ensure(&s.directory, template, &interrupted)?;
-    }
-    super::check_tree(s)?;
-    let tree = lock_tree(s, &interrupted)?;
+    let (image, tree) = match &s.image {
+        Some(spec) => {
+            crate::disk::ensure_mount_point()?;
+            let image = crate::disk::attach::attach(spec, !writes_tree(s))?;
+            (Some(image), None)
+        }
+        None => {
+            if let Some(template) = &s.fs.template {
+                crate::template::ensure(&s.directory, template, &interrupted)?;
+            }
+            super::check_tree(s)?;
+            (None, lock_tree(s, &interrupted)?)
+        }
+    };
     failpoint::stage("reserve.tree", signals)?;
     let name = name::acquire(&s.machine, &interrupted)?;
     let mut held = Held {
@@ -221,6 +236,7 @@ pub fn reserve(s: &Settings, mode: place::Mode, signals: &Signals) -> Result<Res
     let res = Reservation {
         held,
         netns_path,
+        image,
         _tree: tree,
         _reaper: reaper,
     };
@@ -228,11 +244,16 @@ pub fn reserve(s: &Settings, mode: place::Mode, signals: &Signals) -> Result<Res
     Ok(res)
 }
 
-fn lock_tree(s: &Settings, interrupted: &dyn Fn() -> Result<()>) -> Result<Option<TreeLock>> {
+/// Whether a run may write the tree or image: not with `--ephemeral`,
+/// `--read-only` or `--volatile`.
+pub fn writes_tree(s: &Settings) -> bool {
     let fs = &s.fs;
-    let shared = fs.ephemeral || fs.read_only || fs.volatile != crate::mount::spec::Volatile::No;
+    !(fs.ephemeral || fs.read_only || fs.volatile != crate::mount::spec::Volatile::No)
+}
+
+fn lock_tree(s: &Settings, interrupted: &dyn Fn() -> Result<()>) -> Result<Option<TreeLock>> {
     match s.knobs.lock {
-        true => crate::lock::lock_tree(&s.directory, shared, interrupted).map(Some),
+        true => crate::lock::lock_tree(&s.directory, !writes_tree(s), interrupted).map(Some),
         false => Ok(None),
     }
 }

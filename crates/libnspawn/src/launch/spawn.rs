@@ -59,6 +59,8 @@ pub struct Inputs<'a> {
     pub notify: &'a OwnedFd,
     pub pty: bool,
     pub host_os_release: &'a [u8],
+    /// `-i`: this run's mounts of the image.
+    pub image: Option<child::ImageRoot<'a>>,
 }
 
 /// Root of a user namespace may not write the host's /var/log/journal:
@@ -83,6 +85,7 @@ pub fn container(s: &Settings, inp: Inputs) -> Result<Container> {
         notify,
         pty,
         host_os_release,
+        image,
     } = inp;
     let mut ns = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
     if s.private_network {
@@ -108,12 +111,14 @@ pub fn container(s: &Settings, inp: Inputs) -> Result<Container> {
         netns,
         wait_go: s.net.wants_links(),
         userns: held.userns.is_some(),
+        retain: kept_capabilities(s),
         bind_users: held
             .userns
             .as_ref()
             .map(|u| u.users.as_slice())
             .unwrap_or_default(),
         listen_fds: listen_fds(),
+        image,
     };
     let cgroup = held.cgroup.as_ref().map(|c| c.fd());
     let (pid, pidfd) = sys::spawn(ns as u64, cgroup, move || child::run(ctx))
@@ -140,4 +145,19 @@ fn listen_fds() -> u32 {
         Some(n) if ours => n,
         _ => 0,
     }
+}
+
+/// The capability set the container keeps (its bounding set), for the
+/// container process and the machine's record alike. A user namespace's
+/// range counts as shifted unless its base was given as 0 (`identity`,
+/// `0:RANGE`): the reference decides before it picks a range, so `pick`
+/// and `yes` count as shifted whatever they pick.
+pub(crate) fn kept_capabilities(s: &Settings) -> u64 {
+    use crate::userns::Mode;
+    let shifted = !matches!(
+        s.userns.mode,
+        Mode::No | Mode::Identity | Mode::Fixed { base: 0, .. }
+    );
+    s.security
+        .retain(s.private_network, shifted && !s.private_network)
 }

@@ -41,9 +41,12 @@ pub fn watch(
     } = started;
     let container = &run.container;
     let mut pty = None;
+    // Held until the container has ended (this function returns then).
+    let mut _kmsg = None;
     loop {
         match ours.recv_within(signals, SETUP_TIMEOUT)? {
             Msg::Console(master) => pty = Some(Pty::new(master)),
+            Msg::Kmsg(fifo) => _kmsg = Some(fifo),
             Msg::Error(msg) => return Err(Error::Invalid(msg)),
             Msg::Eof => break,
             Msg::Go(_) | Msg::MachineId(_) => {}
@@ -59,8 +62,9 @@ pub fn watch(
     registry::publish(&registry::Record {
         name: s.machine.clone(),
         class: "container".into(),
-        service: "nspawn".into(),
-        root: s.directory.clone(),
+        // The service machined is told (place.rs), so both list it alike.
+        service: s.knobs.container_service.clone(),
+        root: s.origin().to_path_buf(),
         leader: container.pid,
         runner: std::process::id() as i32,
         starts: registry::Starts::now(container.pid),
@@ -77,7 +81,7 @@ pub fn watch(
             .collect(),
         state: "running".into(),
         started_usec: registry::now_usec(),
-        bounding: s.security.retain(s.private_network),
+        bounding: super::spawn::kept_capabilities(s),
         syscall_allow: s.security.syscall_allow.clone(),
         syscall_deny: s.security.syscall_deny.clone(),
         suppress_sync: s.security.suppress_sync,

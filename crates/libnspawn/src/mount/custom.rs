@@ -131,14 +131,14 @@ fn mount_one(root: BorrowedFd, m: &CustomMount) -> Result<()> {
             }
             Ok(())
         }
-        MountKind::Tmpfs { options } => {
+        MountKind::Tmpfs { flags, data } => {
             let t = inroot::mkdir_p(root, dest, 0o755)?;
             mount_on(
                 Some("tmpfs"),
                 t.as_fd(),
                 Some("tmpfs"),
-                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-                Some(options),
+                *flags,
+                data.as_deref(),
                 &format!("a tmpfs on {dest}"),
             )
         }

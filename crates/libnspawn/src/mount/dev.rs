@@ -8,7 +8,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
 use nix::sys::stat::{fchmodat, makedev, mknodat, FchmodatFlags, Mode, SFlag};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 /// (name, major, minor, mode): the character devices every container gets,
 /// with the reference's modes.
@@ -34,7 +34,7 @@ const LINKS: &[(&str, &str)] = &[
 const TTY_GID: u32 = 5;
 
 /// Build `/dev` in the tree. With `console`, also allocate the console pty
-/// from the container's own devpts and bind its peer on `/dev/console`;
+/// from the container's own devpts, `/dev/console` a link to its peer;
 /// returns the master.
 ///
 /// `userns`: in a user namespace mknod(2) of a device fails (CAP_MKNOD
@@ -116,12 +116,13 @@ pub fn setup_dev(root: BorrowedFd, console: bool, userns: bool) -> Result<Option
     if !console {
         return Ok(None);
     }
-    console_pty(root, dev.as_fd()).map(Some)
+    console_pty(dev.as_fd()).map(Some)
 }
 
-/// A pty of the container's own devpts, its peer bound on /dev/console;
-/// returns the master for the runner.
-fn console_pty(root: BorrowedFd, dev: BorrowedFd) -> Result<OwnedFd> {
+/// A pty of the container's own devpts, with `/dev/console` a symlink to
+/// its peer (`pts/N`), as the reference's: the payload's descriptors name
+/// the pty itself. Returns the master for the runner.
+fn console_pty(dev: BorrowedFd) -> Result<OwnedFd> {
     let master = nix::fcntl::openat(
         dev,
         "pts/ptmx",
@@ -133,35 +134,12 @@ fn console_pty(root: BorrowedFd, dev: BorrowedFd) -> Result<OwnedFd> {
     // SAFETY: TIOCSPTLCK takes a pointer to an int.
     Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &mut unlock) })
         .ctx(|| "cannot unlock the console pty".into())?;
-    // TIOCGPTPEER opens the peer without looking up a path (ioctl_tty(2)).
-    // SAFETY: the ioctl returns a new descriptor or -1.
-    let peer = unsafe {
-        libc::ioctl(
-            master.as_raw_fd(),
-            libc::TIOCGPTPEER,
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-    };
-    let peer = Errno::result(peer).ctx(|| "cannot open the console pty".into())?;
-    // SAFETY: new descriptor owned by us.
-    let peer = unsafe { OwnedFd::from_raw_fd(peer) };
-    nix::fcntl::openat(
-        dev,
-        "console",
-        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o600),
-    )
-    .ctx(|| "cannot create /dev/console".into())?;
-    let target = inroot::open(root, "/dev/console", OFlag::O_PATH)
-        .ctx(|| "cannot open /dev/console".into())?;
-    mount_on(
-        Some(inroot::proc_fd(peer.as_fd()).as_str()),
-        target.as_fd(),
-        None,
-        MsFlags::MS_BIND,
-        None,
-        "the console on /dev/console",
-    )?;
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN stores the pty's number in an unsigned int.
+    Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) })
+        .ctx(|| "cannot get the console pty's number".into())?;
+    nix::unistd::symlinkat(format!("pts/{n}").as_str(), dev, "console")
+        .ctx(|| "cannot create /dev/console".into())?;
     Ok(master)
 }
 

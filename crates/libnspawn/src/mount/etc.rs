@@ -139,6 +139,11 @@ fn timezone(root: BorrowedFd, mode: Timezone, read_only: bool) -> Result<()> {
         Timezone::Auto if read_only => Timezone::Bind,
         Timezone::Auto if zone_in_tree => Timezone::Symlink,
         Timezone::Auto => Timezone::Bind,
+        // As the reference: no zone name on the host, nothing to link to;
+        // a zone the tree does not have, a link that would dangle: bind
+        // the host's file instead.
+        Timezone::Symlink if zone.is_none() => Timezone::Off,
+        Timezone::Symlink if !zone_in_tree => Timezone::Bind,
         m => m,
     };
     if inroot::open_dir(root, "/etc").is_err() {
@@ -160,7 +165,7 @@ fn timezone(root: BorrowedFd, mode: Timezone, read_only: bool) -> Result<()> {
         }
         Timezone::Symlink => {
             let Some(zone) = zone else {
-                return unlink(root, DEST);
+                return Ok(());
             };
             unlink(root, DEST)?;
             let etc = inroot::open_dir(root, "/etc").ctx(|| "cannot open /etc".into())?;

@@ -6,6 +6,8 @@
 pub mod custom;
 mod dev;
 pub mod etc;
+mod image;
+pub mod options;
 pub mod root;
 pub mod spec;
 
@@ -162,24 +164,50 @@ fn setup_run(root: BorrowedFd, o: &ApiOptions) -> Result<std::os::fd::OwnedFd> {
         0o644,
     )?;
     inroot::mkdir_p(root, "/run/host/incoming", 0o700)?;
-    inroot::mkdir_p(root, "/run/host/credentials", 0o755)?;
     make_inaccessible_nodes(root, o.userns)?;
     // The fresh boot id: a file on /run, bound over the kernel's and then
-    // unlinked (the mount keeps it).
-    inroot::write_file(
-        root,
-        "/run/.nspawn-boot-id",
-        format!("{}\n", o.boot_id).as_bytes(),
-        0o444,
-    )?;
-    let boot_id = inroot::open(root, "/run/.nspawn-boot-id", nix::fcntl::OFlag::O_PATH)
+    // unlinked (the mount keeps it; `setup_proc`), named as the reference's.
+    let path = format!("/run/{}", boot_id_file(o));
+    inroot::write_file(root, &path, format!("{}\n", o.boot_id).as_bytes(), 0o444)?;
+    let boot_id = inroot::open(root, &path, nix::fcntl::OFlag::O_PATH)
         .ctx(|| "cannot open the boot id file".into())?;
-    let _ = nix::unistd::unlinkat(
-        &run,
-        ".nspawn-boot-id",
-        nix::unistd::UnlinkatFlags::NoRemoveDir,
-    );
+    drop(run);
     Ok(boot_id)
+}
+
+/// `/proc/kmsg` covered with an empty FIFO, as the reference's: a payload
+/// kept CAP_SYSLOG must not read (and so take) the host's kernel messages.
+/// Returns a descriptor open for writing on it, for the runner to hold
+/// while the container runs: with a writer, a reader waits for messages
+/// that never come instead of reading end-of-file in a loop.
+pub fn cover_kmsg(root: BorrowedFd) -> Result<std::os::fd::OwnedFd> {
+    let name = format!(
+        ".#proc-kmsg{}",
+        &crate::id128::Id128::random()?.plain()[..16]
+    );
+    let run = inroot::open_dir(root, "/run").ctx(|| "cannot open /run".into())?;
+    nix::unistd::mkfifoat(&run, name.as_str(), Mode::from_bits_truncate(0o600))
+        .ctx(|| "cannot create the FIFO for /proc/kmsg".into())?;
+    let fifo = inroot::open(
+        root,
+        &format!("/run/{name}"),
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NONBLOCK,
+    )
+    .ctx(|| "cannot open the FIFO for /proc/kmsg".into())?;
+    let target = inroot::open(root, "/proc/kmsg", nix::fcntl::OFlag::O_PATH)
+        .ctx(|| "cannot open /proc/kmsg".into())?;
+    bind_fd(fifo.as_fd(), target.as_fd(), false, "a FIFO on /proc/kmsg")?;
+    nix::unistd::unlinkat(&run, name.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir)
+        .ctx(|| "cannot remove the FIFO for /proc/kmsg".into())?;
+    Ok(fifo)
+}
+
+/// The boot id's file in `/run` until it is bound: a name no tree has.
+fn boot_id_file(o: &ApiOptions) -> String {
+    format!(
+        ".#proc-sys-kernel-random-boot-id{}",
+        &o.boot_id.plain()[..16]
+    )
 }
 
 /// proc on /proc: /proc/sys read-only (but a private network's), our boot
@@ -206,6 +234,15 @@ fn setup_proc(root: BorrowedFd, o: &ApiOptions, boot_id: BorrowedFd) -> Result<(
         bind_remount(root, None, "/proc/sys/net", NOSUID_NODEV_NOEXEC)?;
     }
     bind_file_read_only(root, boot_id, "/proc/sys/kernel/random/boot_id")?;
+    // Opened now: a descriptor from before the tmpfs was mounted names the
+    // tree's /run under it.
+    let run = inroot::open_dir(root, "/run").ctx(|| "cannot open /run".into())?;
+    nix::unistd::unlinkat(
+        &run,
+        boot_id_file(o).as_str(),
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    )
+    .ctx(|| "cannot remove the boot id file".into())?;
     let reg = inroot::open(
         root,
         "/run/host/inaccessible/reg",
@@ -250,6 +287,8 @@ fn setup_sys(root: BorrowedFd, o: &ApiOptions) -> Result<()> {
             crate::sys::mount_setattr_set(top.as_fd(), crate::sys::MOUNT_ATTR_API, true)
                 .ctx(|| "cannot make /sys read-only".into())?;
         }
+    } else if o.private_network {
+        sys_of_own_network(root, sys.as_fd(), sys_flags)?;
     } else {
         mount_on(
             Some("sysfs"),
@@ -275,6 +314,60 @@ fn setup_sys(root: BorrowedFd, o: &ApiOptions) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The directories of sysfs a container with a network of its own sees,
+/// as the reference's (mount_sysfs()): not `firmware`, `module`, `power`,
+/// `hypervisor`, nor `fs` (but for the cgroup mount point).
+const SYSFS_SHOWN: &[&str] = &["block", "bus", "class", "dev", "devices", "kernel"];
+
+/// `/sys` for a container with its own network namespace: a small tmpfs
+/// holding binds of `SYSFS_SHOWN` from a sysfs of that namespace, made
+/// with `flags` (read-only unless the API file systems are writable).
+fn sys_of_own_network(root: BorrowedFd, sys: BorrowedFd, flags: MsFlags) -> Result<()> {
+    mount_on(
+        Some("tmpfs"),
+        sys,
+        Some("tmpfs"),
+        NOSUID_NODEV_NOEXEC,
+        Some("mode=0555,size=4m,nr_inodes=1k"),
+        "tmpfs on /sys",
+    )?;
+    let full = inroot::mkdir_p(root, "/sys/full", 0o755)?;
+    mount_on(
+        Some("sysfs"),
+        full.as_fd(),
+        Some("sysfs"),
+        flags,
+        None,
+        "sysfs on /sys/full",
+    )?;
+    for d in SYSFS_SHOWN {
+        let from = inroot::open(root, &format!("/sys/full/{d}"), nix::fcntl::OFlag::O_PATH)
+            .ctx(|| format!("cannot open /sys/full/{d}"))?;
+        let to = inroot::mkdir_p(root, &format!("/sys/{d}"), 0o755)?;
+        bind_fd(
+            from.as_fd(),
+            to.as_fd(),
+            false,
+            &format!("sysfs's {d} on /sys/{d}"),
+        )?;
+        remount(root, &format!("/sys/{d}"), flags)?;
+    }
+    drop(full);
+    // Opened again: the descriptor from before names the directory under
+    // the sysfs mount, not the mount.
+    let full = inroot::open(root, "/sys/full", nix::fcntl::OFlag::O_PATH)
+        .ctx(|| "cannot open /sys/full".into())?;
+    umount2(inroot::proc_fd(full.as_fd()).as_str(), MntFlags::MNT_DETACH)
+        .ctx(|| "cannot unmount /sys/full".into())?;
+    drop(full);
+    let top = inroot::open_dir(root, "/sys").ctx(|| "cannot open /sys".into())?;
+    nix::unistd::unlinkat(&top, "full", nix::unistd::UnlinkatFlags::RemoveDir)
+        .ctx(|| "cannot remove /sys/full".into())?;
+    // The cgroup mount point, made before the tmpfs turns read-only.
+    inroot::mkdir_p(root, "/sys/fs/cgroup", 0o755)?;
+    remount(root, "/sys", flags)
 }
 
 /// `/run/host/inaccessible/`: one node of each type with mode 0, as the
@@ -316,9 +409,10 @@ fn bind_file_read_only(root: BorrowedFd, src: BorrowedFd, path: &str) -> Result<
     )
 }
 
-/// `--set-credential`/`--load-credential`: files in `/run/host/credentials`
-/// (made read-only with the rest of `/run/host`), readable only by the
-/// payload's user.
+/// `--set-credential`/`--load-credential`: files in `/run/host/credentials`,
+/// readable only by the payload's user, on a ramfs of their own as the
+/// reference's (never swapped out), read-only once written. Without
+/// credentials there is no such directory.
 pub fn write_credentials(
     root: BorrowedFd,
     creds: &[(String, Vec<u8>)],
@@ -327,11 +421,25 @@ pub fn write_credentials(
     if creds.is_empty() {
         return Ok(());
     }
+    const PATH: &str = "/run/host/credentials";
     let (uid, gid) = owner.unwrap_or((0, 0));
-    let dir = inroot::open_dir(root, "/run/host/credentials")
-        .ctx(|| "cannot open /run/host/credentials".into())?;
+    let target = inroot::mkdir_p(root, PATH, 0o700)?;
+    mount_on(
+        Some("none"),
+        target.as_fd(),
+        Some("ramfs"),
+        NOSUID_NODEV_NOEXEC,
+        Some("mode=0700"),
+        "a ramfs on /run/host/credentials",
+    )?;
+    let dir = inroot::open(
+        root,
+        PATH,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+    )
+    .ctx(|| format!("cannot open {PATH}"))?;
     for (id, data) in creds {
-        let path = format!("/run/host/credentials/{id}");
+        let path = format!("{PATH}/{id}");
         inroot::write_file(root, &path, data, 0o400)?;
         nix::unistd::fchownat(
             &dir,
@@ -342,16 +450,21 @@ pub fn write_credentials(
         )
         .ctx(|| format!("cannot chown {path}"))?;
     }
-    let d = inroot::open(
-        root,
-        "/run/host/credentials",
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+    nix::unistd::fchown(&dir, Some(uid.into()), Some(gid.into()))
+        .ctx(|| format!("cannot chown {PATH}"))?;
+    nix::sys::stat::fchmod(&dir, Mode::from_bits_truncate(0o500))
+        .ctx(|| format!("cannot chmod {PATH}"))?;
+    // The file system itself read-only (not only this mount of it).
+    let top = inroot::open(root, PATH, nix::fcntl::OFlag::O_PATH)
+        .ctx(|| format!("cannot open {PATH}"))?;
+    mount_on(
+        None,
+        top.as_fd(),
+        None,
+        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | NOSUID_NODEV_NOEXEC,
+        Some("mode=0700"),
+        "/run/host/credentials read-only",
     )
-    .ctx(|| "cannot open /run/host/credentials".into())?;
-    nix::unistd::fchown(&d, Some(uid.into()), Some(gid.into()))
-        .ctx(|| "cannot chown /run/host/credentials".into())?;
-    nix::sys::stat::fchmod(&d, Mode::from_bits_truncate(0o500))
-        .ctx(|| "cannot chmod /run/host/credentials".into())
 }
 
 /// Bind the runner's notify socket into `/run/host/notify` and make

@@ -23,16 +23,11 @@ fn open_path(p: &Path) -> Result<OwnedFd> {
     .ctx(|| format!("cannot open {}", p.display()))
 }
 
-/// A tmpfs over `directory`; returns a handle to it (for *at() calls).
-fn tmpfs_over(directory: &Path) -> Result<OwnedFd> {
-    mount(
-        Some("tmpfs"),
-        directory,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=0755"),
-    )
-    .ctx(|| format!("cannot mount a tmpfs over {}", directory.display()))?;
+/// A tmpfs over `directory` with `flags` and `data`; returns a handle to
+/// it (for *at() calls).
+fn tmpfs_over(directory: &Path, flags: MsFlags, data: &str) -> Result<OwnedFd> {
+    mount(Some("tmpfs"), directory, Some("tmpfs"), flags, Some(data))
+        .ctx(|| format!("cannot mount a tmpfs over {}", directory.display()))?;
     open_path(directory)
 }
 
@@ -103,7 +98,15 @@ impl Reach {
 /// bind it on itself; returns a handle to the result. `idmapped`: a
 /// detached idmapped mount of the tree (`--private-users-ownership=map`),
 /// attached over it first, so everything else stacks on the mapped view.
-pub fn prepare(directory: &Path, fs: &FsSettings, idmapped: Option<OwnedFd>) -> Result<OwnedFd> {
+/// `image`: a disk image's detached mounts, its root attached there and
+/// its other partitions inside it (each under its own overlay with
+/// `--ephemeral`; before `--volatile=yes` takes `/usr` from them).
+pub fn prepare(
+    directory: &Path,
+    fs: &FsSettings,
+    idmapped: Option<OwnedFd>,
+    image: Option<&crate::disk::attach::Mounted>,
+) -> Result<OwnedFd> {
     make_private()?;
     if let Some(tree) = idmapped {
         crate::sys::move_mount_to(tree.as_fd(), directory).ctx(|| {
@@ -113,9 +116,18 @@ pub fn prepare(directory: &Path, fs: &FsSettings, idmapped: Option<OwnedFd>) -> 
             )
         })?;
     }
-    if fs.ephemeral || fs.volatile == Volatile::Overlay {
+    if let Some(i) = image {
+        crate::sys::move_mount_to(i.root.as_fd(), directory)
+            .ctx(|| format!("cannot attach the image's root on {}", directory.display()))?;
+    }
+    let overlay = fs.ephemeral || fs.volatile == Volatile::Overlay;
+    if overlay {
         overlay_root(directory)?;
-    } else if fs.volatile == Volatile::Yes {
+    }
+    if let Some(i) = image {
+        super::image::attach_parts(&open_path(directory)?, &i.parts, overlay)?;
+    }
+    if fs.volatile == Volatile::Yes {
         volatile_root(directory)?;
     }
     mount(
@@ -130,12 +142,15 @@ pub fn prepare(directory: &Path, fs: &FsSettings, idmapped: Option<OwnedFd>) -> 
     if fs.volatile == Volatile::State {
         make_read_only(root.as_fd())?;
         let var = inroot::open_dir(root.as_fd(), "/var").ctx(|| "cannot open /var".into())?;
+        // As the reference's (TMPFS_LIMITS_VOLATILE_STATE): device nodes
+        // and set-uid programs work in /var as they did on disk, and it may
+        // hold a quarter of the memory.
         mount_on(
             Some("tmpfs"),
             var.as_fd(),
             Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some("mode=0755"),
+            MsFlags::MS_STRICTATIME,
+            Some("mode=0755,size=25%,nr_inodes=1m"),
             "a tmpfs on /var",
         )?;
     }
@@ -147,7 +162,11 @@ pub fn prepare(directory: &Path, fs: &FsSettings, idmapped: Option<OwnedFd>) -> 
 /// the tree is never written.
 fn overlay_root(directory: &Path) -> Result<()> {
     let lower = open_path(directory)?;
-    let tmp = tmpfs_over(directory)?;
+    let tmp = tmpfs_over(
+        directory,
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        "mode=0755",
+    )?;
     for d in ["upper", "work"] {
         nix::sys::stat::mkdirat(&tmp, d, Mode::from_bits_truncate(0o755))
             .ctx(|| format!("cannot create the overlay's {d}"))?;
@@ -165,6 +184,39 @@ fn overlay_root(directory: &Path) -> Result<()> {
         Some(opts.as_str()),
     )
     .ctx(|| format!("cannot mount an overlay over {}", directory.display()))
+}
+
+/// An overlay over the directory `path` (not `/`: a name is looked up, so
+/// the mount just made on it is what is found next) of `root`, its upper
+/// layer in a tmpfs of its own.
+pub(super) fn overlay_at(root: BorrowedFd, path: &str) -> Result<()> {
+    let lower = inroot::open_dir(root, path).ctx(|| format!("cannot open {path}"))?;
+    mount_on(
+        Some("tmpfs"),
+        lower.as_fd(),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+        &format!("a tmpfs over {path}"),
+    )?;
+    let tmp = inroot::open_dir(root, path).ctx(|| format!("cannot open {path}"))?;
+    for d in ["upper", "work"] {
+        nix::sys::stat::mkdirat(&tmp, d, Mode::from_bits_truncate(0o755))
+            .ctx(|| format!("cannot create the overlay's {d}"))?;
+    }
+    let t = inroot::proc_fd(tmp.as_fd());
+    let opts = format!(
+        "lowerdir={},upperdir={t}/upper,workdir={t}/work",
+        inroot::proc_fd(lower.as_fd())
+    );
+    mount_on(
+        Some("overlay"),
+        tmp.as_fd(),
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(opts.as_str()),
+        &format!("an overlay over {path}"),
+    )
 }
 
 /// `--volatile=yes`: an empty tmpfs root with only the tree's `/usr`
@@ -196,7 +248,13 @@ fn volatile_root(directory: &Path) -> Result<()> {
             })
         })
         .collect();
-    let root = tmpfs_over(directory)?;
+    // As the reference's root for --volatile=yes (TMPFS_LIMITS_ROOTFS): a
+    // root file system, so device nodes and set-uid programs work.
+    let root = tmpfs_over(
+        directory,
+        MsFlags::MS_STRICTATIME,
+        "mode=0755,size=25%,nr_inodes=1m",
+    )?;
     for (name, target) in &links {
         nix::unistd::symlinkat(target.as_os_str(), &root, name.as_str())
             .ctx(|| format!("cannot link /{name}"))?;

@@ -39,8 +39,10 @@ pub enum MountKind {
         recursive: bool,
         idmap: Idmap,
     },
+    /// Flags and data as mounted: `options::split` of the option string.
     Tmpfs {
-        options: String,
+        flags: nix::mount::MsFlags,
+        data: Option<String>,
     },
     /// `lowers` from lowest to highest, as given on the command line.
     Overlay {
@@ -86,7 +88,7 @@ impl Volatile {
     pub fn parse(s: &str) -> Result<Self> {
         Ok(match s {
             "no" | "false" | "0" | "off" => Self::No,
-            "yes" | "true" | "1" | "on" | "" => Self::Yes,
+            "yes" | "true" | "1" | "on" => Self::Yes,
             "state" => Self::State,
             "overlay" => Self::Overlay,
             _ => {
@@ -364,7 +366,9 @@ pub fn parse_bind(s: &str, read_only: bool) -> Result<CustomMount> {
     })
 }
 
-/// `--tmpfs=PATH[:OPTS]`.
+/// `--tmpfs=PATH[:OPTS]`: OPTS (`mode=0755` when empty) as the reference
+/// mounts them, flag words applied over `nodev,strictatime` and the rest
+/// passed to tmpfs (`options::split`).
 pub fn parse_tmpfs(s: &str) -> Result<CustomMount> {
     let bad = || {
         Error::invalid(format!(
@@ -372,12 +376,19 @@ pub fn parse_tmpfs(s: &str) -> Result<CustomMount> {
         ))
     };
     let (path, opts) = match s.split_once(':') {
-        Some((p, o)) => (p, o.to_string()),
-        None => (s, "mode=0755".to_string()),
+        Some((p, o)) if !o.is_empty() => (p, o),
+        Some((p, _)) => (p, "mode=0755"),
+        None => (s, "mode=0755"),
     };
     let dest = clean_abs(path).ok_or_else(bad)?;
+    let base = nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_STRICTATIME;
+    let split = super::options::split(opts, base)
+        .map_err(|e| Error::invalid(format!("Failed to parse --tmpfs= argument {s}: {e}")))?;
     Ok(CustomMount {
-        kind: MountKind::Tmpfs { options: opts },
+        kind: MountKind::Tmpfs {
+            flags: split.flags,
+            data: split.data,
+        },
         dest,
     })
 }
@@ -644,18 +655,33 @@ mod tests {
 
     #[test]
     fn tmpfs_overlay_inaccessible() {
+        use nix::mount::MsFlags;
+        let base = MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME;
+        let tmpfs = |flags, data: Option<&str>| MountKind::Tmpfs {
+            flags,
+            data: data.map(String::from),
+        };
         assert_eq!(
             parse_tmpfs("/x").unwrap().kind,
-            MountKind::Tmpfs {
-                options: "mode=0755".into()
-            }
+            tmpfs(base, Some("mode=0755"))
+        );
+        assert_eq!(
+            parse_tmpfs("/x:").unwrap().kind,
+            tmpfs(base, Some("mode=0755"))
         );
         assert_eq!(
             parse_tmpfs("/x:size=1m").unwrap().kind,
-            MountKind::Tmpfs {
-                options: "size=1m".into()
-            }
+            tmpfs(base, Some("size=1m"))
         );
+        assert_eq!(
+            parse_tmpfs("/var:mode=0755,nosuid").unwrap().kind,
+            tmpfs(base | MsFlags::MS_NOSUID, Some("mode=0755"))
+        );
+        assert_eq!(
+            parse_tmpfs("/var:ro,dev").unwrap().kind,
+            tmpfs(MsFlags::MS_STRICTATIME | MsFlags::MS_RDONLY, None)
+        );
+        assert!(parse_tmpfs("/var:mode=0755,shared").is_err());
         assert!(parse_tmpfs("").is_err() && parse_tmpfs("x").is_err());
         let o = parse_overlay("/l1:/l2:/up:/dst", false).unwrap();
         assert_eq!(o.dest, "/dst");
@@ -693,6 +719,9 @@ mod tests {
     fn modes() {
         assert_eq!(Volatile::parse("state").unwrap(), Volatile::State);
         assert!(Volatile::parse("-1").is_err());
+        // `--volatile=` with nothing after it: refused, as the reference
+        // (a bare `--volatile` is clap's "yes").
+        assert!(Volatile::parse("").is_err());
         assert_eq!(
             ResolvConf::parse("replace-stub").unwrap(),
             ResolvConf::Copy {

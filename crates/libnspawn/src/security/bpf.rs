@@ -41,10 +41,12 @@ const JA: u16 = 0x05; // BPF_JMP | BPF_JA
 const AND_K: u16 = 0x54; // BPF_ALU | BPF_AND | BPF_K
 const RET_K: u16 = 0x06; // BPF_RET | BPF_K
 
-/// `arg & mask == value` on the low 32 bits of an argument.
+/// `arg & mask == value` on the low 32 bits of an argument, or with
+/// `high` on its upper 32 bits.
 #[derive(Debug, Clone, Copy)]
 pub struct Cond {
     pub arg: u32,
+    pub high: bool,
     pub mask: u32,
     pub value: u32,
 }
@@ -188,7 +190,9 @@ fn section(rules: &[Rule], default: u32) -> Result<Vec<Insn>> {
         let mut block = vec![];
         let mut fail_jumps = vec![];
         for c in &r.conds {
-            block.push(stmt(LD_W_ABS, off_arg(c.arg)));
+            // seccomp_data.args are u64 in the host's byte order; both
+            // supported architectures are little-endian.
+            block.push(stmt(LD_W_ABS, off_arg(c.arg) + if c.high { 4 } else { 0 }));
             if c.mask != u32::MAX {
                 block.push(stmt(AND_K, c.mask));
             }
@@ -298,6 +302,12 @@ pub fn load(prog: &[Insn], what: &str) -> Result<()> {
 /// kernel's classic BPF, net/core/filter.c, on a `seccomp_data`).
 #[cfg(test)]
 pub(super) fn run(p: &[Insn], arch: u32, nr: u32, args: [u32; 6]) -> u32 {
+    run64(p, arch, nr, args.map(u64::from))
+}
+
+/// As `run`, with whole 64-bit arguments (the upper word at +4).
+#[cfg(test)]
+pub(super) fn run64(p: &[Insn], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
     let (mut pc, mut a) = (0usize, 0u32);
     loop {
         let i = p[pc];
@@ -307,7 +317,13 @@ pub(super) fn run(p: &[Insn], arch: u32, nr: u32, args: [u32; 6]) -> u32 {
                 a = match i.k {
                     OFF_NR => nr,
                     OFF_ARCH => arch,
-                    k => args[((k - 16) / 8) as usize],
+                    k => {
+                        let arg = args[((k - 16) / 8) as usize];
+                        match (k - 16) % 8 {
+                            0 => arg as u32,
+                            _ => (arg >> 32) as u32,
+                        }
+                    }
                 }
             }
             AND_K => a &= i.k,
@@ -358,11 +374,13 @@ mod tests {
             conds: vec![
                 Cond {
                     arg: 0,
+                    high: false,
                     mask: u32::MAX,
                     value: 16,
                 },
                 Cond {
                     arg: 2,
+                    high: false,
                     mask: u32::MAX,
                     value: 9,
                 },
@@ -408,6 +426,7 @@ mod tests {
             nr: 198,
             conds: vec![Cond {
                 arg: 2,
+                high: false,
                 mask: u32::MAX,
                 value: 9,
             }],

@@ -39,14 +39,22 @@ pub struct SecuritySettings {
 
 impl SecuritySettings {
     /// The capabilities the container keeps, as the reference computes it:
-    /// (default | added | NET_ADMIN with a private network) & !dropped.
-    pub fn retain(&self, private_network: bool) -> u64 {
-        (caps::default_mask(private_network) | self.caps_add) & !self.caps_drop
+    /// (default | added | NET_ADMIN with a private network) & !dropped,
+    /// and without NET_BIND_SERVICE when `shifted_on_host_network`: root of
+    /// a user namespace with a shifted range, in the host's network
+    /// namespace, cannot bind low ports there (the kernel asks the
+    /// namespace's owner), so it does not get to think it can.
+    pub fn retain(&self, private_network: bool, shifted_on_host_network: bool) -> u64 {
+        let kept = (caps::default_mask(private_network) | self.caps_add) & !self.caps_drop;
+        match shifted_on_host_network {
+            true => kept & !::caps::Capability::CAP_NET_BIND_SERVICE.bitmask(),
+            false => kept,
+        }
     }
 
     /// Check the combination, before anything is started.
     pub fn validate(&self, private_network: bool) -> Result<()> {
-        let missing = self.caps_ambient & !self.retain(private_network);
+        let missing = self.caps_ambient & !self.retain(private_network, false);
         if missing != 0 {
             return Err(crate::Error::invalid(format!(
                 "--ambient-capability: not in the kept capabilities: {}",

@@ -287,6 +287,7 @@ fn programs(
             let nr = number(abi, "socket")?;
             let cond = |arg, value| Cond {
                 arg,
+                high: false,
                 mask: u32::MAX,
                 value,
             };
@@ -312,8 +313,35 @@ fn programs(
     Ok(out)
 }
 
+/// The sync calls that take a descriptor: suppressed only for one that can
+/// be valid (0..=INT_MAX), so that a bad one still fails with EBADF, as
+/// under the reference.
+const SYNC_ON_FD: &[&str] = &[
+    "fdatasync",
+    "fsync",
+    "sync_file_range",
+    "sync_file_range2",
+    "arm_sync_file_range",
+    "syncfs",
+];
+
 fn suppress_sync_program(arch: Arch) -> Result<Vec<libc::sock_filter>> {
     let sync = group("@sync").map(|g| g.members).unwrap_or_default();
+    // arg0 <= INT_MAX: the upper half zero and the sign bit of the lower clear.
+    let fd_ok = vec![
+        Cond {
+            arg: 0,
+            high: true,
+            mask: u32::MAX,
+            value: 0,
+        },
+        Cond {
+            arg: 0,
+            high: false,
+            mask: 0x8000_0000,
+            value: 0,
+        },
+    ];
     // O_SYNC includes this bit; the same value in x86's and the generic
     // fcntl.h, so a program assembled for another architecture is right.
     let dsync = libc::O_DSYNC as u32;
@@ -321,14 +349,28 @@ fn suppress_sync_program(arch: Arch) -> Result<Vec<libc::sock_filter>> {
         .abis()
         .iter()
         .map(|&abi| {
-            let entries: Vec<(&str, u32)> = sync.iter().map(|n| (*n, bpf::ret_errno(0))).collect();
+            let entries: Vec<(&str, u32)> = sync
+                .iter()
+                .filter(|n| !SYNC_ON_FD.contains(n))
+                .map(|n| (*n, bpf::ret_errno(0)))
+                .collect();
             let mut rules = rules_for(abi, &entries);
+            for name in SYNC_ON_FD {
+                if let Some(nr) = number(abi, name) {
+                    rules.push(Rule {
+                        nr,
+                        conds: fd_ok.clone(),
+                        action: bpf::ret_errno(0),
+                    });
+                }
+            }
             for (name, arg) in [("open", 1), ("openat", 2)] {
                 if let Some(nr) = number(abi, name) {
                     rules.push(Rule {
                         nr,
                         conds: vec![Cond {
                             arg,
+                            high: false,
                             mask: dsync,
                             value: dsync,
                         }],
@@ -438,6 +480,23 @@ mod tests {
                 .reduce(|best, r| if action(r) < action(best) { r } else { best })
                 .unwrap()
         }
+    }
+
+    #[test]
+    fn suppress_sync_leaves_bad_descriptors_to_the_kernel() {
+        let progs = programs(Arch::X86_64, 0, &[], &[], true).unwrap();
+        let (sync, _) = progs.last().unwrap();
+        let fsync = |fd: u64| bpf::run64(sync, bpf::AUDIT_ARCH_X86_64, 74, [fd, 0, 0, 0, 0, 0]);
+        assert_eq!(fsync(3), errno(0));
+        assert_eq!(fsync(i32::MAX as u64), errno(0));
+        assert_eq!(fsync(u64::MAX), ALLOW);
+        assert_eq!(fsync(0xffff_ffff), ALLOW);
+        assert_eq!(fsync(1 << 32), ALLOW);
+        // sync(2) takes none: always suppressed.
+        assert_eq!(
+            bpf::run64(sync, bpf::AUDIT_ARCH_X86_64, 162, [u64::MAX; 6]),
+            errno(0)
+        );
     }
 
     const ALLOW: u32 = bpf::RET_ALLOW;

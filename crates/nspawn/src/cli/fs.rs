@@ -123,6 +123,14 @@ impl FsArgs {
         if self.ephemeral && self.volatile.is_some_and(|v| v != Volatile::No) {
             return Err("--ephemeral and --volatile= may not be combined.".into());
         }
+        // Resolved now, as the reference does, even when the tree exists.
+        if let Some(t) = &self.template {
+            t.canonicalize().map_err(|e| {
+                let msg = e.to_string();
+                let msg = msg.split(" (os error").next().unwrap_or(&msg).to_string();
+                format!("Failed to resolve path {}: {msg}", t.display())
+            })?;
+        }
         let mut mounts = Vec::new();
         // The reference applies them in this order of options.
         for b in &self.bind {

@@ -2,6 +2,7 @@
 //! `Settings`. Value syntax is checked here, before anything is created.
 
 mod fs;
+mod image;
 mod net;
 mod pending;
 mod security;
@@ -98,6 +99,9 @@ pub struct Cli {
 
     #[command(flatten)]
     fs: fs::FsArgs,
+
+    #[command(flatten)]
+    image: image::ImageArgs,
 
     #[command(flatten)]
     net: net::NetArgs,
@@ -235,8 +239,13 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Settings, Failure> {
         return Ok(cli.into_settings()?);
     }
     let template = cli.fs.has_template();
-    let (directory, machine) = locate(cli.directory.as_deref(), cli.machine.as_deref(), template)?;
-    let Some(found) = libnspawn::nspawnfile::find(&machine, &directory) else {
+    let at = locate(
+        cli.directory.as_deref(),
+        cli.image.image.as_deref(),
+        cli.machine.as_deref(),
+        template,
+    )?;
+    let Some(found) = libnspawn::nspawnfile::find(&at.machine, at.origin()) else {
         return Ok(cli.into_settings()?);
     };
     let merged = settings_file::merge(&args, &matches, &found, mode)?;
@@ -251,7 +260,10 @@ impl Cli {
     }
 
     /// Every check of the option values that does not need the tree, for
-    /// a settings file's key on its own.
+    /// a settings file's key on its own: values, not combinations (a key
+    /// may need another, `Port=` a `VirtualEthernet=`; the merged command
+    /// line is checked whole afterwards). The network values are checked
+    /// by their parsers already.
     pub fn check_values(self) -> Result<(), String> {
         self.pending.check()?;
         for e in &self.setenv {
@@ -259,8 +271,7 @@ impl Cli {
         }
         self.fs.into_settings()?;
         parse_properties(&self.property)?;
-        let (_, private_network) = self.net.into_settings()?;
-        self.security.into_settings(private_network)?;
+        self.security.values();
         Ok(())
     }
 
@@ -290,14 +301,28 @@ impl Cli {
         if idmapped && !userns.enabled() {
             return Err("idmap bind options need a user namespace (--private-users)".into());
         }
-        let (directory, machine) = locate(
+        let Located {
+            directory,
+            image,
+            machine,
+        } = locate(
             self.directory.as_deref(),
+            self.image.image.as_deref(),
             self.machine.as_deref(),
             fs.template.is_some(),
         )?;
+        if image.is_some() && fs.template.is_some() {
+            return Err("--template= and --image= may not be combined.".into());
+        }
+        if image.is_some() && userns.enabled() {
+            return Err("--private-users with --image= is not supported yet".into());
+        }
+        let image = image.map(|p| self.image.spec(p));
         // Each ephemeral instance gets a name of its own unless one was
-        // given, as in the reference (determine_names()).
-        let machine = if fs.ephemeral && self.machine.is_none() {
+        // given, as in the reference (determine_names()); an empty `-M`
+        // gives none.
+        let named = self.machine.as_deref().is_some_and(|m| !m.is_empty());
+        let machine = if fs.ephemeral && !named {
             ephemeral_name(&machine)?
         } else {
             machine
@@ -340,26 +365,80 @@ impl Cli {
             net,
             security,
             userns,
+            image,
         })
     }
 }
 
-/// The tree and the machine name, as the reference derives them: `-D`, or
-/// `-M NAME` on the machine search path, or the current directory; the
-/// name from `-M` or the directory's base name as given.
+/// Where a container runs from: its tree, or a disk image whose root is
+/// attached at the tree's path inside the container.
+struct Located {
+    directory: PathBuf,
+    image: Option<PathBuf>,
+    machine: String,
+}
+
+impl Located {
+    /// What the user named: the image, else the tree (beside which its
+    /// `.nspawn` file is looked for).
+    fn origin(&self) -> &Path {
+        self.image.as_deref().unwrap_or(&self.directory)
+    }
+}
+
+/// The tree or image and the machine name, as the reference derives them:
+/// `-D` or `-i`, or `-M NAME` on the machine search path, or the current
+/// directory; the name from `-M` or the base name as given (an image's
+/// without `.raw`).
 fn locate(
     directory: Option<&Path>,
+    image: Option<&Path>,
     machine: Option<&str>,
     template: bool,
-) -> Result<(PathBuf, String), String> {
+) -> Result<Located, String> {
     let machine = machine.filter(|m| !m.is_empty());
-    let given = match (directory, machine) {
-        (Some(d), _) => absolute(d)?,
-        (None, Some(m)) => machine_image(m)?,
-        (None, None) => {
-            std::env::current_dir().map_err(|e| format!("cannot get the current directory: {e}"))?
+    let given = match (directory, image, machine) {
+        (Some(_), Some(_), _) => {
+            return Err("--directory= and --image= may not be combined.".into())
         }
+        (Some(d), None, _) => Place::Tree(absolute(d)?),
+        (None, Some(i), _) => Place::Image(absolute(i)?),
+        (None, None, Some(m)) => machine_image(m)?,
+        (None, None, None) => Place::Tree(
+            std::env::current_dir()
+                .map_err(|e| format!("cannot get the current directory: {e}"))?,
+        ),
     };
+    let (given, is_image) = match given {
+        Place::Tree(p) => (p, false),
+        Place::Image(p) => (p, true),
+    };
+    let machine = match machine {
+        Some(m) => m.to_string(),
+        // From the path as given: a symlink's name, not its target's.
+        None => given
+            .components()
+            .next_back()
+            .and_then(|c| {
+                let name = c.as_os_str().to_string_lossy();
+                let name = match is_image {
+                    true => name.strip_suffix(".raw").unwrap_or(&name).to_string(),
+                    false => name.into_owned(),
+                };
+                settings::machine_name_from_path(&name)
+            })
+            .ok_or("Failed to determine machine name automatically, please use -M.")?,
+    };
+    if is_image {
+        let image = given
+            .canonicalize()
+            .map_err(|e| format!("Failed to resolve path {}: {}", given.display(), lower(&e)))?;
+        return Ok(Located {
+            directory: PathBuf::from(libnspawn::disk::MOUNT_POINT),
+            image: Some(image),
+            machine,
+        });
+    }
     // A missing directory is fine when a template will fill it.
     let directory = match given.canonicalize() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && template => given.clone(),
@@ -371,29 +450,26 @@ fn locate(
     if directory == Path::new("/") {
         return Err("spawning a container on the root directory is not supported".into());
     }
-    let machine = match machine {
-        Some(m) => m.to_string(),
-        // From the path as given: a symlink's name, not its target's.
-        None => given
-            .components()
-            .next_back()
-            .and_then(|c| settings::machine_name_from_path(&c.as_os_str().to_string_lossy()))
-            .ok_or("Failed to determine machine name automatically, please use -M.")?,
-    };
-    Ok((directory, machine))
+    Ok(Located {
+        directory,
+        image: None,
+        machine,
+    })
 }
 
-/// The directory image `-M NAME` without `-D` runs: found in the image
-/// store's search path, as the reference's `image_find()`.
-fn machine_image(m: &str) -> Result<PathBuf, String> {
+enum Place {
+    Tree(PathBuf),
+    Image(PathBuf),
+}
+
+/// The image `-M NAME` without `-D` or `-i` runs: found in the image
+/// store's search path, as the reference's `image_find()`: a directory or
+/// subvolume is the tree, `NAME.raw` or a block device a disk image.
+fn machine_image(m: &str) -> Result<Place, String> {
     use libnspawn::image::store;
     match store::find(m) {
-        Ok(i) if i.kind.is_tree() => Ok(i.path),
-        Ok(i) => Err(format!(
-            "cannot run image '{m}': {} is a {} image, not a directory",
-            i.path.display(),
-            i.kind.as_str()
-        )),
+        Ok(i) if i.kind.is_tree() => Ok(Place::Tree(i.path)),
+        Ok(i) => Ok(Place::Image(i.path)),
         Err(_) => Err(format!(
             "No image for machine '{m}' found in {}.",
             store::search_path()
@@ -425,7 +501,7 @@ fn absolute(p: &Path) -> Result<PathBuf, String> {
 }
 
 /// An io::Error's text without the "(os error N)" suffix.
-fn lower(e: &std::io::Error) -> String {
+pub(crate) fn lower(e: &std::io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),

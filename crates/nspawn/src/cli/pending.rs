@@ -6,8 +6,6 @@ use clap::Args;
 
 #[derive(Args, Debug, Default)]
 pub struct PendingArgs {
-    #[arg(short = 'i', long = "image", hide = true)]
-    image: Option<String>,
     #[arg(long = "oci-bundle", hide = true)]
     oci_bundle: Option<String>,
     #[arg(long = "notify-ready", hide = true)]
@@ -17,8 +15,7 @@ pub struct PendingArgs {
 impl PendingArgs {
     /// The first option given that is not supported yet.
     pub fn check(&self) -> Result<(), String> {
-        let given: [(&str, bool); 3] = [
-            ("--image", self.image.is_some()),
+        let given: [(&str, bool); 2] = [
             ("--oci-bundle", self.oci_bundle.is_some()),
             (
                 "--notify-ready",

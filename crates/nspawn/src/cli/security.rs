@@ -123,8 +123,16 @@ fn print_and_exit(text: &str) -> ! {
 }
 
 impl SecurityArgs {
-    /// `help` anywhere prints its list and exits 0, before anything else.
+    /// The settings, checked as a combination.
     pub fn into_settings(self, private_network: bool) -> Result<SecuritySettings, String> {
+        let s = self.values();
+        s.validate(private_network).map_err(|e| e.to_string())?;
+        Ok(s)
+    }
+
+    /// The settings from the values alone (each already checked by its
+    /// parser); `help` anywhere prints its list and exits 0.
+    pub fn values(self) -> SecuritySettings {
         let all_caps = [
             &self.capability,
             &self.drop_capability,
@@ -170,7 +178,6 @@ impl SecurityArgs {
             cpu_affinity: self.cpu_affinity.map(|c| c.0),
             personality: self.personality,
         };
-        s.validate(private_network).map_err(|e| e.to_string())?;
-        Ok(s)
+        s
     }
 }

@@ -45,8 +45,8 @@ fn parse_ownership(s: &str) -> Result<Ownership, String> {
 
 impl UsernsArgs {
     /// As the reference: `-U` is `pick` with `auto` ownership unless
-    /// `--private-users=` says otherwise; `auto` is `off` without a
-    /// user namespace.
+    /// `--private-users=` says otherwise; without an ownership given,
+    /// `pick` (however asked for) is `auto` too, the rest `off`.
     pub fn into_settings(self) -> Result<UsernsSettings, String> {
         let mode = match (self.private_users, self.private_users_pick) {
             (Some(m), _) => m,
@@ -55,7 +55,7 @@ impl UsernsArgs {
         };
         let ownership = match self.private_users_ownership {
             Some(o) => o,
-            None if self.private_users_pick => Ownership::Auto,
+            None if self.private_users_pick || mode == Mode::Pick => Ownership::Auto,
             None => Ownership::Off,
         };
         if !self.bind_user.is_empty() && mode == Mode::No {
@@ -93,6 +93,8 @@ mod tests {
         assert_eq!((u.mode, u.ownership), (Mode::Yes, Ownership::Off));
         let u = parse(&["-U", "--private-users=identity"]).unwrap();
         assert_eq!((u.mode, u.ownership), (Mode::Identity, Ownership::Auto));
+        let u = parse(&["--private-users=pick"]).unwrap();
+        assert_eq!((u.mode, u.ownership), (Mode::Pick, Ownership::Auto));
         let u = parse(&["--private-users=pick", "--private-users-ownership=map"]).unwrap();
         assert_eq!((u.mode, u.ownership), (Mode::Pick, Ownership::Map));
         assert!(parse(&["--private-users=bogus"]).is_err());

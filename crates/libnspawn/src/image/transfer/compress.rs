@@ -1,7 +1,9 @@
 //! Compression of archives: detected from the first bytes on input (as
 //! the reference's import-compress.c), chosen from the file name or
-//! `--format=` on output. Pure-Rust codecs only, so the build needs no C
-//! library: flate2 (miniz_oxide), bzip2 (libbz2-rs-sys), ruzstd, lzma-rs.
+//! `--format=` on output. gzip and bzip2 through pure-Rust codecs (flate2
+//! with zlib-rs, bzip2 with libbz2-rs-sys); xz and zstd through the
+//! projects' own C libraries (liblzma, libzstd), built from the crates'
+//! bundled sources and linked statically, for their speed and encoders.
 
 use std::io::{BufRead, Read, Write};
 
@@ -64,68 +66,59 @@ impl Compression {
     }
 }
 
-/// A reader of the decompressed stream of `r`, whose format is told by its
-/// first bytes.
-pub fn decoder<R: BufRead + Send + 'static>(mut r: R) -> Result<Box<dyn Read>, String> {
-    let head = r
-        .fill_buf()
-        .map_err(|e| format!("cannot read the archive: {e}"))?;
-    Ok(match Compression::detect(head) {
+/// The format of the stream `r` (told by its first bytes) and a reader of
+/// its decompressed content. The first bytes are read whole (a first read
+/// of a socket may return fewer) and put back in front.
+pub fn open<'a, R: BufRead + 'a>(mut r: R) -> std::io::Result<(Compression, Box<dyn Read + 'a>)> {
+    let mut head = [0u8; 6];
+    let mut got = 0;
+    while got < head.len() {
+        match r.read(&mut head[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    let c = Compression::detect(&head[..got]);
+    let r = std::io::Cursor::new(head[..got].to_vec()).chain(r);
+    Ok((c, decode(c, r)?))
+}
+
+fn decode<'a, R: BufRead + 'a>(c: Compression, r: R) -> std::io::Result<Box<dyn Read + 'a>> {
+    Ok(match c {
         Compression::Uncompressed => Box::new(r),
-        // Multi-member readers: `cat a.gz b.gz` is one valid stream.
+        // Multi-member readers: `cat a.gz b.gz` is one valid stream, and so
+        // are concatenated xz streams (as xz(1) and the reference decode
+        // them) and zstd frames.
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
         Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(r)),
-        Compression::Zstd => Box::new(
-            ruzstd::decoding::StreamingDecoder::new(r)
-                .map_err(|e| format!("cannot read the zstd archive: {e}"))?,
-        ),
-        Compression::Xz => Box::new(XzReader::new(r)?),
+        Compression::Xz => {
+            let s = liblzma::stream::Stream::new_stream_decoder(
+                u64::MAX,
+                liblzma::stream::CONCATENATED,
+            )?;
+            Box::new(liblzma::bufread::XzDecoder::new_stream(r, s))
+        }
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(r)?),
     })
 }
 
-/// lzma-rs decodes xz only from a reader into a writer; a thread runs it
-/// into a pipe, and its error, if any, ends the stream instead of a
-/// silent EOF that would look like a truncated archive.
-struct XzReader {
-    pipe: std::io::PipeReader,
-    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+/// A reader of the decompressed stream of `r`, whose format is told by its
+/// first bytes.
+pub fn decoder<'a, R: BufRead + 'a>(r: R) -> Result<Box<dyn Read + 'a>, String> {
+    open(r)
+        .map(|(_, d)| d)
+        .map_err(|e| format!("cannot read the archive: {e}"))
 }
 
-impl XzReader {
-    fn new<R: BufRead + Send + 'static>(mut r: R) -> Result<XzReader, String> {
-        let (pipe, mut w) = std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
-        let thread = std::thread::spawn(move || {
-            lzma_rs::xz_decompress(&mut r, &mut w)
-                .map_err(|e| format!("cannot read the xz archive: {e}"))
-        });
-        Ok(XzReader {
-            pipe,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Read for XzReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.pipe.read(buf)?;
-        if n == 0 {
-            if let Some(t) = self.thread.take() {
-                match t.join() {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(std::io::Error::other(e)),
-                    Err(_) => return Err(std::io::Error::other("the xz decoder crashed")),
-                }
-            }
-        }
-        Ok(n)
-    }
-}
-
-/// A writer that compresses into `w`; `finish` must be called at the end.
+/// A writer that compresses into `w` with the reference's settings (xz
+/// preset 6 with CRC64, gzip and zstd at their default levels, zstd with
+/// its checksum, bzip2 at 9); `finish` must be called at the end.
 pub enum Encoder<W: Write> {
     Plain(W),
     Gzip(flate2::write::GzEncoder<W>),
     Bzip2(bzip2::write::BzEncoder<W>),
+    Xz(liblzma::write::XzEncoder<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
 }
 
 impl<W: Write> Encoder<W> {
@@ -136,15 +129,16 @@ impl<W: Write> Encoder<W> {
                 w,
                 flate2::Compression::default(),
             )),
-            Compression::Bzip2 => Encoder::Bzip2(bzip2::write::BzEncoder::new(
-                w,
-                bzip2::Compression::default(),
-            )),
-            Compression::Xz | Compression::Zstd => {
-                return Err(format!(
-                    "{} compression is not supported yet for export",
-                    c.as_str()
-                ))
+            Compression::Bzip2 => {
+                Encoder::Bzip2(bzip2::write::BzEncoder::new(w, bzip2::Compression::best()))
+            }
+            Compression::Xz => Encoder::Xz(liblzma::write::XzEncoder::new(w, 6)),
+            Compression::Zstd => {
+                let mut e = zstd::stream::write::Encoder::new(w, zstd::DEFAULT_COMPRESSION_LEVEL)
+                    .map_err(|e| format!("cannot start zstd compression: {e}"))?;
+                e.include_checksum(true)
+                    .map_err(|e| format!("cannot start zstd compression: {e}"))?;
+                Encoder::Zstd(e)
             }
         })
     }
@@ -154,25 +148,29 @@ impl<W: Write> Encoder<W> {
             Encoder::Plain(mut w) => w.flush().map(|()| w),
             Encoder::Gzip(e) => e.finish(),
             Encoder::Bzip2(e) => e.finish(),
+            Encoder::Xz(e) => e.finish(),
+            Encoder::Zstd(e) => e.finish(),
+        }
+    }
+
+    fn inner(&mut self) -> &mut dyn Write {
+        match self {
+            Encoder::Plain(w) => w,
+            Encoder::Gzip(e) => e,
+            Encoder::Bzip2(e) => e,
+            Encoder::Xz(e) => e,
+            Encoder::Zstd(e) => e,
         }
     }
 }
 
 impl<W: Write> Write for Encoder<W> {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Encoder::Plain(w) => w.write(b),
-            Encoder::Gzip(e) => e.write(b),
-            Encoder::Bzip2(e) => e.write(b),
-        }
+        self.inner().write(b)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Encoder::Plain(w) => w.flush(),
-            Encoder::Gzip(e) => e.flush(),
-            Encoder::Bzip2(e) => e.flush(),
-        }
+        self.inner().flush()
     }
 }
 

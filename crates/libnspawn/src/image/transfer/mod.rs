@@ -1,5 +1,6 @@
 //! Bringing images in and out: `import-tar`, `import-fs`, `pull-tar` and
-//! `export-tar`. An incoming image is written under a locked hidden `.#`
+//! `export-tar` here, their raw disk image counterparts in `raw`. An
+//! incoming tree is written under a locked hidden `.#`
 //! temporary in the first writable pool directory (`ops::Temp`), by a
 //! confined child (`unpack`) fed through a pipe, while this process reads
 //! the source, hashes it (`verify`) and shows progress; it is renamed into
@@ -12,6 +13,9 @@ pub mod compress;
 mod fetch;
 mod pack;
 mod progress;
+mod qcow2;
+pub mod raw;
+mod sparse;
 pub mod trust;
 mod unpack;
 pub mod verify;
@@ -64,9 +68,14 @@ fn cancelled() -> Error {
 /// Where a new image goes: the pool (created), swept of dead transfers'
 /// temporaries, and a new locked temporary directory in it.
 fn prepare(name: &str) -> Result<(PathBuf, Temp)> {
+    prepare_as(name, true)
+}
+
+/// As `prepare`, with a temporary directory (`dir`) or file.
+fn prepare_as(name: &str, dir: bool) -> Result<(PathBuf, Temp)> {
     let pool = ops::create_pool()?;
     ops::sweep(&pool);
-    let temp = Temp::new(&pool, name, true)?;
+    let temp = Temp::new(&pool, name, dir)?;
     Ok((pool, temp))
 }
 
@@ -157,8 +166,20 @@ fn flatten(root: &Path) -> Result<()> {
 /// of that name is removed first (only with `--force`, checked before).
 fn commit(
     pool: &Path,
+    temp: Temp,
+    name: &str,
+    o: Options,
+    settings: Option<&[u8]>,
+) -> Result<PathBuf> {
+    commit_as(pool, temp, name, Kind::Directory, o, settings)
+}
+
+/// As `commit`, for an image of type `kind`.
+fn commit_as(
+    pool: &Path,
     mut temp: Temp,
     name: &str,
+    kind: Kind,
     o: Options,
     settings: Option<&[u8]>,
 ) -> Result<PathBuf> {
@@ -168,7 +189,7 @@ fn commit(
         }
         ops::remove(&store::find(name)?)?;
     }
-    let to = ops::entry(pool, name, Kind::Directory);
+    let to = ops::entry(pool, name, kind);
     ops::rename_noreplace(&temp.path, &to)?;
     temp.done = true;
     if let Some(s) = settings {
@@ -233,7 +254,7 @@ pub fn pull_tar(url: &str, name: &str, p: &Policy, o: Options) -> Result<PathBuf
 
 /// The `BASE.nspawn` settings file beside a pulled image, if the server
 /// has one; with verification on, only if the sums vouch for it.
-fn settings_for(url: &str, base: &str, trust: &Trust) -> Result<Option<Vec<u8>>> {
+pub(super) fn settings_for(url: &str, base: &str, trust: &Trust) -> Result<Option<Vec<u8>>> {
     if !trust.side_files() {
         return Ok(None);
     }

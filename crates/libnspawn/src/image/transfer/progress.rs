@@ -77,6 +77,48 @@ impl Drop for Progress {
     }
 }
 
+/// A source that shows its progress as it is read, and remembers whether
+/// it failed, so that a decoder's error can be told from the source's.
+pub struct Metered<R> {
+    inner: R,
+    done: u64,
+    progress: Progress,
+    pub failed: bool,
+}
+
+impl<R: std::io::Read> Metered<R> {
+    pub fn new(inner: R, progress: Progress) -> Metered<R> {
+        Metered {
+            inner,
+            done: 0,
+            progress,
+            failed: false,
+        }
+    }
+
+    /// The source, the progress line ended.
+    pub fn into_inner(mut self) -> R {
+        self.progress.finish();
+        self.inner
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.done += n as u64;
+                self.progress.update(self.done);
+                Ok(n)
+            }
+            Err(e) => {
+                self.failed |= e.kind() != std::io::ErrorKind::Interrupted;
+                Err(e)
+            }
+        }
+    }
+}
+
 /// Seconds as `1h 2min 3s`, `2min 3s` or `3s`.
 fn eta(secs: u64) -> String {
     match (secs / 3600, secs / 60 % 60, secs % 60) {

@@ -1,0 +1,179 @@
+//! A disk image held for a start: the file opened and locked (the tree
+//! lock of an image), read, and each file system reached through a loop
+//! device of its own (`loopdev`). Per run of the container, `mount` makes
+//! a detached mount of each (`fsopen(2)`/`fsmount(2)`): nothing of the
+//! image is mounted on the host; the container process attaches them in
+//! its own mount namespace, and they go with it.
+
+use super::dissect::{self, Layout};
+use super::loopdev::{self, Loop};
+use super::probe::FsType;
+use super::table::Designator;
+use super::{verity, ImageSpec};
+use crate::error::{Context, Error, Result};
+use crate::lock::Lock;
+use rustix::fs::{FileType, Mode, OFlags};
+use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+/// The image as a start holds it: its lock (and the descriptor the loop
+/// devices were given), its layout, one loop device per file system.
+pub struct Attached {
+    /// The loop devices, in the layout's order; dropped before the lock.
+    loops: Vec<Loop>,
+    pub layout: Layout,
+    /// Whether the root is read-only whatever the options (its flag, or a
+    /// file system such as squashfs).
+    pub root_read_only: bool,
+    /// The image's path, for messages.
+    path: String,
+    _lock: Lock,
+}
+
+/// Open, lock and read the image, and attach its file systems. `read_only`:
+/// nothing of it may be written (`--read-only`, `--ephemeral`,
+/// `--volatile`), so the lock is shared and every device read-only.
+pub fn attach(spec: &ImageSpec, read_only: bool) -> Result<Attached> {
+    let path = &spec.path;
+    let shown = path.display();
+    let mut flags = OFlags::CLOEXEC | OFlags::NOCTTY;
+    flags |= if read_only {
+        OFlags::RDONLY
+    } else {
+        OFlags::RDWR
+    };
+    let st = rustix::fs::stat(path).ctx(|| format!("cannot open image {shown}"))?;
+    let block = FileType::from_raw_mode(st.st_mode) == FileType::BlockDevice;
+    if block {
+        // O_EXCL on a block device: refused while it is mounted or claimed.
+        flags |= OFlags::EXCL;
+    } else if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err(Error::invalid(format!(
+            "{shown} is neither a regular file nor a block device"
+        )));
+    }
+    let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+        Err(rustix::io::Errno::BUSY) if block => {
+            return Err(Error::invalid(format!("Block device {shown} is busy.")))
+        }
+        r => r.ctx(|| format!("cannot open image {shown}"))?,
+    };
+    let lock = Lock::try_new(fd, !read_only)
+        .ctx(|| format!("cannot lock {shown}"))?
+        .ok_or_else(|| Error::invalid(format!("Disk image {shown} is currently busy.")))?;
+    let file = std::fs::File::from(
+        lock.fd()
+            .try_clone_to_owned()
+            .ctx(|| format!("cannot open image {shown}"))?,
+    );
+    let size = rustix::fs::seek(&file, rustix::fs::SeekFrom::End(0))
+        .ctx(|| format!("cannot get the size of {shown}"))?;
+    let layout = dissect::dissect(&file, size)
+        .map_err(|e| Error::invalid(format!("cannot use image {shown}: {e}")))?;
+    verity::refuse_unverified(spec, &layout).map_err(Error::invalid)?;
+    let name = path.to_string_lossy();
+    let loops = layout
+        .parts
+        .iter()
+        .map(|p| loopdev::attach(lock.fd(), p.offset, p.size, read_only || p.read_only, &name))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Attached {
+        loops,
+        root_read_only: layout.root().read_only,
+        layout,
+        path: path.display().to_string(),
+        _lock: lock,
+    })
+}
+
+/// One run's detached mounts of the image's file systems, root first.
+pub struct Mounted {
+    pub root: OwnedFd,
+    pub parts: Vec<(Designator, OwnedFd)>,
+}
+
+impl Attached {
+    /// Mount every file system of the image, detached, for one run.
+    pub fn mount(&self, read_only: bool) -> Result<Mounted> {
+        let mut all = self
+            .layout
+            .parts
+            .iter()
+            .zip(&self.loops)
+            .map(|(p, l)| {
+                let ro = read_only || p.read_only;
+                fs_mount(l, p.fstype, p.designator, ro)
+                    .map(|fd| (p.designator, fd))
+                    .map_err(|e| match e {
+                        Error::Os { what, errno } => Error::Os {
+                            what: format!(
+                                "cannot mount {} of {} ({what})",
+                                p.describe(),
+                                self.path
+                            ),
+                            errno,
+                        },
+                        e => e,
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (_, root) = all.remove(0);
+        Ok(Mounted { root, parts: all })
+    }
+
+    /// The loop devices, as `/dev/loopN`, in the layout's order.
+    pub fn devices(&self) -> Vec<String> {
+        self.loops.iter().map(Loop::path).collect()
+    }
+}
+
+/// A detached mount of the file system on `dev`.
+fn fs_mount(dev: &Loop, fs: FsType, d: Designator, read_only: bool) -> Result<OwnedFd> {
+    let src = dev.path();
+    let ctx = rustix::mount::fsopen(fs.name(), FsOpenFlags::FSOPEN_CLOEXEC)
+        .ctx(|| format!("{} on {src}: fsopen", fs.name()))?;
+    let fail = |e: rustix::io::Errno, step: &str| Error::Os {
+        what: format!(
+            "{} on {src}: {step}{}",
+            fs.name(),
+            kernel_message(ctx.as_fd())
+        ),
+        errno: nix::errno::Errno::from_raw(e.raw_os_error()),
+    };
+    rustix::mount::fsconfig_set_string(&ctx, "source", src.as_str())
+        .map_err(|e| fail(e, "source"))?;
+    if read_only {
+        rustix::mount::fsconfig_set_flag(&ctx, "ro").map_err(|e| fail(e, "ro"))?;
+    }
+    let mut attrs = MountAttrFlags::empty();
+    if matches!(d, Designator::Esp | Designator::Xbootldr) {
+        // Boot partitions hold no programs or devices for the container;
+        // their FAT has no owners, so only root may read them.
+        if fs == FsType::Vfat {
+            rustix::mount::fsconfig_set_string(&ctx, "umask", "0077")
+                .map_err(|e| fail(e, "umask"))?;
+        }
+        attrs |= MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOEXEC;
+    }
+    if read_only {
+        attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
+    }
+    rustix::mount::fsconfig_create(&ctx).map_err(|e| fail(e, "create"))?;
+    rustix::mount::fsmount(&ctx, FsMountFlags::FSMOUNT_CLOEXEC, attrs)
+        .map_err(|e| fail(e, "fsmount"))
+}
+
+/// The first message the file system left in its context's log (the
+/// kernel's reason, as `mount(8)` prints it), as ": ..." or nothing.
+fn kernel_message(ctx: BorrowedFd) -> String {
+    let mut buf = [0u8; 256];
+    match rustix::io::read(ctx, &mut buf) {
+        Ok(n) if n > 2 => format!(
+            ": {}",
+            String::from_utf8_lossy(&buf[2..n]).trim_end_matches('\n')
+        ),
+        _ => String::new(),
+    }
+}
