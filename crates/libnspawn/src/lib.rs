@@ -22,6 +22,7 @@ pub(crate) mod name;
 pub mod net;
 pub(crate) mod notify;
 pub mod nspawnfile;
+pub mod oci;
 pub mod registry;
 pub mod security;
 pub mod settings;

@@ -80,6 +80,8 @@ pub struct Settings {
     /// `NAME=VALUE` pairs from `--setenv`, in order.
     pub setenv: Vec<(String, String)>,
     pub user: Option<String>,
+    /// A user by number, with its groups (`--oci-bundle`); `user` wins.
+    pub identity: Option<crate::user::Identity>,
     pub chdir: Option<String>,
     pub kill_signal: Option<libc::c_int>,
     pub console: ConsoleMode,
