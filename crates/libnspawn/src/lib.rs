@@ -28,6 +28,7 @@ pub mod security;
 pub mod settings;
 pub(crate) mod signal;
 pub mod sys;
+pub mod sysctl;
 pub mod systemd;
 pub(crate) mod template;
 pub mod unitfile;

@@ -102,6 +102,9 @@ pub struct Settings {
     /// `-i`: the disk image whose root becomes `directory` inside the
     /// container's mount namespace (`disk::MOUNT_POINT`).
     pub image: Option<crate::disk::ImageSpec>,
+    /// Kernel parameters of the container's namespaces (`--oci-bundle`'s
+    /// `linux.sysctl`), checked by `sysctl::scope`.
+    pub sysctl: Vec<(String, String)>,
 }
 
 impl Settings {

@@ -158,6 +158,8 @@ fn namespaces(ctx: &ChildCtx) -> Result<super::channel::Idmapped> {
         None if ctx.settings.private_network => crate::net::loopback_up()?,
         None => {}
     }
+    // In every namespace of ours now, before /proc is the container's.
+    crate::sysctl::apply(&ctx.settings.sysctl)?;
     Ok(idmapped)
 }
 
@@ -258,12 +260,15 @@ fn confine_and_exec(
         container_service: &s.knobs.container_service,
     });
     pass_descriptors(ctx.listen_fds, s.start_mode, &mut envp)?;
-    seccomp::load(
-        retain,
-        &sec.syscall_allow,
-        &sec.syscall_deny,
-        sec.suppress_sync,
-    )?;
+    match &sec.syscall_policy {
+        Some(p) => seccomp::load_policy(p, sec.suppress_sync)?,
+        None => seccomp::load(
+            retain,
+            &sec.syscall_allow,
+            &sec.syscall_deny,
+            sec.suppress_sync,
+        )?,
+    }
     if s.start_mode == StartMode::Pid2 {
         stub::fork_stub()?;
     }

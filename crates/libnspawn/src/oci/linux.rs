@@ -35,10 +35,7 @@ pub fn read(at: At, oci: &mut Oci) -> Result<()> {
         resources(r, oci)?;
     }
     if let Some(s) = o.take("sysctl") {
-        let path = s.path.clone();
-        if !s.object()?.entries().is_empty() {
-            return err(&path, "not supported");
-        }
+        oci.sysctl = sysctl(s)?;
     }
     // Only the propagation of the root: ours is private below a slave
     // root, which the reference does not change either.
@@ -57,8 +54,10 @@ pub fn read(at: At, oci: &mut Oci) -> Result<()> {
             return err(&path, "not supported");
         }
     }
+    if let Some(s) = o.take("seccomp") {
+        oci.seccomp = Some(super::seccomp::read(s)?);
+    }
     o.unsupported(&[
-        "seccomp",
         "intelRdt",
         "personality",
         "timeOffsets",
@@ -120,6 +119,28 @@ fn namespaces(at: At, oci: &mut Oci) -> Result<()> {
     oci.private_network = Some(has("network") && oci.netns_path.is_none());
     oci.user_namespace = Some(has("user"));
     Ok(())
+}
+
+/// `linux.sysctl`: parameters of the IPC namespace, or of the network's
+/// (checked once the network is known, `merge`); any other would reach
+/// the host's kernel (`crate::sysctl`).
+fn sysctl(at: At) -> Result<Vec<(String, String)>> {
+    let mut out = vec![];
+    for (key, v) in at.object()?.entries() {
+        let path = v.path.clone();
+        let value = v.string()?;
+        if !crate::sysctl::key_valid(&key) {
+            return err(&path, "not a valid sysctl key");
+        }
+        if crate::sysctl::scope(&key).is_none() {
+            return err(
+                &path,
+                "not a sysctl of the container's namespaces (IPC, network), refusing to change the host's",
+            );
+        }
+        out.push((key, value));
+    }
+    Ok(out)
 }
 
 /// One mapping (the reference takes no more): container id 0 onward.

@@ -22,6 +22,9 @@ pub enum Group {
     /// `--capability`, `--drop-capability`, `--ambient-capability`.
     Capabilities,
     NoNewPrivileges,
+    /// `--system-call-filter`: the bundle's `linux.seccomp` replaces the
+    /// filter those lists change.
+    SystemCallFilter,
     OomScoreAdjust,
     CpuAffinity,
     Hostname,
@@ -81,6 +84,9 @@ pub fn apply(s: &mut Settings, oci: Oci, given: impl Fn(Group) -> bool) -> crate
             s.security.no_new_privileges = n;
         }
     }
+    if from(Group::SystemCallFilter) && oci.seccomp.is_some() {
+        s.security.syscall_policy = oci.seccomp;
+    }
     if from(Group::OomScoreAdjust) && oci.oom_score_adjust.is_some() {
         s.security.limits.oom_score_adjust = oci.oom_score_adjust;
     }
@@ -134,6 +140,18 @@ pub fn apply(s: &mut Settings, oci: Oci, given: impl Fn(Group) -> bool) -> crate
     if from(Group::Timezone) {
         s.fs.timezone = Timezone::Off;
     }
+    // A network namespace of its own, from the bundle or the command line.
+    let own_netns = s.private_network || s.net.namespace_path.is_some();
+    if let Some((key, _)) = oci
+        .sysctl
+        .iter()
+        .find(|(k, _)| crate::sysctl::scope(k) == Some(crate::sysctl::Scope::Net) && !own_netns)
+    {
+        return Err(crate::Error::invalid(format!(
+            "linux.sysctl.{key}: a network sysctl needs a network namespace of the container's own"
+        )));
+    }
+    s.sysctl = oci.sysctl;
     s.security.validate(s.private_network)?;
     if s.userns.enabled() && s.net.namespace_path.is_some() {
         return Err(crate::Error::invalid(

@@ -2,7 +2,7 @@
 //! 1.0 to 1.2) read into the settings it stands for, as systemd's
 //! nspawn-oci.c reads one. One job per file: `json` (a walk that knows
 //! its JSON path, so every error names the value), `process`, `mounts`,
-//! `linux`, and `merge` (the result onto the command line's `Settings`,
+//! `linux`, `seccomp`, and `merge` (the result onto the command line's `Settings`,
 //! where the command line did not set the same thing). Fields the spec
 //! defines that have no equivalent here are refused by name; nothing is
 //! ignored silently except annotations and hints. docs/design/oci.md.
@@ -12,6 +12,7 @@ mod linux;
 pub mod merge;
 mod mounts;
 mod process;
+mod seccomp;
 
 use crate::error::{Error, Result};
 use crate::mount::spec::CustomMount;
@@ -59,6 +60,11 @@ pub struct Oci {
     /// `linux.resources`, as the scope properties the reference makes.
     pub properties: Vec<Property>,
     pub cpu_affinity: Option<Vec<usize>>,
+    /// `linux.seccomp`: replaces our filter.
+    pub seccomp: Option<crate::security::syscall_policy::SyscallPolicy>,
+    /// `linux.sysctl`, checked to be of the container's namespaces
+    /// (`net.*` once the network is known: `merge`).
+    pub sysctl: Vec<(String, String)>,
 }
 
 /// `1.0.x` to `1.2.x`, with a pre-release suffix (`1.0.2-dev`, what runc

@@ -146,12 +146,20 @@ fn bad_values_name_their_path() {
             "linux.intelRdt: not supported",
         ),
         (
-            json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}}),
-            "linux.seccomp: not supported",
+            json!({"linux": {"sysctl": {"kernel.domainname": "x"}}}),
+            "linux.sysctl.kernel.domainname: not a sysctl of the container's namespaces (IPC, network), refusing to change the host's",
         ),
         (
-            json!({"linux": {"sysctl": {"kernel.domainname": "x"}}}),
-            "linux.sysctl: not supported",
+            json!({"linux": {"sysctl": {"vm.swappiness": "1"}}}),
+            "linux.sysctl.vm.swappiness: not a sysctl of the container's namespaces (IPC, network), refusing to change the host's",
+        ),
+        (
+            json!({"linux": {"sysctl": {"net..x": "1"}}}),
+            "linux.sysctl.net..x: not a valid sysctl key",
+        ),
+        (
+            json!({"linux": {"sysctl": {"kernel.shmmax": 1}}}),
+            "linux.sysctl.kernel.shmmax: expected a string, got a number",
         ),
         (
             json!({"linux": {"namespaces": [{"type": "mount"}]}}),
@@ -285,5 +293,168 @@ fn user_namespace_and_resources() {
     assert_eq!(
         fails(json!({"linux": {"namespaces": ns}})),
         "linux.uidMappings: missing, with a user namespace"
+    );
+}
+
+fn seccomp_fails(seccomp: serde_json::Value) -> String {
+    fails(json!({"linux": {"seccomp": seccomp}}))
+}
+
+#[test]
+fn seccomp() {
+    use crate::security::bpf::{self, Abi, Cond, Op};
+    let o = ok(json!({"linux": {"seccomp": {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 38,
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32",
+                          "SCMP_ARCH_AARCH64", "SCMP_ARCH_S390X"],
+        "flags": ["SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_LOG"],
+        "syscalls": [
+            {"names": ["read", "write", "a_call_from_the_future"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 30},
+            {"names": ["rmdir"], "action": "SCMP_ACT_ERRNO"},
+            {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 2114060288, "op": "SCMP_CMP_MASKED_EQ"}]},
+            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 8, "valueTwo": 0, "op": "SCMP_CMP_LE"}]},
+            {"names": ["kill"], "action": "SCMP_ACT_KILL"},
+            {"names": ["tkill"], "action": "SCMP_ACT_KILL_PROCESS"},
+            {"names": ["getpid"], "action": "SCMP_ACT_LOG"},
+            {"names": ["getppid"], "action": "SCMP_ACT_TRAP"}
+        ]
+    }}}));
+    let p = o.seccomp.unwrap();
+    assert_eq!(p.default, bpf::ret_errno(libc::ENOSYS));
+    assert_eq!(p.abis, [Abi::X86_64, Abi::I386, Abi::X32, Abi::Aarch64]);
+    assert_eq!(
+        p.flags,
+        (libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW | libc::SECCOMP_FILTER_FLAG_LOG) as u32
+    );
+    let actions: Vec<u32> = p.rules.iter().map(|r| r.action).collect();
+    assert_eq!(
+        actions,
+        [
+            bpf::RET_ALLOW,
+            bpf::ret_errno(libc::EROFS),
+            bpf::ret_errno(libc::EPERM),
+            bpf::RET_ALLOW,
+            bpf::RET_ALLOW,
+            bpf::RET_KILL_THREAD,
+            bpf::RET_KILL_PROCESS,
+            bpf::RET_LOG,
+            bpf::RET_TRAP,
+        ]
+    );
+    assert_eq!(
+        p.rules[0].names,
+        ["read", "write", "a_call_from_the_future"]
+    );
+    assert_eq!(
+        p.rules[3].conds,
+        [Cond {
+            arg: 0,
+            op: Op::MaskedEq(2114060288),
+            value: 0
+        }]
+    );
+    assert_eq!(
+        p.rules[4].conds,
+        [Cond {
+            arg: 0,
+            op: Op::Le,
+            value: 8
+        }]
+    );
+    let bare = ok(json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}}));
+    let bare = bare.seccomp.unwrap();
+    assert_eq!((bare.default, bare.rules.len()), (bpf::RET_ALLOW, 0));
+}
+
+#[test]
+fn seccomp_refusals_name_the_value() {
+    let allow = |extra: serde_json::Value| {
+        let mut r = json!({"names": ["read"], "action": "SCMP_ACT_ALLOW"});
+        for (k, v) in extra.as_object().unwrap() {
+            r[k] = v.clone();
+        }
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [r]})
+    };
+    for (seccomp, msg) in [
+        (json!({}), "linux.seccomp.defaultAction: missing"),
+        (
+            json!({"defaultAction": "SCMP_ACT_NOPE"}),
+            "linux.seccomp.defaultAction: unknown action SCMP_ACT_NOPE",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "defaultErrnoRet": 1}),
+            "linux.seccomp.defaultErrnoRet: given with SCMP_ACT_ALLOW, not SCMP_ACT_ERRNO",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock"}),
+            "linux.seccomp.listenerPath: not supported",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_Z80"]}),
+            "linux.seccomp.architectures[0]: unknown architecture SCMP_ARCH_Z80",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
+                   "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}),
+            "linux.seccomp.flags[0]: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV is not supported (no listener)",
+        ),
+        (
+            allow(json!({"action": "SCMP_ACT_NOTIFY"})),
+            "linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY is not supported (no seccomp agent is told)",
+        ),
+        (
+            allow(json!({"action": "SCMP_ACT_TRACE"})),
+            "linux.seccomp.syscalls[0].action: SCMP_ACT_TRACE is not supported",
+        ),
+        (
+            allow(json!({"names": []})),
+            "linux.seccomp.syscalls[0].names: empty",
+        ),
+        (
+            allow(json!({"action": "SCMP_ACT_ERRNO", "errnoRet": 5000})),
+            "linux.seccomp.syscalls[0].errnoRet: 5000 is not an errno value (0 to 4095)",
+        ),
+        (
+            allow(json!({"errnoRet": 1})),
+            "linux.seccomp.syscalls[0].errnoRet: given with SCMP_ACT_ALLOW, not SCMP_ACT_ERRNO",
+        ),
+        (
+            allow(json!({"args": [{"index": 6, "value": 0, "op": "SCMP_CMP_EQ"}]})),
+            "linux.seccomp.syscalls[0].args[0].index: 6 is not an argument (0 to 5)",
+        ),
+        (
+            allow(json!({"args": [{"index": 0, "value": 0, "op": "SCMP_CMP_SORTOF"}]})),
+            "linux.seccomp.syscalls[0].args[0].op: unknown operator SCMP_CMP_SORTOF",
+        ),
+        (
+            allow(json!({"args": [{"index": 0, "value": -1, "op": "SCMP_CMP_EQ"}]})),
+            "linux.seccomp.syscalls[0].args[0].value: expected an unsigned integer, got a number",
+        ),
+        (
+            allow(json!({"comment": "x"})),
+            "linux.seccomp.syscalls[0].comment: unknown field",
+        ),
+    ] {
+        let got = seccomp_fails(seccomp);
+        assert!(got.starts_with(msg), "{got} is not {msg}");
+    }
+}
+
+#[test]
+fn sysctl() {
+    let o = ok(json!({"linux": {"sysctl": {
+        "kernel.shmmax": "1000000", "fs.mqueue.msg_max": "20", "net.ipv4.ip_forward": "1"
+    }}}));
+    assert_eq!(
+        o.sysctl,
+        [
+            ("fs.mqueue.msg_max".to_string(), "20".to_string()),
+            ("kernel.shmmax".into(), "1000000".into()),
+            ("net.ipv4.ip_forward".into(), "1".into()),
+        ]
     );
 }

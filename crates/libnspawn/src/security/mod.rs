@@ -14,6 +14,7 @@ pub mod limits;
 pub mod release_agent;
 pub mod seccomp;
 pub mod syscall_numbers;
+pub mod syscall_policy;
 pub mod syscall_sets;
 
 use crate::error::Result;
@@ -38,6 +39,9 @@ pub struct SecuritySettings {
     /// The payload's own sets, exactly (`--oci-bundle`'s
     /// `process.capabilities`); otherwise derived from the kept set.
     pub process_caps: Option<ProcessCaps>,
+    /// A whole policy instead of ours and the lists above
+    /// (`--oci-bundle`'s `linux.seccomp`).
+    pub syscall_policy: Option<syscall_policy::SyscallPolicy>,
 }
 
 /// Capability sets of the payload, as masks.

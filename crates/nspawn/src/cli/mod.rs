@@ -375,6 +375,7 @@ impl Cli {
             security,
             userns,
             image,
+            sysctl: vec![],
         })
     }
 }
