@@ -1076,3 +1076,51 @@ fn unsupported_seccomp_actions_are_refused_with_one_line() {
         refused(&t, &b, says);
     }
 }
+
+/// `nspawnctl shell` confines what it starts with the machine's own
+/// policy: the bundle's, not our default.
+#[test]
+fn shell_gets_the_bundles_seccomp_policy() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("oci-sec-shell");
+    let c = with_seccomp(
+        config(&t, "touch /ready; sleep 30"),
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 30}]
+        }),
+    );
+    let b = Bundle::new(&t, &c);
+    let mut cmd = nspawn(&[&b.arg()]);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut runner = cmd.spawn().unwrap();
+    let record = std::path::Path::new("/run/nspawn/machines").join(&t.name);
+    let up = wait_until(std::time::Duration::from_secs(20), || {
+        t.join("ready").exists() && record.exists()
+    });
+    let out = up.then(|| {
+        run(nspawnctl(&[
+            "shell",
+            &t.name,
+            "/bin/sh",
+            "-c",
+            "grep Seccomp_filters /proc/self/status; mkdir /tmp/x 2>&1",
+        ]))
+    });
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    assert!(up, "the machine did not come up");
+    let out = text(&out.unwrap().stdout);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "Seccomp_filters:\t1",
+            "mkdir: can't create directory '/tmp/x': Read-only file system"
+        ],
+        "{out}"
+    );
+}

@@ -18,6 +18,7 @@
 
 use crate::error::{Error, Result};
 use nix::errno::Errno;
+use serde::{Deserialize, Serialize};
 
 // linux/seccomp.h: the actions a filter returns.
 pub const RET_ALLOW: u32 = 0x7fff_0000;
@@ -50,7 +51,7 @@ const RET_K: u16 = 0x06; // BPF_RET | BPF_K
 /// `scmp_compare`: unsigned, on all 64 bits (on a 32-bit ABI, the low 32:
 /// all such a process passes, and what libseccomp compares there).
 /// `MaskedEq(mask)`: `arg & mask == value`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     Eq,
     Ne,
@@ -62,7 +63,7 @@ pub enum Op {
 }
 
 /// A test of argument `arg` (0 to 5); a rule's tests must all hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cond {
     pub arg: u32,
     pub op: Op,
@@ -90,7 +91,7 @@ pub struct Rule {
 
 /// An ABI a process can make system calls in: a value of
 /// `seccomp_data.arch` and, for x32, a range of numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Abi {
     X86_64,
     X32,

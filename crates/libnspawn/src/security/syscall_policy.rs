@@ -17,16 +17,19 @@
 use super::bpf::{self, Abi, Arch, Cond, Rule};
 use super::syscall_numbers::number;
 use crate::error::Result;
+use serde::{Deserialize, Serialize};
 
 /// One rule: its names, its action (a `SECCOMP_RET_*` value), its tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyRule {
     pub names: Vec<String>,
     pub action: u32,
     pub conds: Vec<Cond>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialized into the machine's registry record, so that `nspawnctl
+/// shell` confines what it starts the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyscallPolicy {
     /// For calls no rule covers.
     pub default: u32,
