@@ -136,4 +136,42 @@ mod tests {
         // x32 is not listed.
         assert_eq!(x(bpf::X32_SYSCALL_BIT, 0), bpf::RET_KILL_PROCESS);
     }
+
+    /// The cost per start of a policy the size of podman's (every call
+    /// systemd knows allowed, a few argument rules):
+    /// `cargo test -p libnspawn --release --lib policy_build_cost -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn policy_build_cost() {
+        let known = crate::security::syscall_sets::GROUPS
+            .iter()
+            .find(|g| g.name == "@known")
+            .unwrap();
+        let mut rules = vec![rule(known.members, bpf::RET_ALLOW, vec![])];
+        for v in [0, 8, 0x20000, 0x20008, 0xffff_ffff] {
+            let c = Cond {
+                arg: 0,
+                op: Op::Eq,
+                value: v,
+            };
+            rules.insert(0, rule(&["personality"], bpf::RET_ALLOW, vec![c]));
+        }
+        let p = SyscallPolicy {
+            default: bpf::ret_errno(libc::ENOSYS),
+            abis: vec![Abi::X86_64, Abi::X32, Abi::I386],
+            flags: 0,
+            rules,
+        };
+        let n = 500;
+        let len = p.program(Arch::HOST).unwrap().len();
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(p.program(Arch::HOST).unwrap());
+        }
+        eprintln!(
+            "{} names: {len} instructions, built in {:?}",
+            known.members.len(),
+            t.elapsed() / n
+        );
+    }
 }
