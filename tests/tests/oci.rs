@@ -1018,6 +1018,13 @@ fn sysctls_are_set_in_the_containers_namespaces() {
         assert_eq!(out.lines().collect::<Vec<_>>(), want, "{extra:?}: {out}");
     }
     assert_eq!(files.iter().map(host).collect::<Vec<_>>(), before);
+    drop(b);
+    // A key of the link the runner moves in after the start (host0 of
+    // --network-veth): set once it is there.
+    let mut c = config(&t, "cat /proc/sys/net/ipv4/conf/host0/accept_local");
+    c["linux"]["sysctl"] = json!({"net.ipv4.conf.host0.accept_local": "1"});
+    let b = Bundle::new(&t, &c);
+    assert_eq!(ok(start(&b, &["--network-veth"])).trim(), "1");
 }
 
 #[test]

@@ -6,13 +6,18 @@
 //! the container has a network namespace that is not the host's. Any
 //! other would change the host.
 //!
-//! Written through the host's /proc before our own is mounted: a sysctl
+//! Written through the host's /proc/sys, opened before our own /proc
+//! (whose sys is read-only) is mounted, and written last, once the runner
+//! has moved its links in (so `net.ipv4.conf.host0.*` exists): a sysctl
 //! file reaches the namespace of the process that opens it (the IPC
 //! table's `set_lookup`, the network's `net_ctl_header_lookup`), and root
 //! of the owning user namespace may write it (ipc_permissions,
 //! net_ctl_permissions).
 
 use crate::error::{Context, Result};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use std::os::fd::{AsFd, OwnedFd};
 
 /// The namespace a parameter belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,11 +44,32 @@ pub fn scope(key: &str) -> Option<Scope> {
     }
 }
 
-/// Set each, in order; the keys were checked.
-pub fn apply(list: &[(String, String)]) -> Result<()> {
+/// The host's /proc/sys, when there is anything to set.
+pub fn open(list: &[(String, String)]) -> Result<Option<OwnedFd>> {
+    if list.is_empty() {
+        return Ok(None);
+    }
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    nix::fcntl::open("/proc/sys", flags, Mode::empty())
+        .map(Some)
+        .ctx(|| "cannot open /proc/sys".into())
+}
+
+/// Set each, in order, below `dir` (`open`'s); the keys were checked.
+pub fn apply(dir: Option<OwnedFd>, list: &[(String, String)]) -> Result<()> {
+    let Some(dir) = dir else {
+        return Ok(());
+    };
     for (key, value) in list {
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        std::fs::write(&path, value).ctx(|| format!("cannot set sysctl {key} to {value}"))?;
+        let what = || format!("cannot set sysctl {key} to {value}");
+        let path = key.replace('.', "/");
+        let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+        let fd = nix::fcntl::openat(dir.as_fd(), path.as_str(), flags, Mode::empty()).ctx(what)?;
+        // One write: a sysctl takes its value from the first (proc(5)).
+        let n = nix::unistd::write(&fd, value.as_bytes()).ctx(what)?;
+        if n != value.len() {
+            return Err(crate::Error::invalid(format!("{}: short write", what())));
+        }
     }
     Ok(())
 }

@@ -96,6 +96,8 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     reset_signals();
     failpoint::hit("child.start")?;
     let idmapped = namespaces(ctx)?;
+    // Before our /proc (whose sys is read-only) hides the host's.
+    let sysctl = crate::sysctl::open(&s.sysctl)?;
     let image = ctx.image.map(|i| i.mounts);
     let tree = mount::root::prepare(&s.directory, &s.fs, idmapped.tree, image)?;
     if image.is_some() {
@@ -134,6 +136,8 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     if ctx.wait_go {
         wait_go(&ctx.channel);
     }
+    // In every namespace of ours, with the runner's links in.
+    crate::sysctl::apply(sysctl, &s.sysctl)?;
     confine_and_exec(ctx, container_uuid, account.as_ref())
 }
 
@@ -158,8 +162,6 @@ fn namespaces(ctx: &ChildCtx) -> Result<super::channel::Idmapped> {
         None if ctx.settings.private_network => crate::net::loopback_up()?,
         None => {}
     }
-    // In every namespace of ours now, before /proc is the container's.
-    crate::sysctl::apply(&ctx.settings.sysctl)?;
     Ok(idmapped)
 }
 
