@@ -332,13 +332,13 @@ fn options_of_later_features_say_so() {
     let o = run(nspawn(&[
         "-q",
         "--pipe",
-        "--oci-bundle=/x",
+        "--notify-ready=yes",
         "-D",
         t.dir(),
         "/bin/true",
     ]));
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(stderr(&o), "nspawn: --oci-bundle is not supported yet\n");
+    assert_eq!(stderr(&o), "nspawn: --notify-ready is not supported yet\n");
     // What they would switch off is accepted.
     ok(run(nspawn(&[
         "-q",

@@ -80,6 +80,8 @@ pub struct Settings {
     /// `NAME=VALUE` pairs from `--setenv`, in order.
     pub setenv: Vec<(String, String)>,
     pub user: Option<String>,
+    /// A user by number, with its groups (`--oci-bundle`); `user` wins.
+    pub identity: Option<crate::user::Identity>,
     pub chdir: Option<String>,
     pub kill_signal: Option<libc::c_int>,
     pub console: ConsoleMode,
@@ -100,6 +102,9 @@ pub struct Settings {
     /// `-i`: the disk image whose root becomes `directory` inside the
     /// container's mount namespace (`disk::MOUNT_POINT`).
     pub image: Option<crate::disk::ImageSpec>,
+    /// Kernel parameters of the container's namespaces (`--oci-bundle`'s
+    /// `linux.sysctl`), checked by `sysctl::scope`.
+    pub sysctl: Vec<(String, String)>,
 }
 
 impl Settings {

@@ -28,6 +28,16 @@ impl Account {
     }
 }
 
+/// A user given by number (an OCI bundle's `process.user`): no lookup
+/// decides its groups, and it needs no entry in the tree's files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    /// The supplementary groups, exactly.
+    pub groups: Vec<u32>,
+}
+
 /// Find `user` (a name or a numeric uid) in passwd-format text, and its
 /// supplementary groups in group-format text.
 pub fn lookup(user: &str, passwd: &str, group: &str) -> Result<Account> {

@@ -60,6 +60,10 @@ pub struct Record {
     pub suppress_sync: bool,
     #[serde(default)]
     pub no_new_privileges: bool,
+    /// A whole system call policy instead of ours and the lists above
+    /// (an OCI bundle's), as libnspawn's `SyscallPolicy` serializes.
+    #[serde(default)]
+    pub syscall_policy: Option<serde_json::Value>,
     /// The runner's control endpoint.
     #[serde(default)]
     pub control: Option<PathBuf>,

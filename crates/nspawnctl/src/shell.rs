@@ -363,12 +363,18 @@ fn child(
     if r.no_new_privileges && unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } < 0 {
         return fail("cannot set no_new_privs", Errno::last());
     }
-    if let Err(e) = libnspawn::security::seccomp::load(
-        r.bounding,
-        &r.syscall_allow,
-        &r.syscall_deny,
-        r.suppress_sync,
-    ) {
+    let loaded = match &r.syscall_policy {
+        Some(p) => serde_json::from_value(p.clone())
+            .map_err(|e| libnspawn::Error::invalid(format!("the machine's seccomp policy: {e}")))
+            .and_then(|p| libnspawn::security::seccomp::load_policy(&p, r.suppress_sync)),
+        None => libnspawn::security::seccomp::load(
+            r.bounding,
+            &r.syscall_allow,
+            &r.syscall_deny,
+            r.suppress_sync,
+        ),
+    };
+    if let Err(e) = loaded {
         eprintln!("nspawnctl: {e}");
         return 1;
     }

@@ -228,6 +228,10 @@ impl Workspace {
                     std::fs::create_dir(p.tree.join("sysroot/oldroot")).unwrap();
                 }
                 Fix::MachineId(id) => write(&p.tree.join("etc/machine-id"), &format!("{id}\n")),
+                Fix::OciBundle(text) => write(
+                    &p.fix.join("bundle/config.json"),
+                    &self.expand(text, &p, name),
+                ),
                 Fix::Settings(text) => write(&p.settings, &self.expand(text, &p, name)),
                 Fix::Template | Fix::Bridge | Fix::HostLink => {}
             }

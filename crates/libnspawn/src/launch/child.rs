@@ -96,6 +96,8 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     reset_signals();
     failpoint::hit("child.start")?;
     let idmapped = namespaces(ctx)?;
+    // Before our /proc (whose sys is read-only) hides the host's.
+    let sysctl = crate::sysctl::open(&s.sysctl)?;
     let image = ctx.image.map(|i| i.mounts);
     let tree = mount::root::prepare(&s.directory, &s.fs, idmapped.tree, image)?;
     if image.is_some() {
@@ -118,7 +120,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
             ..lookup_user(root, u).unwrap_or_else(|_| Account::root())
         }),
         Some(u) => Some(lookup_user(root, u)?),
-        None => None,
+        None => s.identity.as_ref().map(|id| numeric_account(root, id)),
     };
     let container_uuid = machine_id.unwrap_or(ctx.container_uuid);
     failpoint::hit("child.root")?;
@@ -134,6 +136,8 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     if ctx.wait_go {
         wait_go(&ctx.channel);
     }
+    // In every namespace of ours, with the runner's links in.
+    crate::sysctl::apply(sysctl, &s.sysctl)?;
     confine_and_exec(ctx, container_uuid, account.as_ref())
 }
 
@@ -258,17 +262,20 @@ fn confine_and_exec(
         container_service: &s.knobs.container_service,
     });
     pass_descriptors(ctx.listen_fds, s.start_mode, &mut envp)?;
-    seccomp::load(
-        retain,
-        &sec.syscall_allow,
-        &sec.syscall_deny,
-        sec.suppress_sync,
-    )?;
+    match &sec.syscall_policy {
+        Some(p) => seccomp::load_policy(p, sec.suppress_sync)?,
+        None => seccomp::load(
+            retain,
+            &sec.syscall_allow,
+            &sec.syscall_deny,
+            sec.suppress_sync,
+        )?,
+    }
     if s.start_mode == StartMode::Pid2 {
         stub::fork_stub()?;
     }
     if let Some(a) = account {
-        caps::keep_across_setuid(sec.caps_ambient)?;
+        caps::keep_across_setuid(sec.caps_ambient | sec.process_caps.map_or(0, |p| p.permitted))?;
         become_user(a)?;
         die_with_runner(ctx.runner.as_fd());
     }
@@ -405,6 +412,24 @@ fn lookup_user(root: BorrowedFd, user: &str) -> Result<Account> {
             .map(|d| String::from_utf8_lossy(&d.unwrap_or_default()).into_owned())
     };
     user::lookup(user, &read("/etc/passwd")?, &read("/etc/group")?)
+}
+
+/// A user by number: its name and home from the tree's files where it has
+/// an entry (for `$USER` and `$HOME`), its groups exactly as given.
+fn numeric_account(root: BorrowedFd, id: &user::Identity) -> Account {
+    let found = lookup_user(root, &id.uid.to_string()).ok();
+    Account {
+        name: found
+            .as_ref()
+            .map_or_else(|| id.uid.to_string(), |a| a.name.clone()),
+        uid: id.uid,
+        gid: id.gid,
+        home: found
+            .as_ref()
+            .map_or_else(|| "/".into(), |a| a.home.clone()),
+        shell: found.map_or_else(|| "/bin/sh".into(), |a| a.shell),
+        groups: id.groups.clone(),
+    }
 }
 
 /// `--pivot-root=NEW[:OLD]`: NEW (inside the tree) becomes the root; the

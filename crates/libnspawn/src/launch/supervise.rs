@@ -85,6 +85,13 @@ pub fn watch(
         syscall_allow: s.security.syscall_allow.clone(),
         syscall_deny: s.security.syscall_deny.clone(),
         suppress_sync: s.security.suppress_sync,
+        syscall_policy: s
+            .security
+            .syscall_policy
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| crate::Error::invalid(format!("cannot record the seccomp policy: {e}")))?,
         no_new_privileges: s.security.no_new_privileges,
         control: held.control.as_ref().map(|c| c.path().to_path_buf()),
     })?;

@@ -147,9 +147,27 @@ fn mount_one(root: BorrowedFd, m: &CustomMount) -> Result<()> {
             upper,
             read_only,
         } => overlay(root, dest, lowers, upper.as_ref(), *read_only),
-        MountKind::Inaccessible => {
-            let t = inroot::open(root, dest, OFlag::O_PATH)
-                .ctx(|| format!("cannot make {dest} inaccessible"))?;
+        MountKind::Fs {
+            fstype,
+            source,
+            flags,
+            data,
+        } => {
+            let t = inroot::mkdir_p(root, dest, 0o755)?;
+            mount_on(
+                Some(source.as_str()),
+                t.as_fd(),
+                Some(fstype.as_str()),
+                *flags,
+                data.as_deref(),
+                &format!("the {fstype} on {dest}"),
+            )
+        }
+        MountKind::Inaccessible { graceful } => {
+            let t = match inroot::open(root, dest, OFlag::O_PATH) {
+                Err(nix::errno::Errno::ENOENT) if *graceful => return Ok(()),
+                r => r.ctx(|| format!("cannot make {dest} inaccessible"))?,
+            };
             let node = match fstat(t.as_fd())
                 .ctx(|| format!("cannot stat {dest}"))?
                 .st_mode

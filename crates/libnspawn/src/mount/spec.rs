@@ -50,7 +50,16 @@ pub enum MountKind {
         upper: Option<Source>,
         read_only: bool,
     },
-    Inaccessible,
+    /// `graceful`: a path the tree lacks is skipped (an OCI bundle's
+    /// masked paths), not an error.
+    Inaccessible { graceful: bool },
+    /// Another file system, by type (an OCI bundle's mounts).
+    Fs {
+        fstype: String,
+        source: String,
+        flags: nix::mount::MsFlags,
+        data: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,7 +291,7 @@ pub fn split_colons(s: &str) -> Vec<String> {
     out
 }
 
-fn clean_abs(p: &str) -> Option<String> {
+pub(crate) fn clean_abs(p: &str) -> Option<String> {
     if !p.starts_with('/') {
         return None;
     }
@@ -463,7 +472,7 @@ pub fn parse_inaccessible(s: &str) -> Result<CustomMount> {
         ))
     })?;
     Ok(CustomMount {
-        kind: MountKind::Inaccessible,
+        kind: MountKind::Inaccessible { graceful: false },
         dest,
     })
 }

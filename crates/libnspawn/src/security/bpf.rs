@@ -18,8 +18,13 @@
 
 use crate::error::{Error, Result};
 use nix::errno::Errno;
+use serde::{Deserialize, Serialize};
 
+// linux/seccomp.h: the actions a filter returns.
 pub const RET_ALLOW: u32 = 0x7fff_0000;
+pub const RET_LOG: u32 = 0x7ffc_0000;
+pub const RET_TRAP: u32 = 0x0003_0000;
+pub const RET_KILL_THREAD: u32 = 0x0000_0000;
 pub const RET_KILL_PROCESS: u32 = 0x8000_0000;
 pub fn ret_errno(e: i32) -> u32 {
     0x0005_0000 | (e as u32 & 0xffff)
@@ -37,18 +42,44 @@ fn off_arg(i: u32) -> u32 {
 const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
 const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
 const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
+const JGT_K: u16 = 0x25; // BPF_JMP | BPF_JGT | BPF_K
 const JA: u16 = 0x05; // BPF_JMP | BPF_JA
 const AND_K: u16 = 0x54; // BPF_ALU | BPF_AND | BPF_K
 const RET_K: u16 = 0x06; // BPF_RET | BPF_K
 
-/// `arg & mask == value` on the low 32 bits of an argument, or with
-/// `high` on its upper 32 bits.
-#[derive(Debug, Clone, Copy)]
+/// How an argument is compared with a value, as libseccomp's
+/// `scmp_compare`: unsigned, on all 64 bits (on a 32-bit ABI, the low 32:
+/// all such a process passes, and what libseccomp compares there).
+/// `MaskedEq(mask)`: `arg & mask == value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    MaskedEq(u64),
+}
+
+/// A test of argument `arg` (0 to 5); a rule's tests must all hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cond {
     pub arg: u32,
-    pub high: bool,
-    pub mask: u32,
-    pub value: u32,
+    pub op: Op,
+    pub value: u64,
+}
+
+impl Cond {
+    /// An `int` argument equal to `value`: only its low 32 bits count,
+    /// as the kernel reads them (the upper ones may hold anything).
+    pub fn int(arg: u32, value: u32) -> Cond {
+        Cond {
+            arg,
+            op: Op::MaskedEq(u32::MAX as u64),
+            value: value as u64,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -60,7 +91,7 @@ pub struct Rule {
 
 /// An ABI a process can make system calls in: a value of
 /// `seccomp_data.arch` and, for x32, a range of numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Abi {
     X86_64,
     X32,
@@ -99,6 +130,14 @@ impl Arch {
     pub const HOST: Arch = Arch::X86_64;
     #[cfg(target_arch = "aarch64")]
     pub const HOST: Arch = Arch::Aarch64;
+
+    /// The ABI of the build's own programs (libseccomp's "native").
+    pub fn native(self) -> Abi {
+        match self {
+            Arch::X86_64 => Abi::X86_64,
+            Arch::Aarch64 => Abi::Aarch64,
+        }
+    }
 
     pub fn abis(self) -> &'static [Abi] {
         match self {
@@ -173,9 +212,115 @@ fn bisect(runs: &[(u32, u32)]) -> Vec<Insn> {
     p
 }
 
+/// Where a jump in a comparison goes: on to the next instruction, past
+/// the comparison (it holds), or to the rule's failure (it does not).
+#[derive(Debug, Clone, Copy)]
+enum To {
+    Next,
+    Pass,
+    Fail,
+}
+
+enum Step {
+    Insn(Insn),
+    Jump { code: u16, k: u32, t: To, f: To },
+}
+
+/// `c` as instructions that fall through (or jump `Pass`) when it holds
+/// and jump `Fail` when it does not. `wide`: the ABI's arguments are 64
+/// bits. Classic BPF's A is 32 bits: the upper word decides unless equal.
+fn compare(c: &Cond, wide: bool) -> Vec<Step> {
+    use To::*;
+    let ld = |high: bool| Step::Insn(stmt(LD_W_ABS, off_arg(c.arg) + if high { 4 } else { 0 }));
+    let j = |code, k, t, f| Step::Jump { code, k, t, f };
+    let (vh, vl) = ((c.value >> 32) as u32, c.value as u32);
+    let mut p = vec![];
+    match c.op {
+        Op::Eq | Op::Ne => {
+            let (hit, miss) = if c.op == Op::Eq {
+                (Pass, Fail)
+            } else {
+                (Fail, Pass)
+            };
+            if wide {
+                p.extend([ld(true), j(JEQ_K, vh, Next, miss)]);
+            }
+            p.extend([ld(false), j(JEQ_K, vl, hit, miss)]);
+        }
+        Op::MaskedEq(mask) => {
+            let (mh, ml) = ((mask >> 32) as u32, mask as u32);
+            let halves = [(true, mh, vh), (false, ml, vl)];
+            for (high, m, v) in halves.into_iter().filter(|h| wide || !h.0) {
+                if m == 0 && v == 0 {
+                    continue; // holds whatever the argument
+                }
+                p.push(ld(high));
+                if m != u32::MAX {
+                    p.push(Step::Insn(stmt(AND_K, m)));
+                }
+                p.push(j(JEQ_K, v, Next, Fail));
+            }
+        }
+        // x < v is !(x >= v), x <= v is !(x > v).
+        op => {
+            let (hit, miss) = match op {
+                Op::Gt | Op::Ge => (Pass, Fail),
+                _ => (Fail, Pass),
+            };
+            let low = match op {
+                Op::Ge | Op::Lt => JGE_K,
+                _ => JGT_K,
+            };
+            if wide {
+                p.extend([ld(true), j(JGT_K, vh, hit, Next), j(JEQ_K, vh, Next, miss)]);
+            }
+            p.extend([ld(false), j(low, vl, hit, miss)]);
+        }
+    }
+    p
+}
+
+fn offset(from: usize, to: usize) -> Result<u8> {
+    u8::try_from(to - from - 1).map_err(|_| Error::invalid("seccomp rule too long"))
+}
+
+/// One rule with argument tests, entered with the number in A: its
+/// tests, its action, and on failure the number loaded again (the tests
+/// clobber A).
+fn checked_rule(r: &Rule, wide: bool) -> Result<Vec<Insn>> {
+    let mut steps = vec![];
+    let mut ends = vec![];
+    for c in &r.conds {
+        steps.extend(compare(c, wide));
+        ends.push(steps.len());
+    }
+    let fail = steps.len() + 1;
+    let mut block = Vec::with_capacity(fail + 1);
+    let mut cond = 0;
+    for (i, step) in steps.into_iter().enumerate() {
+        while ends[cond] <= i {
+            cond += 1;
+        }
+        block.push(match step {
+            Step::Insn(insn) => insn,
+            Step::Jump { code, k, t, f } => {
+                let to = |t| match t {
+                    To::Next => Ok(0),
+                    To::Pass => offset(i, ends[cond]),
+                    To::Fail => offset(i, fail),
+                };
+                jump(code, k, to(t)?, to(f)?)
+            }
+        });
+    }
+    block.push(stmt(RET_K, r.action));
+    block.push(stmt(LD_W_ABS, OFF_NR));
+    Ok(block)
+}
+
 /// One ABI's rules, entered with the number in A: those with argument
 /// checks first, in order, then the others as a search tree.
-fn section(rules: &[Rule], default: u32) -> Result<Vec<Insn>> {
+fn section(rules: &[Rule], default: u32, wide: bool) -> Result<Vec<Insn>> {
     let mut p = vec![];
     let mut plain: Vec<Rule> = rules
         .iter()
@@ -185,27 +330,7 @@ fn section(rules: &[Rule], default: u32) -> Result<Vec<Insn>> {
     plain.sort_by_key(|r| r.nr);
     plain.dedup_by_key(|r| r.nr);
     for r in rules.iter().filter(|r| !r.conds.is_empty()) {
-        // ld arg; [and mask]; jeq value else fail ... ; ret action;
-        // fail: ld nr (A is clobbered by the argument loads).
-        let mut block = vec![];
-        let mut fail_jumps = vec![];
-        for c in &r.conds {
-            // seccomp_data.args are u64 in the host's byte order; both
-            // supported architectures are little-endian.
-            block.push(stmt(LD_W_ABS, off_arg(c.arg) + if c.high { 4 } else { 0 }));
-            if c.mask != u32::MAX {
-                block.push(stmt(AND_K, c.mask));
-            }
-            fail_jumps.push(block.len());
-            block.push(jump(JEQ_K, c.value, 0, 0));
-        }
-        block.push(stmt(RET_K, r.action));
-        let fail = block.len();
-        block.push(stmt(LD_W_ABS, OFF_NR));
-        for j in fail_jumps {
-            block[j].jf =
-                u8::try_from(fail - j - 1).map_err(|_| Error::invalid("seccomp rule too long"))?;
-        }
+        let block = checked_rule(r, wide)?;
         // Skip the block (but not the reload, which is harmless) on another number.
         let skip =
             u8::try_from(block.len()).map_err(|_| Error::invalid("seccomp rule too long"))?;
@@ -219,13 +344,21 @@ fn section(rules: &[Rule], default: u32) -> Result<Vec<Insn>> {
 /// The whole program for `arch`: `rules` per ABI, `default` for numbers
 /// without a rule; a call from any other ABI kills the process.
 pub fn assemble(arch: Arch, rules: &[(Abi, Vec<Rule>)], default: u32) -> Result<Vec<Insn>> {
-    let sec = |abi| {
-        let r = rules
-            .iter()
-            .find(|(a, _)| *a == abi)
-            .map(|(_, r)| r.as_slice())
-            .unwrap_or_default();
-        section(r, default)
+    assemble_listed(arch, rules, default, default)
+}
+
+/// As `assemble`, but a call of an ABI of `arch` that `rules` does not
+/// list gets `unlisted` (libseccomp's "bad architecture" action, for a
+/// policy that names its architectures).
+pub fn assemble_listed(
+    arch: Arch,
+    rules: &[(Abi, Vec<Rule>)],
+    default: u32,
+    unlisted: u32,
+) -> Result<Vec<Insn>> {
+    let sec = |abi| match rules.iter().find(|(a, _)| *a == abi) {
+        Some((_, r)) => section(r, default, abi != Abi::I386),
+        None => Ok(vec![stmt(RET_K, unlisted)]),
     };
     let p = match arch {
         Arch::X86_64 => x86_64_program(sec(Abi::X86_64)?, sec(Abi::X32)?, sec(Abi::I386)?),
@@ -280,6 +413,11 @@ fn x86_64_program(s64: Vec<Insn>, sx32: Vec<Insn>, s32: Vec<Insn>) -> Vec<Insn> 
 /// no_new_privs this needs CAP_SYS_ADMIN, which the container process
 /// still has.
 pub fn load(prog: &[Insn], what: &str) -> Result<()> {
+    load_with(prog, 0, what)
+}
+
+/// As `load`, with `SECCOMP_FILTER_FLAG_*` flags.
+pub fn load_with(prog: &[Insn], flags: u32, what: &str) -> Result<()> {
     let fprog = libc::sock_fprog {
         len: prog.len() as u16,
         filter: prog.as_ptr() as *mut Insn,
@@ -289,7 +427,7 @@ pub fn load(prog: &[Insn], what: &str) -> Result<()> {
         libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
-            0,
+            flags,
             &fprog as *const libc::sock_fprog,
         )
     };
@@ -330,6 +468,7 @@ pub(super) fn run64(p: &[Insn], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
             JA => pc += i.k as usize,
             JEQ_K => pc += if a == i.k { i.jt } else { i.jf } as usize,
             JGE_K => pc += if a >= i.k { i.jt } else { i.jf } as usize,
+            JGT_K => pc += if a > i.k { i.jt } else { i.jf } as usize,
             RET_K => return i.k,
             c => panic!("unexpected code {c:#x}"),
         }
@@ -371,20 +510,7 @@ mod tests {
         };
         let audit = Rule {
             nr: 41,
-            conds: vec![
-                Cond {
-                    arg: 0,
-                    high: false,
-                    mask: u32::MAX,
-                    value: 16,
-                },
-                Cond {
-                    arg: 2,
-                    high: false,
-                    mask: u32::MAX,
-                    value: 9,
-                },
-            ],
+            conds: vec![Cond::int(0, 16), Cond::int(2, 9)],
             action: ret_errno(97),
         };
         let rules = vec![
@@ -424,12 +550,7 @@ mod tests {
         };
         let audit = Rule {
             nr: 198,
-            conds: vec![Cond {
-                arg: 2,
-                high: false,
-                mask: u32::MAX,
-                value: 9,
-            }],
+            conds: vec![Cond::int(2, 9)],
             action: ret_errno(97),
         };
         let rules = vec![
@@ -460,5 +581,110 @@ mod tests {
         for arch in [AUDIT_ARCH_ARM, AUDIT_ARCH_X86_64, AUDIT_ARCH_I386, 0] {
             assert_eq!(run(&p, arch, 63, [0; 6]), RET_KILL_PROCESS, "{arch:#x}");
         }
+    }
+
+    fn holds(op: Op, x: u64, v: u64) -> bool {
+        match op {
+            Op::Eq => x == v,
+            Op::Ne => x != v,
+            Op::Lt => x < v,
+            Op::Le => x <= v,
+            Op::Gt => x > v,
+            Op::Ge => x >= v,
+            Op::MaskedEq(m) => x & m == v,
+        }
+    }
+
+    /// Every operator against values around the word boundary, alone and
+    /// followed by a second test (an early "holds" jump must land on it),
+    /// on x86-64 (64-bit arguments) and i386 (the low 32 bits).
+    #[test]
+    fn argument_comparisons() {
+        const EDGES: [u64; 12] = [
+            0,
+            1,
+            2,
+            0x7fff_ffff,
+            0x8000_0000,
+            0xffff_ffff,
+            1 << 32,
+            (1 << 32) + 1,
+            (1 << 32) + 2,
+            0x1_0000_00ff,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        let ops = [
+            Op::Eq,
+            Op::Ne,
+            Op::Lt,
+            Op::Le,
+            Op::Gt,
+            Op::Ge,
+            Op::MaskedEq(0),
+            Op::MaskedEq(u64::MAX),
+            Op::MaskedEq(0xffff_0000_0000_00ff),
+        ];
+        let hit = ret_errno(1);
+        for op in ops {
+            for v in EDGES {
+                let conds = vec![
+                    Cond {
+                        arg: 1,
+                        op,
+                        value: v,
+                    },
+                    Cond {
+                        arg: 2,
+                        op: Op::Eq,
+                        value: 7,
+                    },
+                ];
+                let rule = Rule {
+                    nr: 5,
+                    conds,
+                    action: hit,
+                };
+                let rules = [(Abi::X86_64, vec![rule.clone()]), (Abi::I386, vec![rule])];
+                let p = assemble(Arch::X86_64, &rules, RET_ALLOW).unwrap();
+                for x in EDGES {
+                    for third in [7, 8, 7 | 1 << 32] {
+                        let args = [0, x, third, 0, 0, 0];
+                        let want = holds(op, x, v) && third == 7;
+                        let got = run64(&p, AUDIT_ARCH_X86_64, 5, args);
+                        assert_eq!(got == hit, want, "{op:?} {x:#x} vs {v:#x}, {third:#x}");
+                        // An i386 process passes 32-bit values, zero-extended.
+                        let narrow = args.map(|a| a as u32 as u64);
+                        let want = holds(op, x as u32 as u64, v as u32 as u64) && narrow[2] == 7;
+                        let got = run64(&p, AUDIT_ARCH_I386, 5, narrow);
+                        assert_eq!(got == hit, want, "i386 {op:?} {x:#x} vs {v:#x}");
+                    }
+                    assert_eq!(
+                        run64(&p, AUDIT_ARCH_X86_64, 6, [0, x, 7, 0, 0, 0]),
+                        RET_ALLOW
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unlisted_abis() {
+        let allow = |nr| Rule {
+            nr,
+            conds: vec![],
+            action: RET_ALLOW,
+        };
+        let rules = [(Abi::X86_64, vec![allow(0)])];
+        let p = assemble_listed(Arch::X86_64, &rules, ret_errno(1), RET_KILL_THREAD).unwrap();
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 0, [0; 6]), RET_ALLOW);
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 1, [0; 6]), ret_errno(1));
+        assert_eq!(
+            run(&p, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT, [0; 6]),
+            RET_KILL_THREAD
+        );
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 3, [0; 6]), RET_KILL_THREAD);
+        let p = assemble(Arch::X86_64, &rules, ret_errno(1)).unwrap();
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 3, [0; 6]), ret_errno(1));
     }
 }

@@ -141,6 +141,39 @@ pub fn apply_process(retain: u64, ambient: u64, root: bool) -> Result<()> {
     Ok(())
 }
 
+/// The payload's sets exactly as given (an OCI bundle's), within the
+/// kept set. An ambient capability must be permitted and inheritable or
+/// the kernel refuses to raise it (capabilities(7)): the ambient ones are
+/// made inheritable, as the reference does; one not permitted is an error.
+pub fn apply_exact(p: &super::ProcessCaps, retain: u64, ambient: u64) -> Result<()> {
+    let have = mask_of(&caps::read(None, CapSet::Permitted).map_err(cap_err("permitted"))?);
+    let within = |m: u64| m & retain & have;
+    if ambient & !p.permitted != 0 {
+        return Err(Error::invalid(format!(
+            "ambient capabilities not in the permitted set: {}",
+            names(ambient & !p.permitted).join(",")
+        )));
+    }
+    caps::set(
+        None,
+        CapSet::Inheritable,
+        &set_of(within(p.inheritable | ambient)),
+    )
+    .map_err(cap_err("inheritable"))?;
+    caps::set(
+        None,
+        CapSet::Effective,
+        &set_of(within(p.effective & p.permitted)),
+    )
+    .map_err(cap_err("effective"))?;
+    caps::set(None, CapSet::Permitted, &set_of(within(p.permitted)))
+        .map_err(cap_err("permitted"))?;
+    for cap in set_of(within(ambient)) {
+        caps::raise(None, CapSet::Ambient, cap).map_err(cap_err("ambient"))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

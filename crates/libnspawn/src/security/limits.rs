@@ -88,6 +88,14 @@ fn parse_value(s: &str, unit: Unit) -> Option<u64> {
     n.checked_mul(factor)
 }
 
+/// The resource of a limit's name (`NOFILE`, as systemd spells them).
+pub fn resource(name: &str) -> Option<libc::__rlimit_resource_t> {
+    RLIMITS
+        .iter()
+        .find(|(n, ..)| *n == name)
+        .map(|&(_, r, _)| r)
+}
+
 /// `--rlimit=NAME=SOFT[:HARD]`; NAME with or without `RLIMIT_`, upper case.
 pub fn parse_rlimit(s: &str) -> Result<(libc::__rlimit_resource_t, u64, u64)> {
     let (name, value) = s

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod release_agent;
 pub mod seccomp;
 pub mod syscall_numbers;
+pub mod syscall_policy;
 pub mod syscall_sets;
 
 use crate::error::Result;
@@ -35,6 +36,20 @@ pub struct SecuritySettings {
     pub syscall_deny: Vec<String>,
     pub suppress_sync: bool,
     pub limits: limits::Limits,
+    /// The payload's own sets, exactly (`--oci-bundle`'s
+    /// `process.capabilities`); otherwise derived from the kept set.
+    pub process_caps: Option<ProcessCaps>,
+    /// A whole policy instead of ours and the lists above
+    /// (`--oci-bundle`'s `linux.seccomp`).
+    pub syscall_policy: Option<syscall_policy::SyscallPolicy>,
+}
+
+/// Capability sets of the payload, as masks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessCaps {
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
 }
 
 impl SecuritySettings {
@@ -69,7 +84,10 @@ impl SecuritySettings {
 /// capability sets and `no_new_privs` (prctl(2) PR_SET_NO_NEW_PRIVS).
 pub fn finish(s: &SecuritySettings, retain: u64, root: bool) -> Result<()> {
     use crate::error::Context;
-    caps::apply_process(retain, s.caps_ambient, root)?;
+    match &s.process_caps {
+        Some(p) => caps::apply_exact(p, retain, s.caps_ambient)?,
+        None => caps::apply_process(retain, s.caps_ambient, root)?,
+    }
     if s.no_new_privileges {
         nix::sys::prctl::set_no_new_privs().ctx(|| "cannot set no_new_privs".into())?;
     }

@@ -22,7 +22,7 @@
 //! run at all for them); only socket(2) (and open with `--suppress-sync`)
 //! runs a filter. BENCHMARKS.md has the measurement.
 
-use super::bpf::{self, Abi, Arch, Cond, Rule};
+use super::bpf::{self, Abi, Arch, Cond, Op, Rule};
 use super::syscall_numbers::{self, number};
 use super::syscall_sets::{Group, GROUPS};
 use crate::error::{Error, Result};
@@ -249,6 +249,22 @@ pub fn load(retain: u64, allow: &[String], deny: &[String], suppress_sync: bool)
     Ok(())
 }
 
+/// A bundle's whole policy instead of ours (the allow list and the audit
+/// filter, as the reference), and `--suppress-sync`'s filter on top.
+pub fn load_policy(
+    policy: &super::syscall_policy::SyscallPolicy,
+    suppress_sync: bool,
+) -> Result<()> {
+    let sync = suppress_sync
+        .then(|| suppress_sync_program(Arch::HOST))
+        .transpose()?;
+    policy.load()?;
+    if let Some(p) = sync {
+        bpf::load(&p, "--suppress-sync seccomp filter")?;
+    }
+    Ok(())
+}
+
 type Program = (Vec<libc::sock_filter>, &'static str);
 
 /// The filters for `arch`, in the order they are loaded, with what each is
@@ -285,12 +301,7 @@ fn programs(
         .iter()
         .filter_map(|&abi| {
             let nr = number(abi, "socket")?;
-            let cond = |arg, value| Cond {
-                arg,
-                high: false,
-                mask: u32::MAX,
-                value,
-            };
+            let cond = Cond::int;
             let rule = Rule {
                 nr,
                 conds: vec![cond(0, libc::AF_NETLINK as u32), cond(2, NETLINK_AUDIT)],
@@ -328,20 +339,11 @@ const SYNC_ON_FD: &[&str] = &[
 fn suppress_sync_program(arch: Arch) -> Result<Vec<libc::sock_filter>> {
     let sync = group("@sync").map(|g| g.members).unwrap_or_default();
     // arg0 <= INT_MAX: the upper half zero and the sign bit of the lower clear.
-    let fd_ok = vec![
-        Cond {
-            arg: 0,
-            high: true,
-            mask: u32::MAX,
-            value: 0,
-        },
-        Cond {
-            arg: 0,
-            high: false,
-            mask: 0x8000_0000,
-            value: 0,
-        },
-    ];
+    let fd_ok = vec![Cond {
+        arg: 0,
+        op: Op::MaskedEq(0xffff_ffff_8000_0000),
+        value: 0,
+    }];
     // O_SYNC includes this bit; the same value in x86's and the generic
     // fcntl.h, so a program assembled for another architecture is right.
     let dsync = libc::O_DSYNC as u32;
@@ -370,9 +372,8 @@ fn suppress_sync_program(arch: Arch) -> Result<Vec<libc::sock_filter>> {
                         nr,
                         conds: vec![Cond {
                             arg,
-                            high: false,
-                            mask: dsync,
-                            value: dsync,
+                            op: Op::MaskedEq(dsync as u64),
+                            value: dsync as u64,
                         }],
                         action: bpf::ret_errno(libc::EINVAL),
                     });

@@ -4,6 +4,7 @@
 mod fs;
 mod image;
 mod net;
+mod oci;
 mod pending;
 mod security;
 pub mod settings_file;
@@ -92,6 +93,10 @@ pub struct Cli {
     /// Do not print informational messages
     #[arg(short = 'q', long, help_heading = "Input/Output")]
     quiet: bool,
+
+    /// Run the OCI runtime bundle in DIR (its config.json; no .nspawn file)
+    #[arg(long = "oci-bundle", value_name = "DIR", help_heading = "Image")]
+    oci_bundle: Option<PathBuf>,
 
     /// Whether to read NAME.nspawn: yes, no, override, trusted
     #[arg(long, value_name = "MODE", value_parser = settings_file::Mode::parse, help_heading = "Integration")]
@@ -233,7 +238,10 @@ fn clap_failure(e: clap::Error) -> Failure {
 
 /// The whole command line, with the machine's `.nspawn` file merged in.
 pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Settings, Failure> {
-    let (cli, matches) = settings_file::reparse(&args).map_err(clap_failure)?;
+    let (mut cli, matches) = settings_file::reparse(&args).map_err(clap_failure)?;
+    if let Some(bundle) = cli.oci_bundle.take() {
+        return Ok(oci::settings(cli, &matches, bundle)?);
+    }
     let mode = cli.settings.unwrap_or(settings_file::Mode::Yes);
     if mode == settings_file::Mode::No {
         return Ok(cli.into_settings()?);
@@ -350,6 +358,7 @@ impl Cli {
             parameters: self.command,
             setenv,
             user: self.user,
+            identity: None,
             chdir: self.chdir,
             kill_signal: self.kill_signal,
             console: ConsoleMode::resolve(console, tty),
@@ -366,6 +375,7 @@ impl Cli {
             security,
             userns,
             image,
+            sysctl: vec![],
         })
     }
 }
@@ -491,7 +501,7 @@ fn ephemeral_name(machine: &str) -> Result<String, String> {
     ))
 }
 
-fn absolute(p: &Path) -> Result<PathBuf, String> {
+pub(crate) fn absolute(p: &Path) -> Result<PathBuf, String> {
     if p.is_absolute() {
         return Ok(p.to_path_buf());
     }

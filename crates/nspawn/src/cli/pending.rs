@@ -6,8 +6,6 @@ use clap::Args;
 
 #[derive(Args, Debug, Default)]
 pub struct PendingArgs {
-    #[arg(long = "oci-bundle", hide = true)]
-    oci_bundle: Option<String>,
     #[arg(long = "notify-ready", hide = true)]
     notify_ready: Option<String>,
 }
@@ -15,13 +13,10 @@ pub struct PendingArgs {
 impl PendingArgs {
     /// The first option given that is not supported yet.
     pub fn check(&self) -> Result<(), String> {
-        let given: [(&str, bool); 2] = [
-            ("--oci-bundle", self.oci_bundle.is_some()),
-            (
-                "--notify-ready",
-                self.notify_ready.as_deref().is_some_and(|v| v != "no"),
-            ),
-        ];
+        let given: [(&str, bool); 1] = [(
+            "--notify-ready",
+            self.notify_ready.as_deref().is_some_and(|v| v != "no"),
+        )];
         match given.iter().find(|(_, set)| *set) {
             Some((name, _)) => Err(format!("{name} is not supported yet")),
             None => Ok(()),

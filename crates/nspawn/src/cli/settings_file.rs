@@ -81,7 +81,7 @@ const fn key(
 /// `ProcessTwo=`, and a command on the command line overrides both.
 const START: &[&str] = &["boot", "as_pid2", "command"];
 const RLIMIT: &[&str] = &["rlimit"];
-const MOUNTS: &[&str] = &[
+pub(super) const MOUNTS: &[&str] = &[
     "bind",
     "bind_ro",
     "tmpfs",
@@ -89,7 +89,7 @@ const MOUNTS: &[&str] = &[
     "overlay_ro",
     "inaccessible",
 ];
-const NETWORK: &[&str] = &[
+pub(super) const NETWORK: &[&str] = &[
     "private_network",
     "veth",
     "veth_extra",
@@ -552,7 +552,7 @@ fn check(tokens: &[String], k: &Key) -> Result<(), String> {
 }
 
 /// Was any option of `group` given on the command line?
-fn given(matches: &ArgMatches, group: &[&str]) -> bool {
+pub(super) fn given(matches: &ArgMatches, group: &[&str]) -> bool {
     group.iter().any(|id| {
         matches.try_get_raw(id).is_ok_and(|v| v.is_some())
             && matches.value_source(id) == Some(ValueSource::CommandLine)
