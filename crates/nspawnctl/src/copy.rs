@@ -425,7 +425,9 @@ impl Copier {
         let unit = s.fragment_size() as u64;
         let reserve = (s.blocks() as u64 * unit / RESERVE_DIVISOR).min(RESERVE_CAP);
         let avail = s.blocks_available() as u64 * unit;
-        if avail < need.saturating_add(reserve) {
+        // A file system that reports no size (an unlimited tmpfs, some
+        // FUSE ones) has nothing to compare with.
+        if s.blocks() > 0 && avail < need.saturating_add(reserve) {
             return Err(format!(
                 "cannot copy {shown}: the destination would have less than {} MiB free ({} MiB available)",
                 reserve >> 20,
