@@ -830,3 +830,29 @@ pub fn loops_backed_by(file: &Path) -> Vec<String> {
     }
     out
 }
+
+/// Build a static helper from tests/escape/NAME.c, once per test process
+/// (so an edited source is always picked up), into cargo's scratch space
+/// (`scratch`: the test's `CARGO_TARGET_TMPDIR`, which cargo gives
+/// integration tests only, not this library).
+pub fn static_helper(name: &str, scratch: &Path) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let dir = scratch.join("escape-helpers");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(name);
+    let mut built = BUILT.lock().unwrap();
+    if !built.iter().any(|b| b == name) {
+        let src = repo_root().join(format!("tests/escape/{name}.c"));
+        let tmp = dir.join(format!("{name}.tmp-{}", std::process::id()));
+        let o = Command::new("gcc")
+            .args(["-static", "-O2", "-Wall", "-o"])
+            .arg(&tmp)
+            .arg(&src)
+            .output()
+            .expect("gcc");
+        assert!(o.status.success(), "gcc {name}: {}", stderr(&o));
+        std::fs::rename(&tmp, &out).unwrap();
+        built.push(name.to_string());
+    }
+    out
+}

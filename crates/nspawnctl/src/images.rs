@@ -178,13 +178,13 @@ pub fn status(a: StatusArgs) -> Result<i32, String> {
         println!("\t    Type: {}", i.kind.as_str());
         println!("\t    Path: {}", i.path.display());
         if let Some(h) = &inside.hostname {
-            println!("\tHostname: {h}");
+            println!("\tHostname: {}", crate::table::printable(h));
         }
         if let Some(m) = &inside.machine_id {
-            println!("\tMachine ID: {m}");
+            println!("\tMachine ID: {}", crate::table::printable(m));
         }
         if let Some((_, os)) = inside.os.iter().find(|(k, _)| k == "PRETTY_NAME") {
-            println!("\t      OS: {os}");
+            println!("\t      OS: {}", crate::table::printable(os));
         }
         println!(
             "\t      RO: {}",
@@ -246,7 +246,7 @@ fn partitions(i: &Image) {
             if p.label.is_empty() {
                 String::new()
             } else {
-                format!(" \"{}\"", p.label)
+                format!(" \"{}\"", crate::table::printable(&p.label))
             },
         );
     }

@@ -204,6 +204,16 @@ fn enter(leader: &OwnedFd) -> Result<(), String> {
     // Checked while our /proc is still the host's: inside, /proc/self does
     // not name us. Nothing after this starts a thread (see spawn_into).
     libnspawn::sys::ensure_single_threaded().map_err(|e| e.to_string())?;
+    // Non-dumpable before anything of ours can be seen from inside: the
+    // process we start joins the machine's PID namespace, holding host
+    // descriptors and mapping the host's nspawnctl, and until it has the
+    // machine's credentials the machine's root (capable in its own user
+    // namespace) could ptrace it, read its memory or open its
+    // /proc/PID/exe (CVE-2016-9962, CVE-2019-5736). Non-dumpable, it
+    // needs CAP_SYS_PTRACE in the host's user namespace; the flag goes to
+    // the child with the memory map and is reset by its execve(2).
+    nix::sys::prctl::set_dumpable(false)
+        .map_err(|e| format!("cannot make nspawnctl non-dumpable: {}", e.desc()))?;
     // SAFETY: setns with a valid pidfd and namespace flags.
     let mut r = unsafe { libc::setns(leader.as_raw_fd(), NAMESPACES | libc::CLONE_NEWUSER) };
     if r == 0 {
@@ -352,6 +362,16 @@ fn child(
                 libc::close(peer);
             }
         }
+    }
+    // Nothing of ours but 0-2 goes in: descriptors our caller left open
+    // without close-on-exec included. Closed now, not marked close-on-exec:
+    // execve(2) installs the new memory map (whose owner is the machine's
+    // user namespace, so its root may open /proc/PID/fd/N) before it
+    // closes close-on-exec descriptors, and the machine's root can take
+    // them in between (the attacker of tests/tests/hostile.rs did).
+    if let Err(e) = libnspawn::sys::close_range(3, u32::MAX, false) {
+        eprintln!("nspawnctl: {e}");
+        return 1;
     }
     // The machine's confinement: its bounding set, no_new_privs, and its
     // system call filter (loaded while we may still, before the user switch).

@@ -1,6 +1,7 @@
 //! `list`, `status`, `show`.
 
 use crate::machine;
+use crate::table::printable;
 use clap::Args;
 use libnspawn::registry::{self, Record};
 use std::path::Path;
@@ -48,8 +49,8 @@ pub fn list(a: ListArgs) -> Result<i32, String> {
                 r.name.clone(),
                 r.class.clone(),
                 r.service.clone(),
-                machine::os_value(&os, "ID"),
-                machine::os_value(&os, "VERSION_ID"),
+                printable(&machine::os_value(&os, "ID")),
+                printable(&machine::os_value(&os, "VERSION_ID")),
                 if r.addresses.is_empty() {
                     "-".into()
                 } else {
@@ -122,7 +123,7 @@ fn cgroup_tree(dir: &Path, prefix: &str, out: &mut Vec<String>) {
     for p in procs {
         i += 1;
         let branch = if i == n { "└─" } else { "├─" };
-        out.push(format!("{prefix}{branch}{p} {}", cmdline(p)));
+        out.push(format!("{prefix}{branch}{p} {}", printable(&cmdline(p))));
     }
     for s in subs {
         i += 1;
@@ -130,7 +131,7 @@ fn cgroup_tree(dir: &Path, prefix: &str, out: &mut Vec<String>) {
         out.push(format!(
             "{prefix}{}{}",
             if last { "└─" } else { "├─" },
-            s.file_name().unwrap().to_string_lossy()
+            printable(&s.file_name().unwrap().to_string_lossy())
         ));
         cgroup_tree(
             &s,
@@ -167,7 +168,7 @@ pub fn status(a: StatusArgs) -> Result<i32, String> {
             crate::images::timestamp(r.started_usec),
             since(r.started_usec)
         );
-        println!("\t  Leader: {} ({})", r.leader, comm(r.leader));
+        println!("\t  Leader: {} ({})", r.leader, printable(&comm(r.leader)));
         println!("\t Service: {}; class {}", r.service, r.class);
         println!("\t    Root: {}", r.root.display());
         if !r.interfaces.is_empty() {
@@ -176,7 +177,10 @@ pub fn status(a: StatusArgs) -> Result<i32, String> {
         if !r.addresses.is_empty() {
             println!("\t Address: {}", r.addresses.join("\n\t          "));
         }
-        println!("\t      OS: {}", machine::os_value(&os, "PRETTY_NAME"));
+        println!(
+            "\t      OS: {}",
+            printable(&machine::os_value(&os, "PRETTY_NAME"))
+        );
         if let Some(unit) = r.cgroup.as_deref().map(unit_dir) {
             println!(
                 "\t    Unit: {}",

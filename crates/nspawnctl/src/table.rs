@@ -55,3 +55,43 @@ pub fn print_json(v: &serde_json::Value, pretty: bool) -> Result<(), String> {
     println!("{}", text.map_err(|e| e.to_string())?);
     Ok(())
 }
+
+/// `s` safe to print on a terminal: what a machine wrote (its os-release,
+/// host name, process names, cgroup names) may hold escape sequences that
+/// would retitle, recolour or redraw the reader's terminal, or make it
+/// answer with input. Control characters (C0, DEL, C1) and the
+/// bidirectional overrides are shown as `\xNN` / `\u{NNNN}`, as systemd
+/// shows such bytes; a backslash stays a backslash.
+pub fn printable(s: &str) -> String {
+    let bidi = |c: char| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !s.chars().any(|c| c.is_control() || bidi(c)) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            c if (c.is_control() || bidi(c)) && (c as u32) < 0x100 => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() || bidi(c) => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn escape_sequences_are_shown_not_sent() {
+        assert_eq!(printable("Debian GNU/Linux 12"), "Debian GNU/Linux 12");
+        assert_eq!(
+            printable("x\x1b]0;owned\x07\x1b[2J\r\n\u{9b}31m\u{7f}"),
+            "x\\x1b]0;owned\\x07\\x1b[2J\\x0d\\x0a\\x9b31m\\x7f"
+        );
+        assert_eq!(printable("a\u{202e}b"), "a\\u{202e}b");
+        assert_eq!(printable("ünïcödé ✓"), "ünïcödé ✓");
+    }
+}

@@ -1,0 +1,258 @@
+/* A hostile machine root, for tests/tests/hostile.rs: run as root inside a
+ * machine (static, needs nothing there), it attacks the host tools that
+ * serve the machine while the test drives them from the host. Every mode
+ * runs until /stop exists, then writes what it did to OUT.
+ *
+ *   hostile exchange A B OUT   swap A and B (renameat2 RENAME_EXCHANGE) as
+ *                              fast as it can: a directory and a symlink,
+ *                              a file and a FIFO
+ *   hostile grow FILE OUT      append to FILE without end
+ *   hostile ptrace OUT         wait for each new process of the PID
+ *                              namespace and try ptrace, process_vm_readv,
+ *                              /proc/PID/mem, /fd, /environ and /exe on
+ *                              it; ESCAPED when one gave away something
+ *                              of the host's (see attack())
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+static int stopped(void) { return access("/stop", F_OK) == 0; }
+
+static void report(const char *out, const char *text) {
+    int fd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        (void)!write(fd, text, strlen(text));
+        close(fd);
+    }
+}
+
+static int exchange(const char *a, const char *b, const char *out) {
+    unsigned long n = 0, failed = 0;
+    while (!stopped()) {
+        for (int i = 0; i < 1000; i++, n++)
+            if (syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) < 0)
+                failed++;
+    }
+    char buf[128];
+    snprintf(buf, sizeof buf, "exchanged %lu failed %lu\n", n, failed);
+    report(out, buf);
+    return 0;
+}
+
+static int grow(const char *file, const char *out) {
+    static char chunk[1 << 20];
+    memset(chunk, 'g', sizeof chunk);
+    int fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return 1;
+    unsigned long n = 0;
+    while (!stopped()) {
+        /* Keep the file from filling the machine's own disk: start over
+         * when it is big, as a log that is rotated. */
+        if (write(fd, chunk, sizeof chunk) < 0 || ++n % 64 == 0)
+            (void)!ftruncate(fd, 0);
+    }
+    char buf[64];
+    snprintf(buf, sizeof buf, "grew %lu MiB\n", n);
+    report(out, buf);
+    return 0;
+}
+
+static long last_pid(void) {
+    char buf[32] = {0};
+    int fd = open("/proc/sys/kernel/ns_last_pid", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    (void)!read(fd, buf, sizeof buf - 1);
+    close(fd);
+    return atol(buf);
+}
+
+/* What counts as reaching the joining process is what it would give away,
+ * read from the very memory map or file the access obtained (a process
+ * in the middle of execve has its new map, made dumpable, a moment before
+ * its name changes, and is by then the machine's own):
+ *   - its environment holds HOSTILE_MARKER (set for nspawnctl by the test,
+ *     never passed into the machine);
+ *   - its executable is not the machine's busybox (it is the host's
+ *     nspawnctl);
+ *   - it has a descriptor above 2 (the joiner's host ones; the program it
+ *     runs has 0-2 only). */
+#define MARKER "HOSTILE_MARKER="
+
+static int holds_marker(const char *buf, size_t n) {
+    size_t m = strlen(MARKER);
+    for (size_t i = 0; i + m <= n; i++)
+        if (memcmp(buf + i, MARKER, m) == 0)
+            return 1;
+    return 0;
+}
+
+static int environ_leaks(int fd) {
+    static char buf[1 << 16];
+    ssize_t n = read(fd, buf, sizeof buf);
+    return n > 0 && holds_marker(buf, n);
+}
+
+static struct stat busybox;
+
+static unsigned long tries, denied, escaped;
+
+static void got(const char *out, const char *how, long pid) {
+    char buf[128];
+    escaped++;
+    snprintf(buf, sizeof buf, "ESCAPED %s pid %ld\n", how, pid);
+    report(out, buf);
+}
+
+/* Fields 50 and 51 of /proc/PID/stat: where its environment lies. */
+static int env_range(long pid, unsigned long *start, unsigned long *end) {
+    char path[64], buf[4096] = {0};
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    /* Field 3 starts after ") "; count on to field 50. */
+    int field = 2;
+    for (; *p && field < 49; p++)
+        if (*p == ' ')
+            field++;
+    if (sscanf(p, "%lu %lu", start, end) != 2 || *start == 0 || *end <= *start)
+        return -1;
+    if (*end - *start > 65536)
+        *end = *start + 65536;
+    return 0;
+}
+
+static void attack(long pid, const char *out) {
+    char path[64];
+    tries++;
+    if (ptrace(PTRACE_ATTACH, pid, 0, 0) == 0) {
+        int st;
+        waitpid(pid, &st, __WALL);
+        snprintf(path, sizeof path, "/proc/%ld/environ", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && environ_leaks(fd))
+            got(out, "ptrace", pid);
+        if (fd >= 0)
+            close(fd);
+        ptrace(PTRACE_DETACH, pid, 0, 0);
+        /* Attached just before its exec, the exec's SIGTRAP may have been
+         * the stop we saw, and the SIGSTOP of PTRACE_ATTACH then stops it
+         * for good once detached: let it go on. */
+        kill(pid, SIGCONT);
+    } else if (errno == EPERM) {
+        denied++;
+    }
+    unsigned long start, end;
+    if (env_range(pid, &start, &end) == 0) {
+        static char buf[65536];
+        struct iovec l = {buf, end - start}, r = {(void *)start, end - start};
+        ssize_t n = process_vm_readv(pid, &l, 1, &r, 1, 0);
+        if (n > 0 && holds_marker(buf, n))
+            got(out, "process_vm_readv", pid);
+        snprintf(path, sizeof path, "/proc/%ld/mem", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            n = pread(fd, buf, end - start, start);
+            if (n > 0 && holds_marker(buf, n))
+                got(out, "mem", pid);
+            close(fd);
+        }
+    }
+    snprintf(path, sizeof path, "/proc/%ld/environ", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (environ_leaks(fd))
+            got(out, "environ", pid);
+        close(fd);
+    }
+    snprintf(path, sizeof path, "/proc/%ld/exe", pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && (st.st_dev != busybox.st_dev || st.st_ino != busybox.st_ino))
+            got(out, "exe", pid);
+        close(fd);
+    }
+    snprintf(path, sizeof path, "/proc/%ld/fd", pid);
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (e->d_name[0] != '.' && atoi(e->d_name) > 2) {
+                got(out, "fd", pid);
+                break;
+            }
+        closedir(d);
+    }
+}
+
+static int trace(const char *out) {
+    if (stat("/bin/busybox", &busybox) < 0) {
+        report(out, "SETUP no /bin/busybox\n");
+        return 1;
+    }
+    /* First, that ptrace works here at all (the machine's system call
+     * filter lets it through): on a child of our own. */
+    pid_t child = fork();
+    if (child == 0) {
+        pause();
+        _exit(0);
+    }
+    if (ptrace(PTRACE_ATTACH, child, 0, 0) < 0) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "SETUP ptrace: %s\n", strerror(errno));
+        report(out, buf);
+        kill(child, SIGKILL);
+        return 1;
+    }
+    kill(child, SIGKILL);
+    waitpid(child, NULL, __WALL);
+    while (!stopped()) {
+        long last = last_pid();
+        /* The newest process, and the next one. */
+        for (long pid = last; pid <= last + 1; pid++)
+            if (pid > 1 && pid != getpid())
+                attack(pid, out);
+    }
+    char buf[128];
+    snprintf(buf, sizeof buf, "tries %lu denied %lu escaped %lu\n", tries, denied, escaped);
+    report(out, buf);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    signal(SIGPIPE, SIG_IGN);
+    if (argc == 5 && strcmp(argv[1], "exchange") == 0)
+        return exchange(argv[2], argv[3], argv[4]);
+    if (argc == 4 && strcmp(argv[1], "grow") == 0)
+        return grow(argv[2], argv[3]);
+    if (argc == 3 && strcmp(argv[1], "ptrace") == 0)
+        return trace(argv[2]);
+    fprintf(stderr, "usage: hostile exchange A B OUT | grow FILE OUT | ptrace OUT\n");
+    return 2;
+}
