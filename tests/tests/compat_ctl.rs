@@ -35,11 +35,14 @@ fn nspawnctl_answers_as_machinectl_does() {
     binds.push(format!("--bind={}:/var/lib/machines/{IMAGE}", image.dir()));
     let mut s = boot_with(&t, &binds.iter().map(String::as_str).collect::<Vec<_>>());
     login(&mut s);
+    // Registered with machined before the payload runs; our record only
+    // once it does (before that, machined reads the host's os-release).
     let started = console(
         &mut s,
         &format!(
             "(nspawn -q -D /srv/bb -M {MACHINE} /bin/sleep 600 >/tmp/m.log 2>&1 &); \
-             for i in $(seq 300); do machinectl show {MACHINE} >/dev/null 2>&1 && break; sleep 0.1; done; \
+             for i in $(seq 300); do machinectl show {MACHINE} >/dev/null 2>&1 && \
+               [ -e /run/nspawn/machines/{MACHINE} ] && break; sleep 0.1; done; \
              machinectl show {MACHINE} -p State --value"
         ),
     );
