@@ -36,6 +36,42 @@ fn boots_to_multi_user_with_no_failed_units_and_powers_off() {
     }
 }
 
+/// A boot in the host's user namespace raises the host root's inotify
+/// instance limit from the kernel's default (128, about 15 booted
+/// guests) so that many guests can boot at once (the boot storm of
+/// `storm.rs`); it is never lowered again.
+#[test]
+fn a_boot_raises_the_inotify_instance_limit() {
+    if ours_only() {
+        return;
+    }
+    const LIMIT: &str = "/proc/sys/fs/inotify/max_user_instances";
+    let read = || -> u64 {
+        std::fs::read_to_string(LIMIT)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    // The kernel's default (the other tests need no more), put back
+    // afterwards if the host had set more than we raise it to.
+    let original = read();
+    std::fs::write(LIMIT, "128").unwrap();
+    let t = DebianTree::new("deb-inotify");
+    let mut s = boot(&t);
+    login(&mut s);
+    let state = console(&mut s, "systemctl is-system-running --wait");
+    assert_eq!(state.trim(), "running", "{state}");
+    s.send(b"poweroff\n");
+    let (code, out) = s.finish(T);
+    assert_eq!(code, 0, "{out}");
+    let raised = read();
+    if original > raised {
+        std::fs::write(LIMIT, original.to_string()).unwrap();
+    }
+    assert_eq!(raised, 8192, "{LIMIT}");
+}
+
 /// Under `-U` on this host (hybrid cgroups, no systemd): the guest's
 /// systemd runs as a shifted root in a delegated cgroup, the tree stays
 /// owned by root inside, and it powers off cleanly.

@@ -16,6 +16,7 @@
 mod channel;
 mod child;
 mod failpoint;
+mod host_limits;
 mod place;
 mod reaper;
 mod reserve;
@@ -72,6 +73,7 @@ pub fn run(s: &Settings) -> Result<i32> {
     failpoint::stage("preflight", &signals)?;
     let mode = place::Mode::of(s);
     let res = reserve::reserve(s, mode, &signals)?;
+    host_limits::raise_for(s);
     let host_os_release = ["/etc/os-release", "/usr/lib/os-release"]
         .iter()
         .find_map(|p| std::fs::read(p).ok())

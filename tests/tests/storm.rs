@@ -1,0 +1,294 @@
+//! A boot storm (issue 16, parts 1 and 2): `NSPAWN_STORM=N` machines
+//! booted at once, ephemeral, from one Debian 12 tree, each with a veth
+//! (`nspawn -x -b -n -D TREE -M storm-I`, detached as a shell loop would
+//! start them). Each must reach `multi-user.target` with no failed unit,
+//! get its own address and answer a ping from the host, and power off
+//! with exit status 0 on `nspawnctl poweroff`; then nothing of any of them
+//! is left. Prints the times and the memory per machine (the guest, and
+//! our runner and reaper).
+//!
+//! Long and heavy: skipped unless `NSPAWN_STORM` is set (`scripts/soak`
+//! runs it with `SOAK_STORM=N`).
+
+use nspawn_tests::leaks::wait_clean;
+use nspawn_tests::{nspawn, nspawnctl, ours_only, run, stdout, unique, wait_output};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+fn count() -> Option<usize> {
+    std::env::var("NSPAWN_STORM").ok()?.parse().ok()
+}
+
+/// Proportional set size of `pid` in KiB (shared pages split between
+/// their users), from `/proc/PID/smaps_rollup`.
+fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn record(name: &str) -> Option<serde_json::Value> {
+    let s = std::fs::read_to_string(format!("/run/nspawn/machines/{name}")).ok()?;
+    serde_json::from_str(&s).ok()
+}
+
+/// The processes of a machine's cgroup and below (the guest).
+fn guest_pids(cgroup: &Path) -> Vec<u32> {
+    let mut out = vec![];
+    let mut dirs = vec![cgroup.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        if let Ok(s) = std::fs::read_to_string(d.join("cgroup.procs")) {
+            out.extend(s.lines().filter_map(|l| l.parse::<u32>().ok()));
+        }
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+fn reapers() -> Vec<u32> {
+    nspawn_tests::all_processes()
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|&p| nspawn_tests::group::comm(p) == "nspawn-reaper")
+        .collect()
+}
+
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Machines(Vec<(String, Child)>);
+
+impl Drop for Machines {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn boot_storm() {
+    let Some(n) = count() else {
+        eprintln!("boot_storm: skipped (set NSPAWN_STORM=N)");
+        return;
+    };
+    if ours_only() {
+        return;
+    }
+    let tree = std::env::var("NSPAWN_TEST_DEBIAN")
+        .unwrap_or_else(|_| "/var/cache/nspawn-rs/debian12".into());
+    assert!(Path::new(&tree).join("usr/lib/systemd/systemd").exists());
+    let prefix = unique("storm");
+    let logs = Path::new("/var/tmp/nspawn-tests").join(format!("{prefix}.logs"));
+    std::fs::create_dir_all(&logs).unwrap();
+    let _logs_gone = RemoveOnDrop(logs.clone());
+    let names: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+    let reapers_before = reapers().len();
+
+    let t0 = Instant::now();
+    let mut machines = Machines(vec![]);
+    for name in &names {
+        let log = std::fs::File::create(logs.join(name)).unwrap();
+        let child = nspawn(&["-q", "-x", "-b", "-n", "-D", &tree, "-M", name])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        machines.0.push((name.clone(), child));
+    }
+    let spawned = t0.elapsed();
+
+    // Each machine: wait until it has finished booting (systemd says
+    // "running" or "degraded"), from a thread of its own, so that the time
+    // each one got there is its own.
+    let waits: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let name = name.clone();
+            std::thread::spawn(move || {
+                let end = t0 + Duration::from_secs(300);
+                loop {
+                    let mut c = nspawnctl(&[
+                        "shell",
+                        &name,
+                        "/bin/systemctl",
+                        "is-system-running",
+                        "--wait",
+                    ]);
+                    c.stdin(Stdio::null())
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped());
+                    let o = wait_output(c.spawn().unwrap(), Duration::from_secs(300));
+                    let out = stdout(&o);
+                    let state = out.lines().last().unwrap_or("").trim().to_string();
+                    if state == "running" || state == "degraded" || Instant::now() > end {
+                        return (name, state, t0.elapsed());
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+        })
+        .collect();
+    let mut booted: Vec<(String, String, Duration)> =
+        waits.into_iter().map(|w| w.join().unwrap()).collect();
+    booted.sort_by_key(|b| b.2);
+    let last = booted.last().map(|b| b.2).unwrap_or_default();
+    let not_running: Vec<_> = booted.iter().filter(|b| b.1 != "running").collect();
+    let failed: Vec<String> = names
+        .iter()
+        .filter_map(|name| {
+            let o = run(nspawnctl(&[
+                "shell",
+                name,
+                "/bin/sh",
+                "-c",
+                "systemctl --failed --no-legend --plain | sed 's/^/FAILED: /'",
+            ]));
+            let f = stdout(&o)
+                .lines()
+                .filter(|l| l.starts_with("FAILED: "))
+                .collect::<Vec<_>>()
+                .join("; ");
+            (!f.is_empty()).then(|| format!("{name}: {f}"))
+        })
+        .collect();
+
+    // Addresses: one each, all different, each answering a ping.
+    let mut addresses = BTreeSet::new();
+    let mut unreachable = vec![];
+    for name in &names {
+        let r = record(name).unwrap_or_else(|| panic!("{name}: no record"));
+        let ip = r["addresses"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str())
+                    .find(|a| !a.contains(':'))
+            })
+            .unwrap_or_else(|| panic!("{name}: no IPv4 address in {r}"))
+            .to_string();
+        let o = run({
+            let mut c = std::process::Command::new("busybox");
+            c.args(["ping", "-c1", "-W2", &ip]);
+            c
+        });
+        if !o.status.success() {
+            unreachable.push(format!("{name} {ip}"));
+        }
+        addresses.insert(ip);
+    }
+
+    // Memory: the guest's processes, and our runner and reaper.
+    let mut guest_kib = 0;
+    let mut runner_kib = 0;
+    for name in &names {
+        let r = record(name).unwrap();
+        if let Some(cg) = r["cgroup"].as_str() {
+            guest_kib += guest_pids(Path::new(cg))
+                .into_iter()
+                .map(pss_kib)
+                .sum::<u64>();
+        }
+        runner_kib += r["runner"].as_u64().map(|p| pss_kib(p as u32)).unwrap_or(0);
+    }
+    let our_reapers: Vec<u32> = reapers();
+    let reaper_kib: u64 = our_reapers.iter().map(|&p| pss_kib(p)).sum();
+    let extra_reapers = our_reapers.len().saturating_sub(reapers_before);
+
+    // Power off each; every runner exits 0.
+    let t1 = Instant::now();
+    for name in &names {
+        let o = run(nspawnctl(&["poweroff", name]));
+        assert!(o.status.success(), "poweroff {name}: {o:?}");
+    }
+    let mut bad_exit = vec![];
+    for (name, child) in &mut machines.0 {
+        let end = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break Some(s);
+            }
+            if Instant::now() > end {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if status.and_then(|s| s.code()) != Some(0) {
+            bad_exit.push(format!("{name}: {status:?}"));
+        }
+    }
+    let off = t1.elapsed();
+    let mut leftovers = vec![];
+    for name in &names {
+        leftovers.extend(wait_clean(name, Path::new(&tree)));
+    }
+
+    let nf = n as f64;
+    println!(
+        "storm {n}: spawned in {:.2} s; first booted at {:.1} s, median {:.1} s, last {:.1} s; \
+         all powered off in {:.1} s",
+        spawned.as_secs_f64(),
+        booted
+            .first()
+            .map(|b| b.2)
+            .unwrap_or_default()
+            .as_secs_f64(),
+        booted[booted.len() / 2].2.as_secs_f64(),
+        last.as_secs_f64(),
+        off.as_secs_f64()
+    );
+    println!(
+        "storm {n}: memory per machine (PSS): guest {:.1} MiB, runner {:.2} MiB, reaper {:.2} MiB \
+         ({} reapers of ours)",
+        guest_kib as f64 / 1024.0 / nf,
+        runner_kib as f64 / 1024.0 / nf,
+        reaper_kib as f64 / 1024.0 / nf,
+        extra_reapers
+    );
+    let logs_of = |names: &[String]| -> String {
+        names
+            .iter()
+            .take(3)
+            .map(|n| {
+                let l = std::fs::read_to_string(logs.join(n)).unwrap_or_default();
+                let tail: Vec<_> = l.lines().rev().take(15).collect();
+                format!(
+                    "--- {n}\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect()
+    };
+    let stuck: Vec<String> = not_running.iter().map(|b| b.0.clone()).collect();
+    assert!(
+        not_running.is_empty() && failed.is_empty(),
+        "not running: {not_running:?}\nfailed units: {failed:#?}\n{}",
+        logs_of(&stuck)
+    );
+    assert_eq!(addresses.len(), n, "addresses not distinct: {addresses:?}");
+    assert!(unreachable.is_empty(), "no answer to ping: {unreachable:?}");
+    assert!(bad_exit.is_empty(), "exit statuses: {bad_exit:?}");
+    assert!(leftovers.is_empty(), "left over: {leftovers:#?}");
+    assert!(
+        last <= Duration::from_secs(60),
+        "the last machine booted after {last:?} (limit 60 s)"
+    );
+}
