@@ -56,11 +56,23 @@ fn guest_pids(cgroup: &Path) -> Vec<u32> {
     out
 }
 
-fn reapers() -> Vec<u32> {
+/// A field of `/proc/PID/status` (`PPid`, `Threads`).
+fn status_field(pid: u32, key: &str) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The processes whose parent is `pid`.
+fn children(pid: u32) -> Vec<u32> {
     nspawn_tests::all_processes()
         .into_iter()
         .map(|(p, _)| p)
-        .filter(|&p| nspawn_tests::group::comm(p) == "nspawn-reaper")
+        .filter(|&p| status_field(p, "PPid") == Some(pid))
         .collect()
 }
 
@@ -100,7 +112,6 @@ fn boot_storm() {
     std::fs::create_dir_all(&logs).unwrap();
     let _logs_gone = RemoveOnDrop(logs.clone());
     let names: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
-    let reapers_before = reapers().len();
 
     let t0 = Instant::now();
     let mut machines = Machines(vec![]);
@@ -196,22 +207,48 @@ fn boot_storm() {
         addresses.insert(ip);
     }
 
-    // Memory: the guest's processes, and our runner and reaper.
+    // Memory: the guest's processes, and our runner and reaper. Per
+    // machine, the runner has one thread and two children: the
+    // container's PID 1 and the reaper (nothing else of ours).
     let mut guest_kib = 0;
     let mut runner_kib = 0;
+    let mut reaper_kib = 0;
+    let mut extra = vec![];
     for name in &names {
         let r = record(name).unwrap();
+        let leader = r["leader"].as_u64().unwrap_or(0) as u32;
         if let Some(cg) = r["cgroup"].as_str() {
             guest_kib += guest_pids(Path::new(cg))
                 .into_iter()
                 .map(pss_kib)
                 .sum::<u64>();
         }
-        runner_kib += r["runner"].as_u64().map(|p| pss_kib(p as u32)).unwrap_or(0);
+        let runner = r["runner"].as_u64().unwrap_or(0) as u32;
+        runner_kib += pss_kib(runner);
+        if status_field(runner, "Threads") != Some(1) {
+            extra.push(format!(
+                "{name}: runner has {:?} threads",
+                status_field(runner, "Threads")
+            ));
+        }
+        let kids = children(runner);
+        let reapers: Vec<u32> = kids
+            .iter()
+            .copied()
+            .filter(|&p| nspawn_tests::group::comm(p) == "nspawn-reaper")
+            .collect();
+        reaper_kib += reapers.iter().map(|&p| pss_kib(p)).sum::<u64>();
+        let others: Vec<String> = kids
+            .iter()
+            .filter(|&&p| p != leader && !reapers.contains(&p))
+            .map(|&p| format!("{p} {}", nspawn_tests::group::comm(p)))
+            .collect();
+        if reapers.len() != 1 || !others.is_empty() {
+            extra.push(format!(
+                "{name}: reapers {reapers:?}, other children {others:?}"
+            ));
+        }
     }
-    let our_reapers: Vec<u32> = reapers();
-    let reaper_kib: u64 = our_reapers.iter().map(|&p| pss_kib(p)).sum();
-    let extra_reapers = our_reapers.len().saturating_sub(reapers_before);
 
     // Power off each; every runner exits 0.
     let t1 = Instant::now();
@@ -256,12 +293,10 @@ fn boot_storm() {
         off.as_secs_f64()
     );
     println!(
-        "storm {n}: memory per machine (PSS): guest {:.1} MiB, runner {:.2} MiB, reaper {:.2} MiB \
-         ({} reapers of ours)",
+        "storm {n}: memory per machine (PSS): guest {:.1} MiB, runner {:.2} MiB, reaper {:.2} MiB",
         guest_kib as f64 / 1024.0 / nf,
         runner_kib as f64 / 1024.0 / nf,
         reaper_kib as f64 / 1024.0 / nf,
-        extra_reapers
     );
     let logs_of = |names: &[String]| -> String {
         names
@@ -283,6 +318,7 @@ fn boot_storm() {
         "not running: {not_running:?}\nfailed units: {failed:#?}\n{}",
         logs_of(&stuck)
     );
+    assert!(extra.is_empty(), "processes of ours: {extra:#?}");
     assert_eq!(addresses.len(), n, "addresses not distinct: {addresses:?}");
     assert!(unreachable.is_empty(), "no answer to ping: {unreachable:?}");
     assert!(bad_exit.is_empty(), "exit statuses: {bad_exit:?}");
