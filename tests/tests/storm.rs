@@ -76,6 +76,165 @@ fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Run `c` with a bound; `(exit code, stdout, stderr)`; a hang or a
+/// death by signal is returned as code -1 with a note.
+fn ask(mut c: std::process::Command, limit: Duration) -> (i32, String, String) {
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            let o = child.wait_with_output().unwrap();
+            let code = st.code().unwrap_or(-1);
+            return (code, stdout(&o), nspawn_tests::stderr(&o));
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return (-1, String::new(), format!("hung for {limit:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Management while the storm starts and stops (issue 16, part 7): list,
+/// status of a machine of the storm, `top --batch` and a host-name lookup
+/// through the NSS module, in a loop until `stop`; every answer must be
+/// prompt, whole and clear (a machine not yet or no longer there is one
+/// line of error). Returns the number of calls and the bad answers.
+fn manage(
+    names: Vec<String>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (usize, Vec<String>) {
+    use std::sync::atomic::Ordering;
+    let nss = nss_dir();
+    let mut calls = 0;
+    let mut bad = vec![];
+    let mut i = 0;
+    let limit = Duration::from_secs(20);
+    while !stop.load(Ordering::Relaxed) {
+        let name = &names[i % names.len()];
+        i += 1;
+        let (code, out, err) = ask(nspawnctl(&["list", "--no-legend"]), limit);
+        if code != 0 || !err.is_empty() {
+            bad.push(format!("list: {code} {err:?}"));
+        }
+        for l in out.lines() {
+            if l.split_whitespace().count() < 3 {
+                bad.push(format!("list: half a line {l:?}"));
+            }
+        }
+        let (code, out, err) = ask(nspawnctl(&["status", name]), limit);
+        if !(code == 0 && out.contains(name.as_str()) || code == 1 && err.lines().count() == 1) {
+            bad.push(format!("status {name}: {code} {out:?} {err:?}"));
+        }
+        let (code, _, err) = ask(
+            nspawnctl(&["top", "--batch", "-n", "1", "-d", "0.05"]),
+            limit,
+        );
+        if code != 0 {
+            bad.push(format!("top: {code} {err:?}"));
+        }
+        let mut c = std::process::Command::new("unshare");
+        c.args([
+            "-m",
+            "sh",
+            "-c",
+            &format!(
+                "mount --bind {d}/nsswitch.conf /etc/nsswitch.conf && LD_LIBRARY_PATH={d} getent hosts {name}",
+                d = nss.display()
+            ),
+        ]);
+        let (code, out, err) = ask(c, limit);
+        let fields: Vec<&str> = out.split_whitespace().collect();
+        let whole = (code == 0
+            && fields.len() == 2
+            && fields[1] == name
+            && fields[0].parse::<std::net::Ipv4Addr>().is_ok())
+            || (code == 2 && out.is_empty());
+        if !whole {
+            bad.push(format!("getent {name}: {code} {out:?} {err:?}"));
+        }
+        calls += 4;
+    }
+    let _ = std::fs::remove_dir_all(&nss);
+    (calls, bad)
+}
+
+/// The NSS module as glibc finds it, with an nsswitch.conf naming it, for
+/// lookups in a private mount namespace (as `nss.rs` does).
+fn nss_dir() -> std::path::PathBuf {
+    let dir = Path::new("/var/tmp/nspawn-tests").join(unique("storm-nss"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(
+        nspawn_tests::nspawn_bin().with_file_name("libnss_nspawn.so"),
+        dir.join("libnss_nspawn.so.2"),
+    )
+    .unwrap();
+    let conf: String = std::fs::read_to_string("/etc/nsswitch.conf")
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.starts_with("hosts:") {
+                "hosts: files nspawn"
+            } else {
+                l
+            }
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.join("nsswitch.conf"), conf).unwrap();
+    dir
+}
+
+/// `nspawnctl terminate` of a machine that is just starting: either it is
+/// ended (exit 0, and its runner ends), or "not known" in one line; in the
+/// latter case it is ended once it is registered. Returns bad answers and
+/// how many were ended by the first `terminate`.
+fn terminate_while_starting(tree: &str, prefix: &str) -> (Vec<String>, usize) {
+    let mut bad = vec![];
+    let mut at_once = 0;
+    for k in 0..6u64 {
+        let name = format!("{prefix}-{k}");
+        let mut child = nspawn(&["-q", "-x", "-b", "-D", tree, "-M", &name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(k * 40));
+        let (code, _, err) = ask(nspawnctl(&["terminate", &name]), Duration::from_secs(20));
+        if code == 0 {
+            at_once += 1;
+        } else {
+            if err.lines().count() != 1 {
+                bad.push(format!("terminate {name} while starting: {code} {err:?}"));
+            }
+            // Not known yet: end it once it is.
+            let end = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < end && child.try_wait().unwrap().is_none() {
+                if ask(nspawnctl(&["terminate", &name]), Duration::from_secs(20)).0 == 0 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let end = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < end && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if child.try_wait().unwrap().is_none() {
+            let _ = child.kill();
+            bad.push(format!("{name}: runner still there 60 s after terminate"));
+        }
+        let _ = child.wait();
+        bad.extend(wait_clean(&name, Path::new(tree)));
+    }
+    (bad, at_once)
+}
+
 struct RemoveOnDrop(std::path::PathBuf);
 
 impl Drop for RemoveOnDrop {
@@ -113,6 +272,17 @@ fn boot_storm() {
     let _logs_gone = RemoveOnDrop(logs.clone());
     let names: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
 
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let manager = {
+        let (names, stop) = (names.clone(), stop.clone());
+        std::thread::spawn(move || manage(names, stop))
+    };
+    let early = {
+        // A prefix of their own: the leak checker knows a long name's
+        // link only by the start of its name.
+        let (tree, prefix) = (tree.clone(), unique("early"));
+        std::thread::spawn(move || terminate_while_starting(&tree, &prefix))
+    };
     let t0 = Instant::now();
     let mut machines = Machines(vec![]);
     for name in &names {
@@ -273,6 +443,9 @@ fn boot_storm() {
         }
     }
     let off = t1.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (calls, bad_answers) = manager.join().unwrap();
+    let (early_bad, early_at_once) = early.join().unwrap();
     let mut leftovers = vec![];
     for name in &names {
         leftovers.extend(wait_clean(name, Path::new(&tree)));
@@ -318,7 +491,19 @@ fn boot_storm() {
         "not running: {not_running:?}\nfailed units: {failed:#?}\n{}",
         logs_of(&stuck)
     );
+    println!(
+        "storm {n}: {calls} management calls during the storm; 6 machines terminated while \
+         starting, {early_at_once} by the first terminate"
+    );
     assert!(extra.is_empty(), "processes of ours: {extra:#?}");
+    assert!(
+        bad_answers.is_empty(),
+        "management answers: {bad_answers:#?}"
+    );
+    assert!(
+        early_bad.is_empty(),
+        "terminate while starting: {early_bad:#?}"
+    );
     assert_eq!(addresses.len(), n, "addresses not distinct: {addresses:?}");
     assert!(unreachable.is_empty(), "no answer to ping: {unreachable:?}");
     assert!(bad_exit.is_empty(), "exit statuses: {bad_exit:?}");
