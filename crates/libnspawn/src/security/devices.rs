@@ -102,22 +102,36 @@ fn bpf(cmd: libc::c_int, attr: &mut [u64; 16]) -> nix::Result<libc::c_long> {
     Errno::result(r)
 }
 
+/// Load the program. Without a verifier log: asking for one makes the
+/// verifier print every instruction's state, which was most of the
+/// load's cost (about a millisecond a start). Only a refused program is
+/// loaded again with the log, for the reason.
 fn load() -> Result<OwnedFd> {
     let prog = program();
     let license = c"LGPL-2.1-or-later";
-    let mut log = vec![0u8; 4096];
-    let mut attr = [0u64; 16];
-    // prog_type, insn_cnt | insns | license | log_level, log_size | log_buf
-    attr[0] = BPF_PROG_TYPE_CGROUP_DEVICE as u64 | (prog.len() as u64) << 32;
-    attr[1] = prog.as_ptr() as u64;
-    attr[2] = license.as_ptr() as u64;
-    attr[3] = 1 | (log.len() as u64) << 32;
-    attr[4] = log.as_mut_ptr() as u64;
-    let fd = bpf(BPF_PROG_LOAD, &mut attr).ctx(|| {
-        let end = log.iter().position(|&b| b == 0).unwrap_or(0);
-        let why = String::from_utf8_lossy(&log[..end]).replace('\n', "; ");
-        format!("cannot load the device policy program ({why})")
-    })?;
+    let attempt = |log: Option<&mut [u8]>| {
+        let mut attr = [0u64; 16];
+        // prog_type, insn_cnt | insns | license | log_level, log_size | log_buf
+        attr[0] = BPF_PROG_TYPE_CGROUP_DEVICE as u64 | (prog.len() as u64) << 32;
+        attr[1] = prog.as_ptr() as u64;
+        attr[2] = license.as_ptr() as u64;
+        if let Some(log) = log {
+            attr[3] = 1 | (log.len() as u64) << 32;
+            attr[4] = log.as_mut_ptr() as u64;
+        }
+        bpf(BPF_PROG_LOAD, &mut attr)
+    };
+    let fd = match attempt(None) {
+        Ok(fd) => fd,
+        Err(_) => {
+            let mut log = vec![0u8; 4096];
+            attempt(Some(&mut log)).ctx(|| {
+                let end = log.iter().position(|&b| b == 0).unwrap_or(0);
+                let why = String::from_utf8_lossy(&log[..end]).replace('\n', "; ");
+                format!("cannot load the device policy program ({why})")
+            })?
+        }
+    };
     // SAFETY: a new descriptor from the kernel (BPF fds are close-on-exec).
     Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
