@@ -50,6 +50,9 @@ struct Features {
     label: &'static str,
     opts: Vec<String>,
     zone: Option<String>,
+    /// Boot the tree's init (`-b`) in the killed starts, over this long
+    /// (the restart runs `/bin/true` without `-b`).
+    boot: Option<Duration>,
 }
 
 fn features(label: &'static str, opts: &[&str]) -> Features {
@@ -63,14 +66,18 @@ fn features(label: &'static str, opts: &[&str]) -> Features {
             .map(|o| o.replace("{zone}", &zone).replace("{port}", &port))
             .collect(),
         zone: opts.iter().any(|o| o.contains("{zone}")).then_some(zone),
+        boot: None,
     }
 }
 
 /// The runner of one trial, in its freezer cgroup.
-fn start(t: &Tree, f: &Features, name: &str, group: Option<&Group>, payload: &[&str]) -> Child {
-    let mut args = vec!["-q", "--pipe", "-D", t.dir(), "-M", name];
+fn start(dir: &str, f: &Features, name: &str, group: Option<&Group>, payload: &[&str]) -> Child {
+    let mut args = vec!["-q", "--pipe", "-D", dir, "-M", name];
     args.extend(f.opts.iter().map(String::as_str));
-    args.extend_from_slice(payload);
+    match f.boot {
+        Some(_) => args.push("-b"),
+        None => args.extend_from_slice(payload),
+    }
     let mut c = nspawn(&args);
     c.stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -84,8 +91,8 @@ fn start(t: &Tree, f: &Features, name: &str, group: Option<&Group>, payload: &[&
 /// How long a start of `f` takes to run its payload, from the runner's
 /// `NSPAWN_TIMING=1` marks (one clean run, which is also the tree's
 /// reference state for the trials).
-fn start_time(t: &Tree, f: &Features, name: &str) -> Duration {
-    let mut args = vec!["-q", "--pipe", "-D", t.dir(), "-M", name];
+fn start_time(dir: &str, f: &Features, name: &str) -> Duration {
+    let mut args = vec!["-q", "--pipe", "-D", dir, "-M", name];
     args.extend(f.opts.iter().map(String::as_str));
     args.push("/bin/true");
     let mut c = nspawn(&args);
@@ -131,12 +138,18 @@ fn kill(child: &mut Child, group: Option<&Group>, victims: Victims) {
     }
 }
 
-/// Sweep kills through starts of `f`.
+/// Sweep kills through starts of `f`, on a busybox tree.
 fn sweep(f: Features) {
     if ours_only() {
         return;
     }
     let t = Tree::busybox("flt");
+    sweep_tree(&f, t.dir(), &t.path);
+}
+
+/// Sweep kills through starts of `f` on the tree `dir`, whose state
+/// (`state_of`, the tree or a writable layer of it) must not change.
+fn sweep_tree(f: &Features, dir: &str, state_of: &std::path::Path) {
     let name = unique("fk");
     // Without a v1 freezer (pure cgroup v2 hosts), only the runner.
     let group = Group::new("freezer", &format!("nspawn-faults-{name}"));
@@ -147,17 +160,21 @@ fn sweep(f: Features) {
             &VICTIMS[..1]
         }
     };
+    let tree_path = std::path::Path::new(dir);
     let leaks = |zone: Option<&str>| {
-        let mut l = Leaks::new(&name, &t.path);
+        let mut l = Leaks::new(&name, tree_path);
         l.zone = zone;
         l.wait(CLEAN_WITHIN)
     };
-    let span = start_time(&t, &f, &name);
-    let reference = tree_state(&t.path);
+    let span = start_time(dir, f, &name);
+    let reference = tree_state(state_of);
     assert_eq!(leaks(f.zone.as_deref()), Vec::<String>::new());
     let n = trials();
-    // From right after exec to a third past the payload's start.
-    let end = span.mul_f64(1.35) + Duration::from_millis(5);
+    // From right after exec to a third past the payload's start (or
+    // into the boot).
+    let end = f
+        .boot
+        .unwrap_or_else(|| span.mul_f64(1.35) + Duration::from_millis(5));
     // Every problem is reported (and the sweep goes on: the next start
     // of the name is what must cope), then the test fails on any.
     let mut problems: Vec<String> = vec![];
@@ -170,7 +187,7 @@ fn sweep(f: Features) {
         let victims = victims[i % victims.len()];
         let delay = end.mul_f64(i as f64 / n as f64);
         let what = format!("{} trial {i}: {victims:?} killed at {delay:?}", f.label);
-        let mut child = start(&t, &f, &name, group.as_ref(), &["/bin/sleep", "30"]);
+        let mut child = start(dir, f, &name, group.as_ref(), &["/bin/sleep", "30"]);
         std::thread::sleep(delay);
         kill(&mut child, group.as_ref(), victims);
         if let Victims::Runner = victims {
@@ -181,7 +198,7 @@ fn sweep(f: Features) {
         }
         // The same name starts again at once (after a killed reaper, this
         // start is what cleans up), and then leaves nothing.
-        let mut again = vec!["-q", "--pipe", "-D", t.dir(), "-M", &name];
+        let mut again = vec!["-q", "--pipe", "-D", dir, "-M", &name];
         again.extend(f.opts.iter().map(String::as_str));
         again.push("/bin/true");
         let o = run(nspawn(&again));
@@ -192,7 +209,7 @@ fn sweep(f: Features) {
         if !left.is_empty() {
             report(format!("{what}: after the restart, left {left:?}"));
         }
-        let diff = state_diff(&reference, &tree_state(&t.path));
+        let diff = state_diff(&reference, &tree_state(state_of));
         if !diff.is_empty() {
             report(format!("{what}: the tree changed: {diff:?}"));
         }
@@ -234,6 +251,25 @@ fn killed_userns() {
 #[test]
 fn killed_ephemeral() {
     sweep(features("-x", &["-x"]));
+}
+
+/// `-b` of a Debian 12 guest, ephemeral: kills from the start into the
+/// boot (systemd making its cgroups in the delegated hierarchy, the
+/// journal, logind...); the tree (its overlay's upper layer here) must
+/// stay untouched.
+#[test]
+fn killed_booting_debian() {
+    if ours_only() {
+        return;
+    }
+    let t = DebianTree::new("flt-deb");
+    let mut f = features("-b -x (Debian)", &["-x"]);
+    f.boot = Some(Duration::from_millis(1500));
+    let upper = std::path::Path::new("/var/tmp/nspawn-tests")
+        .join(format!("{}.overlay", t.name))
+        .join("upper");
+    assert!(upper.is_dir());
+    sweep_tree(&f, t.dir(), &upper);
 }
 
 #[test]
@@ -422,7 +458,7 @@ fn a_failed_start_after_a_killed_one_leaves_nothing() {
         return;
     };
     let f = features("-n", &["-n"]);
-    let mut child = start(&t, &f, &name, Some(&group), &["/bin/sleep", "30"]);
+    let mut child = start(t.dir(), &f, &name, Some(&group), &["/bin/sleep", "30"]);
     let record = std::path::Path::new("/run/nspawn/machines").join(&name);
     assert!(wait_until(Duration::from_secs(20), || record.exists()));
     kill(&mut child, Some(&group), Victims::RunnerAndReaper);
@@ -443,7 +479,7 @@ fn a_failed_start_after_a_killed_one_leaves_nothing() {
         let left = Leaks::new(&name, &t.path).wait(CLEAN_WITHIN);
         assert_eq!(left, Vec::<String>::new(), "failed at {stage}");
         // Killed again, running, for the next stage.
-        let mut child = start(&t, &f, &name, Some(&group), &["/bin/sleep", "30"]);
+        let mut child = start(t.dir(), &f, &name, Some(&group), &["/bin/sleep", "30"]);
         assert!(wait_until(Duration::from_secs(20), || record.exists()));
         kill(&mut child, Some(&group), Victims::RunnerAndReaper);
     }
