@@ -272,6 +272,109 @@ fn killed_booting_debian() {
     sweep_tree(&f, t.dir(), &upper);
 }
 
+/// `--private-users-ownership=chown` killed while it shifts the tree: the
+/// next start finishes the shift (the tree's root is done last, so an
+/// interrupted shift shows the old owner at the top), and every file ends
+/// in the range, none left half-way.
+#[test]
+fn killed_during_a_chown_shift() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("flt-chown");
+    for d in 0..20 {
+        let dir = t.path.join(format!("srv/d{d}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..250 {
+            std::fs::write(dir.join(format!("f{f}")), "x").unwrap();
+        }
+    }
+    let name = unique("fkc");
+    let n = trials();
+    let mut problems = vec![];
+    let mut mid_shift = 0;
+    for i in 0..n {
+        // Shift from root (0) to a new range each trial, or back: every
+        // trial starts from a fully shifted tree of another range.
+        let base: u32 = if i % 2 == 0 { 0x5a00_0000 } else { 0x5b00_0000 };
+        let users = format!("--private-users={base}:65536");
+        let args = [
+            "-q",
+            "--pipe",
+            "-D",
+            t.dir(),
+            "-M",
+            &name,
+            &users,
+            "--private-users-ownership=chown",
+            "/bin/true",
+        ];
+        let mut c = nspawn(&args);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(5 + 10 * i as u64));
+        let _ = child.kill();
+        let _ = child.wait();
+        let left = wait_clean_of(&name, &t.path);
+        if !left.is_empty() {
+            problems.push(format!("trial {i}: left {left:?}"));
+        }
+        let (done, total) = in_range(&t.path, base);
+        if done > 0 && done < total {
+            mid_shift += 1;
+        }
+        let o = run(nspawn(&args));
+        if o.status.code() != Some(0) {
+            problems.push(format!("trial {i}: restart failed: {}", stderr(&o).trim()));
+        }
+        let (done, total) = in_range(&t.path, base);
+        let outside = total - done;
+        if outside != 0 {
+            problems.push(format!("trial {i}: {outside} entries not in {base}:65536"));
+        }
+    }
+    // Back to root-owned for the tree's removal.
+    let o = run(nspawn(&[
+        "-q",
+        "--pipe",
+        "-D",
+        t.dir(),
+        "-M",
+        &name,
+        "--private-users=0:65536",
+        "--private-users-ownership=chown",
+        "/bin/true",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    eprintln!("faults chown: {n} trials, {mid_shift} killed in the middle of the shift");
+    assert_eq!(problems, Vec::<String>::new());
+}
+
+/// How many entries of the tree `root` have owner and group in the range
+/// at `base`, of how many.
+fn in_range(root: &std::path::Path, base: u32) -> (usize, usize) {
+    use std::os::unix::fs::MetadataExt;
+    let (mut done, mut total) = (0, 0);
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        total += 1;
+        if (base..base + 65536).contains(&m.uid()) && (base..base + 65536).contains(&m.gid()) {
+            done += 1;
+        }
+        if m.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    (done, total)
+}
+
+fn wait_clean_of(name: &str, tree: &std::path::Path) -> Vec<String> {
+    Leaks::new(name, tree).wait(CLEAN_WITHIN)
+}
+
 #[test]
 fn killed_bind_overlay() {
     sweep(features(

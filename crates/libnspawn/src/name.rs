@@ -60,6 +60,9 @@ pub struct NameLock {
     /// Taken from such a start (its holder line was there): what it left
     /// under the name is ours to undo.
     pub taken_over: bool,
+    /// The holder's line (and the cgroup a dead start wrote down), written
+    /// by `claim`.
+    claim: String,
 }
 
 fn path(machine: &str) -> PathBuf {
@@ -76,7 +79,8 @@ fn holder_lives(text: &str) -> bool {
 
 /// Take the name of `machine`. A name held by a live runner is refused;
 /// one held for a dead runner (its reaper still cleaning up) is waited for
-/// up to `DYING_WAIT`, checking `interrupted` meanwhile.
+/// up to `DYING_WAIT`, checking `interrupted` meanwhile. The name is held
+/// (locked) on return; the caller then `claim`s it.
 pub fn acquire(machine: &str, interrupted: &dyn Fn() -> Result<()>) -> Result<NameLock> {
     std::fs::create_dir_all(DIR).ctx(|| format!("cannot create {DIR}"))?;
     let path = path(machine);
@@ -96,18 +100,11 @@ pub fn acquire(machine: &str, interrupted: &dyn Fn() -> Result<()>) -> Result<Na
                 .collect();
             let taken_over = old.lines().any(|l| l.starts_with("runner "));
             // The cgroup it wrote down stays, for whoever undoes it.
-            let mut text = format!("runner {holder}\n");
+            let mut claim = format!("runner {holder}\n");
             for l in old.lines().filter(|l| l.starts_with("cgroup ")) {
-                text.push_str(l);
-                text.push('\n');
+                claim.push_str(l);
+                claim.push('\n');
             }
-            if let Err(e) = lock.write(text.as_bytes()) {
-                // Given back at once (unlinked while held): a name file
-                // nobody could read the holder of must not stay.
-                let _ = std::fs::remove_file(&path);
-                return Err(e).ctx(|| format!("cannot write {}", path.display()));
-            }
-            sweep(machine);
             return Ok(NameLock {
                 machine: machine.to_string(),
                 path,
@@ -115,6 +112,7 @@ pub fn acquire(machine: &str, interrupted: &dyn Fn() -> Result<()>) -> Result<Na
                 holder,
                 inherited,
                 taken_over,
+                claim,
             });
         }
         let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -143,7 +141,7 @@ pub fn acquire(machine: &str, interrupted: &dyn Fn() -> Result<()>) -> Result<Na
 /// Remove the files of names nobody holds (runner and reaper both killed),
 /// with the registry record and control socket they left, but `except`'s,
 /// which the caller holds.
-fn sweep(except: &str) {
+pub fn sweep(except: &str) {
     let Ok(entries) = std::fs::read_dir(DIR) else {
         return;
     };
@@ -182,7 +180,19 @@ impl NameLock {
             holder: self.holder.clone(),
             inherited: self.inherited.clone(),
             taken_over: self.taken_over,
+            claim: self.claim.clone(),
         })
+    }
+
+    /// Write our line into the name's file. `acquire` leaves it to the
+    /// caller, so that the reaper (which shares the lock, and so owns
+    /// what is under the name whatever the file says) can be forked
+    /// first: a runner killed at any instant after `acquire` leaves no
+    /// name file without a process of ours to remove it.
+    pub fn claim(&self) -> Result<()> {
+        self.lock
+            .write(self.claim.as_bytes())
+            .ctx(|| format!("cannot write {}", self.path.display()))
     }
 
     /// The runner holding the name (us, in the runner; the dead runner,

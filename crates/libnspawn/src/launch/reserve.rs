@@ -196,20 +196,27 @@ pub fn reserve(s: &Settings, mode: place::Mode, signals: &Signals) -> Result<Res
         cgroup: None,
         name,
     };
-    if held.name.taken_over {
-        held.clear_left();
-    }
-    // The reaper before anything else is made: from here on, a killed
+    // The reaper before anything else is done, even before our line is in
+    // the name's file or what a dead start of the name left is cleared
+    // (which may wait for its container to die): from here on, a killed
     // runner's start is undone whatever instant it is killed at.
     let (reaper_pid, pipe) = match reaper::spawn(&held) {
         Ok(r) => r,
         Err(e) => {
+            if held.name.taken_over {
+                held.clear_left();
+            }
             drop(held);
             return Err(e);
         }
     };
     let mut t = Taking { held, reaper: pipe };
     let held = &mut t.held;
+    held.name.claim()?;
+    if held.name.taken_over {
+        held.clear_left();
+    }
+    name::sweep(&s.machine);
     failpoint::stage("reserve.name", signals)?;
     held.cgroup = mode.prepare(s, &held.name, reaper_pid)?;
     if let Some(cg) = &held.cgroup {
