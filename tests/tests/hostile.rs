@@ -840,3 +840,112 @@ fn status_and_list_show_escape_sequences_as_text() {
         }
     }
 }
+
+/// The runner's descriptor count and resident size (KiB).
+fn fds_and_rss(pid: u32) -> (usize, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    (fds, rss)
+}
+
+/// The machine's root floods what the runner reads from it: its notify
+/// socket with 64 KiB messages, messages carrying 250 descriptors and
+/// bogus `MAINPID=`, and the DHCP server with garbage, truncated,
+/// oversized and malformed datagrams and requests for another MAC. While
+/// it does, a real DHCP client in the machine gets its lease, the
+/// runner's descriptor count does not move and its size stays bounded,
+/// nobody answers the other MAC, and the machine stops cleanly.
+#[test]
+fn the_runner_outlasts_notify_and_dhcp_floods() {
+    if ours_only() {
+        return;
+    }
+    let mut m = Machine::start(
+        "flood",
+        &["-n"],
+        |_| {},
+        "/hostile notify /notify.out & /hostile dhcp /dhcp.out &
+         (sleep 3; udhcpc -i host0 -n -q -t 30 -T 1 -s /bin/true > /udhcpc.tmp 2>&1;
+          mv /udhcpc.tmp /udhcpc.out) &",
+    );
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(Path::new("/run/nspawn/machines").join(m.name())).unwrap(),
+    )
+    .unwrap();
+    let runner = record["runner"].as_u64().unwrap() as u32;
+    let ip = record["addresses"][0].as_str().unwrap().to_string();
+    // The flood under way, then watched until the client is done and for
+    // at least ten seconds.
+    std::thread::sleep(Duration::from_secs(2));
+    let (fds0, rss0) = fds_and_rss(runner);
+    let start = Instant::now();
+    let mut samples = vec![];
+    while start.elapsed() < Duration::from_secs(10)
+        || (!m.tree.join("udhcpc.out").exists() && start.elapsed() < Duration::from_secs(60))
+    {
+        samples.push(fds_and_rss(runner));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let leased = m.report("udhcpc.out");
+    let status = ctl_within(&["status", m.name()], T);
+
+    let _ = std::fs::write(m.tree.join("stop"), "");
+    let mut r = m.runner.take().unwrap();
+    let stopped = wait_until(Duration::from_secs(15), || {
+        r.try_wait().ok().flatten().is_some()
+    });
+    if !stopped {
+        let _ = r.kill();
+    }
+    let exit = r.wait().unwrap();
+    let (notify, dhcp) = (m.report("notify.out"), m.report("dhcp.out"));
+    eprintln!(
+        "runner fds {fds0} rss {rss0} KiB, samples {samples:?}\nnotify: {notify}dhcp: {dhcp}"
+    );
+
+    assert!(
+        leased.contains(&format!("lease of {ip} obtained")),
+        "udhcpc: {leased}"
+    );
+    assert!(
+        status.is_some_and(|o| o.status.success()),
+        "status hung or failed"
+    );
+    assert!(
+        samples.iter().all(|&(fds, _)| fds == fds0),
+        "descriptors moved from {fds0}"
+    );
+    let max_rss = samples.iter().map(|&(_, rss)| rss).max().unwrap();
+    assert!(
+        max_rss < rss0 + 8192,
+        "RSS grew from {rss0} to {max_rss} KiB"
+    );
+    assert!(
+        stopped && exit.success(),
+        "the machine did not stop cleanly: {exit:?}"
+    );
+
+    // The floods were real, and the other MAC got nothing.
+    let count = |report: &str, what: &str| -> u64 {
+        let mut words = report.split_whitespace();
+        words
+            .by_ref()
+            .position(|w| w == what)
+            .and_then(|_| words.next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {what} in {report:?}"))
+    };
+    assert!(count(&notify, "with_fds") > 1000, "{notify}");
+    assert!(count(&notify, "big") > 1000, "{notify}");
+    assert!(count(&dhcp, "sent") > 10000, "{dhcp}");
+    assert_eq!(count(&dhcp, "answered_spoofed"), 0, "{dhcp}");
+}
