@@ -949,3 +949,79 @@ fn the_runner_outlasts_notify_and_dhcp_floods() {
     assert!(count(&dhcp, "sent") > 10000, "{dhcp}");
     assert_eq!(count(&dhcp, "answered_spoofed"), 0, "{dhcp}");
 }
+
+/// Another machine's tree is a directory a running machine can write (bound
+/// into it): while the first swaps the second's `/etc`, `/etc/resolv.conf`,
+/// `/etc/localtime`, `/var/log` and `/run` with symlinks to a host
+/// directory (absolute, and `..` enough to climb out of any tree), the
+/// second is started again and again with `--resolv-conf=copy-host`,
+/// `--timezone=copy`, `--link-journal=try-host` and `--set-credential`. Whether a start
+/// succeeds depends on the swaps; the host directory is never touched.
+#[test]
+fn etc_and_journal_setup_racing_symlink_swaps_stay_inside() {
+    if ours_only() {
+        return;
+    }
+    let host = HostArea::new();
+    let hostdir = host.dir.to_str().unwrap().to_string();
+    let victim = Tree::busybox("swapped");
+    let climb = format!("{}{hostdir}", "../".repeat(20));
+    for (name, to) in [
+        ("etc-evil", hostdir.clone()),
+        ("etc/resolv-evil", format!("{hostdir}/marker")),
+        ("etc/localtime-evil", format!("{climb}/marker")),
+        ("var/log-evil", climb.clone()),
+        ("run-evil", hostdir.clone()),
+    ] {
+        std::os::unix::fs::symlink(&to, victim.join(name)).unwrap();
+    }
+    std::fs::write(victim.join("etc/resolv.conf"), "nameserver 192.0.2.1\n").unwrap();
+    std::fs::create_dir_all(victim.join("var/log")).unwrap();
+    let bind = format!("--bind={}:/other", victim.dir());
+    let swaps = [
+        ("/other/etc", "/other/etc-evil"),
+        ("/other/etc/resolv.conf", "/other/etc/resolv-evil"),
+        ("/other/etc/localtime", "/other/etc/localtime-evil"),
+        ("/other/var/log", "/other/var/log-evil"),
+        ("/other/run", "/other/run-evil"),
+    ];
+    let attackers: String = swaps
+        .iter()
+        .enumerate()
+        .map(|(i, (a, b))| format!("/hostile exchange {a} {b} /exchange{i}.out &\n"))
+        .collect();
+    let mut m = Machine::start("swapper", &[&bind], |_| {}, &attackers);
+    let id = "5e5e5e5e5e5e4e5e8e5e5e5e5e5e5e5e";
+    let (mut started, mut refused) = (0, 0);
+    for _ in 0..12 {
+        let o = victim.sh(
+            &[
+                "--resolv-conf=copy-host",
+                "--timezone=copy",
+                "--link-journal=try-host",
+                "--set-credential=cred:secret",
+                &format!("--uuid={id}"),
+            ],
+            "true",
+        );
+        if o.status.success() {
+            started += 1;
+        } else {
+            refused += 1;
+            eprintln!("{}", stderr(&o).trim());
+        }
+    }
+    m.stop();
+    let _ = std::fs::remove_dir_all(Path::new("/var/log/journal").join(id));
+    let reports: Vec<String> = (0..swaps.len())
+        .map(|i| m.report(&format!("exchange{i}.out")))
+        .collect();
+    eprintln!("started {started}, refused {refused}; {reports:?}");
+    for r in &reports {
+        assert!(
+            r.starts_with("exchanged "),
+            "an attacker did not run: {reports:?}"
+        );
+    }
+    host.assert_untouched();
+}
