@@ -12,6 +12,15 @@
  *                              /proc/PID/mem, /fd, /environ and /exe on
  *                              it; ESCAPED when one gave away something
  *                              of the host's (see attack())
+ *   hostile notify OUT         flood $NOTIFY_SOCKET: 64 KiB messages, ones
+ *                              carrying 250 descriptors (SCM_RIGHTS, the
+ *                              socket itself among them), bogus MAINPID=,
+ *                              garbage
+ *   hostile dhcp OUT           flood the DHCP server from host0: garbage,
+ *                              truncated and oversized datagrams, options
+ *                              running past the end, and well-formed
+ *                              requests for another MAC and with ciaddr
+ *                              elsewhere; counts answers to that MAC
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -21,7 +30,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -245,6 +258,159 @@ static int trace(const char *out) {
     return 0;
 }
 
+static int notify_flood(const char *out) {
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path)
+        path = "/run/host/notify";
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+    int sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (sock < 0 || null < 0) {
+        report(out, "SETUP socket\n");
+        return 1;
+    }
+    /* SCM_MAX_FD is 253. */
+    enum { NFDS = 250 };
+    int fds[NFDS];
+    fds[0] = sock;
+    for (int i = 1; i < NFDS; i++)
+        fds[i] = i % 2 ? null : sock;
+    static char huge[65536];
+    memset(huge, 'x', sizeof huge);
+    memcpy(huge, "READY=1\nMAINPID=", 16);
+    const char *bogus[] = {"MAINPID=-1\n", "MAINPID=0", "MAINPID=1", "MAINPID=99999999999999",
+                           "READY=1\nSTATUS=\x1b]0;owned\x07", "\xff\xfe=\n=\n\n", ""};
+    unsigned long sent = 0, with_fds = 0, big = 0, refused = 0, n = 0;
+    while (!stopped()) {
+        for (int i = 0; i < 100; i++, n++) {
+            struct iovec iov;
+            struct msghdr m = {.msg_name = &addr, .msg_namelen = sizeof addr,
+                               .msg_iov = &iov, .msg_iovlen = 1};
+            union {
+                char buf[CMSG_SPACE(sizeof fds)];
+                struct cmsghdr align;
+            } c;
+            int kind = n % 4;
+            if (kind == 0) {
+                iov = (struct iovec){huge, sizeof huge};
+            } else if (kind == 1) {
+                iov = (struct iovec){"READY=1\nMAINPID=1\n", 18};
+                m.msg_control = c.buf;
+                m.msg_controllen = sizeof c.buf;
+                struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+                h->cmsg_level = SOL_SOCKET;
+                h->cmsg_type = SCM_RIGHTS;
+                h->cmsg_len = CMSG_LEN(sizeof fds);
+                memcpy(CMSG_DATA(h), fds, sizeof fds);
+            } else {
+                const char *b = bogus[n % (sizeof bogus / sizeof *bogus)];
+                iov = (struct iovec){(char *)b, strlen(b)};
+            }
+            if (sendmsg(sock, &m, MSG_DONTWAIT) < 0) {
+                refused++;
+                continue;
+            }
+            sent++;
+            with_fds += kind == 1;
+            big += kind == 0;
+        }
+        /* A full queue refuses at once; give the runner a moment, or we
+         * only spin. */
+        if (refused > sent)
+            usleep(100);
+    }
+    char buf[160];
+    snprintf(buf, sizeof buf, "sent %lu with_fds %lu big %lu refused %lu\n", sent, with_fds, big,
+             refused);
+    report(out, buf);
+    return 0;
+}
+
+static const unsigned char spoofed_mac[6] = {0x02, 0xde, 0xad, 0xbe, 0xef, 0x01};
+
+/* A BOOTREQUEST of type KIND for MAC into P (at least 300 bytes); its
+ * length. */
+static size_t bootrequest(unsigned char *p, int kind, const unsigned char *mac, uint32_t ciaddr) {
+    memset(p, 0, 300);
+    p[0] = 1, p[1] = 1, p[2] = 6;
+    p[4] = 0x5e, p[5] = 0x5e;
+    memcpy(p + 12, &ciaddr, 4);
+    memcpy(p + 28, mac, 6);
+    const unsigned char tail[] = {99, 130, 83, 99, 53, 1, kind, 255};
+    memcpy(p + 236, tail, sizeof tail);
+    return 236 + sizeof tail;
+}
+
+static int dhcp_flood(const char *out) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int on = 1;
+    setsockopt(s, SOL_SOCKET, SO_BROADCAST, &on, sizeof on);
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (setsockopt(s, SOL_SOCKET, SO_BINDTODEVICE, "host0", 6) < 0) {
+        report(out, "SETUP no host0\n");
+        return 1;
+    }
+    struct sockaddr_in me = {.sin_family = AF_INET, .sin_port = htons(68)};
+    if (bind(s, (struct sockaddr *)&me, sizeof me) < 0) {
+        report(out, "SETUP bind 68\n");
+        return 1;
+    }
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(67),
+                             .sin_addr.s_addr = htonl(INADDR_BROADCAST)};
+    static unsigned char p[9000];
+    unsigned long sent = 0, failed = 0, answered = 0, n = 0, seed = 1;
+    while (!stopped()) {
+        for (int i = 0; i < 64; i++, n++) {
+            size_t len;
+            seed = seed * 6364136223846793005UL + 1442695040888963407UL;
+            switch (n % 8) {
+            case 0: /* garbage of any length up to an MTU */
+                len = (seed >> 33) % 1500;
+                for (size_t j = 0; j < len; j++)
+                    p[j] = seed >> (j % 56);
+                break;
+            case 1: /* a request cut short */
+                len = bootrequest(p, 3, spoofed_mac, 0) - 1 - (seed >> 40) % 200;
+                break;
+            case 2: /* oversized: more than the server reads */
+                bootrequest(p, 1, spoofed_mac, 0);
+                memset(p + 243, 0, 8000);
+                len = 8000;
+                break;
+            case 3: /* an option running past the end */
+                len = bootrequest(p, 1, spoofed_mac, 0) - 1;
+                p[len++] = 12, p[len++] = 255, p[len++] = 'h';
+                break;
+            case 4: /* another machine's MAC, well formed */
+                len = bootrequest(p, 1 + (n / 8) % 3 * 2, spoofed_mac, 0);
+                break;
+            case 5: /* ciaddr elsewhere: the host must not send there */
+                len = bootrequest(p, 8, spoofed_mac, htonl(0x08080808));
+                break;
+            default: /* a DISCOVER with hlen 16 and our MAC field garbage */
+                len = bootrequest(p, 1, spoofed_mac, 0);
+                p[2] = 16;
+                break;
+            }
+            if (sendto(s, p, len, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof to) < 0)
+                failed++;
+            else
+                sent++;
+        }
+        /* Answers to the spoofed MAC: there must be none. */
+        ssize_t r;
+        while ((r = recv(s, p, sizeof p, MSG_DONTWAIT)) >= 0)
+            if (r >= 34 && p[0] == 2 && memcmp(p + 28, spoofed_mac, 6) == 0)
+                answered++;
+        usleep(200);
+    }
+    char buf[160];
+    snprintf(buf, sizeof buf, "sent %lu failed %lu answered_spoofed %lu\n", sent, failed, answered);
+    report(out, buf);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     if (argc == 5 && strcmp(argv[1], "exchange") == 0)
@@ -253,6 +419,11 @@ int main(int argc, char **argv) {
         return grow(argv[2], argv[3]);
     if (argc == 3 && strcmp(argv[1], "ptrace") == 0)
         return trace(argv[2]);
-    fprintf(stderr, "usage: hostile exchange A B OUT | grow FILE OUT | ptrace OUT\n");
+    if (argc == 3 && strcmp(argv[1], "notify") == 0)
+        return notify_flood(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "dhcp") == 0)
+        return dhcp_flood(argv[2]);
+    fprintf(stderr,
+            "usage: hostile exchange A B OUT | grow FILE OUT | ptrace OUT | notify OUT | dhcp OUT\n");
     return 2;
 }

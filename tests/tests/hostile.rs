@@ -840,3 +840,188 @@ fn status_and_list_show_escape_sequences_as_text() {
         }
     }
 }
+
+/// The runner's descriptor count and resident size (KiB).
+fn fds_and_rss(pid: u32) -> (usize, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    (fds, rss)
+}
+
+/// The machine's root floods what the runner reads from it: its notify
+/// socket with 64 KiB messages, messages carrying 250 descriptors and
+/// bogus `MAINPID=`, and the DHCP server with garbage, truncated,
+/// oversized and malformed datagrams and requests for another MAC. While
+/// it does, a real DHCP client in the machine gets its lease, the
+/// runner's descriptor count does not move and its size stays bounded,
+/// nobody answers the other MAC, and the machine stops cleanly.
+#[test]
+fn the_runner_outlasts_notify_and_dhcp_floods() {
+    if ours_only() {
+        return;
+    }
+    let mut m = Machine::start(
+        "flood",
+        &["-n"],
+        |_| {},
+        "/hostile notify /notify.out & /hostile dhcp /dhcp.out &
+         (sleep 3; udhcpc -i host0 -n -q -t 30 -T 1 -s /bin/true > /udhcpc.tmp 2>&1;
+          mv /udhcpc.tmp /udhcpc.out) &",
+    );
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(Path::new("/run/nspawn/machines").join(m.name())).unwrap(),
+    )
+    .unwrap();
+    let runner = record["runner"].as_u64().unwrap() as u32;
+    let ip = record["addresses"][0].as_str().unwrap().to_string();
+    // The flood under way, then watched until the client is done and for
+    // at least ten seconds.
+    std::thread::sleep(Duration::from_secs(2));
+    let (fds0, rss0) = fds_and_rss(runner);
+    let start = Instant::now();
+    let mut samples = vec![];
+    while start.elapsed() < Duration::from_secs(10)
+        || (!m.tree.join("udhcpc.out").exists() && start.elapsed() < Duration::from_secs(60))
+    {
+        samples.push(fds_and_rss(runner));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let leased = m.report("udhcpc.out");
+    let status = ctl_within(&["status", m.name()], T);
+
+    let _ = std::fs::write(m.tree.join("stop"), "");
+    let mut r = m.runner.take().unwrap();
+    let stopped = wait_until(Duration::from_secs(15), || {
+        r.try_wait().ok().flatten().is_some()
+    });
+    if !stopped {
+        let _ = r.kill();
+    }
+    let exit = r.wait().unwrap();
+    let (notify, dhcp) = (m.report("notify.out"), m.report("dhcp.out"));
+    eprintln!(
+        "runner fds {fds0} rss {rss0} KiB, samples {samples:?}\nnotify: {notify}dhcp: {dhcp}"
+    );
+
+    assert!(
+        leased.contains(&format!("lease of {ip} obtained")),
+        "udhcpc: {leased}"
+    );
+    assert!(
+        status.is_some_and(|o| o.status.success()),
+        "status hung or failed"
+    );
+    assert!(
+        samples.iter().all(|&(fds, _)| fds == fds0),
+        "descriptors moved from {fds0}"
+    );
+    let max_rss = samples.iter().map(|&(_, rss)| rss).max().unwrap();
+    assert!(
+        max_rss < rss0 + 8192,
+        "RSS grew from {rss0} to {max_rss} KiB"
+    );
+    assert!(
+        stopped && exit.success(),
+        "the machine did not stop cleanly: {exit:?}"
+    );
+
+    // The floods were real, and the other MAC got nothing.
+    let count = |report: &str, what: &str| -> u64 {
+        let mut words = report.split_whitespace();
+        words
+            .by_ref()
+            .position(|w| w == what)
+            .and_then(|_| words.next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {what} in {report:?}"))
+    };
+    assert!(count(&notify, "with_fds") > 1000, "{notify}");
+    assert!(count(&notify, "big") > 1000, "{notify}");
+    assert!(count(&dhcp, "sent") > 10000, "{dhcp}");
+    assert_eq!(count(&dhcp, "answered_spoofed"), 0, "{dhcp}");
+}
+
+/// Another machine's tree is a directory a running machine can write (bound
+/// into it): while the first swaps the second's `/etc`, `/etc/resolv.conf`,
+/// `/etc/localtime`, `/var/log` and `/run` with symlinks to a host
+/// directory (absolute, and `..` enough to climb out of any tree), the
+/// second is started again and again with `--resolv-conf=copy-host`,
+/// `--timezone=copy`, `--link-journal=try-host` and `--set-credential`. Whether a start
+/// succeeds depends on the swaps; the host directory is never touched.
+#[test]
+fn etc_and_journal_setup_racing_symlink_swaps_stay_inside() {
+    if ours_only() {
+        return;
+    }
+    let host = HostArea::new();
+    let hostdir = host.dir.to_str().unwrap().to_string();
+    let victim = Tree::busybox("swapped");
+    let climb = format!("{}{hostdir}", "../".repeat(20));
+    for (name, to) in [
+        ("etc-evil", hostdir.clone()),
+        ("etc/resolv-evil", format!("{hostdir}/marker")),
+        ("etc/localtime-evil", format!("{climb}/marker")),
+        ("var/log-evil", climb.clone()),
+        ("run-evil", hostdir.clone()),
+    ] {
+        std::os::unix::fs::symlink(&to, victim.join(name)).unwrap();
+    }
+    std::fs::write(victim.join("etc/resolv.conf"), "nameserver 192.0.2.1\n").unwrap();
+    std::fs::create_dir_all(victim.join("var/log")).unwrap();
+    let bind = format!("--bind={}:/other", victim.dir());
+    let swaps = [
+        ("/other/etc", "/other/etc-evil"),
+        ("/other/etc/resolv.conf", "/other/etc/resolv-evil"),
+        ("/other/etc/localtime", "/other/etc/localtime-evil"),
+        ("/other/var/log", "/other/var/log-evil"),
+        ("/other/run", "/other/run-evil"),
+    ];
+    let attackers: String = swaps
+        .iter()
+        .enumerate()
+        .map(|(i, (a, b))| format!("/hostile exchange {a} {b} /exchange{i}.out &\n"))
+        .collect();
+    let mut m = Machine::start("swapper", &[&bind], |_| {}, &attackers);
+    let id = "5e5e5e5e5e5e4e5e8e5e5e5e5e5e5e5e";
+    let (mut started, mut refused) = (0, 0);
+    for _ in 0..12 {
+        let o = victim.sh(
+            &[
+                "--resolv-conf=copy-host",
+                "--timezone=copy",
+                "--link-journal=try-host",
+                "--set-credential=cred:secret",
+                &format!("--uuid={id}"),
+            ],
+            "true",
+        );
+        if o.status.success() {
+            started += 1;
+        } else {
+            refused += 1;
+            eprintln!("{}", stderr(&o).trim());
+        }
+    }
+    m.stop();
+    let _ = std::fs::remove_dir_all(Path::new("/var/log/journal").join(id));
+    let reports: Vec<String> = (0..swaps.len())
+        .map(|i| m.report(&format!("exchange{i}.out")))
+        .collect();
+    eprintln!("started {started}, refused {refused}; {reports:?}");
+    for r in &reports {
+        assert!(
+            r.starts_with("exchanged "),
+            "an attacker did not run: {reports:?}"
+        );
+    }
+    host.assert_untouched();
+}

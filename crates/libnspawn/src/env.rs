@@ -24,21 +24,48 @@ pub struct EnvInput<'a> {
     pub container_service: &'a str,
 }
 
-/// Parse os-release text into (KEY, value) pairs, unquoting values.
+/// os-release text read at most (a machine's, which it wrote).
+pub const OS_RELEASE_MAX: usize = 64 * 1024;
+/// Entries kept of it, the longest key and the longest value kept (in
+/// bytes, cut at a character boundary): os-release(5) fields are short,
+/// and what a host tool keeps of a machine's must be bounded.
+const OS_RELEASE_ENTRIES: usize = 128;
+const OS_RELEASE_KEY: usize = 64;
+const OS_RELEASE_VALUE: usize = 512;
+
+/// Parse os-release text into (KEY, value) pairs, unquoting values. Total
+/// and bounded: only the first `OS_RELEASE_MAX` bytes are looked at, and
+/// what comes back is at most `OS_RELEASE_ENTRIES` pairs of bounded size.
 pub fn parse_os_release(text: &str) -> Vec<(String, String)> {
-    text.lines()
+    text[..floor_char(text, OS_RELEASE_MAX)]
+        .lines()
         .filter_map(|l| {
             let l = l.trim();
             if l.starts_with('#') {
                 return None;
             }
             let (k, v) = l.split_once('=')?;
-            if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            if k.is_empty()
+                || k.len() > OS_RELEASE_KEY
+                || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
                 return None;
             }
-            Some((k.to_string(), unquote(v)))
+            let mut v = unquote(v);
+            v.truncate(floor_char(&v, OS_RELEASE_VALUE));
+            Some((k.to_string(), v))
         })
+        .take(OS_RELEASE_ENTRIES)
         .collect()
+}
+
+/// The largest character boundary of `s` at or below `max`.
+fn floor_char(s: &str, max: usize) -> usize {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
 }
 
 fn unquote(v: &str) -> String {
@@ -136,6 +163,30 @@ pub fn parse_setenv(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn os_release_of_a_hostile_machine_is_bounded() {
+        assert!(parse_os_release("").is_empty());
+        assert!(parse_os_release("=\n==\n\"\n'\n\\\n#=x\n").is_empty());
+        // A lone quote, a trailing backslash, quotes of two kinds.
+        let p = parse_os_release("A=\"\nB=x\\\nC=\"'\nD='\n");
+        assert_eq!(
+            p,
+            [("A", "\""), ("B", "x"), ("C", "\"'"), ("D", "'")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        let long = format!("ID={}\n{}=x\n", "\u{e9}".repeat(10000), "K".repeat(65));
+        let p = parse_os_release(&long);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].1.len() <= OS_RELEASE_VALUE && p[0].1.len() >= OS_RELEASE_VALUE - 1);
+        let many = "K=v\n".repeat(100_000);
+        assert_eq!(parse_os_release(&many).len(), OS_RELEASE_ENTRIES);
+        // Entries past the first 64 KiB are not read.
+        let late = format!("{}\nID=late\n", "#".repeat(OS_RELEASE_MAX));
+        assert!(parse_os_release(&late).is_empty());
+        let cut = format!("{}\u{e9}", "#".repeat(OS_RELEASE_MAX - 1));
+        assert!(parse_os_release(&cut).is_empty());
+    }
 
     #[test]
     fn os_release() {

@@ -20,7 +20,7 @@ pub(crate) mod lock;
 pub mod mount;
 pub(crate) mod name;
 pub mod net;
-pub(crate) mod notify;
+pub mod notify;
 pub mod nspawnfile;
 pub mod oci;
 pub mod registry;

@@ -132,42 +132,9 @@ impl Settings {
     }
 }
 
-/// A machine name is a valid host name of at most 64 characters, as in
-/// systemd's `machine_name_is_valid()`: labels of letters, digits and `-`,
-/// separated by single dots, not starting or ending with `-` or `.`.
-pub fn machine_name_is_valid(s: &str) -> bool {
-    hostname_is_valid(s) && s.len() <= 64
-}
-
-pub fn hostname_is_valid(s: &str) -> bool {
-    if s.is_empty() || s.len() > 64 {
-        return false;
-    }
-    let (mut dot, mut hyphen) = (true, true);
-    for c in s.bytes() {
-        match c {
-            b'.' => {
-                if dot || hyphen {
-                    return false;
-                }
-                dot = true;
-                hyphen = false;
-            }
-            b'-' => {
-                if dot {
-                    return false;
-                }
-                hyphen = true;
-            }
-            c if c.is_ascii_alphanumeric() => {
-                dot = false;
-                hyphen = false;
-            }
-            _ => return false,
-        }
-    }
-    !dot && !hyphen
-}
+/// The rules live with the registry's readers, which the NSS module links
+/// alone.
+pub use nspawn_registry::{hostname_is_valid, machine_name_is_valid};
 
 /// Turn a directory's base name into a machine name the way the reference
 /// does (observed on systemd 252): keep `[A-Za-z0-9.-]`, drop a `.` after

@@ -73,9 +73,76 @@ pub fn path(name: &str) -> PathBuf {
     Path::new(DIR).join(name)
 }
 
+/// The largest record read. Ours are a few hundred bytes; the bound keeps
+/// a reader (the NSS module, in any process) from reading without end.
+pub const RECORD_MAX: usize = 256 * 1024;
+/// Host links and addresses a record may list.
+const LIST_MAX: usize = 64;
+
 /// The record at `p`, running or not.
 pub fn read(p: &Path) -> Option<Record> {
-    serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+    use std::io::Read;
+    let mut data = Vec::new();
+    std::fs::File::open(p)
+        .ok()?
+        .take(RECORD_MAX as u64 + 1)
+        .read_to_end(&mut data)
+        .ok()?;
+    parse(&data)
+}
+
+/// A record from its text; None unless it is one a runner could have
+/// written: at most `RECORD_MAX` bytes, a valid machine name, PIDs that
+/// name one process each (`kill(2)` takes 0 and negative ones for groups),
+/// bounded lists. serde_json refuses nesting deeper than 128.
+pub fn parse(data: &[u8]) -> Option<Record> {
+    if data.len() > RECORD_MAX {
+        return None;
+    }
+    let r: Record = serde_json::from_slice(data).ok()?;
+    let sane = machine_name_is_valid(&r.name)
+        && r.leader > 0
+        && r.runner > 0
+        && r.interfaces.len() <= LIST_MAX
+        && r.addresses.len() <= LIST_MAX;
+    sane.then_some(r)
+}
+
+/// A machine name is a valid host name of at most 64 characters, as in
+/// systemd's `machine_name_is_valid()`: labels of letters, digits and `-`,
+/// separated by single dots, not starting or ending with `-` or `.`.
+pub fn machine_name_is_valid(s: &str) -> bool {
+    hostname_is_valid(s) && s.len() <= 64
+}
+
+pub fn hostname_is_valid(s: &str) -> bool {
+    if s.is_empty() || s.len() > 64 {
+        return false;
+    }
+    let (mut dot, mut hyphen) = (true, true);
+    for c in s.bytes() {
+        match c {
+            b'.' => {
+                if dot || hyphen {
+                    return false;
+                }
+                dot = true;
+                hyphen = false;
+            }
+            b'-' => {
+                if dot {
+                    return false;
+                }
+                hyphen = true;
+            }
+            c if c.is_ascii_alphanumeric() => {
+                dot = false;
+                hyphen = false;
+            }
+            _ => return false,
+        }
+    }
+    !dot && !hyphen
 }
 
 /// The record of `name` as written, running or not.
@@ -121,10 +188,12 @@ pub fn runner_lives(name: &str) -> bool {
 /// The running machine `name`, without touching anything (for the NSS
 /// module, which runs inside every process that resolves a host name).
 pub fn lookup(name: &str) -> Option<Record> {
-    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+    if !machine_name_is_valid(name) {
         return None;
     }
-    read(&path(name)).filter(alive)
+    // The file's name and the record's must agree: the record's is what
+    // callers are told the machine is called.
+    read(&path(name)).filter(|r| r.name == name && alive(r))
 }
 
 #[cfg(test)]
@@ -182,6 +251,56 @@ mod tests {
     fn a_record_without_start_times_is_believed_by_its_pids() {
         let r = record(Starts::default());
         assert!(runner_alive(&r) && alive(&r));
+    }
+
+    #[test]
+    fn hostile_records_are_refused() {
+        let good = serde_json::to_string(&record(Starts::default())).unwrap();
+        assert!(parse(good.as_bytes()).is_some());
+        let with = |from: &str, to: &str| {
+            assert!(good.contains(from), "{from}");
+            good.replacen(from, to, 1)
+        };
+        let pid = std::process::id();
+        for bad in [
+            with(r#""name":"m""#, r#""name":"../../etc/passwd""#),
+            with(r#""name":"m""#, r#""name":"m\u001b[2J""#),
+            with(r#""name":"m""#, &format!(r#""name":"{}""#, "a".repeat(65))),
+            with(r#""name":"m""#, r#""name":"""#),
+            with(&format!(r#""leader":{pid}"#), r#""leader":-1"#),
+            with(&format!(r#""leader":{pid}"#), r#""leader":0"#),
+            with(&format!(r#""runner":{pid}"#), r#""runner":-5"#),
+            with(&format!(r#""runner":{pid}"#), r#""runner":99999999999"#),
+            with(
+                r#""addresses":[]"#,
+                &format!(r#""addresses":[{}"1.2.3.4"]"#, "\"1.2.3.4\",".repeat(64)),
+            ),
+            with(r#""bounding":0"#, r#""bounding":-1"#),
+            good[..good.len() - 1].to_string(),
+            String::new(),
+            "[".repeat(100_000),
+            format!("{} {}", good, " ".repeat(RECORD_MAX)),
+        ] {
+            assert!(parse(bad.as_bytes()).is_none(), "{:.200}", bad);
+        }
+        // Unknown fields are ignored, for records of later versions.
+        assert!(parse(with(r#""name":"m""#, r#""name":"m","new":[1]"#).as_bytes()).is_some());
+    }
+
+    #[test]
+    fn lookup_takes_only_machine_names() {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            ".hidden",
+            "x\n",
+            &"a".repeat(65),
+        ] {
+            assert!(lookup(bad).is_none(), "{bad:?}");
+        }
     }
 
     #[test]

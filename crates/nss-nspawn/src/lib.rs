@@ -31,20 +31,46 @@ pub struct GaihAddrtuple {
     scopeid: u32,
 }
 
+/// Addresses handed out per name, at most.
+const ADDRESSES_MAX: usize = 16;
+/// The longest name looked at: a DNS name (RFC 1035 2.3.4) and its dot.
+const NAME_MAX: usize = 254;
+
 /// The IPv4 addresses of a running machine called `name`.
 fn addresses(name: *const c_char) -> Option<(String, Vec<Ipv4Addr>)> {
     if name.is_null() {
         return None;
     }
     // SAFETY: glibc passes a NUL-terminated name.
-    let name = unsafe { CStr::from_ptr(name) }.to_str().ok()?;
+    let name = unsafe { CStr::from_ptr(name) }.to_bytes();
+    if name.len() > NAME_MAX {
+        return None;
+    }
+    let name = std::str::from_utf8(name).ok()?;
     let name = name.strip_suffix('.').unwrap_or(name);
-    let record = nspawn_registry::lookup(name)?;
-    let addrs: Vec<Ipv4Addr> = record
-        .addresses
-        .iter()
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    answer(name, nspawn_registry::lookup(name)?)
+}
+
+/// What to tell a caller that asked for `name` about `record`: the record's
+/// name only if it is the one asked for (a caller shown a canonical name
+/// believes it), and only addresses a machine can have — never the
+/// unspecified, broadcast, loopback or a multicast address, which would
+/// send the caller's traffic somewhere else than a machine. At most
+/// `ADDRESSES_MAX` of them, without repeats.
+fn answer(name: &str, record: nspawn_registry::Record) -> Option<(String, Vec<Ipv4Addr>)> {
+    if record.name != name || !nspawn_registry::machine_name_is_valid(&record.name) {
+        return None;
+    }
+    let mut addrs: Vec<Ipv4Addr> = Vec::new();
+    for a in record.addresses.iter().filter_map(|a| a.parse().ok()) {
+        let a: Ipv4Addr = a;
+        if a.is_unspecified() || a.is_broadcast() || a.is_loopback() || a.is_multicast() {
+            continue;
+        }
+        if !addrs.contains(&a) && addrs.len() < ADDRESSES_MAX {
+            addrs.push(a);
+        }
+    }
     Some((record.name, addrs))
 }
 
@@ -253,4 +279,119 @@ pub unsafe extern "C" fn _nss_nspawn_gethostbyname_r(
         std::ptr::null_mut(),
         std::ptr::null_mut(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+
+    fn record(name: &str, addresses: &[&str]) -> nspawn_registry::Record {
+        let mut r = nspawn_registry::parse(
+            br#"{"name":"m","class":"container","service":"nspawn","root":"/",
+                "leader":1,"runner":1,"id":"","cgroup":null,"interfaces":[],
+                "addresses":[],"state":"running","started_usec":0,"bounding":0}"#,
+        )
+        .unwrap();
+        r.name = name.into();
+        r.addresses = addresses.iter().map(|a| a.to_string()).collect();
+        r
+    }
+
+    #[test]
+    fn only_addresses_a_machine_can_have() {
+        let (name, addrs) = answer(
+            "m",
+            record(
+                "m",
+                &[
+                    "0.0.0.0",
+                    "255.255.255.255",
+                    "127.0.0.1",
+                    "127.1.2.3",
+                    "224.0.0.1",
+                    "239.1.1.1",
+                    "10.0.0.2 ",
+                    "10.0.0.2\n",
+                    "010.0.0.2",
+                    "10.0.0.256",
+                    "fe80::1",
+                    "",
+                    "\u{1b}[2J",
+                    "10.0.0.2",
+                    "10.0.0.2",
+                    "192.168.5.9",
+                ],
+            ),
+        )
+        .unwrap();
+        assert_eq!(name, "m");
+        assert_eq!(
+            addrs,
+            [Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(192, 168, 5, 9)]
+        );
+    }
+
+    #[test]
+    fn addresses_are_bounded() {
+        let many: Vec<String> = (1..=64).map(|i| format!("10.0.0.{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let (_, addrs) = answer("m", record("m", &many)).unwrap();
+        assert_eq!(addrs.len(), ADDRESSES_MAX);
+    }
+
+    #[test]
+    fn a_record_under_another_name_is_not_believed() {
+        assert!(answer("m", record("google.com", &["10.0.0.2"])).is_none());
+        assert!(answer("m", record("M", &["10.0.0.2"])).is_none());
+        assert!(answer("x\u{1b}", record("x\u{1b}", &["10.0.0.2"])).is_none());
+    }
+
+    #[test]
+    fn names_that_are_no_machine_names_find_nothing() {
+        assert!(addresses(std::ptr::null()).is_none());
+        for n in [
+            "".to_string(),
+            ".".into(),
+            "..".into(),
+            "../../etc/passwd".into(),
+            "a/b".into(),
+            "a".repeat(100_000),
+            "\u{e9}".into(),
+        ] {
+            let c = CString::new(n.clone()).unwrap();
+            assert!(addresses(c.as_ptr()).is_none(), "{n:.40}");
+        }
+    }
+
+    /// The C entry points with a buffer too small at every size: ERANGE,
+    /// never a write past it.
+    #[test]
+    fn small_buffers_are_erange() {
+        let (canon, addrs) = ("m".to_string(), vec![Ipv4Addr::new(10, 0, 0, 2); 3]);
+        let mut big = vec![0u8; 4096];
+        let mut last_erange = 0;
+        for len in 0..512 {
+            big.fill(0xaa);
+            let mut buf = Buf {
+                ptr: big.as_mut_ptr(),
+                len,
+                used: 0,
+            };
+            let fits = buf.string(&canon).is_some()
+                && addrs.iter().all(|_| {
+                    buf.alloc(
+                        std::mem::size_of::<GaihAddrtuple>(),
+                        std::mem::align_of::<GaihAddrtuple>(),
+                    )
+                    .is_some()
+                });
+            if !fits {
+                last_erange = len;
+            }
+            assert!(big[len..].iter().all(|&b| b == 0xaa), "wrote past {len}");
+            assert!(buf.used <= len);
+        }
+        assert!(last_erange > 0);
+    }
 }
