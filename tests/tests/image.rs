@@ -699,6 +699,13 @@ fn killed_runner_leaves_no_loop_device_or_mount() {
         // Mounted in the container's namespace only.
         assert_eq!(host_mounts_of(&devs), Vec::<String>::new());
         let _ = wait_output(kill_runner(runner, libc::SIGKILL), Duration::from_secs(10));
+        // The image starts again at once: the lock its dying container
+        // still shares is waited for, not reported busy.
+        let mut again = vec!["-q", "--pipe", "-i", img.p()];
+        again.extend_from_slice(extra);
+        again.push("/bin/true");
+        let o = run(nspawn(&again));
+        assert!(o.status.success(), "{}", stderr(&o));
         assert!(
             wait_until(Duration::from_secs(15), || loops_backed_by(&img.path)
                 .is_empty()),

@@ -127,29 +127,43 @@ pub fn lock_tree(
     shared: bool,
     interrupted: &dyn Fn() -> Result<()>,
 ) -> Result<TreeLock> {
-    let deadline = std::time::Instant::now() + crate::name::DYING_WAIT;
-    loop {
-        let fd = rustix::fs::open(
+    let open = || {
+        rustix::fs::open(
             directory,
             rustix::fs::OFlags::RDONLY
                 | rustix::fs::OFlags::DIRECTORY
                 | rustix::fs::OFlags::CLOEXEC,
             rustix::fs::Mode::empty(),
         )
-        .ctx(|| format!("cannot open {}", directory.display()))?;
-        let st = rustix::fs::fstat(&fd).ctx(|| format!("cannot stat {}", directory.display()))?;
-        match Lock::try_new(fd, !shared).ctx(|| format!("cannot lock {}", directory.display()))? {
-            Some(l) => return Ok(TreeLock(l)),
+        .ctx(|| format!("cannot open {}", directory.display()))
+    };
+    let busy = format!("Directory tree {} is currently busy.", directory.display());
+    lock_waiting(directory, &open, !shared, &busy, interrupted).map(TreeLock)
+}
+
+/// Lock what `open` opens of `path` (`exclusive` or shared) without
+/// blocking; if it is held only for a dead process (a killed runner's
+/// container still ending), wait for it up to `name::DYING_WAIT`, asking
+/// `interrupted` meanwhile; if held by a live one, or still after the
+/// wait, the `busy` message.
+pub fn lock_waiting(
+    path: &Path,
+    open: &dyn Fn() -> Result<OwnedFd>,
+    exclusive: bool,
+    busy: &str,
+    interrupted: &dyn Fn() -> Result<()>,
+) -> Result<Lock> {
+    let deadline = std::time::Instant::now() + crate::name::DYING_WAIT;
+    loop {
+        let fd = open()?;
+        let st = rustix::fs::fstat(&fd).ctx(|| format!("cannot stat {}", path.display()))?;
+        match Lock::try_new(fd, exclusive).ctx(|| format!("cannot lock {}", path.display()))? {
+            Some(l) => return Ok(l),
             None if !holder_lives(st.st_dev, st.st_ino) && std::time::Instant::now() < deadline => {
                 interrupted()?;
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            None => {
-                return Err(Error::invalid(format!(
-                    "Directory tree {} is currently busy.",
-                    directory.display()
-                )))
-            }
+            None => return Err(Error::invalid(busy.to_string())),
         }
     }
 }

@@ -33,7 +33,11 @@ pub struct Attached {
 /// Open, lock and read the image, and attach its file systems. `read_only`:
 /// nothing of it may be written (`--read-only`, `--ephemeral`,
 /// `--volatile`), so the lock is shared and every device read-only.
-pub fn attach(spec: &ImageSpec, read_only: bool) -> Result<Attached> {
+pub fn attach(
+    spec: &ImageSpec,
+    read_only: bool,
+    interrupted: &dyn Fn() -> Result<()>,
+) -> Result<Attached> {
     let path = &spec.path;
     let shown = path.display();
     let mut flags = OFlags::CLOEXEC | OFlags::NOCTTY;
@@ -52,15 +56,16 @@ pub fn attach(spec: &ImageSpec, read_only: bool) -> Result<Attached> {
             "{shown} is neither a regular file nor a block device"
         )));
     }
-    let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+    let open = || match rustix::fs::open(path, flags, Mode::empty()) {
         Err(rustix::io::Errno::BUSY) if block => {
-            return Err(Error::invalid(format!("Block device {shown} is busy.")))
+            Err(Error::invalid(format!("Block device {shown} is busy.")))
         }
-        r => r.ctx(|| format!("cannot open image {shown}"))?,
+        r => r.ctx(|| format!("cannot open image {shown}")),
     };
-    let lock = Lock::try_new(fd, !read_only)
-        .ctx(|| format!("cannot lock {shown}"))?
-        .ok_or_else(|| Error::invalid(format!("Disk image {shown} is currently busy.")))?;
+    // As the tree's lock: a killed runner's container, which shares it,
+    // is waited for while it dies.
+    let busy = format!("Disk image {shown} is currently busy.");
+    let lock = crate::lock::lock_waiting(path, &open, !read_only, &busy, interrupted)?;
     let file = std::fs::File::from(
         lock.fd()
             .try_clone_to_owned()

@@ -173,7 +173,7 @@ pub fn reserve(s: &Settings, mode: place::Mode, signals: &Signals) -> Result<Res
     let (image, tree) = match &s.image {
         Some(spec) => {
             crate::disk::ensure_mount_point()?;
-            let image = crate::disk::attach::attach(spec, !writes_tree(s))?;
+            let image = crate::disk::attach::attach(spec, !writes_tree(s), &interrupted)?;
             (Some(image), None)
         }
         None => {
