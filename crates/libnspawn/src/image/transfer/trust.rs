@@ -59,15 +59,6 @@ pub struct Policy {
     pub keyring: Option<PathBuf>,
 }
 
-impl Policy {
-    pub fn new(mode: Verify) -> Policy {
-        Policy {
-            mode,
-            keyring: None,
-        }
-    }
-}
-
 /// What vouches for the files of a pull.
 pub struct Trust {
     /// Checked sums (`None` with `--verify=no` or a literal hash).
