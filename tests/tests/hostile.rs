@@ -993,6 +993,7 @@ fn etc_and_journal_setup_racing_symlink_swaps_stay_inside() {
     let mut m = Machine::start("swapper", &[&bind], |_| {}, &attackers);
     let id = "5e5e5e5e5e5e4e5e8e5e5e5e5e5e5e5e";
     let (mut started, mut refused) = (0, 0);
+    let mut errors = Vec::new();
     for _ in 0..12 {
         let o = victim.sh(
             &[
@@ -1008,11 +1009,20 @@ fn etc_and_journal_setup_racing_symlink_swaps_stay_inside() {
             started += 1;
         } else {
             refused += 1;
-            eprintln!("{}", stderr(&o).trim());
+            errors.push(stderr(&o).trim().to_string());
         }
     }
     m.stop();
     let _ = std::fs::remove_dir_all(Path::new("/var/log/journal").join(id));
+    eprintln!("{errors:#?}");
+    // /run is filled through the tmpfs's own descriptor: its swap never
+    // refuses a start (`run_setup_racing_symlink_swap_stays_on_the_tmpfs`).
+    for e in &errors {
+        assert!(
+            !e.contains("/run") && !e.contains("boot id"),
+            "refused because of /run: {e}"
+        );
+    }
     let reports: Vec<String> = (0..swaps.len())
         .map(|i| m.report(&format!("exchange{i}.out")))
         .collect();
@@ -1023,5 +1033,69 @@ fn etc_and_journal_setup_racing_symlink_swaps_stay_inside() {
             "an attacker did not run: {reports:?}"
         );
     }
+    host.assert_untouched();
+}
+
+/// Files a start made on `/run` left anywhere in `dir` (a tree on disk):
+/// the tmpfs's, found outside it.
+fn run_files_in(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        if name.starts_with(".#proc-")
+            || [
+                "container-uuid",
+                "container-manager",
+                "notify",
+                "inaccessible",
+            ]
+            .contains(&name.as_str())
+        {
+            out.push(path.clone());
+        }
+        if e.file_type().unwrap().is_dir() {
+            run_files_in(&path, out);
+        }
+    }
+}
+
+/// As above, with only `/run` swapped: `/run` is made a tmpfs filled
+/// through its own descriptor before it is attached, and written only
+/// through that descriptor after, so a `/run` swapped for a symlink
+/// (to a host directory, which resolves inside the tree) never fails a
+/// start, and nothing of the tmpfs lands in the tree or on the host.
+#[test]
+fn run_setup_racing_symlink_swap_stays_on_the_tmpfs() {
+    if ours_only() {
+        return;
+    }
+    let host = HostArea::new();
+    let victim = Tree::busybox("runswap");
+    std::os::unix::fs::symlink(&host.dir, victim.join("run-evil")).unwrap();
+    let bind = format!("--bind={}:/other", victim.dir());
+    let mut m = Machine::start(
+        "runswapper",
+        &[&bind],
+        |_| {},
+        "/hostile exchange /other/run /other/run-evil /exchange.out &\n",
+    );
+    let mut errors = Vec::new();
+    for _ in 0..12 {
+        let o = victim.sh(&["--set-credential=cred:secret"], "true");
+        if !o.status.success() {
+            errors.push(stderr(&o).trim().to_string());
+        }
+    }
+    m.stop();
+    let report = m.report("exchange.out");
+    assert!(report.starts_with("exchanged "), "no swaps: {report}");
+    assert!(errors.is_empty(), "refused starts: {errors:#?}");
+    let mut found = Vec::new();
+    run_files_in(Path::new(victim.dir()), &mut found);
+    assert!(found.is_empty(), "the tmpfs's files in the tree: {found:?}");
     host.assert_untouched();
 }

@@ -84,8 +84,12 @@ fn mkdir_p_depth(root: BorrowedFd, path: &str, mode: u32, depth: u32) -> Result<
         }
     }
     // Opening by name again resolves a symlink planted in the meantime inside
-    // the tree, never outside it.
-    open_dir(root, path).ctx(|| format!("cannot open {path} in the container tree"))
+    // the tree, never outside it; one planted dangling (swapped with the
+    // directory by another writer of the tree) is followed on the next turn.
+    match open_dir(root, path) {
+        Err(Errno::ENOENT) => mkdir_p_depth(root, path, mode, depth + 1),
+        r => r.ctx(|| format!("cannot open {path} in the container tree")),
+    }
 }
 
 /// Create (if missing) an empty regular file to mount on; returns an

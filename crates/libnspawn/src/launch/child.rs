@@ -184,7 +184,7 @@ fn file_system(
     // hierarchies' sake (release_agent).
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
         .ctx(|| "cannot create the cgroup namespace".into())?;
-    mount::setup_api(
+    let run = mount::setup_api(
         root,
         &ApiOptions {
             private_network: s.private_network,
@@ -196,7 +196,8 @@ fn file_system(
             userns: ctx.userns,
         },
     )?;
-    ctx.channel.send_kmsg(&mount::cover_kmsg(root)?)?;
+    ctx.channel
+        .send_kmsg(&mount::cover_kmsg(root, run.as_fd())?)?;
     if let Some(master) = mount::setup_dev(root, ctx.pty, ctx.userns)? {
         ctx.channel.send_fd(&master)?;
     }
@@ -212,12 +213,21 @@ fn file_system(
     let read_only = root_read_only || image_read_only || fs.volatile == Volatile::State;
     // Custom mounts first, as the reference: a bind or overlay on /etc
     // gets the resolv.conf and localtime, instead of hiding them.
-    mount::custom::mount_all(root, &fs.mounts, ctx.userns.then_some(idmapped_binds))?;
+    mount::custom::mount_all(
+        root,
+        run.as_fd(),
+        &fs.mounts,
+        ctx.userns.then_some(idmapped_binds),
+    )?;
     // A network we route and masquerade reaches the host's resolvers.
     let isolated = s.private_network && !crate::net::reaches_host_resolvers(&s.net);
     mount::etc::setup_resolv_conf(root, fs.resolv_conf, isolated, read_only)?;
     mount::etc::setup_timezone(root, fs.timezone, read_only)?;
-    mount::write_credentials(root, &fs.credentials, account.map(|a| (a.uid, a.gid)))?;
+    mount::write_credentials(
+        run.as_fd(),
+        &fs.credentials,
+        account.map(|a| (a.uid, a.gid)),
+    )?;
     journal::setup(
         root,
         &s.directory,
@@ -229,8 +239,8 @@ fn file_system(
     if root_read_only {
         mount::root::make_read_only(root)?;
     }
-    crate::userns::bind_user::setup(root, ctx.bind_users)?;
-    mount::finish_run_host(root, ctx.notify.as_fd())?;
+    crate::userns::bind_user::setup(run.as_fd(), ctx.bind_users)?;
+    mount::finish_run_host(run.as_fd(), ctx.notify.as_fd())?;
     nix::unistd::sethostname(s.hostname())
         .ctx(|| format!("cannot set the host name to {}", s.hostname()))
 }

@@ -17,6 +17,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 /// directories, in order (userns/binds.rs).
 pub fn mount_all(
     root: BorrowedFd,
+    run: BorrowedFd,
     mounts: &[CustomMount],
     detached: Option<Vec<OwnedFd>>,
 ) -> Result<()> {
@@ -41,7 +42,7 @@ pub fn mount_all(
                 // Read-only already, where asked.
                 attach(root, &m.dest, tree, false)?;
             }
-            _ => mount_one(root, m)?,
+            _ => mount_one(root, run, m)?,
         }
     }
     Ok(())
@@ -85,7 +86,7 @@ fn target(root: BorrowedFd, dest: &str, dir: bool) -> Result<OwnedFd> {
     }
 }
 
-fn mount_one(root: BorrowedFd, m: &CustomMount) -> Result<()> {
+fn mount_one(root: BorrowedFd, run: BorrowedFd, m: &CustomMount) -> Result<()> {
     let dest = m.dest.as_str();
     match &m.kind {
         MountKind::Bind {
@@ -180,12 +181,8 @@ fn mount_one(root: BorrowedFd, m: &CustomMount) -> Result<()> {
                 libc::S_IFSOCK => "sock",
                 _ => "reg",
             };
-            let src = inroot::open(
-                root,
-                &format!("/run/host/inaccessible/{node}"),
-                OFlag::O_PATH,
-            )
-            .ctx(|| "cannot open the inaccessible nodes".into())?;
+            let src = inroot::open(run, &format!("/host/inaccessible/{node}"), OFlag::O_PATH)
+                .ctx(|| "cannot open the inaccessible nodes".into())?;
             bind_fd(
                 src.as_fd(),
                 t.as_fd(),

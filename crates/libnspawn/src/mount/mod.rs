@@ -19,7 +19,7 @@ use crate::inroot;
 use crate::knobs::ApiVfsWritable;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::Mode;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 const NOSUID_NODEV_NOEXEC: MsFlags = MsFlags::MS_NOSUID
@@ -116,63 +116,85 @@ pub struct ApiOptions<'a> {
 }
 
 /// `/run`, `/proc`, `/sys`, `/tmp` as the reference lays them out; `/dev`
-/// is separate (`setup_dev`) since it also makes the console.
-pub fn setup_api(root: BorrowedFd, o: &ApiOptions) -> Result<()> {
-    let boot_id = setup_run(root, o)?;
-    setup_proc(root, o, boot_id.as_fd())?;
+/// is separate (`setup_dev`) since it also makes the console. Returns the
+/// root of the tmpfs on `/run`: what is later made there is made through it.
+pub fn setup_api(root: BorrowedFd, o: &ApiOptions) -> Result<OwnedFd> {
+    let (run, boot_id) = setup_run(root, o)?;
+    setup_proc(root, run.as_fd(), o, boot_id.as_fd())?;
     setup_sys(root, o)?;
-    if !o.knobs.tmpfs_tmp {
-        return Ok(());
+    if o.knobs.tmpfs_tmp {
+        let tmp = inroot::mkdir_p(root, "/tmp", 0o1777)?;
+        mount_on(
+            Some("tmpfs"),
+            tmp.as_fd(),
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME,
+            Some("mode=01777,size=10%,nr_inodes=400k"),
+            "tmpfs on /tmp",
+        )?;
     }
-    let tmp = inroot::mkdir_p(root, "/tmp", 0o1777)?;
-    mount_on(
-        Some("tmpfs"),
-        tmp.as_fd(),
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME,
-        Some("mode=01777,size=10%,nr_inodes=400k"),
-        "tmpfs on /tmp",
-    )?;
-    Ok(())
+    Ok(run)
 }
 
 /// A tmpfs on /run with /run/host (the host's os-release, our name, the
-/// container's UUID, the inaccessible nodes); returns the boot id file,
-/// already unlinked, for /proc.
-fn setup_run(root: BorrowedFd, o: &ApiOptions) -> Result<std::os::fd::OwnedFd> {
-    let run = inroot::mkdir_p(root, "/run", 0o755)?;
-    mount_on(
-        Some("tmpfs"),
-        run.as_fd(),
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME,
-        Some("mode=0755,size=20%,nr_inodes=800k"),
-        "tmpfs on /run",
-    )?;
-    inroot::mkdir_p(root, "/run/host", 0o755)?;
-    inroot::write_file(root, "/run/host/os-release", o.host_os_release, 0o644)?;
+/// container's UUID, the inaccessible nodes); returns the tmpfs's root and
+/// the boot id file, already unlinked, for /proc.
+/// The tree's `/run` can be swapped by whoever else writes the tree (a
+/// machine it is bound into) once we opened it: a path through it may then
+/// lead elsewhere in the tree. So the tmpfs is made detached
+/// (`fsopen(2)`/`fsmount(2)`), filled through its own descriptor, then
+/// attached on the directory we opened (`move_mount(2)`), and that
+/// descriptor stays the only way to it.
+fn setup_run(root: BorrowedFd, o: &ApiOptions) -> Result<(OwnedFd, OwnedFd)> {
+    use rustix::mount::{fsconfig_create, fsconfig_set_string, fsmount, fsopen};
+    use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
+    let target = inroot::mkdir_p(root, "/run", 0o755)?;
+    let fs = fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)
+        .map_err(crate::sys::errno)
+        .ctx(|| "cannot create a tmpfs for /run".into())?;
+    for (key, value) in [("mode", "0755"), ("size", "20%"), ("nr_inodes", "800k")] {
+        fsconfig_set_string(&fs, key, value)
+            .map_err(crate::sys::errno)
+            .ctx(|| format!("cannot set {key}={value} on the tmpfs for /run"))?;
+    }
+    fsconfig_create(&fs)
+        .map_err(crate::sys::errno)
+        .ctx(|| "cannot create a tmpfs for /run".into())?;
+    let run = fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_STRICTATIME,
+    )
+    .map_err(crate::sys::errno)
+    .ctx(|| "cannot mount the tmpfs for /run".into())?;
+    let r = run.as_fd();
+    inroot::mkdir_p(r, "/host", 0o755)?;
+    inroot::write_file(r, "/host/os-release", o.host_os_release, 0o644)?;
     inroot::write_file(
-        root,
-        "/run/host/container-manager",
+        r,
+        "/host/container-manager",
         format!("{}\n", o.knobs.container_service).as_bytes(),
         0o644,
     )?;
     inroot::write_file(
-        root,
-        "/run/host/container-uuid",
+        r,
+        "/host/container-uuid",
         format!("{}\n", o.container_uuid).as_bytes(),
         0o644,
     )?;
-    inroot::mkdir_p(root, "/run/host/incoming", 0o700)?;
-    make_inaccessible_nodes(root, o.userns)?;
+    inroot::mkdir_p(r, "/host/incoming", 0o700)?;
+    make_inaccessible_nodes(r, o.userns)?;
     // The fresh boot id: a file on /run, bound over the kernel's and then
     // unlinked (the mount keeps it; `setup_proc`), named as the reference's.
-    let path = format!("/run/{}", boot_id_file(o));
-    inroot::write_file(root, &path, format!("{}\n", o.boot_id).as_bytes(), 0o444)?;
-    let boot_id = inroot::open(root, &path, nix::fcntl::OFlag::O_PATH)
+    let name = boot_id_file(o);
+    inroot::write_file(r, &name, format!("{}\n", o.boot_id).as_bytes(), 0o444)?;
+    let boot_id = inroot::open(r, &name, nix::fcntl::OFlag::O_PATH)
         .ctx(|| "cannot open the boot id file".into())?;
-    drop(run);
-    Ok(boot_id)
+    crate::sys::move_mount_onto_fd(r, target.as_fd())
+        .ctx(|| "cannot mount tmpfs on /run".into())?;
+    Ok((run, boot_id))
 }
 
 /// `/proc/kmsg` covered with an empty FIFO, as the reference's: a payload
@@ -180,24 +202,23 @@ fn setup_run(root: BorrowedFd, o: &ApiOptions) -> Result<std::os::fd::OwnedFd> {
 /// Returns a descriptor open for writing on it, for the runner to hold
 /// while the container runs: with a writer, a reader waits for messages
 /// that never come instead of reading end-of-file in a loop.
-pub fn cover_kmsg(root: BorrowedFd) -> Result<std::os::fd::OwnedFd> {
+pub fn cover_kmsg(root: BorrowedFd, run: BorrowedFd) -> Result<OwnedFd> {
     let name = format!(
         ".#proc-kmsg{}",
         &crate::id128::Id128::random()?.plain()[..16]
     );
-    let run = inroot::open_dir(root, "/run").ctx(|| "cannot open /run".into())?;
-    nix::unistd::mkfifoat(&run, name.as_str(), Mode::from_bits_truncate(0o600))
+    nix::unistd::mkfifoat(run, name.as_str(), Mode::from_bits_truncate(0o600))
         .ctx(|| "cannot create the FIFO for /proc/kmsg".into())?;
     let fifo = inroot::open(
-        root,
-        &format!("/run/{name}"),
+        run,
+        &name,
         nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NONBLOCK,
     )
     .ctx(|| "cannot open the FIFO for /proc/kmsg".into())?;
     let target = inroot::open(root, "/proc/kmsg", nix::fcntl::OFlag::O_PATH)
         .ctx(|| "cannot open /proc/kmsg".into())?;
     bind_fd(fifo.as_fd(), target.as_fd(), false, "a FIFO on /proc/kmsg")?;
-    nix::unistd::unlinkat(&run, name.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir)
+    nix::unistd::unlinkat(run, name.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir)
         .ctx(|| "cannot remove the FIFO for /proc/kmsg".into())?;
     Ok(fifo)
 }
@@ -212,7 +233,12 @@ fn boot_id_file(o: &ApiOptions) -> String {
 
 /// proc on /proc: /proc/sys read-only (but a private network's), our boot
 /// id, the masked and read-only entries.
-fn setup_proc(root: BorrowedFd, o: &ApiOptions, boot_id: BorrowedFd) -> Result<()> {
+fn setup_proc(
+    root: BorrowedFd,
+    run: BorrowedFd,
+    o: &ApiOptions,
+    boot_id: BorrowedFd,
+) -> Result<()> {
     let proc = inroot::mkdir_p(root, "/proc", 0o555)?;
     mount_on(
         Some("proc"),
@@ -234,21 +260,14 @@ fn setup_proc(root: BorrowedFd, o: &ApiOptions, boot_id: BorrowedFd) -> Result<(
         bind_remount(root, None, "/proc/sys/net", NOSUID_NODEV_NOEXEC)?;
     }
     bind_file_read_only(root, boot_id, "/proc/sys/kernel/random/boot_id")?;
-    // Opened now: a descriptor from before the tmpfs was mounted names the
-    // tree's /run under it.
-    let run = inroot::open_dir(root, "/run").ctx(|| "cannot open /run".into())?;
     nix::unistd::unlinkat(
-        &run,
+        run,
         boot_id_file(o).as_str(),
         nix::unistd::UnlinkatFlags::NoRemoveDir,
     )
     .ctx(|| "cannot remove the boot id file".into())?;
-    let reg = inroot::open(
-        root,
-        "/run/host/inaccessible/reg",
-        nix::fcntl::OFlag::O_PATH,
-    )
-    .ctx(|| "cannot open /run/host/inaccessible/reg".into())?;
+    let reg = inroot::open(run, "/host/inaccessible/reg", nix::fcntl::OFlag::O_PATH)
+        .ctx(|| "cannot open /run/host/inaccessible/reg".into())?;
     for name in PROC_MASKED {
         bind_file_read_only(root, reg.as_fd(), &format!("/proc/{name}"))?;
     }
@@ -376,10 +395,10 @@ fn sys_of_own_network(root: BorrowedFd, sys: BorrowedFd, flags: MsFlags) -> Resu
 /// In a user namespace no block node can be made (mknod(2) needs
 /// CAP_MKNOD in the initial namespace; a 0:0 character node is a whiteout
 /// and allowed), so `blk` is left out there.
-fn make_inaccessible_nodes(root: BorrowedFd, userns: bool) -> Result<()> {
+fn make_inaccessible_nodes(run: BorrowedFd, userns: bool) -> Result<()> {
     use nix::sys::stat::{makedev, mknodat, SFlag};
     // The *at() calls take the O_PATH handle as their directory.
-    let dir = inroot::mkdir_p(root, "/run/host/inaccessible", 0o755)?;
+    let dir = inroot::mkdir_p(run, "/host/inaccessible", 0o755)?;
     let none = Mode::empty();
     for (name, kind) in [
         ("reg", SFlag::S_IFREG),
@@ -414,7 +433,7 @@ fn bind_file_read_only(root: BorrowedFd, src: BorrowedFd, path: &str) -> Result<
 /// reference's (never swapped out), read-only once written. Without
 /// credentials there is no such directory.
 pub fn write_credentials(
-    root: BorrowedFd,
+    run: BorrowedFd,
     creds: &[(String, Vec<u8>)],
     owner: Option<(u32, u32)>,
 ) -> Result<()> {
@@ -422,8 +441,9 @@ pub fn write_credentials(
         return Ok(());
     }
     const PATH: &str = "/run/host/credentials";
+    const IN_RUN: &str = "/host/credentials";
     let (uid, gid) = owner.unwrap_or((0, 0));
-    let target = inroot::mkdir_p(root, PATH, 0o700)?;
+    let target = inroot::mkdir_p(run, IN_RUN, 0o700)?;
     mount_on(
         Some("none"),
         target.as_fd(),
@@ -432,15 +452,17 @@ pub fn write_credentials(
         Some("mode=0700"),
         "a ramfs on /run/host/credentials",
     )?;
+    // Opened again: the descriptor from before names the directory under
+    // the ramfs.
     let dir = inroot::open(
-        root,
-        PATH,
+        run,
+        IN_RUN,
         nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
     )
     .ctx(|| format!("cannot open {PATH}"))?;
     for (id, data) in creds {
         let path = format!("{PATH}/{id}");
-        inroot::write_file(root, &path, data, 0o400)?;
+        inroot::write_file(dir.as_fd(), id, data, 0o400)?;
         nix::unistd::fchownat(
             &dir,
             id.as_str(),
@@ -455,11 +477,9 @@ pub fn write_credentials(
     nix::sys::stat::fchmod(&dir, Mode::from_bits_truncate(0o500))
         .ctx(|| format!("cannot chmod {PATH}"))?;
     // The file system itself read-only (not only this mount of it).
-    let top = inroot::open(root, PATH, nix::fcntl::OFlag::O_PATH)
-        .ctx(|| format!("cannot open {PATH}"))?;
     mount_on(
         None,
-        top.as_fd(),
+        dir.as_fd(),
         None,
         MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | NOSUID_NODEV_NOEXEC,
         Some("mode=0700"),
@@ -469,14 +489,25 @@ pub fn write_credentials(
 
 /// Bind the runner's notify socket into `/run/host/notify` and make
 /// `/run/host` read-only.
-pub fn finish_run_host(root: BorrowedFd, notify: BorrowedFd) -> Result<()> {
-    let host = inroot::open_dir(root, "/run/host").ctx(|| "cannot open /run/host".into())?;
+pub fn finish_run_host(run: BorrowedFd, notify: BorrowedFd) -> Result<()> {
+    let host = inroot::open_dir(run, "/host").ctx(|| "cannot open /run/host".into())?;
     let path = format!("{}/notify", inroot::proc_fd(host.as_fd()));
     let addr =
         nix::sys::socket::UnixAddr::new(path.as_str()).ctx(|| "bad notify socket path".into())?;
     nix::sys::socket::bind(std::os::fd::AsRawFd::as_raw_fd(&notify), &addr)
         .ctx(|| "cannot bind /run/host/notify".into())?;
-    bind_read_only(root, "/run/host", NOSUID_NODEV_NOEXEC)
+    bind_fd(host.as_fd(), host.as_fd(), true, "/run/host on itself")?;
+    // Opened again: the descriptor from before names the directory under
+    // the new mount.
+    let top = inroot::open_dir(run, "/host").ctx(|| "cannot open /run/host".into())?;
+    mount_on(
+        None,
+        top.as_fd(),
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | NOSUID_NODEV_NOEXEC,
+        None,
+        "/run/host read-only",
+    )
 }
 
 /// Make the tree the root of our mount namespace and drop every host mount.

@@ -142,14 +142,14 @@ pub fn map_lines(r: &Range, users: &[BoundUser], host: fn(&BoundUser) -> u32) ->
 
 /// In the child, before `/run/host` is made read-only: the home on
 /// `/run/host/home/NAME` and the records in `/run/host/userdb`.
-pub fn setup(root: BorrowedFd, users: &[BoundUser]) -> Result<()> {
+pub fn setup(run: BorrowedFd, users: &[BoundUser]) -> Result<()> {
     if users.is_empty() {
         return Ok(());
     }
-    inroot::mkdir_p(root, "/run/host/userdb", 0o755)?;
+    inroot::mkdir_p(run, "/host/userdb", 0o755)?;
     for u in users {
         let home = format!("/run/host/home/{}", u.name);
-        let target = inroot::mkdir_p(root, &home, 0o755)?;
+        let target = inroot::mkdir_p(run, &format!("/host/home/{}", u.name), 0o755)?;
         let src = nix::fcntl::open(
             u.home.as_str(),
             nix::fcntl::OFlag::O_PATH
@@ -176,15 +176,10 @@ pub fn setup(root: BorrowedFd, users: &[BoundUser]) -> Result<()> {
             (format!("{}.user-privileged", u.name), "{\"privileged\":{\"hashedPassword\":[\"!\"]}}\n".to_string(), 0o600),
         ];
         for (file, data, mode) in &files {
-            inroot::write_file(
-                root,
-                &format!("/run/host/userdb/{file}"),
-                data.as_bytes(),
-                *mode,
-            )?;
+            inroot::write_file(run, &format!("/host/userdb/{file}"), data.as_bytes(), *mode)?;
         }
-        let dir = inroot::open_dir(root, "/run/host/userdb")
-            .ctx(|| "cannot open /run/host/userdb".into())?;
+        let dir =
+            inroot::open_dir(run, "/host/userdb").ctx(|| "cannot open /run/host/userdb".into())?;
         for (link, to) in [
             (format!("{id}.user"), format!("{}.user", u.name)),
             (format!("{id}.group"), format!("{}.group", u.group)),
