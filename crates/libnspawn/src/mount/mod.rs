@@ -152,7 +152,15 @@ fn setup_run(root: BorrowedFd, o: &ApiOptions) -> Result<(OwnedFd, OwnedFd)> {
     let fs = fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)
         .map_err(crate::sys::errno)
         .ctx(|| "cannot create a tmpfs for /run".into())?;
-    for (key, value) in [("mode", "0755"), ("size", "20%"), ("nr_inodes", "800k")] {
+    // The source as mount(2) would name it ("none" otherwise), as the
+    // reference shows it in the mount table.
+    let options = [
+        ("source", "tmpfs"),
+        ("mode", "0755"),
+        ("size", "20%"),
+        ("nr_inodes", "800k"),
+    ];
+    for (key, value) in options {
         fsconfig_set_string(&fs, key, value)
             .map_err(crate::sys::errno)
             .ctx(|| format!("cannot set {key}={value} on the tmpfs for /run"))?;
