@@ -856,3 +856,99 @@ pub fn static_helper(name: &str, scratch: &Path) -> PathBuf {
     }
     out
 }
+
+/// The runner's stages, in order, as `NSPAWN_FAILPOINT` names them.
+pub const RUNNER_STAGES: &[&str] = &[
+    "preflight",
+    "reserve.tree",
+    "reserve.name",
+    "reserve.cgroup",
+    "reserve.net",
+    "reserve.userns",
+    "reserve.control",
+    "reserve.reaper",
+    "spawn",
+    "wire.userns",
+    "wire.net",
+    "wire.place",
+    "supervise.publish",
+];
+
+/// The PIDs whose parent is `parent` (this kernel has no
+/// /proc/PID/task/TID/children).
+pub fn children(parent: u32) -> Vec<u32> {
+    all_processes()
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .filter(|&pid| status_field(pid, "PPid") == Some(parent))
+        .collect()
+}
+
+/// A numeric field of `/proc/PID/status` (`PPid`, `Threads`).
+pub fn status_field(pid: u32, key: &str) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The NSS module as glibc finds it (`libnss_nspawn.so.2` on the library
+/// path) and an nsswitch.conf naming it, for host-name lookups in a
+/// private mount namespace, so the host's configuration is untouched.
+/// Removed on drop.
+pub struct NssModule {
+    dir: PathBuf,
+}
+
+impl NssModule {
+    pub fn new() -> NssModule {
+        let dir = Path::new("/var/tmp/nspawn-tests").join(unique("nss"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(
+            nspawn_bin().with_file_name("libnss_nspawn.so"),
+            dir.join("libnss_nspawn.so.2"),
+        )
+        .unwrap();
+        let conf: String = std::fs::read_to_string("/etc/nsswitch.conf")
+            .unwrap()
+            .lines()
+            .map(|l| match l.starts_with("hosts:") {
+                true => "hosts: files nspawn\n".to_string(),
+                false => format!("{l}\n"),
+            })
+            .collect();
+        std::fs::write(dir.join("nsswitch.conf"), conf).unwrap();
+        NssModule { dir }
+    }
+
+    /// `sh -c script` in a private mount namespace that uses the module,
+    /// `getent` in `script` finding it.
+    pub fn shell(&self, script: &str) -> Command {
+        let mut c = Command::new("unshare");
+        c.args([
+            "-m",
+            "sh",
+            "-c",
+            &format!(
+                "mount --bind {d}/nsswitch.conf /etc/nsswitch.conf && export LD_LIBRARY_PATH={d} && {script}",
+                d = self.dir.display()
+            ),
+        ]);
+        c
+    }
+}
+
+impl Default for NssModule {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for NssModule {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -388,23 +388,6 @@ fn killed_bind_overlay() {
     ));
 }
 
-/// The runner's stages, as `NSPAWN_FAILPOINT` names them (start.rs).
-const RUNNER_STAGES: &[&str] = &[
-    "preflight",
-    "reserve.tree",
-    "reserve.name",
-    "reserve.cgroup",
-    "reserve.net",
-    "reserve.userns",
-    "reserve.control",
-    "reserve.reaper",
-    "spawn",
-    "wire.userns",
-    "wire.net",
-    "wire.place",
-    "supervise.publish",
-];
-
 /// The deterministic half of the sweep: the runner stopped at each stage
 /// (`STAGE:pause`) with every feature on, then SIGKILLed. A runner killed
 /// between taking its name and forking its reaper used to leave its

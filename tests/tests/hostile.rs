@@ -213,26 +213,6 @@ impl Drop for HostArea {
     }
 }
 
-/// The PIDs whose parent is `parent` (this kernel has no
-/// /proc/PID/task/TID/children).
-fn children(parent: u32) -> Vec<i32> {
-    let mut out = vec![];
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
-        let ppid = status
-            .lines()
-            .find_map(|l| l.strip_prefix("PPid:"))
-            .map(|v| v.trim().parse::<u32>().unwrap_or(0));
-        if ppid == Some(parent) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 /// A process of the host's (host root, host mounts) in the machine's PID
 /// namespace, as `nsenter --target LEADER --pid` leaves one for a
 /// debugging session: its /proc/PID/root, seen from inside the machine,
@@ -273,7 +253,7 @@ impl Drop for HostProcessInside {
         // The sleep nsenter forked outlives a killed nsenter: killed first.
         for pid in children(self.nsenter.id()) {
             // SAFETY: signalling the child of our own nsenter.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         }
         let _ = self.nsenter.kill();
         let _ = self.nsenter.wait();

@@ -6,23 +6,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The runner's stages, in order, as `NSPAWN_FAILPOINT` names them.
-const RUNNER_STAGES: &[&str] = &[
-    "preflight",
-    "reserve.tree",
-    "reserve.name",
-    "reserve.cgroup",
-    "reserve.net",
-    "reserve.userns",
-    "reserve.control",
-    "reserve.reaper",
-    "spawn",
-    "wire.userns",
-    "wire.net",
-    "wire.place",
-    "supervise.publish",
-];
-
 /// The container process's stages.
 const CHILD_STAGES: &[&str] = &["child.start", "child.root", "child.mounts", "child.exec"];
 

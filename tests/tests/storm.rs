@@ -56,26 +56,6 @@ fn guest_pids(cgroup: &Path) -> Vec<u32> {
     out
 }
 
-/// A field of `/proc/PID/status` (`PPid`, `Threads`).
-fn status_field(pid: u32, key: &str) -> Option<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// The processes whose parent is `pid`.
-fn children(pid: u32) -> Vec<u32> {
-    nspawn_tests::all_processes()
-        .into_iter()
-        .map(|(p, _)| p)
-        .filter(|&p| status_field(p, "PPid") == Some(pid))
-        .collect()
-}
-
 /// Run `c` with a bound; `(exit code, stdout, stderr)`; a hang or a
 /// death by signal is returned as code -1 with a note.
 fn ask(mut c: std::process::Command, limit: Duration) -> (i32, String, String) {
@@ -109,7 +89,7 @@ fn manage(
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> (usize, Vec<String>) {
     use std::sync::atomic::Ordering;
-    let nss = nss_dir();
+    let nss = nspawn_tests::NssModule::new();
     let mut calls = 0;
     let mut bad = vec![];
     let mut i = 0;
@@ -137,16 +117,7 @@ fn manage(
         if code != 0 {
             bad.push(format!("top: {code} {err:?}"));
         }
-        let mut c = std::process::Command::new("unshare");
-        c.args([
-            "-m",
-            "sh",
-            "-c",
-            &format!(
-                "mount --bind {d}/nsswitch.conf /etc/nsswitch.conf && LD_LIBRARY_PATH={d} getent hosts {name}",
-                d = nss.display()
-            ),
-        ]);
+        let c = nss.shell(&format!("getent hosts {name}"));
         let (code, out, err) = ask(c, limit);
         let fields: Vec<&str> = out.split_whitespace().collect();
         let whole = (code == 0
@@ -159,34 +130,7 @@ fn manage(
         }
         calls += 4;
     }
-    let _ = std::fs::remove_dir_all(&nss);
     (calls, bad)
-}
-
-/// The NSS module as glibc finds it, with an nsswitch.conf naming it, for
-/// lookups in a private mount namespace (as `nss.rs` does).
-fn nss_dir() -> std::path::PathBuf {
-    let dir = Path::new("/var/tmp/nspawn-tests").join(unique("storm-nss"));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::os::unix::fs::symlink(
-        nspawn_tests::nspawn_bin().with_file_name("libnss_nspawn.so"),
-        dir.join("libnss_nspawn.so.2"),
-    )
-    .unwrap();
-    let conf: String = std::fs::read_to_string("/etc/nsswitch.conf")
-        .unwrap()
-        .lines()
-        .map(|l| {
-            if l.starts_with("hosts:") {
-                "hosts: files nspawn"
-            } else {
-                l
-            }
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(dir.join("nsswitch.conf"), conf).unwrap();
-    dir
 }
 
 /// `nspawnctl terminate` of a machine that is just starting: either it is
@@ -395,13 +339,13 @@ fn boot_storm() {
         }
         let runner = r["runner"].as_u64().unwrap_or(0) as u32;
         runner_kib += pss_kib(runner);
-        if status_field(runner, "Threads") != Some(1) {
+        if nspawn_tests::status_field(runner, "Threads") != Some(1) {
             extra.push(format!(
                 "{name}: runner has {:?} threads",
-                status_field(runner, "Threads")
+                nspawn_tests::status_field(runner, "Threads")
             ));
         }
-        let kids = children(runner);
+        let kids = nspawn_tests::children(runner);
         let reapers: Vec<u32> = kids
             .iter()
             .copied()
