@@ -209,19 +209,18 @@ mod tests {
         (OwnedFd::from(a), b)
     }
 
-    fn open_fds() -> usize {
-        std::fs::read_dir("/proc/self/fd").unwrap().count()
-    }
-
     #[test]
     fn passed_descriptors_are_never_kept() {
         use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
         let (ours, theirs) = pair();
-        let passed: Vec<OwnedFd> = (0..8)
-            .map(|_| OwnedFd::from(std::fs::File::open("/dev/null").unwrap()))
-            .collect();
+        // Copies of a pipe's writing end are passed: once ours are closed
+        // and the messages read, the reading end sees end-of-file only if
+        // no copy was installed in this process. (Counting /proc/self/fd
+        // would race with the other tests' threads.)
+        let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let passed: Vec<OwnedFd> = (0..8).map(|_| writer.try_clone().unwrap()).collect();
+        drop(writer);
         let raw: Vec<i32> = passed.iter().map(|f| f.as_raw_fd()).collect();
-        let before = open_fds();
         for msg in [&b"READY=1"[..], b"STATUS=x"] {
             let iov = [std::io::IoSlice::new(msg)];
             sendmsg::<()>(
@@ -233,6 +232,7 @@ mod tests {
             )
             .unwrap();
         }
+        drop(passed);
         theirs.send(b"STOPPING=1").unwrap();
         // Only the message without descriptors is believed.
         assert_eq!(
@@ -242,7 +242,13 @@ mod tests {
                 ..Default::default()
             }]
         );
-        assert_eq!(open_fds(), before);
+        nix::fcntl::fcntl(
+            &reader,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .unwrap();
+        let mut b = [0u8; 1];
+        assert_eq!(nix::unistd::read(&reader, &mut b), Ok(0));
     }
 
     #[test]
