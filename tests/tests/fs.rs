@@ -275,6 +275,23 @@ fn resolv_conf_and_timezone_modes() {
         std::fs::read(t.join("etc/resolv.conf")).unwrap(),
         host_resolv
     );
+    // Unchanged since the last start: not written again (its inode's
+    // change time stays); different: replaced.
+    let ctime = |t: &Tree| {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(t.join("etc/resolv.conf")).unwrap();
+        (m.ctime(), m.ctime_nsec())
+    };
+    let before = ctime(&t);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    ok(t.sh(&["--resolv-conf=copy-host"], "true"));
+    assert_eq!(ctime(&t), before);
+    std::fs::write(t.join("etc/resolv.conf"), b"nameserver 192.0.2.1\n").unwrap();
+    ok(t.sh(&["--resolv-conf=copy-host"], "true"));
+    assert_eq!(
+        std::fs::read(t.join("etc/resolv.conf")).unwrap(),
+        host_resolv
+    );
     let out = ok(t.sh(&["--resolv-conf=bind-host"], "grep -c ' /etc/resolv.conf ' /proc/self/mountinfo; echo x > /etc/resolv.conf 2>/dev/null || echo ro"));
     assert_eq!(out, "1\nro\n");
     ok(t.sh(&["--resolv-conf=delete"], "true"));

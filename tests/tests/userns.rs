@@ -122,6 +122,18 @@ fn api_file_systems_work_for_the_shifted_root() {
                   mkdir /sys/fs/cgroup/child; echo ok";
     let out = ok(t.sh(&["-U"], script));
     assert!(out.ends_with("ok\n"), "{out}");
+    // A sysfs of its own (the runner's), not the host's /sys with what is
+    // mounted below it (its cgroup hierarchies; tracefs, debugfs where
+    // mounted): only the container's cgroup2 is below it.
+    let out = ok(t.sh(
+        &["-U"],
+        "awk '$5 ~ \"^/sys\" { print $5, $(NF - 2), $(NF - 1), $6 }' /proc/self/mountinfo",
+    ));
+    assert_eq!(
+        out,
+        "/sys sysfs sysfs ro,nosuid,nodev,noexec,relatime\n\
+         /sys/fs/cgroup cgroup2 cgroup2 rw,nosuid,nodev,noexec,relatime\n"
+    );
     // With a private network, /proc/sys/net is the container's to write.
     let out = ok(t.sh(
         &["-U", "--private-network"],

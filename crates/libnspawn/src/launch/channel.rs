@@ -15,11 +15,14 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 pub struct Channel(OwnedFd);
 
-/// Detached idmapped mounts from the runner: the tree (`map` ownership)
-/// and the binds with an idmap option, in their order.
+/// Detached mounts from the runner, for a user namespace: the idmapped
+/// tree (`map` ownership), a sysfs (without a network namespace of our
+/// own only the host's owner may mount one), and the binds with an idmap
+/// option, in their order.
 #[derive(Default)]
 pub struct Idmapped {
     pub tree: Option<OwnedFd>,
+    pub sysfs: Option<OwnedFd>,
     pub binds: Vec<OwnedFd>,
 }
 
@@ -105,15 +108,16 @@ impl Channel {
         .map(drop)
     }
 
-    /// "Go" with the idmapped mounts; the second byte says whether the
-    /// first descriptor is the tree.
+    /// "Go" with the runner's mounts; the second byte says which come
+    /// first: the tree (bit 0), then the sysfs (bit 1).
     pub fn send_go_mounts(&self, m: &Idmapped) -> Result<()> {
-        if m.tree.is_none() && m.binds.is_empty() {
+        if m.tree.is_none() && m.sysfs.is_none() && m.binds.is_empty() {
             return self.send_go();
         }
         let fds: Vec<_> = m
             .tree
             .iter()
+            .chain(m.sysfs.iter())
             .chain(m.binds.iter())
             .map(|f| f.as_raw_fd())
             .collect();
@@ -123,7 +127,8 @@ impl Channel {
                 fds.len()
             )));
         }
-        self.send_tagged_fds(&[TAG_GO, m.tree.is_some() as u8], &fds)
+        let head = m.tree.is_some() as u8 | (m.sysfs.is_some() as u8) << 1;
+        self.send_tagged_fds(&[TAG_GO, head], &fds)
             .ctx(|| "cannot pass the idmapped mounts to the container".into())
     }
 
@@ -259,8 +264,10 @@ impl Channel {
                 (1, Some(&TAG_GO)) => Msg::Go(Idmapped::default()),
                 (2, Some(&TAG_GO)) => {
                     let mut binds: Vec<OwnedFd> = fd.into_iter().chain(fds).collect();
-                    let tree = (buf[1] == 1 && !binds.is_empty()).then(|| binds.remove(0));
-                    Msg::Go(Idmapped { tree, binds })
+                    let mut first =
+                        |bit: u8| (buf[1] & bit != 0 && !binds.is_empty()).then(|| binds.remove(0));
+                    let (tree, sysfs) = (first(1), first(2));
+                    Msg::Go(Idmapped { tree, sysfs, binds })
                 }
                 _ => Msg::Error(String::from_utf8_lossy(&buf[1..n]).into_owned()),
             });

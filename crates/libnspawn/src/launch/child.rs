@@ -95,11 +95,11 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     die_with_runner(ctx.runner.as_fd());
     reset_signals();
     failpoint::hit("child.start")?;
-    let idmapped = namespaces(ctx)?;
+    let mut idmapped = namespaces(ctx)?;
     // Before our /proc (whose sys is read-only) hides the host's.
     let sysctl = crate::sysctl::open(&s.sysctl)?;
     let image = ctx.image.map(|i| i.mounts);
-    let tree = mount::root::prepare(&s.directory, &s.fs, idmapped.tree, image)?;
+    let tree = mount::root::prepare(&s.directory, &s.fs, idmapped.tree.take(), image)?;
     if image.is_some() {
         // A tree was checked before its start; an image only now, with
         // its /usr partition in place.
@@ -128,7 +128,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     if ctx.wait_placed {
         wait_go(&ctx.channel);
     }
-    file_system(ctx, root, container_uuid, account.as_ref(), idmapped.binds)?;
+    file_system(ctx, root, container_uuid, account.as_ref(), idmapped)?;
     failpoint::hit("child.mounts")?;
     mount::enter_root(root)?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
@@ -174,7 +174,7 @@ fn file_system(
     root: BorrowedFd,
     container_uuid: Id128,
     account: Option<&Account>,
-    idmapped_binds: Vec<OwnedFd>,
+    from_runner: super::channel::Idmapped,
 ) -> Result<()> {
     let s = ctx.settings;
     // In the container's cgroup now (clone3 put us there, or the runner
@@ -194,6 +194,7 @@ fn file_system(
             host_os_release: ctx.host_os_release,
             container_uuid,
             userns: ctx.userns,
+            sysfs: from_runner.sysfs.as_ref().map(|f| f.as_fd()),
         },
     )?;
     ctx.channel
@@ -217,7 +218,7 @@ fn file_system(
         root,
         run.as_fd(),
         &fs.mounts,
-        ctx.userns.then_some(idmapped_binds),
+        ctx.userns.then_some(from_runner.binds),
     )?;
     // A network we route and masquerade reaches the host's resolvers.
     let isolated = s.private_network && !crate::net::reaches_host_resolvers(&s.net);

@@ -240,7 +240,10 @@ fn wire<'a>(
         if let Some(cg) = &held.cgroup {
             cg.delegate(range.base, range.base)?;
         }
-        ours.send_go_mounts(&channel::Idmapped { tree, binds })?;
+        let sysfs = (!s.private_network)
+            .then(|| mount::detached_sysfs(&s.knobs))
+            .transpose()?;
+        ours.send_go_mounts(&channel::Idmapped { tree, sysfs, binds })?;
         failpoint::stage("wire.userns", signals)?;
     }
     // The links need the container's namespace, so they are made now; the

@@ -113,6 +113,9 @@ pub struct ApiOptions<'a> {
     pub container_uuid: Id128,
     /// In a user namespace of our own.
     pub userns: bool,
+    /// The runner's detached sysfs (`detached_sysfs`), for a user
+    /// namespace without a network namespace of its own.
+    pub sysfs: Option<BorrowedFd<'a>>,
 }
 
 /// `/run`, `/proc`, `/sys`, `/tmp` as the reference lays them out; `/dev`
@@ -285,8 +288,31 @@ fn setup_proc(
     Ok(())
 }
 
-/// sysfs on /sys (the host's, read-only, under a user namespace without a
-/// network of its own), and the container's cgroup2 on /sys/fs/cgroup.
+/// A new sysfs of the runner's network namespace (the host's), detached,
+/// with the flags /sys gets (`setup_sys`): for a container in a user
+/// namespace of its own that shares the host's network, which may not
+/// mount one itself.
+pub fn detached_sysfs(knobs: &crate::knobs::Knobs) -> Result<OwnedFd> {
+    use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
+    let fail = |e: rustix::io::Errno| Error::Os {
+        what: "cannot make a sysfs for the container".into(),
+        errno: nix::errno::Errno::from_raw(e.raw_os_error()),
+    };
+    let ctx = rustix::mount::fsopen("sysfs", FsOpenFlags::FSOPEN_CLOEXEC).map_err(fail)?;
+    // Named as mount(2) names it (and the reference shows it).
+    rustix::mount::fsconfig_set_string(&ctx, "source", "sysfs").map_err(fail)?;
+    rustix::mount::fsconfig_create(&ctx).map_err(fail)?;
+    let mut attrs = MountAttrFlags::MOUNT_ATTR_NOSUID
+        | MountAttrFlags::MOUNT_ATTR_NODEV
+        | MountAttrFlags::MOUNT_ATTR_NOEXEC;
+    if knobs.api_vfs_writable != ApiVfsWritable::Yes {
+        attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
+    }
+    rustix::mount::fsmount(&ctx, FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(fail)
+}
+
+/// sysfs on /sys (the runner's, under a user namespace without a network
+/// of its own), and the container's cgroup2 on /sys/fs/cgroup.
 fn setup_sys(root: BorrowedFd, o: &ApiOptions) -> Result<()> {
     let vfs_writable = o.knobs.api_vfs_writable;
     let sys = inroot::mkdir_p(root, "/sys", 0o555)?;
@@ -297,23 +323,14 @@ fn setup_sys(root: BorrowedFd, o: &ApiOptions) -> Result<()> {
     };
     if o.userns && !o.private_network {
         // sysfs may only be mounted by who owns the network namespace
-        // (sysfs shows its interfaces): the host's. Bind the host's /sys
-        // instead, read-only through and through (mount_setattr(2)).
-        let host = nix::fcntl::open(
-            "/sys",
-            nix::fcntl::OFlag::O_PATH
-                | nix::fcntl::OFlag::O_DIRECTORY
-                | nix::fcntl::OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .ctx(|| "cannot open the host's /sys".into())?;
-        bind_fd(host.as_fd(), sys.as_fd(), true, "the host's /sys on /sys")?;
-        if vfs_writable != ApiVfsWritable::Yes {
-            let top = inroot::open(root, "/sys", nix::fcntl::OFlag::O_PATH)
-                .ctx(|| "cannot open /sys".into())?;
-            crate::sys::mount_setattr_set(top.as_fd(), crate::sys::MOUNT_ATTR_API, true)
-                .ctx(|| "cannot make /sys read-only".into())?;
-        }
+        // (sysfs shows its interfaces): the host's, so the runner made it.
+        // Not a bind of the host's /sys, which would bring what is
+        // mounted below it (tracefs, debugfs, bpffs) along.
+        let fs = o
+            .sysfs
+            .ok_or_else(|| Error::invalid("the runner sent no sysfs for /sys"))?;
+        crate::sys::move_mount_onto_fd(fs, sys.as_fd())
+            .ctx(|| "cannot mount sysfs on /sys".into())?;
     } else if o.private_network {
         sys_of_own_network(root, sys.as_fd(), sys_flags)?;
     } else {

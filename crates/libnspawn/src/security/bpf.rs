@@ -194,7 +194,56 @@ fn ranges(rules: &[Rule], default: u32) -> Vec<Insn> {
         runs.push((next, default));
     }
     // The first run may be empty (a rule for number 0); harmless.
-    bisect(&runs)
+    shared_exits(&runs).unwrap_or_else(|| bisect(&runs))
+}
+
+/// Where a test of the search tree goes: a subtree, or a verdict.
+#[derive(Clone, Copy)]
+enum Goto {
+    At(usize),
+    Verdict(u32),
+}
+
+/// The search tree with one return per verdict, after the tree, which
+/// every test jumps to directly: half the instructions of `bisect` (no
+/// return per run), which is what the kernel converts and compiles on
+/// every start. Classic BPF's conditional jumps reach 255 instructions
+/// ahead: `None` for a tree too big for that.
+fn shared_exits(runs: &[(u32, u32)]) -> Option<Vec<Insn>> {
+    // (position of the test, pivot, where it goes at or above, below)
+    fn emit(runs: &[(u32, u32)], tests: &mut Vec<(usize, u32, Goto, Goto)>) -> Goto {
+        if let [(_, verdict)] = runs {
+            return Goto::Verdict(*verdict);
+        }
+        let mid = runs.len() / 2;
+        let at = tests.len();
+        tests.push((at, runs[mid].0, Goto::At(0), Goto::At(0)));
+        let below = emit(&runs[..mid], tests);
+        let above = emit(&runs[mid..], tests);
+        tests[at] = (at, runs[mid].0, above, below);
+        Goto::At(at)
+    }
+    let mut tests = vec![];
+    if let Goto::Verdict(v) = emit(runs, &mut tests) {
+        return Some(vec![stmt(RET_K, v)]);
+    }
+    let mut verdicts: Vec<u32> = runs.iter().map(|r| r.1).collect();
+    verdicts.sort_unstable();
+    verdicts.dedup();
+    let exit = |v: u32| tests.len() + verdicts.binary_search(&v).unwrap_or(0);
+    let mut p = Vec::with_capacity(tests.len() + verdicts.len());
+    for &(at, pivot, above, below) in &tests {
+        let off = |to: Goto| {
+            let target = match to {
+                Goto::At(n) => n,
+                Goto::Verdict(v) => exit(v),
+            };
+            u8::try_from(target - at - 1).ok()
+        };
+        p.push(jump(JGE_K, pivot, off(above)?, off(below)?));
+    }
+    p.extend(verdicts.iter().map(|&v| stmt(RET_K, v)));
+    Some(p)
 }
 
 /// Within `runs`, the number is known to be at least runs[0].0 and below
@@ -205,8 +254,14 @@ fn bisect(runs: &[(u32, u32)]) -> Vec<Insn> {
     }
     let mid = runs.len() / 2;
     let (lo, hi) = (bisect(&runs[..mid]), bisect(&runs[mid..]));
-    // nr >= pivot: to the jump over the lower half; else past it.
-    let mut p = vec![jump(JGE_K, runs[mid].0, 0, 1), stmt(JA, lo.len() as u32)];
+    // nr >= pivot: over the lower half, by the test itself where its 8-bit
+    // offset reaches (every node but those near the root: a third fewer
+    // instructions for the kernel to convert and compile); else through a
+    // jump.
+    let mut p = match u8::try_from(lo.len()) {
+        Ok(over) => vec![jump(JGE_K, runs[mid].0, over, 0)],
+        Err(_) => vec![jump(JGE_K, runs[mid].0, 0, 1), stmt(JA, lo.len() as u32)],
+    };
     p.extend(lo);
     p.extend(hi);
     p
@@ -498,6 +553,38 @@ mod tests {
                 RET_ALLOW
             };
             assert_eq!(run(&p, AUDIT_ARCH_X86_64, nr, [0; 6]), want, "{nr}");
+        }
+    }
+
+    /// A search tree small enough for one return per verdict, and the
+    /// same rules spread so wide that it falls back to one per run.
+    #[test]
+    fn shared_returns_where_the_jumps_reach() {
+        let rules = |n: u32| -> Vec<Rule> {
+            (0..n)
+                .filter(|nr| nr % 4 != 0)
+                .map(|nr| Rule {
+                    nr,
+                    conds: vec![],
+                    action: ret_errno(nr as i32 % 3 + 1),
+                })
+                .collect()
+        };
+        for n in [1, 2, 5, 200, 2000] {
+            let p = assemble(Arch::X86_64, &[(Abi::X86_64, rules(n))], RET_ALLOW).unwrap();
+            if n == 200 {
+                // About 200 runs: a test each, four returns, the header
+                // (a return per run would make it about 600).
+                assert!(p.len() < 10 + 205 + 4, "{}", p.len());
+            }
+            for nr in 0..n + 10 {
+                let want = if nr < n && nr % 4 != 0 {
+                    ret_errno(nr as i32 % 3 + 1)
+                } else {
+                    RET_ALLOW
+                };
+                assert_eq!(run(&p, AUDIT_ARCH_X86_64, nr, [0; 6]), want, "{n}: {nr}");
+            }
         }
     }
 
