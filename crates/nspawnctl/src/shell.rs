@@ -383,17 +383,22 @@ fn child(
     if r.no_new_privileges && unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } < 0 {
         return fail("cannot set no_new_privs", Errno::last());
     }
-    let loaded = match &r.syscall_policy {
+    let policy = match &r.syscall_policy {
         Some(p) => serde_json::from_value(p.clone())
-            .map_err(|e| libnspawn::Error::invalid(format!("the machine's seccomp policy: {e}")))
-            .and_then(|p| libnspawn::security::seccomp::load_policy(&p, r.suppress_sync)),
-        None => libnspawn::security::seccomp::load(
+            .map(Some)
+            .map_err(|e| libnspawn::Error::invalid(format!("the machine's seccomp policy: {e}"))),
+        None => Ok(None),
+    };
+    let loaded = policy.and_then(|p| {
+        libnspawn::security::seccomp::Filters::assemble(
+            p.as_ref(),
             r.bounding,
             &r.syscall_allow,
             &r.syscall_deny,
             r.suppress_sync,
-        ),
-    };
+        )?
+        .load()
+    });
     if let Err(e) = loaded {
         eprintln!("nspawnctl: {e}");
         return 1;

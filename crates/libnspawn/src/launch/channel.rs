@@ -3,9 +3,11 @@
 //! one line of text, and its end-of-file (the child's copy is close-on-exec)
 //! tells the runner that the payload was executed. When the runner has work
 //! to do after `clone3` (network links), it sends one "go" down and the
-//! child waits for it before starting the payload.
+//! child waits for it before starting the payload; last, it sends the
+//! system call filters it assembled meanwhile.
 
 use crate::error::{Context, Result};
+use crate::security::seccomp::Filters;
 use nix::sys::socket::{
     recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
     SockFlag, SockType,
@@ -45,6 +47,8 @@ pub enum Msg {
     /// The runner did its part (the id maps, the network); with a user
     /// namespace it carries the idmapped mounts it made.
     Go(Idmapped),
+    /// The system call filters to load before the payload.
+    Filters(crate::security::seccomp::Filters),
 }
 
 const TAG_ERROR: u8 = b'E';
@@ -52,6 +56,7 @@ const TAG_CONSOLE: u8 = b'C';
 const TAG_KMSG: u8 = b'K';
 const TAG_ID: u8 = b'I';
 const TAG_GO: u8 = b'G';
+const TAG_FILTERS: u8 = b'S';
 
 pub fn pair() -> Result<(Channel, Channel)> {
     let (a, b) = socketpair(
@@ -95,6 +100,13 @@ impl Channel {
     pub fn send_go(&self) -> Result<()> {
         self.send_bytes(&[TAG_GO])
             .ctx(|| "cannot signal the container to start".into())
+    }
+
+    pub fn send_filters(&self, f: &crate::security::seccomp::Filters) -> Result<()> {
+        let mut buf = vec![TAG_FILTERS];
+        buf.extend_from_slice(&f.encode());
+        self.send_bytes(&buf)
+            .ctx(|| "cannot pass the system call filters to the container".into())
     }
 
     fn send_bytes(&self, buf: &[u8]) -> nix::Result<()> {
@@ -214,7 +226,9 @@ impl Channel {
     }
 
     pub fn recv(&self) -> Result<Msg> {
-        let mut buf = [0u8; 4096];
+        // Room for the largest message, the filters (a seqpacket socket
+        // cuts a message longer than the buffer).
+        let mut buf = vec![0u8; 1 + crate::security::seccomp::Filters::MAX_ENCODED];
         let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; MAX_FDS]);
         loop {
             let mut iov = [std::io::IoSliceMut::new(&mut buf)];
@@ -262,6 +276,10 @@ impl Channel {
                     Msg::MachineId(crate::id128::Id128(id))
                 }
                 (1, Some(&TAG_GO)) => Msg::Go(Idmapped::default()),
+                (_, Some(&TAG_FILTERS)) => match Filters::decode(&buf[1..n]) {
+                    Some(f) => Msg::Filters(f),
+                    None => Msg::Error("the system call filters came garbled".into()),
+                },
                 (2, Some(&TAG_GO)) => {
                     let mut binds: Vec<OwnedFd> = fd.into_iter().chain(fds).collect();
                     let mut first =

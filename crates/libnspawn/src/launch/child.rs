@@ -136,9 +136,13 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     if ctx.wait_go {
         wait_go(&ctx.channel);
     }
+    let filters = match ctx.channel.recv() {
+        Ok(super::channel::Msg::Filters(f)) => f,
+        _ => runner_gone(),
+    };
     // In every namespace of ours, with the runner's links in.
     crate::sysctl::apply(sysctl, &s.sysctl)?;
-    confine_and_exec(ctx, container_uuid, account.as_ref())
+    confine_and_exec(ctx, container_uuid, account.as_ref(), &filters)
 }
 
 /// Leave the v1 root cgroups, become root of our user namespace (if any),
@@ -253,6 +257,7 @@ fn confine_and_exec(
     ctx: &ChildCtx,
     container_uuid: Id128,
     account: Option<&Account>,
+    filters: &seccomp::Filters,
 ) -> Result<Infallible> {
     let s = ctx.settings;
     let sec = &s.security;
@@ -273,15 +278,7 @@ fn confine_and_exec(
         container_service: &s.knobs.container_service,
     });
     pass_descriptors(ctx.listen_fds, s.start_mode, &mut envp)?;
-    match &sec.syscall_policy {
-        Some(p) => seccomp::load_policy(p, sec.suppress_sync)?,
-        None => seccomp::load(
-            retain,
-            &sec.syscall_allow,
-            &sec.syscall_deny,
-            sec.suppress_sync,
-        )?,
-    }
+    filters.load()?;
     if s.start_mode == StartMode::Pid2 {
         stub::fork_stub()?;
     }

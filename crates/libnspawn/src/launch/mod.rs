@@ -257,6 +257,16 @@ fn wire<'a>(
         )?);
         failpoint::stage("wire.net", signals)?;
     }
+    // While the child sets up its root: its system call filters, sent
+    // last, which it waits for only before its payload.
+    let sec = &s.security;
+    let filters = crate::security::seccomp::Filters::assemble(
+        sec.syscall_policy.as_ref(),
+        spawn::kept_capabilities(s),
+        &sec.syscall_allow,
+        &sec.syscall_deny,
+        sec.suppress_sync,
+    )?;
     // The machine id comes first from the child; the scope and the
     // registration (which carries it) are made while the child waits.
     let machine_id = match ours.recv_within(signals, SETUP_TIMEOUT)? {
@@ -295,5 +305,6 @@ fn wire<'a>(
     if run.network.is_some() {
         ours.send_go()?;
     }
+    ours.send_filters(&filters)?;
     Ok(machine_id)
 }
