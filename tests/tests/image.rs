@@ -418,6 +418,39 @@ fn read_only_and_volatile() {
     assert_eq!(img.fingerprint(), before, "the image changed");
 }
 
+/// `-U`: the image's file systems are mounted idmapped with the
+/// container's range, so its root-owned files are root's inside and what
+/// root writes inside is root's on disk; never shifted on disk.
+#[test]
+fn user_namespace_maps_the_images_files() {
+    let img = Img::gpt("img-userns", |i| {
+        let t = i.tree("root");
+        let home = i.files("home", "h", "home\n");
+        vec![
+            part(ROOT, "root", 12, Some(i.fs("ext4", &t, 12))),
+            part(HOME, "home", 4, Some(i.fs("ext4", &home, 4))),
+        ]
+    });
+    let out = ok(img.sh(
+        &["-U"],
+        "stat -c %u /etc/passwd /home/h; echo w > /home/w && stat -c %u /home/w; \
+         awk '{ print ($1 == 0 && $2 != 0) }' /proc/self/uid_map",
+    ));
+    assert_eq!(out, "0\n0\n0\n1\n");
+    // Written as root inside, root's on disk; nothing else was changed.
+    let out = ok(img.sh(&[], "stat -c %u /home/w /etc/passwd"));
+    assert_eq!(out, "0\n0\n");
+    let before = img.fingerprint();
+    let out = ok(img.sh(&["-U", "-x"], "echo e > /etc/e && stat -c %u /etc/e"));
+    assert_eq!(out, "0\n");
+    assert_eq!(img.fingerprint(), before, "the image changed");
+    let o = img.sh(&["-U", "--private-users-ownership=chown"], "true");
+    assert_eq!(
+        one_line_failure(&o),
+        "nspawn: --private-users-ownership=chown cannot shift the files of an image: use map"
+    );
+}
+
 #[test]
 fn refused_combinations() {
     let img = Img::bare("img-comb", "ext4");

@@ -189,16 +189,17 @@ fn run_once(
             }),
         },
     )?;
-    drop(image);
     let mut run = Run {
         container,
         placed: None,
         network: None,
     };
     failpoint::stage("spawn", signals)?;
-    let machine_id = wire(s, mode, &res.held, &mut run, &ours, signals).map_err(|e| match ours
-        .pending_error(run.container.pidfd())
-    {
+    let mounted = image.as_ref().map(|(m, _)| m);
+    let wired = wire(s, mode, &res.held, &mut run, &ours, signals, mounted);
+    // Ours close now: the container process has its copies.
+    drop(image);
+    let machine_id = wired.map_err(|e| match ours.pending_error(run.container.pidfd()) {
         Some(msg) => Error::Invalid(msg),
         None => e,
     })?;
@@ -217,8 +218,9 @@ fn run_once(
 }
 
 /// What the runner does from outside once the container process exists,
-/// while it waits: its id maps and idmapped mounts, its links, its
-/// placement with the service manager. Returns its machine id.
+/// while it waits: its id maps and idmapped mounts (of the tree, or of
+/// `image`'s file systems), its links, its placement with the service
+/// manager. Returns its machine id.
 fn wire<'a>(
     s: &Settings,
     mode: place::Mode,
@@ -226,6 +228,7 @@ fn wire<'a>(
     run: &mut Run<'a>,
     ours: &channel::Channel,
     signals: &Signals,
+    image: Option<&crate::disk::attach::Mounted>,
 ) -> Result<Id128> {
     let pid = run.container.pid;
     // The child waits for its id maps before anything else; a cgroup made
@@ -236,7 +239,10 @@ fn wire<'a>(
         // Binds first: a refused one must leave the tree as it was, before
         // `chown` ownership shifts it.
         let binds = crate::userns::binds::make(&s.fs.mounts, pid, range, &s.directory)?;
-        let tree = u.start(pid, &s.directory, &|| signals.check())?;
+        let tree = match image {
+            Some(m) => u.idmap_image(pid, m).map(|()| None)?,
+            None => u.start(pid, &s.directory, &|| signals.check())?,
+        };
         if let Some(cg) = &held.cgroup {
             cg.delegate(range.base, range.base)?;
         }

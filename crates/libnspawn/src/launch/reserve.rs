@@ -231,7 +231,7 @@ pub fn reserve(s: &Settings, mode: place::Mode, signals: &Signals) -> Result<Res
     }
     let netns_path = crate::net::check(&s.net, &s.machine)?;
     failpoint::stage("reserve.net", signals)?;
-    held.userns = userns::prepare(&s.userns, &s.directory, &s.machine)?;
+    held.userns = userns::prepare(&s.userns, &s.directory, &s.machine, s.image.is_some())?;
     failpoint::stage("reserve.userns", signals)?;
     // An endpoint that cannot be made means /run/nspawn cannot take what
     // the start must still write there (its registry record): the start

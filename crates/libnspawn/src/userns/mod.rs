@@ -11,6 +11,7 @@ pub mod overlay;
 pub mod record;
 
 use crate::error::{Context, Error, Result};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 // The only `Invalid` error `idmapped_tree` returns: the file system
@@ -235,12 +236,23 @@ impl Prepared {
 
 /// Reserve the range and decide the ownership mode; `None` without a user
 /// namespace. Nothing on disk is touched, so an error leaves nothing.
-pub fn prepare(s: &UsernsSettings, directory: &Path, machine: &str) -> Result<Option<Prepared>> {
+/// `image`: the tree is a disk image's (`-i`), mounted per run: its files
+/// are mapped (`idmap_image`) or left as they are, never shifted on disk.
+pub fn prepare(
+    s: &UsernsSettings,
+    directory: &Path,
+    machine: &str,
+    image: bool,
+) -> Result<Option<Prepared>> {
     if !s.enabled() {
         return Ok(None);
     }
     let held = record::reserve(s.mode, directory, machine)?;
-    let checked = fit(s.ownership, held.range, directory).and_then(|fit| {
+    let decided = match image {
+        true => image_fit(s.ownership),
+        false => fit(s.ownership, held.range, directory),
+    };
+    let checked = decided.and_then(|fit| {
         let read = |p: &str| -> Result<String> {
             let tree = std::fs::File::open(directory)
                 .ctx(|| format!("cannot open {}", directory.display()))?;
@@ -268,6 +280,18 @@ pub fn prepare(s: &UsernsSettings, directory: &Path, machine: &str) -> Result<Op
             held.release();
             Err(e)
         }
+    }
+}
+
+/// An image's file systems are mapped, or left alone with `off`; a
+/// `chown` would write the image.
+fn image_fit(ownership: Ownership) -> Result<Fit> {
+    match ownership {
+        Ownership::Off => Ok(Fit::AsIs),
+        Ownership::Chown => Err(Error::invalid(
+            "--private-users-ownership=chown cannot shift the files of an image: use map",
+        )),
+        Ownership::Auto | Ownership::Map => Ok(Fit::Map),
     }
 }
 
@@ -334,24 +358,57 @@ impl Prepared {
     }
 }
 
+impl Prepared {
+    /// With `map`, make the image's detached mounts (not attached yet:
+    /// the child attaches them once it has its maps) show their files
+    /// through the maps of `pid`'s user namespace.
+    pub fn idmap_image(
+        &self,
+        pid: libc::pid_t,
+        mounted: &crate::disk::attach::Mounted,
+    ) -> Result<()> {
+        if self.fit != Fit::Map {
+            return Ok(());
+        }
+        let ns = container_userns(pid)?;
+        let parts = mounted.parts.iter().map(|(d, fd)| (d.name(), fd));
+        for (what, fd) in std::iter::once(("root", &mounted.root)).chain(parts) {
+            idmap(
+                fd.as_fd(),
+                ns.as_fd(),
+                &format!("the image's {what} partition"),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn container_userns(pid: libc::pid_t) -> Result<std::fs::File> {
+    std::fs::File::open(format!("/proc/{pid}/ns/user"))
+        .ctx(|| "cannot open the container's user namespace".into())
+}
+
+/// Idmap the detached mount `fd` of `what` with the user namespace `ns`.
+fn idmap(fd: BorrowedFd, ns: BorrowedFd, what: &str) -> Result<()> {
+    crate::sys::mount_setattr_idmap(fd, ns).map_err(|e| match e {
+        nix::errno::Errno::EINVAL | nix::errno::Errno::EOPNOTSUPP => Unsupported(format!(
+            "cannot map the ownership of {what}: its file system does not support idmapped mounts"
+        )),
+        e => Error::Os {
+            what: format!("cannot make an idmapped mount of {what}"),
+            errno: e,
+        },
+    })
+}
+
 /// A detached idmapped mount of `directory` with the maps of `pid`'s user
 /// namespace.
 fn idmapped_tree(pid: libc::pid_t, directory: &Path) -> Result<std::os::fd::OwnedFd> {
-    use std::os::fd::AsFd;
     let dir = directory.display();
     let tree = crate::sys::open_tree_clone(directory)
         .ctx(|| format!("cannot clone the mount of {dir}"))?;
-    let ns = std::fs::File::open(format!("/proc/{pid}/ns/user"))
-        .ctx(|| "cannot open the container's user namespace".into())?;
-    crate::sys::mount_setattr_idmap(tree.as_fd(), ns.as_fd()).map_err(|e| match e {
-        nix::errno::Errno::EINVAL | nix::errno::Errno::EOPNOTSUPP => Unsupported(format!(
-            "cannot map the ownership of {dir}: its file system does not support idmapped mounts"
-        )),
-        e => Error::Os {
-            what: format!("cannot make an idmapped mount of {dir}"),
-            errno: e,
-        },
-    })?;
+    let ns = container_userns(pid)?;
+    idmap(tree.as_fd(), ns.as_fd(), &dir.to_string())?;
     Ok(tree)
 }
 

@@ -322,8 +322,8 @@ impl Cli {
         if image.is_some() && fs.template.is_some() {
             return Err("--template= and --image= may not be combined.".into());
         }
-        if image.is_some() && userns.enabled() {
-            return Err("--private-users with --image= is not supported yet".into());
+        if image.is_some() && !userns.bind_users.is_empty() {
+            return Err("--bind-user= with --image= is not supported yet".into());
         }
         let image = image.map(|p| self.image.spec(p));
         // Each ephemeral instance gets a name of its own unless one was
