@@ -685,6 +685,28 @@ fn verity_is_refused_without_the_device_mapper() {
         "{line}"
     );
     std::fs::remove_file(side).unwrap();
+    // Verity data that `veritysetup format` made of the image (it needs no
+    // device mapper): with its own root hash, refused only for want of
+    // dm-verity; with another, refused as not matching (the same for the
+    // `NAME.verity` the reference looks for beside the image).
+    let data = img.dir.join(format!("{}.verity", img.name));
+    let o = Command::new("veritysetup")
+        .args(["format", img.p(), data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let root = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Root hash:"))
+        .unwrap()
+        .trim();
+    for (given, refusal) in [(root, "unverified"), (hash.as_str(), "does not match")] {
+        let o = img.sh(&[&format!("--root-hash={given}")], "/bin/true");
+        let line = one_line_failure(&o);
+        assert!(line.contains(refusal), "{given}: {line}");
+    }
+    std::fs::remove_file(&data).unwrap();
     let img2 = Img::gpt("img-verity-part", |i| {
         let t = i.tree("root");
         vec![

@@ -71,11 +71,49 @@ fn reason(spec: &ImageSpec, layout: &Layout) -> Option<String> {
         .map(|d| format!("it has a {} partition", d.name()))
 }
 
+/// `NAME.verity` beside `NAME.raw`: its verity data, as the reference
+/// looks for it.
+fn side_verity_data(image: &Path) -> Option<PathBuf> {
+    let p = match image.extension().and_then(|e| e.to_str()) {
+        Some("raw") => image.with_extension("verity"),
+        _ => return None,
+    };
+    p.exists().then_some(p)
+}
+
+/// A root hash (given, or `NAME.roothash`) that the image's separate
+/// verity data contradicts: its hash tree's top is not that root. Told
+/// before the refusal for want of dm-verity, and whatever dm-verity would
+/// say later: a tampered or mismatched pair never gets as far.
+fn contradicted(spec: &ImageSpec) -> Option<String> {
+    let given = match &spec.root_hash {
+        Some(h) => h.clone(),
+        None => std::fs::read_to_string(
+            side_files(&spec.path)
+                .into_iter()
+                .find(|p| p.extension().is_some_and(|e| e == "roothash"))?,
+        )
+        .ok()?,
+    };
+    let root = parse_root_hash(&given).ok()?;
+    let data = spec
+        .verity_data
+        .clone()
+        .or_else(|| side_verity_data(&spec.path))?;
+    let checked = std::fs::File::open(&data)
+        .map_err(|e| format!("cannot open the verity data: {e}"))
+        .and_then(|mut f| super::hashtree::check_root(&mut f, 0, &root));
+    checked.err().map(|e| format!("{}: {e}", data.display()))
+}
+
 /// Refuse an image that must be verified.
 pub fn refuse_unverified(spec: &ImageSpec, layout: &Layout) -> Result<(), String> {
     let Some(why) = reason(spec, layout) else {
         return Ok(());
     };
+    if let Some(e) = contradicted(spec) {
+        return Err(format!("cannot run {} verified: {e}", spec.path.display()));
+    }
     let what = if has_device_mapper() {
         "dm-verity is not supported by nspawn yet"
     } else {
