@@ -418,6 +418,53 @@ fn read_only_and_volatile() {
     assert_eq!(img.fingerprint(), before, "the image changed");
 }
 
+/// An MBR ("dos") table, as the reference reads one: the one bootable
+/// Linux (0x83) partition is the root; two of them are refused.
+#[test]
+fn mbr_with_a_bootable_linux_partition() {
+    let mbr = |prefix: &str, table: &str| {
+        let img = Img::new(prefix);
+        let t = img.tree("root");
+        let fs = img.fs("ext4", &t, 12);
+        sh(&format!("truncate -s 30M {}", img.p()));
+        let mut c = Command::new("sfdisk")
+            .args(["-q", "--no-reread", "--no-tell-kernel", img.p()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        c.stdin.take().unwrap().write_all(table.as_bytes()).unwrap();
+        assert!(c.wait().unwrap().success(), "sfdisk failed:\n{table}");
+        sh(&format!(
+            "dd if={} of={} bs=1M seek=14 conv=notrunc,sparse status=none",
+            fs.display(),
+            img.p()
+        ));
+        img
+    };
+    // A FAT partition and a non-bootable Linux one first, passed over.
+    let img = mbr(
+        "img-mbr",
+        "label: dos\nstart=2048, size=4096, type=c\nstart=8192, size=4096, type=83\n\
+         start=28672, size=24576, type=83, bootable\n",
+    );
+    let out = ok(img.sh(&[], "hostname; grep ' / / ' /proc/self/mountinfo"));
+    assert!(out.starts_with(&format!("{}\n", img.name)), "{out}");
+    assert!(out.contains(" - ext4 /dev/loop"), "{out}");
+    let two = mbr(
+        "img-mbr2",
+        "label: dos\nstart=2048, size=4096, type=83, bootable\n\
+         start=28672, size=24576, type=83, bootable\n",
+    );
+    let o = two.sh(&[], "true");
+    let line = one_line_failure(&o);
+    assert!(
+        line.ends_with(": No suitable root partition found in image."),
+        "{line}"
+    );
+}
+
 /// `-U`: the image's file systems are mounted idmapped with the
 /// container's range, so its root-owned files are root's inside and what
 /// root writes inside is root's on disk; never shifted on disk.

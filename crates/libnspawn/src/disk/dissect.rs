@@ -48,23 +48,35 @@ impl Layout {
 /// Read the image in `file` (`size` bytes).
 pub fn dissect(file: &std::fs::File, size: u64) -> Result<Layout, String> {
     let io = |e: std::io::Error| format!("cannot read the image: {e}");
-    let Some(entries) = table::read(file, size)? else {
-        return match probe::probe(file, 0, size).map_err(io)? {
-            Some(fs) if fs != FsType::Swap => Ok(Layout {
-                parts: vec![Part {
-                    designator: Designator::Root,
-                    number: None,
-                    offset: 0,
-                    size,
-                    fstype: fs,
-                    read_only: fs.always_read_only(),
-                    label: String::new(),
-                }],
-                verity: vec![],
-                gpt: false,
-            }),
-            _ => Err("Couldn't identify a suitable partition table or file system.".into()),
-        };
+    // A GPT; else a file system from the first byte (a FAT boot sector
+    // looks like an MBR: the file system is asked first); else an MBR.
+    let (entries, gpt) = match table::read(file, size)? {
+        Some(e) => (e, true),
+        None => match probe::probe(file, 0, size).map_err(io)? {
+            Some(fs) if fs != FsType::Swap => {
+                return Ok(Layout {
+                    parts: vec![Part {
+                        designator: Designator::Root,
+                        number: None,
+                        offset: 0,
+                        size,
+                        fstype: fs,
+                        read_only: fs.always_read_only(),
+                        label: String::new(),
+                    }],
+                    verity: vec![],
+                    gpt: false,
+                })
+            }
+            _ => match super::mbr::read(file, size)? {
+                Some(e) => (e, false),
+                None => {
+                    return Err(
+                        "Couldn't identify a suitable partition table or file system.".into(),
+                    )
+                }
+            },
+        },
     };
     table::check(&entries, size)?;
     let mut parts = vec![];
@@ -98,11 +110,7 @@ pub fn dissect(file: &std::fs::File, size: u64) -> Result<Layout, String> {
             .mount_point()
             .map_or(0, |m| m.matches('/').count() - usize::from(m == "/"))
     });
-    Ok(Layout {
-        parts,
-        verity,
-        gpt: true,
-    })
+    Ok(Layout { parts, verity, gpt })
 }
 
 /// Read the image at `path` without holding it (for `image-status`).

@@ -9,6 +9,7 @@ pub mod attach;
 pub mod dissect;
 pub mod hashtree;
 mod loopdev;
+pub mod mbr;
 pub mod probe;
 pub mod table;
 pub mod verity;
