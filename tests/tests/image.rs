@@ -418,6 +418,56 @@ fn read_only_and_volatile() {
     assert_eq!(img.fingerprint(), before, "the image changed");
 }
 
+/// The grow-fs flag (bit 59): a writable ext4 smaller than its partition
+/// fills it once mounted; not under `-x` (the image is never written), nor
+/// without the flag.
+#[test]
+fn grow_fs_fills_the_partition() {
+    let img = |prefix: &str, attrs: &'static str| {
+        Img::gpt(prefix, |i| {
+            let t = i.tree("root");
+            vec![Part {
+                attrs,
+                ..part(ROOT, "root", 40, Some(i.fs("ext4", &t, 12)))
+            }]
+        })
+    };
+    let size_kib = |img: &Img, extra: &[&str]| -> u64 {
+        let out = ok(img.sh(extra, "df -k / | awk 'NR == 2 { print $2 }'"));
+        out.trim().parse().unwrap()
+    };
+    let grown = img("img-grow", "GUID:59");
+    let before = grown.fingerprint();
+    // Not grown under -x: a grown file system is a written image.
+    ok(grown.sh(&["-x"], "true"));
+    assert_eq!(grown.fingerprint(), before, "-x wrote the image");
+    // The kernel grows a mounted ext4 only for CAP_SYS_RESOURCE, which
+    // the sandboxes these tests run in may withhold: then the start goes
+    // on at the old size, and says so.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .unwrap();
+    let sys_resource = u64::from_str_radix(eff.trim(), 16).unwrap() & 1 << 24 != 0;
+    if sys_resource {
+        assert!(size_kib(&grown, &[]) > 36 * 1024);
+        // Kept, and asked again at the next start: nothing to do.
+        assert!(size_kib(&grown, &[]) > 36 * 1024);
+    } else {
+        let o = grown.sh(&[], "df -k / | awk 'NR == 2 { print $2 }'");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("cannot grow partition 1 (root)")
+                && err.contains("Operation not permitted; it keeps its size"),
+            "{err}"
+        );
+        assert!(ok(o).trim().parse::<u64>().unwrap() < 13 * 1024);
+    }
+    let plain = img("img-nogrow", "");
+    assert!(size_kib(&plain, &[]) < 13 * 1024);
+}
+
 /// An MBR ("dos") table, as the reference reads one: the one bootable
 /// Linux (0x83) partition is the root; two of them are refused.
 #[test]

@@ -108,6 +108,18 @@ impl Attached {
             .map(|(p, l)| {
                 let ro = read_only || p.read_only;
                 fs_mount(l, p.fstype, p.designator, ro)
+                    .inspect(|fd| {
+                        if p.grow && !ro {
+                            let what = format!("{} of {}", p.describe(), self.path);
+                            // As the reference, a file system that cannot
+                            // grow (no CAP_SYS_RESOURCE, which the kernel
+                            // asks for) runs at its size; we say so.
+                            if let Err(e) = super::growfs::grow(fd.as_fd(), p.fstype, p.size, &what)
+                            {
+                                eprintln!("nspawn: {e}; it keeps its size");
+                            }
+                        }
+                    })
                     .map(|fd| (p.designator, fd))
                     .map_err(|e| match e {
                         Error::Os { what, errno } => Error::Os {

@@ -17,6 +17,9 @@ pub struct Part {
     /// The partition's read-only flag or a file system that cannot be
     /// written.
     pub read_only: bool,
+    /// The grow-fs flag: grown to fill the partition when mounted
+    /// writable.
+    pub grow: bool,
     pub label: String,
 }
 
@@ -62,6 +65,7 @@ pub fn dissect(file: &std::fs::File, size: u64) -> Result<Layout, String> {
                         size,
                         fstype: fs,
                         read_only: fs.always_read_only(),
+                        grow: false,
                         label: String::new(),
                     }],
                     verity: vec![],
@@ -101,6 +105,7 @@ pub fn dissect(file: &std::fs::File, size: u64) -> Result<Layout, String> {
             size: len,
             fstype,
             read_only: c.read_only || fstype.always_read_only(),
+            grow: c.grow,
             label: c.entry.label,
         });
     }

@@ -7,6 +7,7 @@
 
 pub mod attach;
 pub mod dissect;
+pub mod growfs;
 pub mod hashtree;
 mod loopdev;
 pub mod mbr;

@@ -79,6 +79,7 @@ const _: () = assert!(std::mem::size_of::<SearchKey>() == 104);
 const _: () = assert!(std::mem::size_of::<SearchArgs>() == 4096);
 const _: () = assert!(std::mem::size_of::<InoLookupArgs>() == 4096);
 
+const RESIZE: Op<VolArgs> = Op::write(MAGIC, 3);
 const SUBVOL_CREATE: Op<VolArgs> = Op::write(MAGIC, 14);
 const SNAP_DESTROY: Op<VolArgs> = Op::write(MAGIC, 15);
 const TREE_SEARCH: Op<SearchArgs> = Op::read_write(MAGIC, 17);
@@ -147,6 +148,17 @@ pub(crate) fn create(dir: BorrowedFd, name: &str) -> Result<()> {
     };
     name_into(&mut a.name, name)?;
     call(dir, &SUBVOL_CREATE, &mut a).map(drop)
+}
+
+/// Grow the file system of the directory `dir` (its first device) to the
+/// device's whole size (`BTRFS_IOC_RESIZE` with "max").
+pub(crate) fn resize_to_max(dir: BorrowedFd) -> Result<()> {
+    let mut a = VolArgs {
+        fd: 0,
+        name: [0; NAME_MAX_V1 + 1],
+    };
+    name_into(&mut a.name, "max")?;
+    call(dir, &RESIZE, &mut a).map(drop)
 }
 
 /// The read-only flag of the subvolume `fd`.

@@ -5,7 +5,7 @@
 //! subvolumes, quota groups and block devices (`ioctl`).
 
 mod block;
-mod btrfs;
+pub(crate) mod btrfs;
 pub mod cancel;
 pub(crate) mod ioctl;
 pub mod ops;
