@@ -418,6 +418,76 @@ fn read_only_and_volatile() {
     assert_eq!(img.fingerprint(), before, "the image changed");
 }
 
+/// `systemd-nspawn -i IMG` in a mount namespace of its own, with a tmpfs
+/// on /run holding a stand-in for udev's control socket: the reference
+/// refuses `-i` unless it can connect to one (it sends nothing there). So
+/// nothing of it is seen on the host, nor by other tests' references.
+fn reference_sh(img: &Img, script: &str) -> Output {
+    const WRAP: &str = r#"
+        set -e
+        mount -t tmpfs tmpfs /run
+        mkdir /run/udev
+        python3 -c 'import socket, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind("/run/udev/control"); s.listen(64); time.sleep(120)' &
+        udev=$!
+        while [ ! -S /run/udev/control ]; do sleep 0.05; done
+        rc=0
+        systemd-nspawn --register=no --keep-unit -q --pipe -i "$1" /bin/sh -c "$2" || rc=$?
+        kill $udev
+        exit $rc
+    "#;
+    run({
+        let mut c = Command::new("unshare");
+        c.args(["-m", "--propagation", "private", "sh", "-c", WRAP, "sh"])
+            .args([img.p(), script]);
+        c
+    })
+}
+
+/// The reference reads the same images the same way: which partitions
+/// are mounted where (whole file systems, not the binds of host files),
+/// read-only or not, and the machine's name.
+#[test]
+fn the_reference_reads_images_alike() {
+    if !Path::new("/usr/bin/systemd-nspawn").exists() {
+        eprintln!("systemd-nspawn missing (apt-get install systemd-container); skipped");
+        return;
+    }
+    let gpt = Img::gpt("img-ref", |i| {
+        let t = i.tree("root");
+        let home = i.files("home", "h", "home\n");
+        let var = i.files("var", "v", "var\n");
+        let tmp = i.files("tmp", "t", "tmp\n");
+        let srv = i.files("srv", "s", "srv\n");
+        vec![
+            part(ROOT, "root", 12, Some(i.fs("ext4", &t, 12))),
+            Part {
+                attrs: "GUID:60",
+                ..part(HOME, "home", 4, Some(i.fs("ext4", &home, 4)))
+            },
+            Part {
+                attrs: "GUID:63",
+                ..part(SRV, "srv", 4, Some(i.fs("ext4", &srv, 4)))
+            },
+            part(VAR, "var", 4, Some(i.fs("ext4", &var, 4))),
+            part(TMP, "tmp", 4, Some(i.fs("ext4", &tmp, 4))),
+            part(SWAP, "swap", 1, None),
+        ]
+    });
+    let bare = Img::bare("img-ref-bare", "ext4");
+    let script = "hostname; cat /home/h /var/v /var/tmp/t /srv/s 2>/dev/null; \
+                  awk '{ for (i = 7; $i != \"-\"; i++); \
+                         if ($(i + 1) == \"ext4\" && $4 == \"/\") { split($6, o, \",\"); print $5, o[1] } }' \
+                      /proc/self/mountinfo | sort";
+    for img in [&gpt, &bare] {
+        let ours = ok(img.sh(&[], script));
+        let theirs = ok(reference_sh(img, script));
+        assert_eq!(ours, theirs, "{}", img.name);
+    }
+    assert!(ok(gpt.sh(&[], script)).contains("/home ro\n"));
+}
+
 /// The grow-fs flag (bit 59): a writable ext4 smaller than its partition
 /// fills it once mounted; not under `-x` (the image is never written), nor
 /// without the flag.
