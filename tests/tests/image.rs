@@ -729,11 +729,22 @@ fn kill_runner(c: std::process::Child, sig: libc::c_int) -> std::process::Child 
 }
 
 #[test]
-fn bind_into_an_image() {
+fn bind_and_overlay_into_an_image() {
     let img = Img::gpt_root("img-bind");
     let host = img.files("host", "f", "from host\n");
     let bind = format!("--bind={}:/mnt", host.display());
     assert_eq!(ok(img.sh(&[&bind], "cat /mnt/f")), "from host\n");
+    // A host directory over another, and one of the image's own over
+    // itself with a throw-away upper layer (what is written there is gone
+    // at the next start).
+    let upper = img.files("upper", "u", "upper\n");
+    let overlay = format!("--overlay={}:{}:/mnt", host.display(), upper.display());
+    let out = ok(img.sh(&[&overlay], "cat /mnt/f /mnt/u && echo new > /mnt/n"));
+    assert_eq!(out, "from host\nupper\n");
+    assert!(upper.join("n").exists());
+    let out = ok(img.sh(&["--overlay=+/etc::/etc"], "echo x > /etc/x && cat /etc/x"));
+    assert_eq!(out, "x\n");
+    assert_eq!(ok(img.sh(&[], "test -e /etc/x || echo gone")), "gone\n");
 }
 
 /// Rewrite entry `idx` (from 0) of the primary GPT of `file` to span
