@@ -1018,6 +1018,8 @@ fn debian_image_boots_to_multi_user() {
         &[][..],
         &["-x"][..],
         &["--read-only", "--volatile=state"][..],
+        // Its file systems idmapped into a user namespace.
+        &["-U", "-x"][..],
     ] {
         let mut args = vec!["-b", "-i", img.p()];
         args.extend_from_slice(extra);
