@@ -16,6 +16,10 @@
  *                              carrying 250 descriptors (SCM_RIGHTS, the
  *                              socket itself among them), bogus MAINPID=,
  *                              garbage
+ *   hostile tiocsti OUT        once: push a command into the terminal on
+ *                              each of 0, 1, 2 (TIOCSTI), as a root that
+ *                              wants the host's shell to run it after
+ *                              `nspawnctl shell` ends; reports per fd
  *   hostile dhcp OUT           flood the DHCP server from host0: garbage,
  *                              truncated and oversized datagrams, options
  *                              running past the end, and well-formed
@@ -27,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,6 +416,25 @@ static int dhcp_flood(const char *out) {
     return 0;
 }
 
+static int tiocsti(const char *out) {
+    const char *cmd = "touch /tmp/INJECTED\n";
+    char buf[200];
+    for (int fd = 0; fd < 3; fd++) {
+        int pushed = 0, err = 0;
+        for (const char *p = cmd; *p; p++) {
+            if (ioctl(fd, TIOCSTI, p) < 0) {
+                err = errno;
+                break;
+            }
+            pushed++;
+        }
+        snprintf(buf, sizeof buf, "fd %d tty %d pushed %d %s\n", fd, isatty(fd), pushed,
+                 err ? strerror(err) : "ok");
+        report(out, buf);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     if (argc == 5 && strcmp(argv[1], "exchange") == 0)
@@ -423,7 +447,10 @@ int main(int argc, char **argv) {
         return notify_flood(argv[2]);
     if (argc == 3 && strcmp(argv[1], "dhcp") == 0)
         return dhcp_flood(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "tiocsti") == 0)
+        return tiocsti(argv[2]);
     fprintf(stderr,
-            "usage: hostile exchange A B OUT | grow FILE OUT | ptrace OUT | notify OUT | dhcp OUT\n");
+            "usage: hostile exchange A B OUT | grow FILE OUT | ptrace OUT | notify OUT | dhcp OUT"
+            " | tiocsti OUT\n");
     return 2;
 }

@@ -776,6 +776,60 @@ fn shell_carries_no_host_descriptors_or_environment() {
     }
 }
 
+/// `nspawnctl shell` with our terminal on stdin and stderr but output to a
+/// pipe (no pty of the machine's then): the machine's root, which keeps
+/// CAP_SYS_ADMIN without `-U`, tries to push a command into the terminal
+/// on each of its descriptors (TIOCSTI), for our shell to run once we
+/// end. It finds no terminal: pipes we copy through stand in for it. And
+/// what is typed still reaches the session, what it writes still reaches
+/// the terminal.
+#[test]
+fn shell_hands_no_terminal_to_push_input_into() {
+    if ours_only() {
+        return;
+    }
+    let m = Machine::start("tiocsti", &[], |_| {}, "");
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let term = |fd: &std::os::fd::OwnedFd| Stdio::from(fd.try_clone().unwrap());
+    let mut c = nspawnctl(&[
+        "shell",
+        m.name(),
+        "/bin/sh",
+        "-c",
+        "/hostile tiocsti /report; read line; echo \"got $line\"; echo to-stderr >&2",
+    ]);
+    c.stdin(term(&pty.slave))
+        .stdout(Stdio::piped())
+        .stderr(term(&pty.slave));
+    let child = c.spawn().unwrap();
+    nix::unistd::write(&pty.master, b"typed\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got typed\n");
+    let report = m.report("report");
+    for fd in 0..3 {
+        assert!(
+            report.contains(&format!("fd {fd} tty 0 pushed 0 ")),
+            "{report}"
+        );
+    }
+    // Nothing waits in the terminal's input for our shell; the session's
+    // stderr came through (as the terminal echoes what it gets).
+    for fd in [&pty.slave, &pty.master] {
+        let nonblock = nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK);
+        nix::fcntl::fcntl(fd, nonblock).unwrap();
+    }
+    let mut buf = [0u8; 256];
+    let pending = nix::unistd::read(&pty.slave, &mut buf).unwrap_or(0);
+    assert_eq!(pending, 0, "{:?}", String::from_utf8_lossy(&buf[..pending]));
+    let mut seen = vec![];
+    while let Ok(n @ 1..) = nix::unistd::read(&pty.master, &mut buf) {
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(seen.contains("to-stderr"), "{seen}");
+}
+
 /// Escape sequences in what the machine controls — its os-release, its
 /// processes' names and command lines — are shown as text by `status`
 /// and `list`, never sent to the terminal.

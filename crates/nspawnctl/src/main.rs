@@ -9,6 +9,7 @@ mod images;
 mod machine;
 mod output;
 mod raw;
+mod relay;
 mod shell;
 mod signal;
 mod status;

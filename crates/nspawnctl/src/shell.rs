@@ -270,13 +270,25 @@ fn run(r: &Record, cgroup: Option<OwnedFd>, sp: Spawn) -> Result<i32, String> {
         .iter()
         .map(|s| CString::new(s.as_str()).unwrap_or_default())
         .collect();
+    let mut relay = match master {
+        Some(_) => None,
+        None => Some(crate::relay::prepare()?),
+    };
     let (pid, pidfd) = spawn_into(cgroup.as_ref().map(|c| c.as_fd()), || {
-        child(r, &sp, master.as_ref(), &argv, &env)
+        let pipes = relay.as_ref().map(|r| &r.child);
+        child(r, &sp, master.as_ref(), pipes, &argv, &env)
     })?;
     let _ = pid;
-    let code = match master {
-        Some(m) => forward(m, pidfd.as_fd())?,
-        None => wait(pidfd.as_fd())?,
+    let code = match (master, relay.take()) {
+        (Some(m), _) => forward(m, pidfd.as_fd())?,
+        (None, Some(mut relay)) if !relay.is_empty() => {
+            // The session's ends are its own now: ours would keep its
+            // pipes from ever ending.
+            relay.child = [None, None, None];
+            relay.run(pidfd.as_fd());
+            wait(pidfd.as_fd())?
+        }
+        (None, _) => wait(pidfd.as_fd())?,
     };
     Ok(code)
 }
@@ -329,6 +341,7 @@ fn child(
     r: &Record,
     sp: &Spawn,
     master: Option<&OwnedFd>,
+    pipes: Option<&[Option<OwnedFd>; 3]>,
     argv: &[CString],
     env: &[CString],
 ) -> i32 {
@@ -361,6 +374,10 @@ fn child(
             if peer > 2 {
                 libc::close(peer);
             }
+        }
+    } else if let Some(p) = pipes {
+        if let Err(e) = crate::relay::install(p) {
+            return fail("cannot set up the session's standard descriptors", e);
         }
     }
     // Nothing of ours but 0-2 goes in: descriptors our caller left open
