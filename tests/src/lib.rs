@@ -8,6 +8,7 @@
 pub mod compat;
 pub mod guest;
 pub mod http;
+pub mod oci;
 pub mod pool;
 
 use nix::pty::openpty;
