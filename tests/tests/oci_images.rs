@@ -157,3 +157,268 @@ fn pull_runs_what_podman_runs() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Every entry below `d`: path, owner, group, mode, type, link target,
+/// size, sorted (`find -printf`); mtimes of directories left out, since
+/// unpacking a later layer into one changes it.
+fn listing(d: &Path) -> Vec<String> {
+    let o = Command::new("find")
+        .arg(".")
+        .args(["-printf", "%p %U %G %m %y %l %s\n"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let mut v: Vec<String> = text(&o.stdout)
+        .lines()
+        .filter(|l| !l.starts_with(". "))
+        .map(|l| match l.split(' ').nth(4) {
+            // A directory's size is the file system's business.
+            Some("d") => l.rsplit_once(' ').unwrap().0.to_string(),
+            _ => l.to_string(),
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A two-layer image: busybox with `/data/{a,b}`, `/etc/gone` and
+/// `/keep/x` (gzip), then (zstd) `/data` made opaque with a new `c`,
+/// `/etc/gone` whited out, and `/keep/y` added.
+fn two_layers(root: &Path, layout: &Layout, zstd: bool) -> serde_json::Value {
+    let (l1, l2) = (root.join("l1"), root.join("l2"));
+    busybox(&l1);
+    for d in ["data", "keep", "data/sub"] {
+        std::fs::create_dir_all(l1.join(d)).unwrap();
+    }
+    for f in ["data/a", "data/b", "data/sub/deep", "etc/gone", "keep/x"] {
+        std::fs::write(l1.join(f), f).unwrap();
+    }
+    for d in ["data", "etc", "keep"] {
+        std::fs::create_dir_all(l2.join(d)).unwrap();
+    }
+    std::fs::write(l2.join("data/.wh..wh..opq"), "").unwrap();
+    std::fs::write(l2.join("data/c"), "c").unwrap();
+    std::fs::write(l2.join("etc/.wh.gone"), "").unwrap();
+    std::fs::write(l2.join("keep/y"), "y").unwrap();
+    let run = serde_json::json!({"Cmd": ["/bin/sh", "-c", "ls /data /keep; test -e /etc/gone && echo gone-is-there; echo done"]});
+    layout.image(
+        "amd64",
+        &[
+            (LAYER_GZIP, tar_of(&l1, Some("gzip"))),
+            match zstd {
+                true => (LAYER_ZSTD, tar_of(&l2, Some("zstd"))),
+                false => (LAYER_GZIP, tar_of(&l2, Some("gzip"))),
+            },
+        ],
+        run,
+    )
+}
+
+fn blob_count(p: &Pool) -> usize {
+    std::fs::read_dir(p.pool.join(".oci_store/sha256"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn layers_whiteouts_and_shared_layers() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("ocilayers");
+    let reg = Registry::start(&p.root.join("registry"));
+    let layout = Layout::new(&p.root.join("layout"));
+    let m = two_layers(&p.root, &layout, true);
+    layout.finish(vec![m]);
+    reg.push(&layout.dir, "two:1");
+    let r = reg.reference("two:1");
+    let name = unique("two");
+    ok(p.ctl(&["pull-oci", &r, &name]));
+    let tree = p.pool.join(&name);
+    assert!(!tree.join("etc/gone").exists());
+    assert!(!tree.join("data/a").exists() && !tree.join("data/sub").exists());
+    assert!(
+        tree.join("data/c").is_file()
+            && tree.join("keep/x").is_file()
+            && tree.join("keep/y").is_file()
+    );
+    assert!(!tree.join("data/.wh..wh..opq").exists() && !tree.join("etc/.wh.gone").exists());
+    let ours = ok(nspawn_in(&p, &["-q", "--pipe", "-M", &name]));
+    let theirs = podman_run(&p.root.join("podman"), &r, &[]);
+    assert_eq!(ours, theirs);
+    assert_eq!(ours, "/data:\nc\n\n/keep:\nx\ny\ndone\n");
+
+    // A second image on the same base layer: only its own blobs come.
+    let blobs = blob_count(&p);
+    assert_eq!(blobs, 3, "config and two layers");
+    let base = p.root.join("l1");
+    let l3 = p.root.join("l3");
+    std::fs::create_dir_all(&l3).unwrap();
+    std::fs::write(l3.join("third"), "3").unwrap();
+    let layout2 = Layout::new(&p.root.join("layout2"));
+    let m2 = layout2.image(
+        "amd64",
+        &[
+            (LAYER_GZIP, tar_of(&base, Some("gzip"))),
+            (LAYER_TAR, tar_of(&l3, None)),
+        ],
+        serde_json::json!({"Cmd": ["/bin/cat", "/third"]}),
+    );
+    layout2.finish(vec![m2]);
+    reg.push(&layout2.dir, "three:1");
+    let name2 = unique("three");
+    ok(p.ctl(&["pull-oci", &reg.reference("three:1"), &name2]));
+    assert_eq!(blob_count(&p), blobs + 2, "a new config and one new layer");
+    assert_eq!(ok(nspawn_in(&p, &["-q", "--pipe", "-M", &name2])), "3");
+
+    // clean keeps what an image uses, removes what none does.
+    ok(p.ctl(&["remove", &name]));
+    let out = ok(p.ctl(&["clean"]));
+    assert!(out.contains("Removed 2 OCI layers"), "{out}");
+    assert_eq!(blob_count(&p), 3);
+    assert_eq!(ok(nspawn_in(&p, &["-q", "--pipe", "-M", &name2])), "3");
+    ok(p.ctl(&["remove", &name2]));
+    ok(p.ctl(&["clean"]));
+    assert_eq!(blob_count(&p), 0);
+}
+
+/// A busybox layer, and a small layer with `/arch` naming `arch`.
+fn arch_image(root: &Path, layout: &Layout, arch: &str) -> serde_json::Value {
+    let base = root.join("base");
+    if !base.exists() {
+        busybox(&base);
+    }
+    let top = root.join(format!("top-{arch}"));
+    std::fs::create_dir_all(&top).unwrap();
+    std::fs::write(top.join("arch"), arch).unwrap();
+    layout.image(
+        arch,
+        &[
+            (LAYER_GZIP, tar_of(&base, Some("gzip"))),
+            (LAYER_GZIP, tar_of(&top, Some("gzip"))),
+        ],
+        serde_json::json!({"Cmd": ["/bin/cat", "/arch"]}),
+    )
+}
+
+#[test]
+fn index_resolved_for_the_architecture_and_pins() {
+    if reference() {
+        return;
+    }
+    let host = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let other = if host == "amd64" { "arm64" } else { "amd64" };
+    let p = Pool::new("ociarch");
+    let reg = Registry::start(&p.root.join("registry"));
+    let layout = Layout::new(&p.root.join("layout"));
+    let ms = vec![
+        arch_image(&p.root, &layout, other),
+        arch_image(&p.root, &layout, host),
+    ];
+    let other_digest = ms[0]["digest"].as_str().unwrap().to_string();
+    layout.finish_multi(ms);
+    reg.push(&layout.dir, "multi:1");
+    let r = reg.reference("multi:1");
+    let (a, b) = (unique("mine"), unique("theirs"));
+    ok(p.ctl(&["pull-oci", &r, &a]));
+    assert_eq!(ok(nspawn_in(&p, &["-q", "--pipe", "-M", &a])), host);
+    ok(p.ctl(&["pull-oci", "--arch", other, &r, &b]));
+    assert_eq!(
+        std::fs::read_to_string(p.pool.join(&b).join("arch")).unwrap(),
+        other
+    );
+    let err = p.refused(&["pull-oci", "--arch", "s390x", &r, &unique("none")]);
+    assert!(err.contains("no image for linux/s390x"), "{err}");
+    // A pin by digest: the registry's manifest must hash to it.
+    let pinned = unique("pinned");
+    ok(p.ctl(&[
+        "pull-oci",
+        &reg.reference(&format!("multi@{other_digest}")),
+        &pinned,
+    ]));
+    assert_eq!(
+        std::fs::read_to_string(p.pool.join(&pinned).join("arch")).unwrap(),
+        other
+    );
+    let wrong = format!("multi@sha256:{}", "0".repeat(64));
+    let err = p.refused(&["pull-oci", &reg.reference(&wrong), &unique("wrong")]);
+    assert!(
+        err.contains("not found (HTTP 404)") || err.contains("no such image"),
+        "{err}"
+    );
+}
+
+#[test]
+fn imports_of_saved_images_match_the_pull() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("ociimport");
+    let reg = Registry::start(&p.root.join("registry"));
+    let layout = Layout::new(&p.root.join("layout"));
+    // gzip: a docker-archive cannot hold zstd layers.
+    let m = two_layers(&p.root, &layout, false);
+    layout.finish(vec![m]);
+    reg.push(&layout.dir, "two:1");
+    let r = reg.reference("two:1");
+    let pulled = unique("pulled");
+    ok(p.ctl(&["pull-oci", &r, &pulled]));
+    let want = listing(&p.pool.join(&pulled));
+    assert!(
+        want.len() > 20 && want.iter().any(|l| l.starts_with("./data/c ")),
+        "{want:?}"
+    );
+
+    let pm = p.root.join("podman");
+    ok(podman(&pm, &["pull", "-q", "--tls-verify=false", &r]));
+    for format in ["oci-archive", "docker-archive"] {
+        let out = p.root.join(format!("{format}.tar"));
+        ok(podman(
+            &pm,
+            &[
+                "save",
+                "-q",
+                "--format",
+                format,
+                "-o",
+                out.to_str().unwrap(),
+                &r,
+            ],
+        ));
+        let name = unique("imported");
+        ok(p.ctl(&["import-oci", out.to_str().unwrap(), &name]));
+        assert_eq!(listing(&p.pool.join(&name)), want, "{format}");
+        let settings = std::fs::read_to_string(p.pool.join(format!("{name}.nspawn"))).unwrap();
+        assert!(
+            settings.contains("Parameters=\"/bin/sh\" \"-c\""),
+            "{format}: {settings}"
+        );
+    }
+    // The layout directory itself.
+    let name = unique("layout");
+    ok(p.ctl(&["import-oci", layout.dir.to_str().unwrap(), &name]));
+    assert_eq!(listing(&p.pool.join(&name)), want);
+    assert_eq!(
+        ok(nspawn_in(&p, &["-q", "--pipe", "-M", &name])),
+        "/data:\nc\n\n/keep:\nx\ny\ndone\n"
+    );
+    // Not an image: one line, nothing left.
+    let junk = p.root.join("junk.tar");
+    std::fs::write(&junk, vec![0u8; 10240]).unwrap();
+    let err = p.refused(&["import-oci", junk.to_str().unwrap(), &unique("junk")]);
+    assert!(
+        err.contains("neither index.json nor manifest.json"),
+        "{err}"
+    );
+    assert!(
+        !p.entries()
+            .iter()
+            .any(|e| e.contains("junk") || e.starts_with(".#")),
+        "{:?}",
+        p.entries()
+    );
+}
