@@ -16,14 +16,37 @@ fn nspawn_in(p: &Pool, args: &[&str]) -> Output {
     run(c)
 }
 
-/// `podman run --rm IMAGE ARGS` with its storage under `root`, as this
-/// host needs it (cgroupfs, file events, a bounded nofile).
-fn podman(root: &Path, args: &[&str]) -> Output {
+/// A private podman: storage under the test's directory, its run root
+/// (which podman wants shorter than 50 characters) in /tmp, removed on
+/// drop.
+struct Podman {
+    root: std::path::PathBuf,
+    run: std::path::PathBuf,
+}
+
+impl Podman {
+    fn new(root: &Path) -> Podman {
+        Podman {
+            root: root.to_path_buf(),
+            run: Path::new("/tmp").join(unique("pm")),
+        }
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.run);
+    }
+}
+
+/// `podman ARGS` on that storage, as this host needs it (cgroupfs, file
+/// events).
+fn podman(pm: &Podman, args: &[&str]) -> Output {
     let mut c = Command::new("podman");
     c.arg("--root")
-        .arg(root.join("storage"))
+        .arg(pm.root.join("storage"))
         .arg("--runroot")
-        .arg(root.join("run"))
+        .arg(&pm.run)
         .args([
             "--cgroup-manager=cgroupfs",
             "--events-backend=file",
@@ -34,7 +57,7 @@ fn podman(root: &Path, args: &[&str]) -> Output {
     run(c)
 }
 
-fn podman_run(root: &Path, image: &str, cmd: &[&str]) -> String {
+fn podman_run(root: &Podman, image: &str, cmd: &[&str]) -> String {
     let mut args = vec!["run", "--rm"];
     // "--entrypoint=X IMAGE" as two arguments.
     let words: Vec<&str> = image.split(' ').collect();
@@ -82,6 +105,7 @@ fn pull_runs_what_podman_runs() {
         return;
     }
     let p = Pool::new("ocipull");
+    let pm = Podman::new(&p.root.join("podman"));
     let reg = Registry::start(&p.root.join("registry"));
     let tree = p.root.join("tree");
     app_tree(&tree);
@@ -105,7 +129,7 @@ fn pull_runs_what_podman_runs() {
     assert!(settings.contains("# ExposedPort: 8080/tcp\n"), "{settings}");
 
     let ours = ok(nspawn_in(&p, &["-q", "--pipe", "-M", &name]));
-    let theirs = podman_run(&p.root.join("podman"), &r, &[]);
+    let theirs = podman_run(&pm, &r, &[]);
     assert_eq!(ours, theirs);
     assert_eq!(ours.trim(), "hello world from /srv/app as 1000 arg0");
     // A command given replaces the image's whole command line, entry
@@ -124,7 +148,7 @@ fn pull_runs_what_podman_runs() {
         ],
     ));
     let theirs = podman_run(
-        &p.root.join("podman"),
+        &pm,
         &format!("--entrypoint=/bin/sh {r}"),
         &["-c", "echo $GREETING; id -u"],
     );
@@ -226,6 +250,7 @@ fn layers_whiteouts_and_shared_layers() {
         return;
     }
     let p = Pool::new("ocilayers");
+    let pm = Podman::new(&p.root.join("podman"));
     let reg = Registry::start(&p.root.join("registry"));
     let layout = Layout::new(&p.root.join("layout"));
     let m = two_layers(&p.root, &layout, true);
@@ -244,7 +269,7 @@ fn layers_whiteouts_and_shared_layers() {
     );
     assert!(!tree.join("data/.wh..wh..opq").exists() && !tree.join("etc/.wh.gone").exists());
     let ours = ok(nspawn_in(&p, &["-q", "--pipe", "-M", &name]));
-    let theirs = podman_run(&p.root.join("podman"), &r, &[]);
+    let theirs = podman_run(&pm, &r, &[]);
     assert_eq!(ours, theirs);
     assert_eq!(ours, "/data:\nc\n\n/keep:\nx\ny\ndone\n");
 
@@ -373,7 +398,7 @@ fn imports_of_saved_images_match_the_pull() {
         "{want:?}"
     );
 
-    let pm = p.root.join("podman");
+    let pm = Podman::new(&p.root.join("podman"));
     ok(podman(&pm, &["pull", "-q", "--tls-verify=false", &r]));
     for format in ["oci-archive", "docker-archive"] {
         let out = p.root.join(format!("{format}.tar"));
@@ -421,4 +446,338 @@ fn imports_of_saved_images_match_the_pull() {
         "{:?}",
         p.entries()
     );
+}
+
+/// A one-layer image of a tree with `/hello` (no busybox: only pulled).
+fn small_image(root: &Path, layout: &Layout, layer_type: &str) -> serde_json::Value {
+    let t = root.join("small");
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::write(t.join("hello"), "hi").unwrap();
+    layout.image(
+        "amd64",
+        &[(layer_type, tar_of(&t, Some("gzip")))],
+        serde_json::json!({}),
+    )
+}
+
+/// What a failed pull may leave: nothing but the (verified) blob store.
+#[track_caller]
+fn nothing_left(p: &Pool) {
+    let left: Vec<String> = p
+        .entries()
+        .into_iter()
+        .filter(|e| e != ".oci_store")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+fn ctl_env(p: &Pool, args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut c = nspawnctl(args);
+    c.env("NSPAWN_IMAGE_PATH", &p.pool);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    run(c)
+}
+
+#[test]
+fn bad_registries_fail_cleanly() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("ocibad");
+    let s = Scripted::start();
+    let at = |repo_tag: &str| format!("127.0.0.1:{}/{repo_tag}", s.port);
+    let layout = Layout::new(&p.root.join("layout"));
+    let m = small_image(&p.root, &layout, LAYER_GZIP);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            layout
+                .dir
+                .join("blobs/sha256")
+                .join(&m["digest"].as_str().unwrap()[7..]),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let layer_bytes = std::fs::read(layout.dir.join("blobs/sha256").join(&layer[7..])).unwrap();
+
+    // Unknown tag.
+    let err = p.refused(&["pull-oci", &at("nope:1"), "x"]);
+    assert!(err.contains("no such image or tag (HTTP 404)"), "{err}");
+    nothing_left(&p);
+
+    // The good image first, so each case below breaks one thing.
+    s.serve_layout(&layout, "good", "1", &m);
+    ok(p.ctl(&["pull-oci", &at("good:1"), "good"]));
+    assert_eq!(
+        std::fs::read_to_string(p.pool.join("good/hello")).unwrap(),
+        "hi"
+    );
+    ok(p.ctl(&["remove", "good"]));
+    ok(p.ctl(&["clean"]));
+
+    // A blob that is not what its digest says; one cut short.
+    s.serve_layout(&layout, "bad", "1", &m);
+    let blob_path = format!("/v2/bad/blobs/{layer}");
+    let mut wrong = layer_bytes.clone();
+    *wrong.last_mut().unwrap() ^= 1;
+    s.set(
+        &blob_path,
+        Answer::Ok("application/octet-stream".into(), wrong),
+    );
+    let err = p.refused(&["pull-oci", &at("bad:1"), "bad"]);
+    assert!(
+        err.contains(&format!("blob {layer} does not match its digest")),
+        "{err}"
+    );
+    nothing_left(&p);
+    assert!(!p.pool.join(".oci_store/sha256").join(&layer[7..]).exists());
+    s.set(
+        &blob_path,
+        Answer::Truncate(
+            layer_bytes[..layer_bytes.len() / 2].to_vec(),
+            layer_bytes.len(),
+        ),
+    );
+    let err = p.refused(&["pull-oci", &at("bad:1"), "bad"]);
+    assert!(
+        err.contains(&format!("cannot read {layer}: response body closed")),
+        "{err}"
+    );
+    nothing_left(&p);
+
+    // A manifest too big to be one; a redirect loop.
+    s.set(
+        "/v2/big/manifests/1",
+        Answer::Ok(manifest_type(), vec![b' '; 5 << 20]),
+    );
+    let err = p.refused(&["pull-oci", &at("big:1"), "big"]);
+    assert!(err.contains("larger than 4194304 bytes"), "{err}");
+    let loop_to = vec![("Location".to_string(), "/v2/loop/manifests/1".to_string())];
+    s.set("/v2/loop/manifests/1", Answer::Status(302, loop_to));
+    let err = p.refused(&["pull-oci", &at("loop:1"), "loop"]);
+    assert!(err.to_lowercase().contains("redirects"), "{err}");
+    nothing_left(&p);
+
+    // A layer type we do not unpack.
+    let odd = Layout::new(&p.root.join("odd"));
+    let om = small_image(
+        &p.root,
+        &odd,
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    );
+    s.serve_layout(&odd, "odd", "1", &om);
+    let err = p.refused(&["pull-oci", &at("odd:1"), "odd"]);
+    assert!(err.contains("unsupported media type"), "{err}");
+    nothing_left(&p);
+}
+
+fn manifest_type() -> String {
+    "application/vnd.oci.image.manifest.v1+json".into()
+}
+
+#[test]
+fn registry_auth_basic_and_bearer() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("ociauth");
+    let s = Scripted::start();
+    let at = |repo_tag: &str| format!("127.0.0.1:{}/{repo_tag}", s.port);
+    let layout = Layout::new(&p.root.join("layout"));
+    let m = small_image(&p.root, &layout, LAYER_GZIP);
+    s.serve_layout(&layout, "priv", "1", &m);
+    // Every route of the repository behind Basic auth for u:secret.
+    let basic = "Basic dTpzZWNyZXQ=".to_string();
+    let routes: Vec<(String, Answer)> = s
+        .routes
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (k, v) in &routes {
+        s.set(
+            k,
+            Answer::Auth(
+                basic.clone(),
+                "Basic realm=\"reg\"".into(),
+                Box::new(v.clone()),
+            ),
+        );
+    }
+    let err = p.refused(&["pull-oci", &at("priv:1"), "a"]);
+    assert!(err.contains("authentication required"), "{err}");
+    let err = p.refused(&["pull-oci", "--creds", "u:wrong", &at("priv:1"), "a"]);
+    assert!(err.contains("authentication failed"), "{err}");
+    nothing_left(&p);
+    ok(p.ctl(&["pull-oci", "--creds", "u:secret", &at("priv:1"), "a"]));
+
+    // Bearer: a token from the realm, which wants the credentials of an
+    // auth file.
+    let token = format!("http://127.0.0.1:{}/token", s.port);
+    let challenge =
+        format!("Bearer realm=\"{token}\",service=\"reg\",scope=\"repository:priv:pull\"");
+    for (k, v) in &routes {
+        s.set(
+            k,
+            Answer::Auth(
+                "Bearer tok-1".into(),
+                challenge.clone(),
+                Box::new(v.clone()),
+            ),
+        );
+    }
+    s.set(
+        "/token",
+        Answer::Auth(
+            basic.clone(),
+            "Basic realm=\"t\"".into(),
+            Box::new(Answer::Ok(
+                "application/json".into(),
+                br#"{"token":"tok-1"}"#.to_vec(),
+            )),
+        ),
+    );
+    let err = p.refused(&["pull-oci", &at("priv:1"), "b"]);
+    assert!(err.contains("authentication failed"), "{err}");
+    let auth = p.root.join("auth.json");
+    std::fs::write(
+        &auth,
+        format!(
+            r#"{{"auths":{{"127.0.0.1:{}":{{"auth":"dTpzZWNyZXQ="}}}}}}"#,
+            s.port
+        ),
+    )
+    .unwrap();
+    ok(ctl_env(
+        &p,
+        &["pull-oci", &at("priv:1"), "b"],
+        &[("REGISTRY_AUTH_FILE", &auth)],
+    ));
+    assert_eq!(
+        std::fs::read_to_string(p.pool.join("b/hello")).unwrap(),
+        "hi"
+    );
+    assert!(s.hits("/token") >= 2);
+}
+
+/// A layer written by a stranger: a tar from Python's tarfile with
+/// entries `entries` (name, kind, link target or content).
+fn hostile_layer(dir: &Path, entries: &[(&str, &str, &str)]) -> Vec<u8> {
+    let spec = serde_json::to_string(entries).unwrap();
+    let out = dir.join("hostile.tar");
+    let script = r#"
+import io, json, sys, tarfile
+with tarfile.open(sys.argv[2], "w") as t:
+    for name, kind, arg in json.loads(sys.argv[1]):
+        i = tarfile.TarInfo(name)
+        if kind == "dir":
+            i.type = tarfile.DIRTYPE; i.mode = 0o755; t.addfile(i)
+        elif kind == "symlink":
+            i.type = tarfile.SYMTYPE; i.linkname = arg; t.addfile(i)
+        elif kind == "hardlink":
+            i.type = tarfile.LNKTYPE; i.linkname = arg; t.addfile(i)
+        else:
+            b = arg.encode(); i.size = len(b); i.mode = 0o644; t.addfile(i, io.BytesIO(b))
+"#;
+    let st = Command::new("python3")
+        .args(["-c", script, &spec])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::read(&out).unwrap()
+}
+
+#[test]
+fn hostile_layers_stay_inside() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("ocihostile");
+    let outside = p.root.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("victim"), "keep").unwrap();
+    let o = outside.to_str().unwrap();
+    let s = Scripted::start();
+    let at = |r: &str| format!("127.0.0.1:{}/{r}", s.port);
+    // Writing through an absolute symlink to a host directory: refused
+    // (the directory does not exist inside the image).
+    let wt = Layout::new(&p.root.join("wt"));
+    let l = hostile_layer(
+        &p.root,
+        &[("abs", "symlink", o), ("abs/pwned", "file", "x")],
+    );
+    let wm = wt.image("amd64", &[(LAYER_TAR, l)], serde_json::json!({}));
+    s.serve_layout(&wt, "wt", "1", &wm);
+    let err = p.refused(&["pull-oci", &at("wt:1"), "wt"]);
+    assert!(err.contains("cannot unpack abs/pwned"), "{err}");
+    nothing_left(&p);
+    // Whiteouts through symlinks and with `..`: removed inside, or not at all.
+    let layout = Layout::new(&p.root.join("layout"));
+    let l1 = hostile_layer(
+        &p.root,
+        &[
+            ("abs", "symlink", o),
+            ("../escape", "file", "x"),
+            ("rel", "symlink", "../../../../../../../../.."),
+            ("inside", "file", "x"),
+        ],
+    );
+    let l2 = hostile_layer(
+        &p.root,
+        &[
+            ("abs/.wh.victim", "file", ""),
+            (&format!("rel{o}/.wh.victim"), "file", ""),
+            ("x/.wh...", "file", ""),
+            ("../.wh.outside", "file", ""),
+            ("rel/.wh.inside", "file", ""),
+        ],
+    );
+    let m = layout.image(
+        "amd64",
+        &[(LAYER_TAR, l1), (LAYER_TAR, l2)],
+        serde_json::json!({}),
+    );
+    s.serve_layout(&layout, "evil", "1", &m);
+    ok(p.ctl(&["pull-oci", &at("evil:1"), "evil"]));
+    // `rel` is the image's root from inside: its `inside` went, nothing else.
+    assert!(!p.pool.join("evil/inside").exists());
+    assert_eq!(
+        std::fs::read_link(p.pool.join("evil/abs")).unwrap(),
+        outside
+    );
+    // A hard link to a host file: no such file in the image, refused.
+    let hl = Layout::new(&p.root.join("hl"));
+    let target = format!("{}/victim", outside.display());
+    let hm = hl.image(
+        "amd64",
+        &[(
+            LAYER_TAR,
+            hostile_layer(&p.root, &[("hl", "hardlink", &target)]),
+        )],
+        serde_json::json!({}),
+    );
+    s.serve_layout(&hl, "hl", "1", &hm);
+    let err = p.refused(&["pull-oci", &at("hl:1"), "hl"]);
+    assert!(err.contains("cannot unpack hl"), "{err}");
+    assert!(!p.pool.join("hl").exists());
+    let mut outside_now: Vec<String> = std::fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    outside_now.sort();
+    assert_eq!(outside_now, ["victim"]);
+    assert_eq!(
+        std::fs::read_to_string(outside.join("victim")).unwrap(),
+        "keep"
+    );
+    assert!(!p.root.join("escape").exists() && !p.pool.join("escape").exists());
+    assert!(p.root.join("outside").is_dir());
 }

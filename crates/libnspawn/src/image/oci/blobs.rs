@@ -82,7 +82,7 @@ impl Blobs {
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), String> {
         let to = self.path(digest)?;
-        let (file, got, n) = self.write(src, size.map(|s| s + 1), progress)?;
+        let (file, got, n) = self.write(src, size.map(|s| s + 1), progress, digest)?;
         if let Some(s) = size.filter(|s| n != *s) {
             return Err(match n < s {
                 true => format!("blob {digest} is truncated: {n} of {s} bytes"),
@@ -99,7 +99,7 @@ impl Blobs {
 
     /// Store what `src` yields under the digest it has, and return that.
     pub fn put_any(&self, src: impl Read) -> Result<String, String> {
-        let (file, got, _) = self.write(src, None, &mut |_| {})?;
+        let (file, got, _) = self.write(src, None, &mut |_| {}, "the archive")?;
         link(&file, &self.path(&got)?)?;
         Ok(got)
     }
@@ -109,6 +109,7 @@ impl Blobs {
         src: impl Read,
         limit: Option<u64>,
         progress: &mut dyn FnMut(u64),
+        what: &str,
     ) -> Result<(File, String, u64), String> {
         let fd = rustix::fs::open(
             &self.dir,
@@ -127,7 +128,7 @@ impl Blobs {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(format!("cannot read: {}", one_line(&e.to_string()))),
+                Err(e) => return Err(format!("cannot read {what}: {}", one_line(&e.to_string()))),
             };
             out.write_all(&buf[..n])
                 .map_err(|e| format!("cannot write into {}: {e}", self.dir.display()))?;
