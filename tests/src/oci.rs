@@ -243,6 +243,8 @@ pub enum Answer {
     Ok(String, Vec<u8>),
     Status(u16, Vec<(String, String)>),
     Truncate(Vec<u8>, usize),
+    /// The body 4 KiB at a time, `Duration` apart.
+    Slow(Vec<u8>, Duration),
     /// Answers only a request carrying this `Authorization`, else 401
     /// with the challenge.
     Auth(String, String, Box<Answer>),
@@ -375,6 +377,20 @@ fn serve(
                 let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {claimed}\r\n\r\n");
                 let _ = s.write_all(&body);
                 return;
+            }
+            Answer::Slow(body, delay) => {
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                for c in body.chunks(4096) {
+                    if s.write_all(c).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(delay);
+                }
+                Ok(())
             }
             Answer::Auth(..) => unreachable!(),
         };

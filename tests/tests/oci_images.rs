@@ -781,3 +781,82 @@ fn hostile_layers_stay_inside() {
     assert!(!p.root.join("escape").exists() && !p.pool.join("escape").exists());
     assert!(p.root.join("outside").is_dir());
 }
+
+/// Processes whose command line has `needle` (a pull of one test).
+fn pulls_of(needle: &str) -> bool {
+    !processes_with(needle).is_empty()
+}
+
+#[test]
+fn interrupted_pulls_leave_nothing() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("ociint");
+    let s = Scripted::start();
+    let layout = Layout::new(&p.root.join("layout"));
+    let big = p.root.join("big");
+    std::fs::create_dir_all(&big).unwrap();
+    // Incompressible, so the layer is as big as the file: 1 MiB, served
+    // at 4 KiB per 20 ms (about 5 s).
+    let mut data = vec![0u8; 1 << 20];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut data))
+        .unwrap();
+    std::fs::write(big.join("noise"), &data).unwrap();
+    let m = layout.image(
+        "amd64",
+        &[(LAYER_GZIP, tar_of(&big, Some("gzip")))],
+        serde_json::json!({}),
+    );
+    s.serve_layout(&layout, "slow", "1", &m);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            layout
+                .dir
+                .join("blobs/sha256")
+                .join(&m["digest"].as_str().unwrap()[7..]),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bytes = std::fs::read(layout.dir.join("blobs/sha256").join(&layer[7..])).unwrap();
+    let path = format!("/v2/slow/blobs/{layer}");
+    s.set(
+        &path,
+        Answer::Slow(bytes, std::time::Duration::from_millis(20)),
+    );
+    let r = format!("127.0.0.1:{}/slow:1", s.port);
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGKILL] {
+        let hits = s.hits(&path);
+        let name = unique("slow");
+        let mut c = nspawnctl(&["pull-oci", &r, &name]);
+        c.env("NSPAWN_IMAGE_PATH", &p.pool)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let child = c.spawn().unwrap();
+        assert!(wait_until(std::time::Duration::from_secs(10), || s
+            .hits(&path)
+            > hits));
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let o = wait_output(child, std::time::Duration::from_secs(20));
+        if sig == libc::SIGKILL {
+            assert_eq!(o.status.code(), None);
+        } else {
+            assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+            assert!(stderr(&o).contains("cancelled"), "{}", stderr(&o));
+        }
+        assert!(!pulls_of(&name));
+        nothing_left(&p);
+        // No partial blob either: the store has only the config.
+        let blobs = std::fs::read_dir(p.pool.join(".oci_store/sha256"))
+            .unwrap()
+            .count();
+        assert_eq!(blobs, 1, "after signal {sig}");
+    }
+}
