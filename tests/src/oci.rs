@@ -4,7 +4,7 @@
 //! pushes layouts into, and a scripted registry (`Scripted`) that answers
 //! each path as the test says, for the bad-registry cases.
 
-use crate::{repo_root, text, wait_until};
+use crate::{text, wait_until};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -27,16 +27,7 @@ pub fn sha256(data: &[u8]) -> String {
     )
 }
 
-/// A busybox tree at `dir`.
-pub fn busybox(dir: &Path) {
-    let st = Command::new(repo_root().join("scripts/fixtures.sh"))
-        .arg("busybox")
-        .arg(dir)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
+pub use crate::busybox_at as busybox;
 
 /// The tar of `dir`'s contents (`tar --numeric-owner`), compressed by
 /// `filter` (`gzip`, `zstd`) unless `None`.
@@ -135,6 +126,24 @@ impl Layout {
         );
         d["platform"] = serde_json::json!({"architecture": arch, "os": "linux"});
         d
+    }
+
+    /// A stored blob's bytes.
+    pub fn read(&self, digest: &str) -> Vec<u8> {
+        std::fs::read(self.dir.join("blobs/sha256").join(&digest[7..])).unwrap()
+    }
+
+    /// The digest and bytes of the first layer of manifest `m` (a
+    /// descriptor from `image`).
+    pub fn first_layer(&self, m: &serde_json::Value) -> (String, Vec<u8>) {
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&self.read(m["digest"].as_str().unwrap())).unwrap();
+        let layer = manifest["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let bytes = self.read(&layer);
+        (layer, bytes)
     }
 
     /// Write `index.json` listing `manifests` directly.
@@ -292,7 +301,7 @@ impl Scripted {
         tag: &str,
         manifest: &serde_json::Value,
     ) {
-        let blob = |d: &str| std::fs::read(layout.dir.join("blobs/sha256").join(&d[7..])).unwrap();
+        let blob = |d: &str| layout.read(d);
         let md = manifest["digest"].as_str().unwrap();
         let body = blob(md);
         let t = "application/vnd.oci.image.manifest.v1+json".to_string();

@@ -238,6 +238,21 @@ fn two_layers(root: &Path, layout: &Layout, zstd: bool) -> serde_json::Value {
     )
 }
 
+/// A pool, a registry with the two-layer image as `two:1`, its layout,
+/// the reference, and the name it was pulled as.
+fn pulled_two_layers(prefix: &str, zstd: bool) -> (Pool, Registry, Layout, String, String) {
+    let p = Pool::new(prefix);
+    let reg = Registry::start(&p.root.join("registry"));
+    let layout = Layout::new(&p.root.join("layout"));
+    let m = two_layers(&p.root, &layout, zstd);
+    layout.finish(vec![m]);
+    reg.push(&layout.dir, "two:1");
+    let r = reg.reference("two:1");
+    let name = unique("two");
+    ok(p.ctl(&["pull-oci", &r, &name]));
+    (p, reg, layout, r, name)
+}
+
 fn blob_count(p: &Pool) -> usize {
     std::fs::read_dir(p.pool.join(".oci_store/sha256"))
         .map(|d| d.count())
@@ -249,16 +264,8 @@ fn layers_whiteouts_and_shared_layers() {
     if reference() {
         return;
     }
-    let p = Pool::new("ocilayers");
+    let (p, reg, _layout, r, name) = pulled_two_layers("ocilayers", true);
     let pm = Podman::new(&p.root.join("podman"));
-    let reg = Registry::start(&p.root.join("registry"));
-    let layout = Layout::new(&p.root.join("layout"));
-    let m = two_layers(&p.root, &layout, true);
-    layout.finish(vec![m]);
-    reg.push(&layout.dir, "two:1");
-    let r = reg.reference("two:1");
-    let name = unique("two");
-    ok(p.ctl(&["pull-oci", &r, &name]));
     let tree = p.pool.join(&name);
     assert!(!tree.join("etc/gone").exists());
     assert!(!tree.join("data/a").exists() && !tree.join("data/sub").exists());
@@ -382,16 +389,8 @@ fn imports_of_saved_images_match_the_pull() {
     if reference() {
         return;
     }
-    let p = Pool::new("ociimport");
-    let reg = Registry::start(&p.root.join("registry"));
-    let layout = Layout::new(&p.root.join("layout"));
     // gzip: a docker-archive cannot hold zstd layers.
-    let m = two_layers(&p.root, &layout, false);
-    layout.finish(vec![m]);
-    reg.push(&layout.dir, "two:1");
-    let r = reg.reference("two:1");
-    let pulled = unique("pulled");
-    ok(p.ctl(&["pull-oci", &r, &pulled]));
+    let (p, _reg, layout, r, pulled) = pulled_two_layers("ociimport", false);
     let want = listing(&p.pool.join(&pulled));
     assert!(
         want.len() > 20 && want.iter().any(|l| l.starts_with("./data/c ")),
@@ -490,21 +489,7 @@ fn bad_registries_fail_cleanly() {
     let at = |repo_tag: &str| format!("127.0.0.1:{}/{repo_tag}", s.port);
     let layout = Layout::new(&p.root.join("layout"));
     let m = small_image(&p.root, &layout, LAYER_GZIP);
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(
-            layout
-                .dir
-                .join("blobs/sha256")
-                .join(&m["digest"].as_str().unwrap()[7..]),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let layer = manifest["layers"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let layer_bytes = std::fs::read(layout.dir.join("blobs/sha256").join(&layer[7..])).unwrap();
+    let (layer, layer_bytes) = layout.first_layer(&m);
 
     // Unknown tag.
     let err = p.refused(&["pull-oci", &at("nope:1"), "x"]);
@@ -810,21 +795,7 @@ fn interrupted_pulls_leave_nothing() {
         serde_json::json!({}),
     );
     s.serve_layout(&layout, "slow", "1", &m);
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(
-            layout
-                .dir
-                .join("blobs/sha256")
-                .join(&m["digest"].as_str().unwrap()[7..]),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let layer = manifest["layers"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let bytes = std::fs::read(layout.dir.join("blobs/sha256").join(&layer[7..])).unwrap();
+    let (layer, bytes) = layout.first_layer(&m);
     let path = format!("/v2/slow/blobs/{layer}");
     s.set(
         &path,
