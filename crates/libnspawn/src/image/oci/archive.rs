@@ -90,7 +90,7 @@ fn oci(
     fetch: &mut dyn FnMut(&Descriptor) -> Result<(), String>,
 ) -> Result<Resolved, String> {
     let top: manifest::Index = parse(index, "index.json")?;
-    let mut doc = |d: &Descriptor| -> Result<(Vec<u8>, String, String), String> {
+    let mut doc = |d: &Descriptor| -> Result<super::Document, String> {
         fetch(d)?;
         let body = blobs.read_small(&d.digest)?;
         let t = manifest::media_type(Some(&d.media_type), &body);

@@ -68,6 +68,9 @@ pub(crate) struct Resolved {
     pub layers: Vec<Descriptor>,
 }
 
+/// A manifest or index as fetched: its bytes, media type and digest.
+pub(crate) type Document = (Vec<u8>, String, String);
+
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, String> {
     serde_json::from_slice(body).map_err(|e| format!("invalid {what}: {e}"))
 }
@@ -76,9 +79,9 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, S
 /// (fetched with `next`, which returns bytes, type and digest).
 pub(crate) fn resolve(
     source: &str,
-    (body, t, digest): (Vec<u8>, String, String),
+    (body, t, digest): Document,
     arch: &str,
-    next: &mut dyn FnMut(&str) -> Result<(Vec<u8>, String, String), String>,
+    next: &mut dyn FnMut(&str) -> Result<Document, String>,
 ) -> Result<Resolved, String> {
     let (body, t, digest) = if manifest::is_index(&t) {
         let index: Index = parse(&body, "image index")?;

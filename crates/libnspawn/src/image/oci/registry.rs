@@ -145,7 +145,7 @@ impl Client {
     /// A manifest or index by tag or digest: its bytes (at most
     /// MAX_DOCUMENT), media type and digest, checked against `reference`
     /// when that is a digest.
-    pub fn manifest(&mut self, reference: &str) -> Result<(Vec<u8>, String, String), Failure> {
+    pub fn manifest(&mut self, reference: &str) -> Result<super::Document, Failure> {
         let url = format!("{}/manifests/{reference}", self.base);
         let (r, len, ct) = self.get(&url, Some(manifest::ACCEPT))?;
         if len.is_some_and(|l| l > MAX_DOCUMENT) {
