@@ -228,8 +228,21 @@ impl Registry {
     /// `skopeo copy oci:LAYOUT docker://127.0.0.1:PORT/REPO_TAG` (`--all`
     /// for an index).
     pub fn push(&self, layout: &Path, repo_tag: &str) {
+        self.push_as(layout, repo_tag, "oci")
+    }
+
+    /// As `push`, the manifests converted to `format` (`oci`, or `v2s2`:
+    /// Docker's schema 2 manifests and manifest lists).
+    pub fn push_as(&self, layout: &Path, repo_tag: &str, format: &str) {
         let o = Command::new("skopeo")
-            .args(["copy", "--all", "--quiet", "--dest-tls-verify=false"])
+            .args([
+                "copy",
+                "--all",
+                "--quiet",
+                "--dest-tls-verify=false",
+                "--format",
+                format,
+            ])
             .arg(format!("oci:{}", layout.display()))
             .arg(format!("docker://{}", self.reference(repo_tag)))
             .output()

@@ -306,7 +306,7 @@ fn layers_whiteouts_and_shared_layers() {
     // clean keeps what an image uses, removes what none does.
     ok(p.ctl(&["remove", &name]));
     let out = ok(p.ctl(&["clean"]));
-    assert!(out.contains("Removed 2 OCI layers"), "{out}");
+    assert!(out.contains("Removed 2 OCI blobs"), "{out}");
     assert_eq!(blob_count(&p), 3);
     assert_eq!(ok(nspawn_in(&p, &["-q", "--pipe", "-M", &name2])), "3");
     ok(p.ctl(&["remove", &name2]));
@@ -363,6 +363,14 @@ fn index_resolved_for_the_architecture_and_pins() {
         std::fs::read_to_string(p.pool.join(&b).join("arch")).unwrap(),
         other
     );
+    // The same as a Docker manifest list of schema 2 manifests.
+    reg.push_as(&layout.dir, "multi:v2s2", "v2s2");
+    let docker = unique("docker");
+    ok(p.ctl(&["pull-oci", &reg.reference("multi:v2s2"), &docker]));
+    assert_eq!(
+        std::fs::read_to_string(p.pool.join(&docker).join("arch")).unwrap(),
+        host
+    );
     let err = p.refused(&["pull-oci", "--arch", "s390x", &r, &unique("none")]);
     assert!(err.contains("no image for linux/s390x"), "{err}");
     // A pin by digest: the registry's manifest must hash to it.
@@ -390,13 +398,18 @@ fn imports_of_saved_images_match_the_pull() {
         return;
     }
     // gzip: a docker-archive cannot hold zstd layers.
-    let (p, _reg, layout, r, pulled) = pulled_two_layers("ociimport", false);
+    let (p, reg, layout, r, pulled) = pulled_two_layers("ociimport", false);
     let want = listing(&p.pool.join(&pulled));
     assert!(
         want.len() > 20 && want.iter().any(|l| l.starts_with("./data/c ")),
         "{want:?}"
     );
 
+    // Docker's schema 2 manifest of the same image: the same tree.
+    reg.push_as(&layout.dir, "two:v2s2", "v2s2");
+    let docker = unique("docker");
+    ok(p.ctl(&["pull-oci", &reg.reference("two:v2s2"), &docker]));
+    assert_eq!(listing(&p.pool.join(&docker)), want);
     let pm = Podman::new(&p.root.join("podman"));
     ok(podman(&pm, &["pull", "-q", "--tls-verify=false", &r]));
     for format in ["oci-archive", "docker-archive"] {
@@ -602,6 +615,17 @@ fn registry_auth_basic_and_bearer() {
     assert!(err.contains("authentication failed"), "{err}");
     nothing_left(&p);
     ok(p.ctl(&["pull-oci", "--creds", "u:secret", &at("priv:1"), "a"]));
+    let blob_hits = || -> usize {
+        s.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.contains("/blobs/"))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let fetched = blob_hits();
+    assert!(fetched >= 2, "{fetched}");
 
     // Bearer: a token from the realm, which wants the credentials of an
     // auth file.
@@ -650,6 +674,14 @@ fn registry_auth_basic_and_bearer() {
         "hi"
     );
     assert!(s.hits("/token") >= 2);
+    // Its blobs were all in the store: not one was asked for again.
+    assert_eq!(blob_hits(), fetched);
+    // An anonymous token: the realm gives one without credentials.
+    s.set(
+        "/token",
+        Answer::Ok("application/json".into(), br#"{"token":"tok-1"}"#.to_vec()),
+    );
+    ok(p.ctl(&["pull-oci", &at("priv:1"), "c"]));
 }
 
 /// A layer written by a stranger: a tar from Python's tarfile with

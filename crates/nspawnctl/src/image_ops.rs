@@ -200,7 +200,7 @@ pub fn clean(a: CleanArgs) -> Result<i32, String> {
     let (n, bytes) = libnspawn::image::oci::collect_unused().map_err(|e| e.to_string())?;
     if n > 0 {
         println!(
-            "Removed {n} OCI layers no image uses ({}).",
+            "Removed {n} OCI blobs (layers, configs) no image uses ({}).",
             crate::images::bytes(bytes)
         );
     }
