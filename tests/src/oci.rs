@@ -6,7 +6,7 @@
 
 use crate::{text, wait_until};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -420,6 +420,5 @@ fn serve(
             return;
         }
         let _ = s.flush();
-        let _ = r.get_mut().read(&mut []);
     }
 }
