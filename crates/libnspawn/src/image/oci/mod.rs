@@ -200,9 +200,16 @@ fn download(c: &Client, blobs: &Blobs, wanted: &[Descriptor], label: &str) -> Re
         let handles: Vec<_> = (0..n)
             .map(|_| {
                 s.spawn(|| {
-                    let r = work();
-                    running.fetch_sub(1, Ordering::SeqCst);
-                    r
+                    // Counted down however the thread ends, a panic too,
+                    // so the progress loop below always ends.
+                    struct Done<'a>(&'a AtomicUsize);
+                    impl Drop for Done<'_> {
+                        fn drop(&mut self) {
+                            self.0.fetch_sub(1, Ordering::SeqCst);
+                        }
+                    }
+                    let _done = Done(&running);
+                    work()
                 })
             })
             .collect();
