@@ -188,6 +188,36 @@ pub struct Registry {
 
 impl Registry {
     pub fn start(dir: &Path) -> Registry {
+        Self::start_with(dir, "")
+    }
+
+    /// With TLS: a certificate for 127.0.0.1 signed by a new CA, whose
+    /// certificate is `dir/ca.pem`.
+    pub fn start_tls(dir: &Path) -> Registry {
+        std::fs::create_dir_all(dir).unwrap();
+        let sh = |script: &str| {
+            let o = Command::new("sh")
+                .args(["-ec", script])
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", text(&o.stderr));
+        };
+        sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+              -subj /CN=test-ca -addext basicConstraints=critical,CA:TRUE 2>/dev/null
+            openssl req -newkey rsa:2048 -nodes -keyout key.pem -out req.csr -subj /CN=127.0.0.1 2>/dev/null
+            printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >ext.cnf
+            openssl x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+              -out cert.pem -days 2 -extfile ext.cnf 2>/dev/null");
+        let tls = format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            dir.join("cert.pem").display(),
+            dir.join("key.pem").display()
+        );
+        Self::start_with(dir, &tls)
+    }
+
+    fn start_with(dir: &Path, http_extra: &str) -> Registry {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -198,7 +228,7 @@ impl Registry {
         std::fs::write(
             &conf,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{http_extra}",
                 dir.join("storage").display()
             ),
         )

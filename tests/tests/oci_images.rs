@@ -863,3 +863,43 @@ fn interrupted_pulls_leave_nothing() {
         assert_eq!(blobs, 1, "after signal {sig}");
     }
 }
+
+#[test]
+fn https_registry_with_its_certificate() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("ocitls");
+    let dir = p.root.join("registry");
+    let reg = Registry::start_tls(&dir);
+    let layout = Layout::new(&p.root.join("layout"));
+    let m = small_image(&p.root, &layout, LAYER_GZIP);
+    layout.finish(vec![m]);
+    reg.push(&layout.dir, "small:1");
+    let r = reg.reference("small:1");
+    let ca = dir.join("ca.pem");
+    // Verified against the CA it names: pulled over https.
+    ok(ctl_env(
+        &p,
+        &["pull-oci", "--tls-verify=yes", &r, "small"],
+        &[("SSL_CERT_FILE", &ca)],
+    ));
+    assert_eq!(
+        std::fs::read_to_string(p.pool.join("small/hello")).unwrap(),
+        "hi"
+    );
+    // Not trusted without it; plain http (a loopback default) finds TLS.
+    let err = p.refused(&["pull-oci", "--tls-verify=yes", &r, "other"]);
+    assert!(
+        err.to_lowercase().contains("certificate") || err.contains("UnknownIssuer"),
+        "{err}"
+    );
+    let err = p.refused(&["pull-oci", &r, "other"]);
+    assert!(err.contains("cannot pull"), "{err}");
+    let left: Vec<String> = p
+        .entries()
+        .into_iter()
+        .filter(|e| e.starts_with("other"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -21,10 +21,11 @@ pub struct PullOciArgs {
     /// USER:PASSWORD for the registry (default: from auth.json)
     #[arg(long, value_name = "USER:PASSWORD", value_parser = auth::parse_creds)]
     creds: Option<auth::Creds>,
-    /// Use plain http with this registry (always so for a loopback one)
-    #[arg(long)]
+    /// Use plain http with this registry (the default for a loopback one)
+    #[arg(long, conflicts_with = "tls_verify")]
     insecure: bool,
-    /// no is --insecure, as podman's option
+    /// no: plain http, as --insecure; yes: https with the certificate
+    /// verified, also for a loopback registry
     #[arg(long = "tls-verify", value_name = "BOOL", value_parser = parse_bool)]
     tls_verify: Option<bool>,
     #[command(flatten)]
@@ -48,7 +49,10 @@ pub fn pull_oci(a: PullOciArgs) -> Result<i32, String> {
     };
     let o = PullOptions {
         arch: a.arch,
-        insecure: a.insecure || a.tls_verify == Some(false),
+        tls: match a.insecure {
+            true => Some(false),
+            false => a.tls_verify,
+        },
         creds: a.creds,
         common: a.common.options(),
     };

@@ -39,8 +39,10 @@ const WORKERS: usize = 4;
 pub struct PullOptions {
     /// `ARCH` or `ARCH/VARIANT` as OCI names them; this machine's if unset.
     pub arch: Option<String>,
-    /// Plain http, for a registry without TLS.
-    pub insecure: bool,
+    /// `Some(false)`: plain http, for a registry without TLS;
+    /// `Some(true)`: https even on loopback; `None`: https, except for a
+    /// loopback registry.
+    pub tls: Option<bool>,
     pub creds: Option<auth::Creds>,
     pub common: Options,
 }
@@ -127,7 +129,7 @@ pub(crate) fn resolve(
 pub fn pull(reference: &str, name: &str, o: &PullOptions) -> Result<PathBuf> {
     let r = Reference::parse(reference).map_err(Error::invalid)?;
     transfer::check_name(name, o.common)?;
-    let mut c = Client::new(&r, o.insecure, o.creds.clone());
+    let mut c = Client::new(&r, o.tls, o.creds.clone());
     let arch = o
         .arch
         .clone()

@@ -1,7 +1,7 @@
 //! A client of the OCI distribution API (registry v2): manifests and
 //! blobs of one repository over ureq, https (rustls, the host's
-//! certificates), or http for a loopback registry or one declared
-//! insecure. A 401 is answered once per request: a `Bearer` challenge by
+//! certificates), or http for one declared insecure and, unless told
+//! `--tls-verify=yes`, for a loopback registry. A 401 is answered once per request: a `Bearer` challenge by
 //! a token from its realm (anonymous, or with the credentials), a `Basic`
 //! one by the credentials. At most 5 redirects are followed (a blob is
 //! often served from elsewhere; ureq drops the `Authorization` header
@@ -42,8 +42,8 @@ impl Failure {
 type Response = (Box<dyn Read + Send>, Option<u64>, Option<String>);
 
 impl Client {
-    pub fn new(r: &Reference, insecure: bool, creds: Option<Creds>) -> Client {
-        let scheme = if insecure || r.is_loopback() {
+    pub fn new(r: &Reference, tls: Option<bool>, creds: Option<Creds>) -> Client {
+        let scheme = if !tls.unwrap_or(!r.is_loopback()) {
             "http"
         } else {
             "https"
