@@ -140,7 +140,11 @@ pub fn pull(reference: &str, name: &str, o: &PullOptions) -> Result<PathBuf> {
         Failure::NotFound => Error::invalid(format!("{what}: no such image or tag (HTTP 404)")),
         f => fail(f),
     })?;
-    let mut next = |d: &str| c.clone().manifest(d).map_err(|f| f.message(&what));
+    let mut next = |d: &str| {
+        c.clone()
+            .manifest(d)
+            .map_err(|f| f.message(&format!("manifest {d}")))
+    };
     let img = resolve(&r.to_string(), top, &arch, &mut next)
         .map_err(|e| Error::invalid(format!("{what}: {e}")))?;
     let pool = ops::create_pool()?;
