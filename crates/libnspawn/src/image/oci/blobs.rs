@@ -148,15 +148,18 @@ impl Blobs {
         super::read_bounded(f, &format!("blob {digest}"))
     }
 
-    /// Remove every blob not in `keep`; `None` if a pull holds the store.
-    /// Returns how many blobs and bytes went.
-    pub fn collect(pool: &Path, keep: &HashSet<String>) -> Result<Option<(usize, u64)>, String> {
+    /// The store of `pool` held exclusively, for `clean`: `None` if there
+    /// is none or a pull holds it.
+    pub fn exclusive(pool: &Path) -> Result<Option<Blobs>, String> {
         if !pool.join(STORE).is_dir() {
-            return Ok(Some((0, 0)));
-        }
-        let Some(me) = Self::open_as(pool, true)? else {
             return Ok(None);
-        };
+        }
+        Self::open_as(pool, true)
+    }
+
+    /// Remove every blob not in `keep`; how many blobs and bytes went.
+    pub fn collect(&self, keep: &HashSet<String>) -> Result<(usize, u64), String> {
+        let me = self;
         let (mut n, mut bytes) = (0, 0);
         let entries = std::fs::read_dir(&me.dir)
             .map_err(|e| format!("cannot read {}: {e}", me.dir.display()))?;
@@ -171,7 +174,7 @@ impl Blobs {
             n += 1;
             bytes += size;
         }
-        Ok(Some((n, bytes)))
+        Ok((n, bytes))
     }
 }
 

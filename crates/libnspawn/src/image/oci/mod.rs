@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod reference;
 mod registry;
 mod settings;
+mod trees;
 
 use super::store::{self, Image};
 use super::transfer::{self, unpack::Stream, Options};
@@ -247,9 +248,11 @@ pub(crate) fn build(blobs: &Blobs, img: &Resolved, name: &str, o: Options) -> Re
         .map_err(Error::invalid)?;
     let config: Config = parse(&config_bytes, "image config").map_err(Error::invalid)?;
     let run = config.config.unwrap_or_default();
-    let (pool, temp) = transfer::prepare(name)?;
+    let chains = trees::of(&img.layers);
+    let (pool, temp, from) = start(name, &chains)?;
+    let share = temp.kind == super::Kind::Subvolume;
     let n = img.layers.len();
-    for (i, l) in img.layers.iter().enumerate() {
+    for (i, l) in img.layers.iter().enumerate().skip(from) {
         let p = blobs.path(&l.digest).map_err(Error::invalid)?;
         let f = std::fs::File::open(&p).ctx(|| format!("cannot open {}", p.display()))?;
         let size = f.metadata().ok().map(|m| m.len());
@@ -262,6 +265,9 @@ pub(crate) fn build(blobs: &Blobs, img: &Resolved, name: &str, o: Options) -> Re
                 "blob {} does not match its digest (got sha256:{got})",
                 l.digest
             )));
+        }
+        if share {
+            trees::keep(&pool, &temp.path, &chains[i]).map_err(Error::invalid)?;
         }
     }
     let nspawn = settings::nspawn_file(&img.source, &img.digest, &run);
@@ -287,6 +293,23 @@ pub(crate) fn build(blobs: &Blobs, img: &Resolved, name: &str, o: Options) -> Re
     Ok(to)
 }
 
+/// The new image's temporary: on a btrfs pool a snapshot of the kept
+/// tree of its longest known prefix of layers (`trees`), else empty; and
+/// how many layers it already holds.
+fn start(name: &str, chains: &[String]) -> Result<(PathBuf, ops::Temp, usize)> {
+    let pool = ops::create_pool()?;
+    if trees::enabled(&pool) {
+        if let Some((k, tree)) = trees::longest(&pool, chains) {
+            ops::sweep(&pool);
+            if let Some(temp) = ops::Temp::snapshot(&pool, name, &tree)? {
+                return Ok((pool, temp, k));
+            }
+        }
+    }
+    let (pool, temp) = transfer::prepare(name)?;
+    Ok((pool, temp, 0))
+}
+
 fn short(digest: &str) -> &str {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     &hex[..hex.len().min(12)]
@@ -305,17 +328,22 @@ pub fn metadata(i: &Image) -> Option<serde_json::Value> {
 pub fn collect_unused() -> Result<(usize, u64)> {
     let (mut n, mut bytes) = (0, 0);
     for pool in store::search_path() {
-        let keep = referenced(&pool);
-        if let Some((a, b)) = Blobs::collect(&pool, &keep).map_err(Error::invalid)? {
-            n += a;
-            bytes += b;
-        }
+        let Some(store) = Blobs::exclusive(&pool).map_err(Error::invalid)? else {
+            continue;
+        };
+        let (blobs, chains) = referenced(&pool);
+        let (a, b) = store.collect(&blobs).map_err(Error::invalid)?;
+        trees::collect(&pool, &chains).map_err(Error::invalid)?;
+        n += a;
+        bytes += b;
     }
     Ok((n, bytes))
 }
 
-fn referenced(pool: &Path) -> HashSet<String> {
+/// What the images of `pool` use: blobs, and the chains of their layers.
+fn referenced(pool: &Path) -> (HashSet<String>, HashSet<String>) {
     let mut keep = HashSet::new();
+    let mut chains = HashSet::new();
     for e in std::fs::read_dir(pool).into_iter().flatten().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if !name.ends_with(META_SUFFIX) {
@@ -341,7 +369,9 @@ fn referenced(pool: &Path) -> HashSet<String> {
             }
         };
         keep.extend(strs("config"));
-        keep.extend(strs("layers"));
+        let layers = strs("layers");
+        chains.extend(trees::chains(layers.iter().map(String::as_str)));
+        keep.extend(layers);
     }
-    keep
+    (keep, chains)
 }
