@@ -562,6 +562,17 @@ fn bad_registries_fail_cleanly() {
     assert!(err.to_lowercase().contains("redirects"), "{err}");
     nothing_left(&p);
 
+    // Docker's old schema 1, which has no config to run the image by.
+    let v1 = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+    s.set(
+        "/v2/v1/manifests/1",
+        Answer::Ok(v1.into(), br#"{"schemaVersion":1,"name":"v1"}"#.to_vec()),
+    );
+    let err = p.refused(&["pull-oci", &at("v1:1"), "v1"]);
+    assert!(
+        err.contains(&format!("unsupported media type '{v1}'")),
+        "{err}"
+    );
     // A layer type we do not unpack.
     let odd = Layout::new(&p.root.join("odd"));
     let om = small_image(

@@ -126,11 +126,21 @@ pub fn media_type(header: Option<&str>, body: &[u8]) -> String {
     if let Some(h) = header.filter(|h| is_index(h) || is_manifest(h)) {
         return h.to_string();
     }
-    match serde_json::from_slice::<Typed>(body) {
-        Ok(t) if !t.media_type.is_empty() => t.media_type,
-        Ok(t) if t.manifests.is_some() => OCI_INDEX.into(),
-        Ok(_) => OCI_MANIFEST.into(),
-        Err(_) => header.unwrap_or("").to_string(),
+    // A specific type the server names (Docker's schema 1, say) is kept,
+    // to be refused by name; generic ones say nothing.
+    let named = header.filter(|h| {
+        !h.is_empty()
+            && !matches!(
+                *h,
+                "application/json" | "application/octet-stream" | "text/plain"
+            )
+    });
+    match (serde_json::from_slice::<Typed>(body), named) {
+        (Ok(t), _) if !t.media_type.is_empty() => t.media_type,
+        (_, Some(h)) => h.to_string(),
+        (Ok(t), None) if t.manifests.is_some() => OCI_INDEX.into(),
+        (Ok(_), None) => OCI_MANIFEST.into(),
+        (Err(_), None) => String::new(),
     }
 }
 
@@ -183,6 +193,9 @@ mod tests {
           {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:c","size":1,
            "platform":{"architecture":"amd64","os":"linux"}}]}"#;
         assert_eq!(media_type(None, j), OCI_INDEX);
+        let v1 = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+        assert_eq!(media_type(Some(v1), br#"{"schemaVersion":1}"#), v1);
+        assert_eq!(media_type(Some("application/json"), b"{}"), OCI_MANIFEST);
         let i: Index = serde_json::from_slice(j).unwrap();
         assert_eq!(select(&i, "amd64").unwrap().digest, "sha256:c");
         assert_eq!(select(&i, "arm/v7").unwrap().digest, "sha256:b");
