@@ -914,3 +914,49 @@ fn https_registry_with_its_certificate() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// SIGKILL while a layer is being unpacked: the locked temporary stays
+/// until the next transfer into the pool sweeps it, and the unpacker
+/// died with its parent.
+#[test]
+fn killed_while_unpacking_is_swept() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("ocikill");
+    let big = p.root.join("big");
+    std::fs::create_dir_all(&big).unwrap();
+    // 128 MiB of zeros: small as gzip, long enough to write.
+    std::fs::File::create(big.join("zeros"))
+        .unwrap()
+        .set_len(128 << 20)
+        .unwrap();
+    let layout = Layout::new(&p.root.join("layout"));
+    let m = layout.image(
+        "amd64",
+        &[(LAYER_GZIP, tar_of(&big, Some("gzip")))],
+        serde_json::json!({}),
+    );
+    layout.finish(vec![m]);
+    let name = unique("killed");
+    let mut c = nspawnctl(&["import-oci", layout.dir.to_str().unwrap(), &name]);
+    c.env("NSPAWN_IMAGE_PATH", &p.pool)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let temp = |p: &Pool| p.entries().iter().any(|e| e.starts_with(".#"));
+    assert!(wait_until(std::time::Duration::from_secs(20), || temp(&p)));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(wait_until(std::time::Duration::from_secs(10), || {
+        processes_with(&name).is_empty()
+    }));
+    assert!(!p.pool.join(&name).exists());
+    assert!(temp(&p), "{:?}", p.entries());
+    // The next import sweeps the dead temporary.
+    let small = Layout::new(&p.root.join("small"));
+    let sm = small_image(&p.root, &small, LAYER_GZIP);
+    small.finish(vec![sm]);
+    ok(p.ctl(&["import-oci", small.dir.to_str().unwrap(), "small"]));
+    assert!(!temp(&p), "{:?}", p.entries());
+}
