@@ -280,6 +280,9 @@ fn layers_whiteouts_and_shared_layers() {
     assert_eq!(ours, theirs);
     assert_eq!(ours, "/data:\nc\n\n/keep:\nx\ny\ndone\n");
 
+    // The blob store is never listed, hidden images included.
+    let all = ok(p.ctl(&["list-images", "--all", "--no-legend"]));
+    assert!(!all.contains("oci"), "{all}");
     // A second image on the same base layer: only its own blobs come.
     let blobs = blob_count(&p);
     assert_eq!(blobs, 3, "config and two layers");

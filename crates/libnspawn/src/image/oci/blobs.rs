@@ -159,10 +159,9 @@ impl Blobs {
 
     /// Remove every blob not in `keep`; how many blobs and bytes went.
     pub fn collect(&self, keep: &HashSet<String>) -> Result<(usize, u64), String> {
-        let me = self;
         let (mut n, mut bytes) = (0, 0);
-        let entries = std::fs::read_dir(&me.dir)
-            .map_err(|e| format!("cannot read {}: {e}", me.dir.display()))?;
+        let entries = std::fs::read_dir(&self.dir)
+            .map_err(|e| format!("cannot read {}: {e}", self.dir.display()))?;
         for e in entries.flatten() {
             let digest = format!("sha256:{}", e.file_name().to_string_lossy());
             if keep.contains(&digest) {
