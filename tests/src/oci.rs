@@ -59,6 +59,26 @@ pub fn tar_of(dir: &Path, filter: Option<&str>) -> Vec<u8> {
     }
 }
 
+/// `prog` (skopeo, podman) in a private mount namespace whose
+/// `/var/lib/containers` is `state`: containers/image keeps its blob-info
+/// cache there whatever `--root` says, and the host's must not change.
+/// (The mount point is made on the host if missing: an empty directory.)
+pub fn contained(state: &Path, prog: &str) -> Command {
+    std::fs::create_dir_all(state).unwrap();
+    let mut c = Command::new("unshare");
+    c.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-ec",
+        "mkdir -p /var/lib/containers; mount --bind \"$0\" /var/lib/containers; exec \"$@\"",
+    ])
+    .arg(state)
+    .arg(prog);
+    c
+}
+
 pub const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 pub const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -183,6 +203,7 @@ fn filter(prog: &str, data: &[u8]) -> Vec<u8> {
 /// Debian's docker-registry on 127.0.0.1, storage under `dir`.
 pub struct Registry {
     pub port: u16,
+    dir: PathBuf,
     child: Child,
 }
 
@@ -248,7 +269,11 @@ impl Registry {
             .is_ok()),
             "docker-registry did not start"
         );
-        Registry { port, child }
+        Registry {
+            port,
+            dir: dir.to_path_buf(),
+            child,
+        }
     }
 
     pub fn reference(&self, repo_tag: &str) -> String {
@@ -264,7 +289,7 @@ impl Registry {
     /// As `push`, the manifests converted to `format` (`oci`, or `v2s2`:
     /// Docker's schema 2 manifests and manifest lists).
     pub fn push_as(&self, layout: &Path, repo_tag: &str, format: &str) {
-        let o = Command::new("skopeo")
+        let o = contained(&self.dir.join("containers"), "skopeo")
             .args([
                 "copy",
                 "--all",

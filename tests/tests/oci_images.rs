@@ -42,7 +42,7 @@ impl Drop for Podman {
 /// `podman ARGS` on that storage, as this host needs it (cgroupfs, file
 /// events).
 fn podman(pm: &Podman, args: &[&str]) -> Output {
-    let mut c = Command::new("podman");
+    let mut c = contained(&pm.root.join("containers"), "podman");
     c.arg("--root")
         .arg(pm.root.join("storage"))
         .arg("--runroot")
