@@ -154,6 +154,8 @@ fn pull_runs_what_podman_runs() {
     );
     assert_eq!(ours, theirs);
     assert_eq!(ours, "hello world\n1000\n");
+    let left = leaks::wait_clean(&name, &p.pool.join(&name));
+    assert!(left.is_empty(), "{left:?}");
 
     // Where it came from, kept with the image and shown.
     let status = ok(p.ctl(&["image-status", &name]));
@@ -279,6 +281,8 @@ fn layers_whiteouts_and_shared_layers() {
     let theirs = podman_run(&pm, &r, &[]);
     assert_eq!(ours, theirs);
     assert_eq!(ours, "/data:\nc\n\n/keep:\nx\ny\ndone\n");
+    let left = leaks::wait_clean(&name, &p.pool.join(&name));
+    assert!(left.is_empty(), "{left:?}");
 
     // The blob store is never listed, hidden images included.
     let all = ok(p.ctl(&["list-images", "--all", "--no-legend"]));
