@@ -8,6 +8,7 @@
 pub mod compat;
 pub mod guest;
 pub mod http;
+pub mod oci;
 pub mod pool;
 
 use nix::pty::openpty;
@@ -102,6 +103,16 @@ pub fn marker() -> String {
     )
 }
 
+/// A busybox tree made at `dir` by the fixture script.
+pub fn busybox_at(dir: &Path) {
+    let st = Command::new(repo_root().join("scripts/fixtures.sh"))
+        .arg("busybox")
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(st.success(), "busybox fixture failed");
+}
+
 /// A fresh busybox tree in /var/tmp (removed on drop).
 pub struct Tree {
     pub path: PathBuf,
@@ -113,12 +124,7 @@ impl Tree {
         let name = unique(prefix);
         let path = Path::new("/var/tmp/nspawn-tests").join(&name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let st = Command::new(repo_root().join("scripts/fixtures.sh"))
-            .arg("busybox")
-            .arg(&path)
-            .status()
-            .unwrap();
-        assert!(st.success(), "busybox fixture failed");
+        busybox_at(&path);
         Tree { path, name }
     }
 

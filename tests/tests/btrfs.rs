@@ -816,3 +816,74 @@ fn block_device_read_only() {
     drop(dev);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// OCI images on a btrfs pool: the tree after each layer is kept as a
+/// read-only subvolume by chain of layers, so an image on the same base
+/// begins as a snapshot of it (sharing its extents) and unpacks only
+/// its own layers; `clean` removes the trees no image's layers need.
+#[test]
+fn oci_images_share_their_base_tree() {
+    use nspawn_tests::oci::{Layout, LAYER_GZIP, LAYER_TAR};
+    if reference() {
+        return;
+    }
+    let fs = Fs::new("ocitrees");
+    let base = fs.busybox(&fs.root.join("base"), 16);
+    let base_layer = nspawn_tests::oci::tar_of(&base, Some("gzip"));
+    let top = fs.root.join("top");
+    std::fs::create_dir_all(&top).unwrap();
+    std::fs::write(top.join("mine"), "two").unwrap();
+    let run = serde_json::json!({"Cmd": ["/bin/cat", "/mine"]});
+    let a = Layout::new(&fs.root.join("a"));
+    let ma = a.image("amd64", &[(LAYER_GZIP, base_layer.clone())], run.clone());
+    a.finish(vec![ma]);
+    let b = Layout::new(&fs.root.join("b"));
+    let top_layer = nspawn_tests::oci::tar_of(&top, None);
+    let mb = b.image(
+        "amd64",
+        &[(LAYER_GZIP, base_layer), (LAYER_TAR, top_layer)],
+        run,
+    );
+    b.finish(vec![mb]);
+
+    fs.ok(&["import-oci", a.dir.to_str().unwrap(), "one"]);
+    let trees = fs.pool.join(".oci_store/trees");
+    let kept = || -> Vec<PathBuf> {
+        std::fs::read_dir(&trees)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    let first = kept();
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(is_subvolume(&first[0]) && ro_property(&first[0]).contains("true"));
+    fs.ok(&["import-oci", b.dir.to_str().unwrap(), "two"]);
+    assert_eq!(kept().len(), 2);
+    // "two" is a snapshot of the base's tree, its 16 MiB shared.
+    assert_eq!(
+        subvolume_field(&fs.pool.join("two"), "Parent UUID:"),
+        subvolume_field(&first[0], "UUID:")
+    );
+    let (total, exclusive) = fs_du(&fs.pool.join("two"));
+    assert!(
+        total > 16 << 20 && exclusive < 1 << 20,
+        "{total} {exclusive}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(fs.pool.join("two/mine")).unwrap(),
+        "two"
+    );
+    assert!(fs.pool.join("two/srv/data").is_file());
+
+    fs.ok(&["remove", "two"]);
+    fs.ok(&["clean"]);
+    assert_eq!(kept(), first, "the base's tree stays for 'one'");
+    fs.ok(&["remove", "one"]);
+    fs.ok(&["clean"]);
+    assert!(kept().is_empty());
+    assert_eq!(
+        std::fs::read_dir(fs.pool.join(".oci_store/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
+}

@@ -197,6 +197,13 @@ pub fn clean(a: CleanArgs) -> Result<i32, String> {
         }
     }
     println!("Removed {removed} images in total.");
+    let (n, bytes) = libnspawn::image::oci::collect_unused().map_err(|e| e.to_string())?;
+    if n > 0 {
+        println!(
+            "Removed {n} OCI blobs (layers, configs) no image uses ({}).",
+            crate::images::bytes(bytes)
+        );
+    }
     Ok(0)
 }
 

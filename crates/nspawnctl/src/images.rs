@@ -68,14 +68,20 @@ pub fn list(a: ListArgs) -> Result<i32, String> {
             .iter()
             .zip(&usages)
             .map(|(i, u)| {
-                serde_json::json!({
+                let mut v = serde_json::json!({
                     "name": i.name,
                     "type": i.kind.as_str(),
                     "ro": i.read_only,
                     "usage": u,
                     "created": i.created_usec,
                     "modified": i.modified_usec,
-                })
+                });
+                // Beyond machinectl: where an OCI image came from.
+                if let Some(m) = libnspawn::image::oci::metadata(i) {
+                    v["source"] = m["source"].clone();
+                    v["digest"] = m["digest"].clone();
+                }
+                v
             })
             .collect();
         crate::table::print_json(&serde_json::Value::Array(v), a.output == "json-pretty")?;
@@ -215,6 +221,11 @@ pub fn status(a: StatusArgs) -> Result<i32, String> {
                 f.path.display(),
                 if f.trusted { "" } else { " (untrusted)" }
             );
+        }
+        if let Some(m) = libnspawn::image::oci::metadata(i) {
+            let field = |k: &str| m.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_string();
+            println!("\t  Source: {}", crate::table::printable(&field("source")));
+            println!("\t  Digest: {}", crate::table::printable(&field("digest")));
         }
         if matches!(i.kind, Kind::Raw | Kind::Block) {
             partitions(i);

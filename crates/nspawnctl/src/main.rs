@@ -7,6 +7,7 @@ mod copy;
 mod image_ops;
 mod images;
 mod machine;
+mod oci;
 mod output;
 mod raw;
 mod relay;
@@ -109,6 +110,10 @@ enum Verb {
     ExportRaw(raw::ExportRawArgs),
     /// Download a disk image (http:// or file://) as NAME.raw
     PullRaw(raw::PullRawArgs),
+    /// Download an OCI image from a registry as a new image and its NAME.nspawn
+    PullOci(oci::PullOciArgs),
+    /// Import an OCI layout directory, oci-archive or docker-archive as a new image
+    ImportOci(oci::ImportOciArgs),
 }
 
 fn main() {
@@ -159,6 +164,8 @@ fn main() {
         Verb::ImportRaw(a) => raw::import_raw(a),
         Verb::ExportRaw(a) => raw::export_raw(a),
         Verb::PullRaw(a) => raw::pull_raw(a),
+        Verb::PullOci(a) => oci::pull_oci(a),
+        Verb::ImportOci(a) => oci::import_oci(a),
     };
     match r {
         Ok(code) => std::process::exit(code),

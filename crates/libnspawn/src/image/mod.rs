@@ -8,6 +8,7 @@ mod block;
 pub(crate) mod btrfs;
 pub mod cancel;
 pub(crate) mod ioctl;
+pub mod oci;
 pub mod ops;
 mod qgroup;
 pub mod quota;

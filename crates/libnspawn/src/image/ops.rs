@@ -48,10 +48,15 @@ pub(crate) fn entry(pool: &Path, name: &str, kind: Kind) -> PathBuf {
 }
 
 /// The files that belong to an image by name: its settings beside it and
-/// in the trusted directories, and a raw image's root hash.
+/// in the trusted directories, a raw image's root hash, an OCI image's
+/// metadata.
 pub(crate) fn side_files(pool: &Path, name: &str) -> Vec<PathBuf> {
     let file = format!("{name}.nspawn");
-    let mut out = vec![pool.join(&file), pool.join(format!("{name}.roothash"))];
+    let mut out = vec![
+        pool.join(&file),
+        pool.join(format!("{name}.roothash")),
+        pool.join(format!("{name}{}", super::oci::META_SUFFIX)),
+    ];
     out.extend(TRUSTED_DIRS.iter().map(|d| Path::new(d).join(&file)));
     out
 }

@@ -12,13 +12,14 @@
 pub mod compress;
 mod fetch;
 mod pack;
-mod progress;
+pub(crate) mod progress;
 mod qcow2;
 pub mod raw;
 mod sparse;
 pub mod trust;
-mod unpack;
+pub(crate) mod unpack;
 pub mod verify;
+mod whiteout;
 
 use super::cancel;
 use super::ops::{self, Temp};
@@ -51,7 +52,7 @@ pub fn default_name(url_or_path: &str) -> Option<String> {
     store::name_is_valid(name).then(|| name.to_string())
 }
 
-fn check_name(name: &str, o: Options) -> Result<()> {
+pub(crate) fn check_name(name: &str, o: Options) -> Result<()> {
     if !store::name_is_valid(name) {
         return Err(Error::invalid(format!("invalid image name '{name}'")));
     }
@@ -67,7 +68,7 @@ fn cancelled() -> Error {
 
 /// Where a new image goes: the pool (created), swept of dead transfers'
 /// temporaries, and a new locked temporary directory in it.
-fn prepare(name: &str) -> Result<(PathBuf, Temp)> {
+pub(crate) fn prepare(name: &str) -> Result<(PathBuf, Temp)> {
     prepare_as(name, true)
 }
 
@@ -87,8 +88,19 @@ fn receive(
     label: Option<&str>,
     temp: &Temp,
 ) -> Result<String> {
+    receive_as(src, total, label, temp, unpack::Stream::Archive)
+}
+
+/// As `receive`, the stream being what `mode` says.
+pub(crate) fn receive_as(
+    src: Box<dyn Read>,
+    total: Option<u64>,
+    label: Option<&str>,
+    temp: &Temp,
+    mode: unpack::Stream,
+) -> Result<String> {
     cancel::catch();
-    let mut child = unpack::spawn(&temp.path, temp.lock.fd())?;
+    let mut child = unpack::spawn(&temp.path, temp.lock.fd(), mode)?;
     let mut src = verify::Hashing::new(src);
     let mut progress = progress::Progress::new(label, total);
     let mut buf = vec![0u8; 1 << 16];
@@ -164,7 +176,7 @@ fn flatten(root: &Path) -> Result<()> {
 
 /// Put the finished temporary in place as image `name`: an existing image
 /// of that name is removed first (only with `--force`, checked before).
-fn commit(
+pub(crate) fn commit(
     pool: &Path,
     temp: Temp,
     name: &str,

@@ -11,6 +11,7 @@
 //! reference's (root's) import does, since they can only land inside.
 
 use super::compress;
+use super::whiteout;
 use crate::error::{Context, Error, Result};
 use rustix::fs::Mode;
 use rustix::process::Signal;
@@ -27,11 +28,19 @@ pub struct Child {
     reaped: bool,
 }
 
+/// What the stream is: an archive of a whole tree, or an OCI layer
+/// applied over what the layers before it wrote (`whiteout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Archive,
+    Layer,
+}
+
 /// Fork the child that unpacks into `target`. `lock` is the temporary's
 /// lock; the child keeps a copy so the temporary is never swept while it
 /// writes, and dies with us (PDEATHSIG) so a killed transfer leaves only
 /// an unlocked temporary that the next one removes.
-pub fn spawn(target: &Path, lock: std::os::fd::BorrowedFd) -> Result<Child> {
+pub fn spawn(target: &Path, lock: std::os::fd::BorrowedFd, mode: Stream) -> Result<Child> {
     let (in_r, in_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .ctx(|| "cannot create a pipe".into())?;
     let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
@@ -45,7 +54,7 @@ pub fn spawn(target: &Path, lock: std::os::fd::BorrowedFd) -> Result<Child> {
         nix::unistd::ForkResult::Child => {
             drop(in_w);
             drop(err_r);
-            child(&target, parent, in_r, err_w, lock.as_raw_fd())
+            child(&target, parent, in_r, err_w, lock.as_raw_fd(), mode)
         }
         nix::unistd::ForkResult::Parent { child } => Ok(Child {
             pid: rustix::process::Pid::from_raw(child.as_raw()).expect("pid"),
@@ -96,10 +105,11 @@ fn child(
     input: OwnedFd,
     err: OwnedFd,
     lock: i32,
+    mode: Stream,
 ) -> ! {
     close_others(&[input.as_raw_fd(), err.as_raw_fd(), lock]);
     let mut err = std::fs::File::from(err);
-    let r = confine(target, parent, lock).and_then(|()| unpack(std::fs::File::from(input)));
+    let r = confine(target, parent, lock).and_then(|()| unpack(std::fs::File::from(input), mode));
     let code = match r {
         Ok(()) => 0,
         Err(e) => {
@@ -158,7 +168,7 @@ fn confine(target: &std::ffi::CStr, parent: rustix::process::Pid, lock: i32) -> 
 }
 
 /// Unpack the archive read from `input` to `/` (the target, once confined).
-fn unpack(input: impl Read + Send + 'static) -> Result<(), String> {
+fn unpack(input: impl Read + Send + 'static, mode: Stream) -> Result<(), String> {
     let r = BufReader::with_capacity(1 << 16, input);
     let mut ar = tar::Archive::new(compress::decoder(r)?);
     ar.set_preserve_permissions(true);
@@ -168,9 +178,21 @@ fn unpack(input: impl Read + Send + 'static) -> Result<(), String> {
     ar.set_overwrite(true);
     let bad = |e: std::io::Error| format!("cannot unpack the archive: {e}");
     let mut dirs = vec![];
+    let mut layer = whiteout::Layer::default();
     for entry in ar.entries().map_err(bad)? {
         let mut e = entry.map_err(bad)?;
         let kind = e.header().entry_type();
+        if mode == Stream::Layer {
+            let Some(path) = e.path().ok().and_then(|p| clean(&p)) else {
+                continue;
+            };
+            let what = whiteout::classify(&path);
+            if what != whiteout::Entry::Write {
+                layer.apply(&what)?;
+                continue;
+            }
+            layer.before_write(&path, kind.is_dir())?;
+        }
         if kind.is_dir() {
             // Directories last, as tar::Archive::unpack does, so a
             // read-only one or its mtime is set after its contents.
