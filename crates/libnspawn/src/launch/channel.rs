@@ -42,6 +42,8 @@ pub enum Msg {
     /// The runner did its part (the id maps, the network); with a user
     /// namespace it carries the idmapped mounts it made.
     Go(Idmapped),
+    /// An OCI runtime's container is set up and waits on its exec FIFO.
+    Ready,
 }
 
 const TAG_ERROR: u8 = b'E';
@@ -49,6 +51,7 @@ const TAG_CONSOLE: u8 = b'C';
 const TAG_KMSG: u8 = b'K';
 const TAG_ID: u8 = b'I';
 const TAG_GO: u8 = b'G';
+const TAG_READY: u8 = b'R';
 
 pub fn pair() -> Result<(Channel, Channel)> {
     let (a, b) = socketpair(
@@ -92,6 +95,12 @@ impl Channel {
     pub fn send_go(&self) -> Result<()> {
         self.send_bytes(&[TAG_GO])
             .ctx(|| "cannot signal the container to start".into())
+    }
+
+    /// An OCI runtime's container: set up, about to wait on its exec FIFO.
+    pub fn send_ready(&self) -> Result<()> {
+        self.send_bytes(&[TAG_READY])
+            .ctx(|| "cannot tell the runtime the container is ready".into())
     }
 
     fn send_bytes(&self, buf: &[u8]) -> nix::Result<()> {
@@ -257,6 +266,7 @@ impl Channel {
                     Msg::MachineId(crate::id128::Id128(id))
                 }
                 (1, Some(&TAG_GO)) => Msg::Go(Idmapped::default()),
+                (1, Some(&TAG_READY)) => Msg::Ready,
                 (2, Some(&TAG_GO)) => {
                     let mut binds: Vec<OwnedFd> = fd.into_iter().chain(fds).collect();
                     let tree = (buf[1] == 1 && !binds.is_empty()).then(|| binds.remove(0));

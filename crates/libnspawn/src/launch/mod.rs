@@ -17,6 +17,7 @@ mod channel;
 mod child;
 mod failpoint;
 mod host_limits;
+pub mod oci_init;
 mod place;
 mod reaper;
 mod reserve;

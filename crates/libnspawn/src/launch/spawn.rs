@@ -119,6 +119,7 @@ pub fn container(s: &Settings, inp: Inputs) -> Result<Container> {
             .unwrap_or_default(),
         listen_fds: listen_fds(),
         image,
+        exec_fifo: None,
     };
     let cgroup = held.cgroup.as_ref().map(|c| c.fd());
     let (pid, pidfd) = sys::spawn(ns as u64, cgroup, move || child::run(ctx))
