@@ -4,7 +4,7 @@
 //! path, the resources as given (written to the cgroup by us, not made
 //! scope properties), the annotations for the state.
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use libnspawn::Settings;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -44,6 +44,17 @@ pub fn load(dir: &Path, id: &str) -> Result<Bundle> {
     // the pty starts at the kernel's default.
     if let Some(p) = doc.get_mut("process") {
         take(p, "consoleSize");
+        // The container process sets 0022 (what podman asks for).
+        if let Some(u) = p.get_mut("user") {
+            match take(u, "umask") {
+                Value::Null => {}
+                m if m.as_u64() == Some(0o022) => {}
+                m => bail!(
+                    "{}: process.user.umask: {m} is not supported (only 18, 0022)",
+                    file.display()
+                ),
+            }
+        }
     }
     let annotations = doc
         .get("annotations")

@@ -113,6 +113,7 @@ fn mount_one(root: BorrowedFd, run: BorrowedFd, m: &CustomMount) -> Result<()> {
             source,
             read_only,
             recursive,
+            flags,
             ..
         } => {
             let src = open_source(root, source)?;
@@ -127,8 +128,18 @@ fn mount_one(root: BorrowedFd, run: BorrowedFd, m: &CustomMount) -> Result<()> {
                 if *recursive {
                     read_only_recursive(root, dest)?;
                 } else {
-                    remount(root, dest, MsFlags::MS_RDONLY)?;
+                    remount(root, dest, MsFlags::MS_RDONLY | *flags)?;
                 }
+            }
+            if !flags.is_empty() && !(*read_only && !*recursive) {
+                // A bind remount keeps what it does not name only for the
+                // flags the kernel locks; name read-only again.
+                let ro = if *read_only {
+                    MsFlags::MS_RDONLY
+                } else {
+                    MsFlags::empty()
+                };
+                remount(root, dest, *flags | ro)?;
             }
             Ok(())
         }

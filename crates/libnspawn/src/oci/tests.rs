@@ -228,7 +228,8 @@ fn mounts() {
                 source: Source::Host("/b/data".into()),
                 read_only: true,
                 recursive: true,
-                idmap: Idmap::Off
+                idmap: Idmap::Off,
+                flags: nix::mount::MsFlags::empty(),
             }
         )
     );

@@ -1,0 +1,537 @@
+//! `nspawn-oci` driven by the real clients, as a user would: podman 4.3
+//! (through conmon) with a private storage, run root and configuration
+//! under a temporary directory, and the runtime's command line itself.
+//! With `NSPAWN_OCI_RUNTIME=runc` the same tests run with runc, so that
+//! they check what a runtime must do; a case runc fails too on this host
+//! is skipped there, with the reason.
+//!
+//! Each test's containers go below a cgroup parent of its own, and the
+//! test checks that the parent is empty (no container's cgroup left in
+//! any hierarchy), that no state directory of its containers is left,
+//! and that nothing stays mounted below its directory.
+
+use nspawn_tests::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn runc() -> bool {
+    std::env::var("NSPAWN_OCI_RUNTIME").is_ok_and(|v| v == "runc")
+}
+
+/// The runtime under test.
+fn runtime() -> PathBuf {
+    if runc() {
+        return PathBuf::from("/usr/sbin/runc");
+    }
+    let bin = nspawn_bin().with_file_name("nspawn-oci");
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo build` first",
+        bin.display()
+    );
+    bin
+}
+
+/// Where the runtime keeps its state by default (podman passes no `--root`).
+fn state_root() -> &'static str {
+    if runc() {
+        "/run/runc"
+    } else {
+        "/run/nspawn-oci"
+    }
+}
+
+/// The cgroup hierarchies' mount points.
+fn hierarchies() -> Vec<PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("cgroup.procs").exists())
+        .chain(
+            Path::new("/sys/fs/cgroup/cgroup.procs")
+                .exists()
+                .then(|| PathBuf::from("/sys/fs/cgroup")),
+        )
+        .collect()
+}
+
+/// The child cgroups of `parent` (relative) in any hierarchy.
+fn cgroups_below(parent: &str) -> Vec<String> {
+    let mut out = vec![];
+    for h in hierarchies() {
+        let dir = h.join(parent.trim_start_matches('/'));
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    out.push(e.path().display().to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A podman of our own: storage, run root, temporary directory and
+/// configuration (the shipped drop-in) under one directory, containers
+/// below a cgroup parent of this test. Dropping it removes the
+/// containers, checks for leftovers, and removes it all.
+struct Podman {
+    dir: PathBuf,
+    parent: String,
+    ids: std::cell::RefCell<Vec<String>>,
+}
+
+impl Podman {
+    fn new(prefix: &str) -> Podman {
+        let name = unique(prefix);
+        let dir = Path::new("/var/tmp/nspawn-tests").join(&name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(
+            repo_root().join("dist/containers.conf.d/nspawn-oci.conf"),
+            dir.join("containers.conf"),
+        )
+        .unwrap();
+        let p = Podman {
+            dir,
+            parent: format!("/nspawn-tests-{name}"),
+            ids: Default::default(),
+        };
+        let tree = Tree::busybox(&format!("{prefix}-img"));
+        let tar = Command::new("tar")
+            .args(["-C", tree.dir(), "-c", "."])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut import = p.cmd(&["import", "-", "localhost/bb"]);
+        import.stdin(tar.stdout.unwrap());
+        ok(import.output().unwrap());
+        p
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let d = self.dir.display();
+        let mut c = Command::new("podman");
+        c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+            .arg(format!("--root={d}/root"))
+            .arg(format!("--runroot={d}/runroot"))
+            .arg(format!("--tmpdir={d}/tmp"))
+            .args([
+                "--cgroup-manager=cgroupfs",
+                "--events-backend=file",
+                "--storage-driver=vfs",
+            ])
+            .arg(format!("--runtime={}", runtime().display()))
+            .args(args);
+        c
+    }
+
+    /// `podman run` with what this host needs, and `extra` before the
+    /// image and `cmd` after it.
+    fn run(&self, extra: &[&str], cmd: &[&str]) -> Output {
+        let cg = format!("--cgroup-parent={}", self.parent);
+        let mut args = vec![
+            "run",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+            &cg,
+        ];
+        args.extend_from_slice(extra);
+        args.push("localhost/bb");
+        args.extend_from_slice(cmd);
+        let out = self.cmd(&args).output().unwrap();
+        if extra.contains(&"-d") && out.status.success() {
+            self.ids.borrow_mut().push(stdout(&out).trim().to_string());
+        }
+        out
+    }
+
+    /// The full id of a container by name.
+    fn id(&self, name: &str) -> String {
+        let id = ok(self
+            .cmd(&["inspect", "--format", "{{.Id}}", name])
+            .output()
+            .unwrap());
+        let id = id.trim().to_string();
+        self.ids.borrow_mut().push(id.clone());
+        id
+    }
+
+    fn inspect(&self, name: &str, format: &str) -> String {
+        ok(self
+            .cmd(&["inspect", "--format", format, name])
+            .output()
+            .unwrap())
+        .trim()
+        .to_string()
+    }
+
+    /// The container's cgroup in the v1 hierarchy `controller`.
+    fn cgroup(&self, controller: &str, id: &str) -> PathBuf {
+        Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(self.parent.trim_start_matches('/'))
+            .join(format!("libpod-{id}"))
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["rm", "-a", "-f", "-t", "0"]).output();
+        let _ = self.cmd(&["image", "rm", "-a", "-f"]).output();
+        // podman's own cgroup for conmon is not the runtime's to remove.
+        let (conmon, left_cg): (Vec<String>, Vec<String>) = cgroups_below(&self.parent)
+            .into_iter()
+            .partition(|c| c.ends_with("/conmon"));
+        for c in conmon {
+            wait_until(Duration::from_secs(5), || std::fs::remove_dir(&c).is_ok());
+        }
+        let left_state: Vec<String> = self
+            .ids
+            .borrow()
+            .iter()
+            .map(|id| Path::new(state_root()).join(id))
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        // podman's own mounts (the containers' /dev/shm) go with `rm`.
+        let mut left_mounts = mounts_under(&self.dir);
+        for m in left_mounts.iter().rev() {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        for h in hierarchies() {
+            let _ = std::fs::remove_dir(h.join(self.parent.trim_start_matches('/')));
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        left_mounts.retain(|m| !m.ends_with("/shm") || !runc());
+        if !std::thread::panicking() {
+            assert!(left_cg.is_empty(), "cgroups left: {left_cg:?}");
+            assert!(left_state.is_empty(), "state left: {left_state:?}");
+            assert!(left_mounts.is_empty(), "mounts left: {left_mounts:?}");
+        }
+    }
+}
+
+#[test]
+fn podman_run_rm_exit_status_and_process() {
+    let p = Podman::new("ocirt-run");
+    let hostdir = p.dir.join("vol");
+    std::fs::create_dir_all(&hostdir).unwrap();
+    std::fs::write(hostdir.join("f"), "from-host").unwrap();
+    let vol = format!("{}:/data", hostdir.display());
+    let out = p.run(
+        &[
+            "--rm",
+            "--network",
+            "none",
+            "-e",
+            "FOO=bar baz",
+            "-w",
+            "/tmp",
+            "-u",
+            "1000:1000",
+            "--hostname",
+            "oci-host",
+            "-v",
+            &vol,
+            "--read-only",
+            "--tmpfs",
+            "/scratch",
+        ],
+        &[
+            "sh",
+            "-c",
+            "echo \"foo=$FOO\"; echo \"cwd=$(pwd)\"; echo \"id=$(id -u):$(id -g)\"; \
+             echo \"host=$(hostname)\"; echo \"data=$(cat /data/f)\"; \
+             touch /rootfile 2>/dev/null && echo root=rw || echo root=ro; \
+             grep -q ' /scratch tmpfs' /proc/mounts && echo scratch=tmpfs; \
+             ls /sys/class/net | tr '\\n' ' ' | sed 's/^/net=/'; echo; exit 7",
+        ],
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(7), "{text}\n{}", stderr(&out));
+    for want in [
+        "foo=bar baz",
+        "cwd=/tmp",
+        "id=1000:1000",
+        "host=oci-host",
+        "data=from-host",
+        "root=ro",
+        "scratch=tmpfs",
+        "net=lo ",
+    ] {
+        assert!(
+            text.lines().any(|l| l == want.trim_end() || l == want),
+            "{want:?} not in:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn podman_missing_command_is_127() {
+    let p = Podman::new("ocirt-127");
+    let out = p.run(&["--rm", "--network", "none"], &["/no/such/command"]);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    let out = p.run(&["--rm", "--network", "none"], &["nosuchcommand"]);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+}
+
+#[test]
+fn podman_detached_limits_kill_stop_rm() {
+    let p = Podman::new("ocirt-detach");
+    let out = p.run(
+        &[
+            "-d",
+            "--name",
+            "d1",
+            "--network",
+            "none",
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "50",
+        ],
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got-usr1' USR1; while :; do sleep 0.1; done",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = p.id("d1");
+    assert_eq!(p.inspect("d1", "{{.State.Status}}"), "running");
+    let pid: u32 = p.inspect("d1", "{{.State.Pid}}").parse().unwrap();
+    assert!(pid > 0);
+    // The limits, where the kernel enforces them on this host (v1).
+    let mem = std::fs::read_to_string(p.cgroup("memory", &id).join("memory.limit_in_bytes"));
+    assert_eq!(mem.unwrap().trim(), (64u64 << 20).to_string());
+    let pids = std::fs::read_to_string(p.cgroup("pids", &id).join("pids.max"));
+    assert_eq!(pids.unwrap().trim(), "50");
+    let procs = std::fs::read_to_string(p.cgroup("pids", &id).join("cgroup.procs")).unwrap();
+    assert!(procs.lines().any(|l| l == pid.to_string()), "{procs}");
+    // Signals by name through `podman kill -s`.
+    ok(p.cmd(&["kill", "-s", "USR1", "d1"]).output().unwrap());
+    let seen = wait_until(Duration::from_secs(5), || {
+        stdout(&p.cmd(&["logs", "d1"]).output().unwrap()).contains("got-usr1")
+    });
+    assert!(seen, "the container did not see SIGUSR1");
+    // pause and resume (the freezer).
+    ok(p.cmd(&["pause", "d1"]).output().unwrap());
+    assert_eq!(p.inspect("d1", "{{.State.Status}}"), "paused");
+    ok(p.cmd(&["unpause", "d1"]).output().unwrap());
+    assert_eq!(p.inspect("d1", "{{.State.Status}}"), "running");
+    ok(p.cmd(&["stop", "-t", "1", "d1"]).output().unwrap());
+    assert_eq!(p.inspect("d1", "{{.State.Status}}"), "exited");
+    ok(p.cmd(&["rm", "d1"]).output().unwrap());
+    assert!(!p.cgroup("memory", &id).exists());
+    assert!(!Path::new(state_root()).join(&id).exists());
+}
+
+#[test]
+fn podman_exec_into_running_container() {
+    let p = Podman::new("ocirt-exec");
+    let out = p.run(
+        &[
+            "-d",
+            "--name",
+            "e1",
+            "--network",
+            "none",
+            "-e",
+            "IN=container",
+        ],
+        &["sleep", "1000"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = p.id("e1");
+    let out = p
+        .cmd(&[
+            "exec", "-u", "1000", "-w", "/tmp", "-e", "EXTRA=1", "e1", "sh", "-c",
+            "echo \"$IN $EXTRA $(id -u) $(pwd) $(hostname)\"; cat /proc/self/status | grep -E '^(CapEff|NoNewPrivs|Seccomp):'; exit 5",
+        ])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(5), "{text}\n{}", stderr(&out));
+    let first = text.lines().next().unwrap_or("");
+    assert_eq!(first, format!("container 1 1000 /tmp {}", &id[..12]));
+    assert!(text.contains("CapEff:\t0000000000000000"), "{text}");
+    assert!(text.contains("Seccomp:\t2"), "{text}");
+    // `podman top` reads the processes through the runtime's `ps`.
+    let top = ok(p.cmd(&["top", "e1", "pid", "args"]).output().unwrap());
+    assert!(top.contains("sleep 1000"), "{top}");
+    ok(p.cmd(&["rm", "-f", "-t", "0", "e1"]).output().unwrap());
+}
+
+#[test]
+fn podman_tty_has_the_terminal_size() {
+    let p = Podman::new("ocirt-tty");
+    let mut cmd = p.cmd(&[
+        "run",
+        "--rm",
+        "-t",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        &format!("--cgroup-parent={}", p.parent),
+        "localhost/bb",
+        "sh",
+        "-c",
+        "stty size; tty; exit 3",
+    ]);
+    cmd.stdin(Stdio::null());
+    let mut s = PtySession::spawn(cmd, 33, 101);
+    let (code, out) = s.finish(Duration::from_secs(60));
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("33 101"), "{out}");
+    assert!(
+        out.contains("/dev/pts/0") || out.contains("/dev/console"),
+        "{out}"
+    );
+}
+
+/// The runtime's own command line: errors as its callers parse them.
+#[test]
+fn runtime_errors_and_log_lines() {
+    let dir = Path::new("/var/tmp/nspawn-tests").join(unique("ocirt-cli"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = dir.join("state");
+    let log = dir.join("log.json");
+    let rt = |args: &[&str]| {
+        Command::new(runtime())
+            .arg(format!("--root={}", root.display()))
+            .arg(format!("--log={}", log.display()))
+            .arg("--log-format=json")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = rt(&["state", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("container does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    let out = rt(&["kill", "nosuch", "9"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = rt(&["delete", "--force", "nosuch"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // A bundle with no config.json: one error, nothing made.
+    let out = rt(&["create", "--bundle", dir.to_str().unwrap(), "c1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!root.join("c1").exists());
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let parsed: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["level"] == "error")
+        .collect();
+    assert!(parsed.len() >= 3, "{lines}");
+    assert!(parsed
+        .iter()
+        .any(|v| v["msg"].as_str().unwrap().contains("does not exist")));
+    assert!(parsed.iter().all(|v| v["time"].is_string()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `create`, `state`, `start`, `kill`, `delete` by hand on a bundle,
+/// with the pid file and the container left waiting between create and
+/// start.
+#[test]
+fn runtime_lifecycle_by_hand() {
+    let t = Tree::busybox("ocirt-life");
+    let bundle = t.path.with_file_name(format!("{}.bundle", t.name));
+    std::fs::create_dir_all(&bundle).unwrap();
+    let root = bundle.join("state");
+    let spec = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
+            "args": ["/bin/sh", "-c", "echo started > /ran; exec sleep 1000"],
+            "env": ["PATH=/bin"], "cwd": "/"},
+        "root": {"path": t.dir()},
+        "hostname": "h",
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+            {"type": "mount"}, {"type": "network"}],
+            "cgroupsPath": format!("/nspawn-tests-{}", t.name)}
+    });
+    std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
+    // Through files, not pipes: the container's process inherits the
+    // runtime's standard descriptors, and a pipe would stay open with it.
+    let n = std::cell::Cell::new(0);
+    let rt = |args: &[&str]| {
+        n.set(n.get() + 1);
+        let (o, e) = (
+            bundle.join(format!("out{}", n.get())),
+            bundle.join(format!("err{}", n.get())),
+        );
+        let status = Command::new(runtime())
+            .arg(format!("--root={}", root.display()))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&o).unwrap())
+            .stderr(std::fs::File::create(&e).unwrap())
+            .status()
+            .unwrap();
+        Output {
+            status,
+            stdout: std::fs::read(&o).unwrap(),
+            stderr: std::fs::read(&e).unwrap(),
+        }
+    };
+    let id = t.name.as_str();
+    let pidfile = bundle.join("pid");
+    ok(rt(&[
+        "create",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        id,
+    ]));
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    assert!(
+        !pid.ends_with('\n') && pid.parse::<u32>().is_ok(),
+        "{pid:?}"
+    );
+    let st: serde_json::Value = serde_json::from_str(&ok(rt(&["state", id]))).unwrap();
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["pid"].to_string(), pid);
+    assert!(!t.join("ran").exists(), "the process ran before start");
+    let out = rt(&["create", "--bundle", bundle.to_str().unwrap(), id]);
+    assert_eq!(out.status.code(), Some(1), "a second create of one id");
+    ok(rt(&["start", id]));
+    assert!(wait_until(Duration::from_secs(5), || t
+        .join("ran")
+        .exists()));
+    let st: serde_json::Value = serde_json::from_str(&ok(rt(&["state", id]))).unwrap();
+    assert_eq!(st["status"], "running");
+    let ps: Vec<u32> = serde_json::from_str(&ok(rt(&["ps", "--format", "json", id]))).unwrap();
+    assert_eq!(ps, vec![pid.parse::<u32>().unwrap()]);
+    let out = rt(&["delete", id]);
+    assert_eq!(out.status.code(), Some(1), "delete of a running container");
+    ok(rt(&["kill", id, "KILL"]));
+    // Reaped by whoever adopted it when `create` exited (here the host's
+    // init: this test is no subreaper).
+    let stopped = wait_until(Duration::from_secs(5), || {
+        let st: serde_json::Value = serde_json::from_str(&ok(rt(&["state", id]))).unwrap();
+        st["status"] == "stopped"
+    });
+    assert!(stopped, "still not stopped after SIGKILL");
+    ok(rt(&["delete", id]));
+    assert!(!root.join(id).exists());
+    let left = cgroups_below("/");
+    assert!(
+        !left
+            .iter()
+            .any(|c| c.ends_with(&format!("nspawn-tests-{}", t.name))),
+        "cgroup left"
+    );
+    let _ = std::fs::remove_dir_all(&bundle);
+}
