@@ -18,6 +18,7 @@ mod child;
 mod failpoint;
 mod host_limits;
 pub mod oci_init;
+pub use spawn::kept_capabilities;
 mod place;
 mod reaper;
 mod reserve;
