@@ -538,3 +538,240 @@ fn runtime_lifecycle_by_hand() {
     );
     let _ = std::fs::remove_dir_all(&bundle);
 }
+
+/// A containerd of our own (root, state and sockets under a temporary
+/// directory, the CRI plugin off), stopped and removed on drop with the
+/// leftovers checked: its shims, the runtime's state, the containers'
+/// cgroups below the namespace's.
+struct Containerd {
+    dir: PathBuf,
+    daemon: std::process::Child,
+    ns: String,
+}
+
+impl Containerd {
+    fn start(prefix: &str) -> Containerd {
+        let name = unique(prefix);
+        let dir = Path::new("/var/tmp/nspawn-tests").join(&name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.display();
+        std::fs::write(
+            dir.join("config.toml"),
+            format!(
+                "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
+                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+                 [grpc]\n  address = \"{d}/c.sock\"\n[ttrpc]\n  address = \"{d}/c.sock.ttrpc\"\n"
+            ),
+        )
+        .unwrap();
+        let daemon = Command::new("containerd")
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("containerd.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let c = Containerd {
+            dir,
+            daemon,
+            ns: name.replace('-', "x"),
+        };
+        assert!(
+            wait_until(Duration::from_secs(20), || c
+                .ctr(&["version"])
+                .output()
+                .unwrap()
+                .status
+                .success()),
+            "containerd did not start"
+        );
+        c.import_busybox();
+        c
+    }
+
+    fn ctr(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ctr");
+        c.arg("--address")
+            .arg(self.dir.join("c.sock"))
+            .args(["--namespace", &self.ns])
+            .args(args);
+        c
+    }
+
+    /// `ctr run` with the runtime under test (the runc shim's binary).
+    fn run(&self, extra: &[&str], id: &str, cmd: &[&str]) -> Output {
+        let rt = runtime();
+        let root = self.dir.join("runtime");
+        let mut args = vec![
+            "run",
+            "--runc-binary",
+            rt.to_str().unwrap(),
+            "--runc-root",
+            root.to_str().unwrap(),
+            "--snapshotter",
+            "native",
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["localhost/bb:latest", id]);
+        args.extend_from_slice(cmd);
+        let mut c = self.ctr(&args);
+        if extra.contains(&"-d") {
+            c.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        c.output().unwrap()
+    }
+
+    /// An OCI image layout of the busybox tree, imported.
+    fn import_busybox(&self) {
+        let tree = Tree::busybox("ocirt-ctd-img");
+        let img = self.dir.join("img");
+        let blobs = img.join("blobs/sha256");
+        std::fs::create_dir_all(&blobs).unwrap();
+        let sha = |p: &Path| {
+            let o = ok(Command::new("sha256sum").arg(p).output().unwrap());
+            o.split(' ').next().unwrap().to_string()
+        };
+        let put = |p: &Path| -> (String, u64) {
+            let h = sha(p);
+            let size = std::fs::metadata(p).unwrap().len();
+            std::fs::rename(p, blobs.join(&h)).unwrap();
+            (h, size)
+        };
+        let layer = img.join("layer.tar");
+        ok(Command::new("tar")
+            .args(["-C", tree.dir(), "-cf"])
+            .arg(&layer)
+            .arg(".")
+            .output()
+            .unwrap());
+        let (l, ls) = put(&layer);
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            a => a,
+        };
+        let cfg = img.join("cfg");
+        std::fs::write(
+            &cfg,
+            serde_json::json!({"architecture": arch, "os": "linux",
+            "config": {"Env": ["PATH=/bin:/sbin"], "Cmd": ["sh"]},
+            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{l}")]}})
+            .to_string(),
+        )
+        .unwrap();
+        let (c, cs) = put(&cfg);
+        let man = img.join("man");
+        std::fs::write(&man, serde_json::json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{c}"), "size": cs},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": format!("sha256:{l}"), "size": ls}]}).to_string()).unwrap();
+        let (m, ms) = put(&man);
+        std::fs::write(img.join("index.json"), serde_json::json!({"schemaVersion": 2,
+            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": format!("sha256:{m}"), "size": ms,
+                "annotations": {"io.containerd.image.name": "localhost/bb:latest"}}]}).to_string()).unwrap();
+        std::fs::write(img.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        let archive = self.dir.join("bb.tar");
+        ok(Command::new("tar")
+            .arg("-C")
+            .arg(&img)
+            .arg("-cf")
+            .arg(&archive)
+            .arg(".")
+            .output()
+            .unwrap());
+        ok(self
+            .ctr(&["image", "import"])
+            .arg(&archive)
+            .output()
+            .unwrap());
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        for id in stdout(&self.ctr(&["task", "ls", "-q"]).output().unwrap()).lines() {
+            let _ = self.ctr(&["task", "kill", "-s", "SIGKILL", id]).output();
+            wait_until(Duration::from_secs(5), || {
+                self.ctr(&["task", "rm", id])
+                    .output()
+                    .unwrap()
+                    .status
+                    .success()
+            });
+        }
+        for id in stdout(&self.ctr(&["container", "ls", "-q"]).output().unwrap()).lines() {
+            let _ = self.ctr(&["container", "rm", id]).output();
+        }
+        let _ = self.ctr(&["image", "rm", "localhost/bb:latest"]).output();
+        // SAFETY: kill(2) of the daemon we started.
+        unsafe { libc::kill(self.daemon.id() as i32, libc::SIGTERM) };
+        let _ = self.daemon.wait();
+        let shims = processes_with(&format!("{}/c.sock", self.dir.display()));
+        let left_cg = cgroups_below(&format!("/{}", self.ns));
+        let left_state: Vec<String> = std::fs::read_dir(self.dir.join("runtime").join(&self.ns))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path().display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut left_mounts = mounts_under(&self.dir);
+        for m in left_mounts.iter().rev() {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        for h in hierarchies() {
+            let _ = std::fs::remove_dir(h.join(&self.ns));
+        }
+        for pid in &shims {
+            // SAFETY: kill(2) of a shim of our daemon.
+            unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        left_mounts.retain(|m| !m.ends_with("/shm"));
+        if !std::thread::panicking() {
+            assert!(shims.is_empty(), "shims left: {shims:?}");
+            assert!(left_cg.is_empty(), "cgroups left: {left_cg:?}");
+            assert!(left_state.is_empty(), "state left: {left_state:?}");
+            assert!(left_mounts.is_empty(), "mounts left: {left_mounts:?}");
+        }
+    }
+}
+
+#[test]
+fn containerd_run_exec_kill_delete() {
+    let c = Containerd::start("ocirt-ctd");
+    let out = c.run(&["--rm"], "c1", &["sh", "-c", "echo hello-ctr; exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "hello-ctr");
+    let out = c.run(&["-d"], "c2", &["sleep", "1000"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = c
+        .ctr(&[
+            "task",
+            "exec",
+            "--exec-id",
+            "e1",
+            "c2",
+            "sh",
+            "-c",
+            "echo in-exec $(hostname); exit 4",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "in-exec c2");
+    // `task ps` asks the runtime (`ps --format json`).
+    let ps = ok(c.ctr(&["task", "ps", "c2"]).output().unwrap());
+    assert_eq!(ps.lines().count(), 2, "{ps}");
+    ok(c.ctr(&["task", "pause", "c2"]).output().unwrap());
+    assert!(ok(c.ctr(&["task", "ls"]).output().unwrap()).contains("PAUSED"));
+    ok(c.ctr(&["task", "resume", "c2"]).output().unwrap());
+    ok(c.ctr(&["task", "kill", "-s", "SIGKILL", "c2"])
+        .output()
+        .unwrap());
+    assert!(wait_until(Duration::from_secs(10), || {
+        ok(c.ctr(&["task", "ls"]).output().unwrap()).contains("STOPPED")
+    }));
+    ok(c.ctr(&["task", "rm", "c2"]).output().unwrap());
+    ok(c.ctr(&["container", "rm", "c2"]).output().unwrap());
+}
