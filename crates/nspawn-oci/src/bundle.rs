@@ -56,6 +56,7 @@ pub fn load(dir: &Path, id: &str) -> Result<Bundle> {
             }
         }
     }
+    let has_hostname = doc.get("hostname").is_some();
     let annotations = doc
         .get("annotations")
         .cloned()
@@ -91,6 +92,13 @@ pub fn load(dir: &Path, id: &str) -> Result<Bundle> {
     let mut settings = cli.into_settings().map_err(|e| anyhow!("{e}"))?;
     libnspawn::oci::merge::apply(&mut settings, oci, |_| false)
         .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    // No `hostname`: the new UTS namespace keeps the host's name, as
+    // under runc (nspawn would name it after the machine).
+    if !has_hostname {
+        settings.hostname = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok());
+    }
     Ok(Bundle {
         dir,
         settings,
