@@ -777,3 +777,67 @@ fn containerd_run_exec_kill_delete() {
     ok(c.ctr(&["task", "rm", "c2"]).output().unwrap());
     ok(c.ctr(&["container", "rm", "c2"]).output().unwrap());
 }
+
+/// `create` killed at points spread over its run: `delete --force` clears
+/// whatever it left (record, cgroups, a waiting container process).
+#[test]
+fn killed_create_is_cleared_by_delete_force() {
+    if runc() {
+        // Seen with runc 1.1.5 here: killed about 20 ms in, it leaves its
+        // v1 cpuset cgroup, which its `delete --force` does not remove.
+        eprintln!("skipped under runc: a killed runc create leaves a cgroup on this host");
+        return;
+    }
+    let t = Tree::busybox("ocirt-kill");
+    let bundle = t.path.with_file_name(format!("{}.bundle", t.name));
+    std::fs::create_dir_all(&bundle).unwrap();
+    let root = bundle.join("state");
+    let parent = format!("/nspawn-tests-{}", t.name);
+    let marker = marker();
+    let spec = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
+            "args": ["/bin/sleep", &marker], "env": ["PATH=/bin"], "cwd": "/"},
+        "root": {"path": t.dir()},
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+            {"type": "mount"}, {"type": "network"}],
+            "cgroupsPath": format!("{parent}/c")}
+    });
+    std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
+    let rt = || {
+        let mut c = Command::new(runtime());
+        c.arg(format!("--root={}", root.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    for delay_ms in [0u64, 2, 5, 10, 20, 40, 80] {
+        let mut create = rt()
+            .args(["create", "--bundle", bundle.to_str().unwrap(), "c"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = create.kill();
+        let _ = create.wait();
+        let st = rt().args(["delete", "--force", "c"]).status().unwrap();
+        assert!(st.success(), "delete --force after a kill at {delay_ms} ms");
+        let left = cgroups_below(&parent);
+        assert!(
+            left.is_empty(),
+            "after {delay_ms} ms: cgroups left: {left:?}"
+        );
+        assert!(!root.join("c").exists(), "after {delay_ms} ms: state left");
+        let procs = processes_with(&marker);
+        assert!(
+            wait_until(Duration::from_secs(5), || processes_with(&marker)
+                .is_empty()),
+            "after {delay_ms} ms: processes left: {procs:?}"
+        );
+    }
+    for h in hierarchies() {
+        let _ = std::fs::remove_dir(h.join(parent.trim_start_matches('/')));
+    }
+    let _ = std::fs::remove_dir_all(&bundle);
+}

@@ -142,6 +142,22 @@ fn fill_cpuset(root: &Path, rel: &str) -> Result<()> {
 }
 
 impl Cgroups {
+    /// The cgroup `create` will make, in every hierarchy: recorded first,
+    /// so that a `create` killed while it makes them leaves what
+    /// `delete --force` removes.
+    pub fn planned(rel: &str) -> Cgroups {
+        Cgroups {
+            hiers: mounted()
+                .into_iter()
+                .map(|(point, v2, controllers)| Hier {
+                    dir: point.join(rel.trim_start_matches('/')),
+                    v2,
+                    controllers,
+                })
+                .collect(),
+        }
+    }
+
     /// Make the cgroup in every hierarchy; on failure remove what was made.
     pub fn create(rel: &str) -> Result<Cgroups> {
         let mut made = Cgroups::default();

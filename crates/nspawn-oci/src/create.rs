@@ -71,6 +71,11 @@ fn create_init(root: &Path, a: &CreateArgs, systemd: bool) -> Result<oci_init::I
         cgroups: Cgroups::default(),
         dir: Some(state::make(root, &a.id)?),
     };
+    made.dir.as_ref().expect("the record").write(&json!({
+        "id": a.id,
+        "pid": 0,
+        "cgroups": Cgroups::planned(&rel).to_json(),
+    }))?;
     made.cgroups = Cgroups::create(&rel)?;
     made.cgroups.apply(&b.resources)?;
     let dir = made.dir.as_ref().expect("the record");
