@@ -312,6 +312,16 @@ fn podman_detached_limits_kill_stop_rm() {
     assert_eq!(pids.unwrap().trim(), "50");
     let procs = std::fs::read_to_string(p.cgroup("pids", &id).join("cgroup.procs")).unwrap();
     assert!(procs.lines().any(|l| l == pid.to_string()), "{procs}");
+    // `podman update` hands the runtime LinuxResources (`update --resources`).
+    ok(
+        p.cmd(&["update", "--memory", "32m", "--cpu-shares", "512", "d1"])
+            .output()
+            .unwrap(),
+    );
+    let mem = std::fs::read_to_string(p.cgroup("memory", &id).join("memory.limit_in_bytes"));
+    assert_eq!(mem.unwrap().trim(), (32u64 << 20).to_string());
+    let shares = std::fs::read_to_string(p.cgroup("cpu", &id).join("cpu.shares"));
+    assert_eq!(shares.unwrap().trim(), "512");
     // Signals by name through `podman kill -s`.
     ok(p.cmd(&["kill", "-s", "USR1", "d1"]).output().unwrap());
     let seen = wait_until(Duration::from_secs(5), || {
