@@ -198,19 +198,37 @@ impl Drop for Podman {
             .map(|p| p.display().to_string())
             .collect();
         // podman's own mounts (the containers' /dev/shm) go with `rm`.
-        let mut left_mounts = mounts_under(&self.dir);
-        for m in left_mounts.iter().rev() {
-            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-        }
-        for h in hierarchies() {
-            let _ = std::fs::remove_dir(h.join(self.parent.trim_start_matches('/')));
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-        left_mounts.retain(|m| !m.ends_with("/shm") || !runc());
-        if !std::thread::panicking() {
-            assert!(left_cg.is_empty(), "cgroups left: {left_cg:?}");
-            assert!(left_state.is_empty(), "state left: {left_state:?}");
-            assert!(left_mounts.is_empty(), "mounts left: {left_mounts:?}");
+        remove_and_check(
+            &self.dir,
+            &self.parent,
+            vec![("cgroups", left_cg), ("state", left_state)],
+        );
+    }
+}
+
+/// The end of a client's test: unmount what is left below `dir` (the
+/// clients' own `/dev/shm` mounts, which `rm` should have taken), remove
+/// the cgroup parent `cg_parent` in every hierarchy and `dir`, and fail
+/// if anything in `left` (or a mount other than a `/shm`) was left.
+fn remove_and_check(dir: &Path, cg_parent: &str, mut left: Vec<(&str, Vec<String>)>) {
+    let mounts = mounts_under(dir);
+    for m in mounts.iter().rev() {
+        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    for h in hierarchies() {
+        let _ = std::fs::remove_dir(h.join(cg_parent.trim_start_matches('/')));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    left.push((
+        "mounts",
+        mounts
+            .into_iter()
+            .filter(|m| !m.ends_with("/shm"))
+            .collect(),
+    ));
+    if !std::thread::panicking() {
+        for (what, l) in left {
+            assert!(l.is_empty(), "{what} left: {l:?}");
         }
     }
 }
@@ -725,25 +743,19 @@ impl Drop for Containerd {
                     .collect()
             })
             .unwrap_or_default();
-        let mut left_mounts = mounts_under(&self.dir);
-        for m in left_mounts.iter().rev() {
-            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-        }
-        for h in hierarchies() {
-            let _ = std::fs::remove_dir(h.join(&self.ns));
-        }
         for pid in &shims {
             // SAFETY: kill(2) of a shim of our daemon.
             unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
-        left_mounts.retain(|m| !m.ends_with("/shm"));
-        if !std::thread::panicking() {
-            assert!(shims.is_empty(), "shims left: {shims:?}");
-            assert!(left_cg.is_empty(), "cgroups left: {left_cg:?}");
-            assert!(left_state.is_empty(), "state left: {left_state:?}");
-            assert!(left_mounts.is_empty(), "mounts left: {left_mounts:?}");
-        }
+        remove_and_check(
+            &self.dir,
+            &self.ns,
+            vec![
+                ("shims", shims.iter().map(|p| p.to_string()).collect()),
+                ("cgroups", left_cg),
+                ("state", left_state),
+            ],
+        );
     }
 }
 

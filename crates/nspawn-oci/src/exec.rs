@@ -19,12 +19,7 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-const NAMESPACES: libc::c_int = libc::CLONE_NEWNS
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWCGROUP;
+const NAMESPACES: libc::c_int = libnspawn::sys::CONTAINER_NAMESPACES;
 
 /// The process to start, from `--process` or the command line.
 struct Proc {
@@ -211,18 +206,8 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
             Ok((fd, name.to_string_lossy().into_owned()))
         })
         .transpose()?;
-    let argv: Vec<CString> = p
-        .args
-        .iter()
-        .map(|s| CString::new(s.as_str()))
-        .collect::<std::result::Result<_, _>>()
-        .context("an argument holds a NUL byte")?;
-    let envp: Vec<CString> = p
-        .env
-        .iter()
-        .map(|s| CString::new(s.as_str()))
-        .collect::<std::result::Result<_, _>>()
-        .context("an environment entry holds a NUL byte")?;
+    let argv = c_strings(&p.args).context("an argument holds a NUL byte")?;
+    let envp = c_strings(&p.env).context("an environment entry holds a NUL byte")?;
     let path_dirs = p
         .env
         .iter()
@@ -284,6 +269,10 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         libnspawn::sys::Exit::Code(c) => c,
         libnspawn::sys::Exit::Signal(s) => 128 + s,
     })
+}
+
+fn c_strings(v: &[String]) -> std::result::Result<Vec<CString>, std::ffi::NulError> {
+    v.iter().map(|s| CString::new(s.as_str())).collect()
 }
 
 /// The pid file in `dir`: a temporary name, renamed over.
