@@ -99,14 +99,15 @@ impl Podman {
             ids: Default::default(),
         };
         let tree = Tree::busybox(&format!("{prefix}-img"));
-        let tar = Command::new("tar")
+        let mut tar = Command::new("tar")
             .args(["-C", tree.dir(), "-c", "."])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
         let mut import = p.cmd(&["import", "-", "localhost/bb"]);
-        import.stdin(tar.stdout.unwrap());
+        import.stdin(tar.stdout.take().unwrap());
         ok(import.output().unwrap());
+        assert!(tar.wait().unwrap().success(), "tar of the busybox tree");
         p
     }
 

@@ -103,10 +103,9 @@ fn process(a: &ExecArgs, defaults: &Value) -> Result<Proc> {
             no_new_privileges: false,
         },
     };
-    if a.process.is_none() || !a.command.is_empty() {
-        if !a.command.is_empty() {
-            p.args = a.command.clone();
-        }
+    // Arguments on the command line win over `--process`'s.
+    if !a.command.is_empty() {
+        p.args = a.command.clone();
     }
     p.env.extend(a.env.iter().cloned());
     if let Some(c) = &a.cwd {

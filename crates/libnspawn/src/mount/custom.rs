@@ -124,22 +124,18 @@ fn mount_one(root: BorrowedFd, run: BorrowedFd, m: &CustomMount) -> Result<()> {
                 *recursive,
                 &format!("the bind on {dest}"),
             )?;
-            if *read_only {
-                if *recursive {
-                    read_only_recursive(root, dest)?;
-                } else {
-                    remount(root, dest, MsFlags::MS_RDONLY | *flags)?;
-                }
+            if *read_only && *recursive {
+                read_only_recursive(root, dest)?;
             }
-            if !flags.is_empty() && !(*read_only && !*recursive) {
-                // A bind remount keeps what it does not name only for the
-                // flags the kernel locks; name read-only again.
-                let ro = if *read_only {
-                    MsFlags::MS_RDONLY
-                } else {
-                    MsFlags::empty()
-                };
-                remount(root, dest, *flags | ro)?;
+            // A bind remount sets exactly the flags it names: read-only
+            // is named again with nosuid, nodev, noexec.
+            let ro = if *read_only {
+                MsFlags::MS_RDONLY
+            } else {
+                MsFlags::empty()
+            };
+            if (*read_only && !*recursive) || !flags.is_empty() {
+                remount(root, dest, ro | *flags)?;
             }
             Ok(())
         }
