@@ -389,6 +389,28 @@ fn podman_exec_into_running_container() {
     assert_eq!(first, format!("container 1 1000 /tmp {}", &id[..12]));
     assert!(text.contains("CapEff:\t0000000000000000"), "{text}");
     assert!(text.contains("Seccomp:\t2"), "{text}");
+    // A host block device stays out of reach of root inside, even made
+    // with mknod (CAP_MKNOD is in podman's default set): the device
+    // policy on the cgroup, which exec'd processes are in too.
+    let dev = std::fs::read_dir("/sys/dev/block")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .next()
+        .expect("a block device on the host");
+    let (major, minor) = dev.split_once(':').unwrap();
+    let script = format!(
+        "mknod /blk b {major} {minor} 2>/dev/null || echo mknod=refused; \
+         (: < /blk) 2>/dev/null && echo open=yes || echo open=refused"
+    );
+    let out = ok(p
+        .cmd(&["exec", "e1", "sh", "-c", &script])
+        .output()
+        .unwrap());
+    assert!(
+        out.contains("open=refused") && !out.contains("open=yes"),
+        "{out}"
+    );
     // `podman top` reads the processes through the runtime's `ps`.
     let top = ok(p.cmd(&["top", "e1", "pid", "args"]).output().unwrap());
     assert!(top.contains("sleep 1000"), "{top}");
