@@ -492,6 +492,13 @@ fn runtime_errors_and_log_lines() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A hook that keeps the state it is given in `BUNDLE/KIND.json`.
+fn hook(bundle: &Path, kind: &str) -> serde_json::Value {
+    let file = bundle.join(format!("{kind}.json"));
+    serde_json::json!({"path": "/bin/sh",
+        "args": ["sh", "-c", format!("cat > {}", file.display())]})
+}
+
 /// `create`, `state`, `start`, `kill`, `delete` by hand on a bundle,
 /// with the pid file and the container left waiting between create and
 /// start.
@@ -511,6 +518,11 @@ fn runtime_lifecycle_by_hand() {
             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}],
         "hostname": "h",
+        "hooks": {
+            "createRuntime": [hook(&bundle, "createRuntime")],
+            "poststart": [hook(&bundle, "poststart")],
+            "poststop": [hook(&bundle, "poststop")]
+        },
         "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
             {"type": "mount"}, {"type": "network"}],
             "cgroupsPath": format!("/nspawn-tests-{}", t.name)}
@@ -556,6 +568,15 @@ fn runtime_lifecycle_by_hand() {
     );
     let st: serde_json::Value = serde_json::from_str(&ok(rt(&["state", id]))).unwrap();
     assert_eq!(st["status"], "created");
+    // The hooks got the state on their standard input.
+    let seen = |kind: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(bundle.join(format!("{kind}.json")))
+            .unwrap_or_else(|e| panic!("hook {kind} did not run: {e}"));
+        serde_json::from_str(&text).unwrap()
+    };
+    let h = seen("createRuntime");
+    assert_eq!(h["id"].as_str(), Some(id));
+    assert_eq!(h["pid"].to_string(), pid);
     assert_eq!(st["pid"].to_string(), pid);
     assert!(!t.join("ran").exists(), "the process ran before start");
     let out = rt(&["create", "--bundle", bundle.to_str().unwrap(), id]);
@@ -564,6 +585,7 @@ fn runtime_lifecycle_by_hand() {
     assert!(wait_until(Duration::from_secs(5), || t
         .join("ran")
         .exists()));
+    assert_eq!(seen("poststart")["pid"].to_string(), pid);
     let st: serde_json::Value = serde_json::from_str(&ok(rt(&["state", id]))).unwrap();
     assert_eq!(st["status"], "running");
     let ps: Vec<u32> = serde_json::from_str(&ok(rt(&["ps", "--format", "json", id]))).unwrap();
@@ -580,6 +602,7 @@ fn runtime_lifecycle_by_hand() {
     assert!(stopped, "still not stopped after SIGKILL");
     ok(rt(&["delete", id]));
     assert!(!root.join(id).exists());
+    assert_eq!(seen("poststop")["id"].as_str(), Some(id));
     let left = cgroups_below("/");
     assert!(
         !left

@@ -17,6 +17,8 @@ pub struct Bundle {
     pub cgroups_path: Option<String>,
     pub resources: Value,
     pub annotations: Value,
+    /// `hooks`, checked (`hooks::check`).
+    pub hooks: Value,
 }
 
 /// Take `key` out of the object at `v` (if it is one).
@@ -56,6 +58,8 @@ pub fn load(dir: &Path, id: &str) -> Result<Bundle> {
             }
         }
     }
+    let hooks = crate::hooks::check(take(&mut doc, "hooks"))
+        .map_err(|e| anyhow!("{}: {e}", file.display()))?;
     let has_hostname = doc.get("hostname").is_some();
     let annotations = doc
         .get("annotations")
@@ -107,5 +111,6 @@ pub fn load(dir: &Path, id: &str) -> Result<Bundle> {
         cgroups_path,
         resources,
         annotations,
+        hooks,
     })
 }

@@ -119,6 +119,7 @@ fn create_init(root: &Path, a: &CreateArgs, systemd: bool) -> Result<oci_init::I
             "created": crate::time::rfc3339(std::time::SystemTime::now()),
             "annotations": b.annotations,
             "cgroups": made.cgroups.to_json(),
+            "hooks": b.hooks,
             "process": process_defaults(&b.settings),
         })
     };
@@ -139,12 +140,17 @@ fn create_init(root: &Path, a: &CreateArgs, systemd: bool) -> Result<oci_init::I
             None => Ok(()),
         },
     )?;
-    if let Some(p) = &a.pid_file {
-        if let Err(e) = write_pid_file(p, init.pid) {
-            let _ = libnspawn::sys::pidfd_send_signal(init.pidfd.as_fd(), libc::SIGKILL);
-            let _ = libnspawn::sys::wait_pidfd(init.pidfd.as_fd());
-            return Err(e);
-        }
+    let created = crate::state::hook_state(&dir.read()?, "created");
+    let finished = crate::hooks::run(&b.hooks, "prestart", &created)
+        .and_then(|()| crate::hooks::run(&b.hooks, "createRuntime", &created))
+        .and_then(|()| match &a.pid_file {
+            Some(p) => write_pid_file(p, init.pid),
+            None => Ok(()),
+        });
+    if let Err(e) = finished {
+        let _ = libnspawn::sys::pidfd_send_signal(init.pidfd.as_fd(), libc::SIGKILL);
+        let _ = libnspawn::sys::wait_pidfd(init.pidfd.as_fd());
+        return Err(e);
     }
     made.keep();
     Ok(init)

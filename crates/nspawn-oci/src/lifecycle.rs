@@ -55,6 +55,14 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         }
     }
     std::fs::remove_file(dir.fifo()).context("cannot remove the exec FIFO")?;
+    // A failed poststart hook is a warning (runtime-spec).
+    if let Err(e) = crate::hooks::run(
+        &st["hooks"],
+        "poststart",
+        &state::hook_state(&st, "running"),
+    ) {
+        eprintln!("nspawn-oci: warning: {e:#}");
+    }
     Ok(())
 }
 
@@ -126,6 +134,10 @@ fn remove(dir: Dir, st: &Value) -> Result<()> {
     let cg = Cgroups::from_state(st);
     kill_and_wait(&cg, st);
     cg.remove()?;
+    // A failed poststop hook is a warning (runtime-spec).
+    if let Err(e) = crate::hooks::run(&st["hooks"], "poststop", &state::hook_state(st, "stopped")) {
+        eprintln!("nspawn-oci: warning: {e:#}");
+    }
     dir.remove()
 }
 

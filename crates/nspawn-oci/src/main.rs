@@ -10,6 +10,7 @@ mod cli;
 mod console;
 mod create;
 mod exec;
+mod hooks;
 mod info;
 mod lifecycle;
 mod log;

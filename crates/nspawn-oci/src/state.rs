@@ -147,3 +147,15 @@ pub fn oci_state(dir: &Dir, st: &Value) -> Value {
         "owner": "",
     })
 }
+
+/// The state a hook reads on its standard input.
+pub fn hook_state(st: &Value, status: &str) -> Value {
+    json!({
+        "ociVersion": "1.2.0",
+        "id": st["id"],
+        "pid": st["pid"],
+        "status": status,
+        "bundle": st["bundle"],
+        "annotations": st["annotations"],
+    })
+}
