@@ -489,6 +489,27 @@ fn runtime_errors_and_log_lines() {
         .iter()
         .any(|v| v["msg"].as_str().unwrap().contains("does not exist")));
     assert!(parsed.iter().all(|v| v["time"].is_string()));
+    // `features` and `spec`, as runc has them.
+    let f: serde_json::Value = serde_json::from_str(&ok(rt(&["features"]))).unwrap();
+    assert_eq!(f["ociVersionMin"], "1.0.0");
+    assert!(f["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h == "poststop"));
+    let spec_dir = dir.join("spec");
+    std::fs::create_dir_all(&spec_dir).unwrap();
+    ok(rt(&["spec", "--bundle", spec_dir.to_str().unwrap()]));
+    let c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(spec_dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(c["root"]["path"], "rootfs");
+    assert_eq!(c["process"]["args"], serde_json::json!(["sh"]));
+    let out = rt(&["spec", "--bundle", spec_dir.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "spec over an existing config.json"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -588,6 +609,16 @@ fn runtime_lifecycle_by_hand() {
     assert_eq!(seen("poststart")["pid"].to_string(), pid);
     let st: serde_json::Value = serde_json::from_str(&ok(rt(&["state", id]))).unwrap();
     assert_eq!(st["status"], "running");
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(rt(&["list", "--format", "json"]))).unwrap();
+    let mine: Vec<&serde_json::Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"] == id)
+        .collect();
+    assert_eq!(mine.len(), 1, "{list}");
+    assert_eq!(mine[0]["status"], "running");
     let ps: Vec<u32> = serde_json::from_str(&ok(rt(&["ps", "--format", "json", id]))).unwrap();
     assert_eq!(ps, vec![pid.parse::<u32>().unwrap()]);
     let out = rt(&["delete", id]);
