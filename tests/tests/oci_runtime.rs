@@ -445,6 +445,19 @@ fn podman_tty_has_the_terminal_size() {
         out.contains("/dev/pts/0") || out.contains("/dev/console"),
         "{out}"
     );
+    // `exec -t`: a terminal of the container's devpts, of the caller's size.
+    let out = p.run(
+        &["-d", "--name", "t1", "--network", "none"],
+        &["sleep", "1000"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut cmd = p.cmd(&["exec", "-t", "t1", "sh", "-c", "tty; stty size; exit 4"]);
+    cmd.stdin(Stdio::null());
+    let mut s = PtySession::spawn(cmd, 21, 77);
+    let (code, out) = s.finish(Duration::from_secs(60));
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("/dev/pts/") && out.contains("21 77"), "{out}");
+    ok(p.cmd(&["rm", "-f", "-t", "0", "t1"]).output().unwrap());
 }
 
 /// The runtime's own command line: errors as its callers parse them.
