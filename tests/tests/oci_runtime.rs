@@ -411,6 +411,23 @@ fn podman_exec_into_running_container() {
         out.contains("open=refused") && !out.contains("open=yes"),
         "{out}"
     );
+    // As root, exec'd processes get the container process's capability
+    // sets and its system call filter.
+    let caps = ok(p
+        .cmd(&[
+            "exec",
+            "e1",
+            "sh",
+            "-c",
+            "for f in /proc/1/status /proc/self/status; do \
+             grep -E '^(CapBnd|CapEff|CapPrm|Seccomp):' $f | tr '\\n' ' '; echo; done",
+        ])
+        .output()
+        .unwrap());
+    let lines: Vec<&str> = caps.lines().collect();
+    assert_eq!(lines.len(), 2, "{caps}");
+    assert_eq!(lines[0], lines[1], "init and exec differ");
+    assert!(lines[1].contains("Seccomp:\t2"), "{caps}");
     // `podman top` reads the processes through the runtime's `ps`.
     let top = ok(p.cmd(&["top", "e1", "pid", "args"]).output().unwrap());
     assert!(top.contains("sleep 1000"), "{top}");
