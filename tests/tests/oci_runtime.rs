@@ -970,3 +970,52 @@ fn killed_create_is_cleared_by_delete_force() {
     }
     let _ = std::fs::remove_dir_all(&bundle);
 }
+
+/// `--systemd-cgroup` with a `slice:prefix:name` path: the scope's
+/// cgroup below its slice's, in every hierarchy, gone with `delete`.
+#[test]
+fn systemd_cgroup_path() {
+    if runc() {
+        eprintln!(
+            "skipped under runc: "systemd not running on this host, cannot use systemd cgroups manager""
+        );
+        return;
+    }
+    let t = Tree::busybox("ocirt-sd");
+    let bundle = t.path.with_file_name(format!("{}.bundle", t.name));
+    std::fs::create_dir_all(&bundle).unwrap();
+    let slice = format!("nspawntests-{}.slice", t.name.replace('-', ""));
+    let spec = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
+            "args": ["/bin/sleep", "1000"], "env": ["PATH=/bin"], "cwd": "/"},
+        "root": {"path": t.dir()},
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+            {"type": "mount"}, {"type": "network"}],
+            "cgroupsPath": format!("{slice}:pfx:c1")}
+    });
+    std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
+    let root = bundle.join("state");
+    let rt = |args: &[&str]| {
+        Command::new(runtime())
+            .arg(format!("--root={}", root.display()))
+            .arg("--systemd-cgroup")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+    };
+    assert!(rt(&["create", "--bundle", bundle.to_str().unwrap(), "c1"]).success());
+    let rel = format!("nspawntests.slice/{slice}/pfx-c1.scope");
+    let made: Vec<PathBuf> = hierarchies().iter().map(|h| h.join(&rel)).collect();
+    assert!(made.iter().all(|d| d.is_dir()), "{made:?}");
+    assert!(rt(&["delete", "--force", "c1"]).success());
+    assert!(made.iter().all(|d| !d.exists()), "{made:?}");
+    for h in hierarchies() {
+        let _ = std::fs::remove_dir(h.join(format!("nspawntests.slice/{slice}")));
+        let _ = std::fs::remove_dir(h.join("nspawntests.slice"));
+    }
+    let _ = std::fs::remove_dir_all(&bundle);
+}
