@@ -977,7 +977,7 @@ fn killed_create_is_cleared_by_delete_force() {
 fn systemd_cgroup_path() {
     if runc() {
         eprintln!(
-            "skipped under runc: "systemd not running on this host, cannot use systemd cgroups manager""
+            "skipped under runc: it says \"systemd not running on this host, cannot use systemd cgroups manager\""
         );
         return;
     }
