@@ -112,14 +112,15 @@ fn kill_and_wait(cg: &Cgroups, st: &Value) {
 }
 
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
-    let dir = match state::open(root, id) {
-        Ok(d) => d,
-        Err(_) if force && state::check_id(id).is_ok() => return Ok(()),
-        Err(e) => return Err(e),
+    let dir = match state::open_any(root, id)? {
+        Some(d) => d,
+        None if force => return Ok(()),
+        None => bail!("container does not exist"),
     };
     let st = match dir.read() {
         Ok(st) => st,
-        // A record `create` had no time to write: nothing else was made.
+        // A record `create` was killed before writing: it had made
+        // nothing else yet (its cgroups are recorded before they are made).
         Err(_) if force => return dir.remove(),
         Err(e) => return Err(e),
     };

@@ -72,6 +72,19 @@ pub fn open(root: &Path, id: &str) -> Result<Dir> {
     }
 }
 
+/// The record's directory, locked, whether `create` wrote its state or
+/// was killed before; `None` if there is none.
+pub fn open_any(root: &Path, id: &str) -> Result<Option<Dir>> {
+    check_id(id)?;
+    let path = root.join(id);
+    match lock(&path) {
+        Ok(d) if d.path.exists() => Ok(Some(d)),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+    }
+}
+
 impl Dir {
     pub fn read(&self) -> Result<Value> {
         let p = self.path.join("state.json");
