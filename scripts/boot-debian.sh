@@ -38,7 +38,11 @@ fi
 cargo build --release
 # The binaries, the service template, shell completions (bash, zsh, fish)
 # and nspawn(1), generated from the same definitions.
-install -m 0755 target/release/nspawn target/release/nspawnctl /usr/local/bin/
+install -m 0755 target/release/nspawn target/release/nspawnctl target/release/nspawn-oci /usr/local/bin/
+# The OCI runtime for podman (`podman --runtime nspawn-oci`, with --log
+# passed to it) and the runc shim's configuration for containerd (merge by hand).
+install -D -m 0644 dist/containers.conf.d/nspawn-oci.conf /etc/containers/containers.conf.d/nspawn-oci.conf
+install -D -m 0644 dist/containerd/nspawn-oci.toml /usr/local/share/nspawn-rs/containerd/nspawn-oci.toml
 install -D -m 0644 units/nspawn@.service /etc/systemd/system/nspawn@.service
 # The NSS module; add "nspawn" to the hosts line of /etc/nsswitch.conf to use it.
 install -m 0644 target/release/libnss_nspawn.so "/usr/lib/$(uname -m)-linux-gnu/libnss_nspawn.so.2"

@@ -16,7 +16,7 @@ pub mod inroot;
 pub(crate) mod journal;
 pub(crate) mod knobs;
 pub mod launch;
-pub(crate) mod lock;
+pub mod lock;
 pub mod mount;
 pub(crate) mod name;
 pub mod net;

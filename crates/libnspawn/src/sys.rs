@@ -15,6 +15,15 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
+/// The namespaces a process joins to run inside a container (ours or an
+/// OCI runtime's): all but the user and time namespaces.
+pub const CONTAINER_NAMESPACES: libc::c_int = libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWCGROUP;
+
 #[repr(C)]
 #[derive(Default)]
 struct CloneArgs {

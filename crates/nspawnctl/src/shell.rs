@@ -36,12 +36,7 @@ pub struct LoginArgs {
     name: String,
 }
 
-const NAMESPACES: libc::c_int = libc::CLONE_NEWNS
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWCGROUP;
+const NAMESPACES: libc::c_int = libnspawn::sys::CONTAINER_NAMESPACES;
 
 /// What to run inside.
 struct Spawn {

@@ -49,6 +49,8 @@ pub enum Msg {
     Go(Idmapped),
     /// The system call filters to load before the payload.
     Filters(crate::security::seccomp::Filters),
+    /// An OCI runtime's container is set up and waits on its exec FIFO.
+    Ready,
 }
 
 const TAG_ERROR: u8 = b'E';
@@ -57,6 +59,7 @@ const TAG_KMSG: u8 = b'K';
 const TAG_ID: u8 = b'I';
 const TAG_GO: u8 = b'G';
 const TAG_FILTERS: u8 = b'S';
+const TAG_READY: u8 = b'R';
 
 pub fn pair() -> Result<(Channel, Channel)> {
     let (a, b) = socketpair(
@@ -107,6 +110,12 @@ impl Channel {
         buf.extend_from_slice(&f.encode());
         self.send_bytes(&buf)
             .ctx(|| "cannot pass the system call filters to the container".into())
+    }
+
+    /// An OCI runtime's container: set up, about to wait on its exec FIFO.
+    pub fn send_ready(&self) -> Result<()> {
+        self.send_bytes(&[TAG_READY])
+            .ctx(|| "cannot tell the runtime the container is ready".into())
     }
 
     fn send_bytes(&self, buf: &[u8]) -> nix::Result<()> {
@@ -280,6 +289,7 @@ impl Channel {
                     Some(f) => Msg::Filters(f),
                     None => Msg::Error("the system call filters came garbled".into()),
                 },
+                (1, Some(&TAG_READY)) => Msg::Ready,
                 (2, Some(&TAG_GO)) => {
                     let mut binds: Vec<OwnedFd> = fd.into_iter().chain(fds).collect();
                     let mut first =

@@ -51,6 +51,10 @@ pub struct ChildCtx<'a> {
     pub listen_fds: u32,
     /// `-i`: the image's file systems, to attach as the root.
     pub image: Option<ImageRoot<'a>>,
+    /// `nspawn-oci create`: the exec FIFO (`O_PATH`) to block on, set up,
+    /// until `start` opens it; the runtime exits meanwhile, so from then
+    /// on the container no longer dies with it.
+    pub exec_fifo: Option<OwnedFd>,
 }
 
 /// A disk image's detached mounts for one run, and whether its root is
@@ -278,6 +282,9 @@ fn confine_and_exec(
         container_service: &s.knobs.container_service,
     });
     pass_descriptors(ctx.listen_fds, s.start_mode, &mut envp)?;
+    if let Some(fifo) = &ctx.exec_fifo {
+        wait_exec_fifo(ctx, fifo)?;
+    }
     filters.load()?;
     if s.start_mode == StartMode::Pid2 {
         stub::fork_stub()?;
@@ -285,7 +292,9 @@ fn confine_and_exec(
     if let Some(a) = account {
         caps::keep_across_setuid(sec.caps_ambient | sec.process_caps.map_or(0, |p| p.permitted))?;
         become_user(a)?;
-        die_with_runner(ctx.runner.as_fd());
+        if ctx.exec_fifo.is_none() {
+            die_with_runner(ctx.runner.as_fd());
+        }
     }
     if let Some(dir) = &s.chdir {
         nix::unistd::chdir(dir.as_str())
@@ -295,6 +304,61 @@ fn confine_and_exec(
     security::finish(sec, retain, root)?;
     failpoint::hit("child.exec")?;
     exec_payload(s, account, &envp)
+}
+
+/// `nspawn-oci create`'s handshake, as runc's: no longer die with the
+/// runtime (it exits once we are ready), tell it we are, then block
+/// opening the FIFO for writing until `start` opens it for reading. A
+/// command that cannot be found fails here, while `create` still waits
+/// to report it (as runc's init looks it up before the FIFO).
+fn wait_exec_fifo(ctx: &ChildCtx, fifo: &OwnedFd) -> Result<()> {
+    let s = ctx.settings;
+    if let Some(cmd) = s.parameters.first() {
+        let dir = s.chdir.as_deref().unwrap_or("/");
+        let found = search_path(cmd).iter().any(|p| {
+            let p = if p.starts_with('/') {
+                p.clone()
+            } else {
+                format!("{dir}/{p}")
+            };
+            nix::unistd::access(p.as_str(), nix::unistd::AccessFlags::X_OK).is_ok()
+                && std::fs::metadata(&p).is_ok_and(|m| m.is_file())
+        });
+        if !found {
+            return Err(Error::invalid(format!(
+                "exec: \"{cmd}\": executable file not found in $PATH: no such file or directory"
+            )));
+        }
+    }
+    // SAFETY: prctl with integer arguments; 0 disarms the death signal.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    let mut fds = [nix::poll::PollFd::new(
+        ctx.runner.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    if nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap_or(0) > 0 {
+        runner_gone();
+    }
+    ctx.channel.send_ready()?;
+    // Nothing of the runtime's stays open while we wait (its lock on the
+    // container's record is a descriptor too): only the standard ones,
+    // those passed on, and the FIFO.
+    let keep = 3 + ctx.listen_fds;
+    let fifo_fd = fifo.as_raw_fd() as u32;
+    if fifo_fd > keep {
+        crate::sys::close_range(keep, fifo_fd - 1, false)?;
+    }
+    crate::sys::close_range(fifo_fd.max(keep - 1) + 1, u32::MAX, false)?;
+    // Through our own /proc: the FIFO's host path is out of reach now.
+    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    let w = nix::fcntl::open(
+        path.as_str(),
+        nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| "cannot open the exec FIFO".into())?;
+    nix::unistd::write(&w, b"0").ctx(|| "cannot write the exec FIFO".into())?;
+    Ok(())
 }
 
 /// Wait for the runner to write our id maps (user_namespaces(7): until

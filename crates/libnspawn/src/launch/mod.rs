@@ -17,6 +17,8 @@ mod channel;
 mod child;
 mod failpoint;
 mod host_limits;
+pub mod oci_init;
+pub use spawn::kept_capabilities;
 mod place;
 mod reaper;
 mod reserve;

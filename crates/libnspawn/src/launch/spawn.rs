@@ -119,6 +119,7 @@ pub fn container(s: &Settings, inp: Inputs) -> Result<Container> {
             .unwrap_or_default(),
         listen_fds: listen_fds(),
         image,
+        exec_fifo: None,
     };
     let cgroup = held.cgroup.as_ref().map(|c| c.fd());
     let (pid, pidfd) = sys::spawn(ns as u64, cgroup, move || child::run(ctx))
@@ -152,7 +153,7 @@ fn listen_fds() -> u32 {
 /// range counts as shifted unless its base was given as 0 (`identity`,
 /// `0:RANGE`): the reference decides before it picks a range, so `pick`
 /// and `yes` count as shifted whatever they pick.
-pub(crate) fn kept_capabilities(s: &Settings) -> u64 {
+pub fn kept_capabilities(s: &Settings) -> u64 {
     use crate::userns::Mode;
     let shifted = !matches!(
         s.userns.mode,

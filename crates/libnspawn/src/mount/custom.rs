@@ -113,6 +113,7 @@ fn mount_one(root: BorrowedFd, run: BorrowedFd, m: &CustomMount) -> Result<()> {
             source,
             read_only,
             recursive,
+            flags,
             ..
         } => {
             let src = open_source(root, source)?;
@@ -123,12 +124,18 @@ fn mount_one(root: BorrowedFd, run: BorrowedFd, m: &CustomMount) -> Result<()> {
                 *recursive,
                 &format!("the bind on {dest}"),
             )?;
-            if *read_only {
-                if *recursive {
-                    read_only_recursive(root, dest)?;
-                } else {
-                    remount(root, dest, MsFlags::MS_RDONLY)?;
-                }
+            if *read_only && *recursive {
+                read_only_recursive(root, dest)?;
+            }
+            // A bind remount sets exactly the flags it names: read-only
+            // is named again with nosuid, nodev, noexec.
+            let ro = if *read_only {
+                MsFlags::MS_RDONLY
+            } else {
+                MsFlags::empty()
+            };
+            if (*read_only && !*recursive) || !flags.is_empty() {
+                remount(root, dest, ro | *flags)?;
             }
             Ok(())
         }

@@ -38,6 +38,8 @@ pub enum MountKind {
         read_only: bool,
         recursive: bool,
         idmap: Idmap,
+        /// `nosuid`, `nodev`, `noexec` (OCI bundles' bind options).
+        flags: nix::mount::MsFlags,
     },
     /// Flags and data as mounted: `options::split` of the option string.
     Tmpfs {
@@ -370,6 +372,7 @@ pub fn parse_bind(s: &str, read_only: bool) -> Result<CustomMount> {
             read_only,
             recursive,
             idmap,
+            flags: nix::mount::MsFlags::empty(),
         },
         dest,
     })
@@ -599,6 +602,7 @@ mod tests {
                 read_only: false,
                 recursive: true,
                 idmap: Idmap::Off,
+                flags: nix::mount::MsFlags::empty(),
             }
         );
         let m = parse_bind("+/usr/share:/share:norbind", true).unwrap();
@@ -609,6 +613,7 @@ mod tests {
                 read_only: true,
                 recursive: false,
                 idmap: Idmap::Off,
+                flags: nix::mount::MsFlags::empty(),
             }
         );
         let m = parse_bind(":/scratch", false).unwrap();
@@ -620,6 +625,7 @@ mod tests {
                     read_only: false,
                     recursive: true,
                     idmap: Idmap::Off,
+                    flags: nix::mount::MsFlags::empty(),
                 },
                 "/scratch"
             )
@@ -646,6 +652,7 @@ mod tests {
                 read_only: false,
                 recursive: true,
                 idmap: Idmap::Off,
+                flags: nix::mount::MsFlags::empty(),
             }
         );
         for bad in [

@@ -75,6 +75,12 @@ pub fn mount(at: At, bundle: &Path) -> Result<Option<CustomMount>> {
     }
     let mut kept = vec![];
     for w in &opts {
+        // runc's own option (podman's `--tmpfs` sets it): copy what the
+        // tree has at the target into the new tmpfs. Not done here: the
+        // tmpfs starts empty (README, "Where we differ").
+        if w == "tmpcopyup" || w == "notmpcopyup" {
+            continue;
+        }
         if !propagation(w, &opts_path)? {
             kept.push(w.as_str());
         }
@@ -93,12 +99,16 @@ pub fn mount(at: At, bundle: &Path) -> Result<Option<CustomMount>> {
         let src = clean_abs(&src.to_string_lossy())
             .map_or_else(|| err(&format!("{path}.source"), "not a normal path"), Ok)?;
         let (mut read_only, mut recursive) = (false, true);
+        let mut flags = MsFlags::empty();
         for w in kept {
             match w {
                 "rbind" => recursive = true,
                 "bind" => recursive = false,
                 "ro" => read_only = true,
                 "rw" => read_only = false,
+                "nosuid" => flags |= MsFlags::MS_NOSUID,
+                "nodev" => flags |= MsFlags::MS_NODEV,
+                "noexec" => flags |= MsFlags::MS_NOEXEC,
                 _ => return err(&opts_path, format!("bind option {w} is not supported")),
             }
         }
@@ -108,6 +118,7 @@ pub fn mount(at: At, bundle: &Path) -> Result<Option<CustomMount>> {
                 read_only,
                 recursive,
                 idmap: Idmap::Off,
+                flags,
             },
             dest,
         }));
@@ -158,6 +169,7 @@ pub fn read_only(at: At) -> Result<Vec<CustomMount>> {
                     read_only: true,
                     recursive: true,
                     idmap: Idmap::Off,
+                    flags: nix::mount::MsFlags::empty(),
                 },
                 dest,
             });

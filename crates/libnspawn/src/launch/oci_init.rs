@@ -1,0 +1,140 @@
+//! The container process of an OCI runtime's `create` (`nspawn-oci`):
+//! the same `child::run` as `nspawn`'s, with no runner left once it is
+//! set up. It waits on the exec FIFO, and the caller of `create` (conmon,
+//! containerd's shim) inherits it as its child when `create` exits.
+//! docs/design/oci-runtime.md.
+
+use super::channel::{self, Msg};
+use super::{child, spawn};
+use crate::error::{Context, Error, Result};
+use crate::id128::Id128;
+use crate::settings::Settings;
+use crate::sys;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+/// What `create` gives the container process besides the settings.
+pub struct Request<'a> {
+    pub settings: &'a Settings,
+    /// `process.terminal`: a pty, its master handed to `console`.
+    pub pty: bool,
+    /// The exec FIFO, opened `O_PATH`.
+    pub exec_fifo: OwnedFd,
+    /// The cgroup (v2: the unified hierarchy's) to start in.
+    pub cgroup: Option<BorrowedFd<'a>>,
+    /// Whether the container gets a cgroup2 mount of its own.
+    pub cgroup2: bool,
+    /// `linux.namespaces` `network` with a `path`, opened.
+    pub netns: Option<BorrowedFd<'a>>,
+    /// `--preserve-fds`: descriptors 3.. passed on.
+    pub preserve_fds: u32,
+}
+
+/// The container process, set up and waiting on its FIFO. Not reaped
+/// here: the caller of `create` reaps it.
+pub struct Init {
+    pub pid: libc::pid_t,
+    pub pidfd: OwnedFd,
+}
+
+/// Start the container process and drive its setup: `placed` runs once
+/// it exists and before its cgroup namespace is made (the cgroup v1
+/// hierarchies, limits), `console` gets the pty master, `started` runs
+/// as soon as its PID is known (the state that lets `delete --force`
+/// clear a `create` killed meanwhile). On failure the process is killed
+/// and reaped, and the error is its own line.
+pub fn create(
+    req: Request,
+    started: impl FnOnce(libc::pid_t) -> Result<()>,
+    placed: impl FnOnce(libc::pid_t) -> Result<()>,
+    mut console: impl FnMut(OwnedFd) -> Result<()>,
+) -> Result<Init> {
+    let s = req.settings;
+    if s.userns.mode != crate::userns::Mode::No {
+        return Err(Error::invalid("user namespaces are not supported yet"));
+    }
+    let (ours, theirs) = channel::pair()?;
+    let notify = crate::notify::guest_socket()?;
+    let mut ns = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+    if s.private_network && req.netns.is_none() {
+        ns |= libc::CLONE_NEWNET;
+    }
+    let ctx = child::ChildCtx {
+        settings: s,
+        channel: theirs,
+        runner: sys::pidfd_self()?,
+        notify: &notify,
+        pty: req.pty,
+        cgroup2: req.cgroup2,
+        container_uuid: s.uuid.map(Ok).unwrap_or_else(Id128::random)?,
+        host_os_release: &[],
+        term: None,
+        netns: req.netns,
+        wait_go: false,
+        wait_placed: true,
+        userns: false,
+        retain: spawn::kept_capabilities(s),
+        bind_users: &[],
+        listen_fds: req.preserve_fds,
+        image: None,
+        exec_fifo: Some(req.exec_fifo),
+    };
+    let (pid, pidfd) = sys::spawn(ns as u64, req.cgroup, move || child::run(ctx))
+        .ctx(|| "cannot create the container process (clone3)".into())
+        .map_err(Error::from_fork)?;
+    let init = Init { pid, pidfd };
+    match drive(&ours, s, pid, started, placed, &mut console) {
+        Ok(()) => Ok(init),
+        Err(e) => {
+            let e = match ours.pending_error(init.pidfd.as_fd()) {
+                Some(msg) => Error::Invalid(msg),
+                None => e,
+            };
+            let _ = sys::pidfd_send_signal(init.pidfd.as_fd(), libc::SIGKILL);
+            let _ = sys::wait_pidfd(init.pidfd.as_fd());
+            Err(e)
+        }
+    }
+}
+
+fn drive(
+    ours: &channel::Channel,
+    s: &Settings,
+    pid: libc::pid_t,
+    started: impl FnOnce(libc::pid_t) -> Result<()>,
+    placed: impl FnOnce(libc::pid_t) -> Result<()>,
+    console: &mut impl FnMut(OwnedFd) -> Result<()>,
+) -> Result<()> {
+    started(pid)?;
+    // Assembled while the process sets up its root, as `nspawn`'s runner
+    // does; sent after "placed", the last it waits for before them.
+    let sec = &s.security;
+    let filters = crate::security::seccomp::Filters::assemble(
+        sec.syscall_policy.as_ref(),
+        spawn::kept_capabilities(s),
+        &sec.syscall_allow,
+        &sec.syscall_deny,
+        sec.suppress_sync,
+    )?;
+    let mut placed = Some(placed);
+    loop {
+        match ours.recv()? {
+            Msg::MachineId(_) => {
+                if let Some(p) = placed.take() {
+                    p(pid)?;
+                }
+                ours.send_go()?;
+                ours.send_filters(&filters)?;
+            }
+            // The container's /proc/kmsg reads end-of-file once we exit.
+            Msg::Kmsg(_) | Msg::Go(_) | Msg::Filters(_) => {}
+            Msg::Console(master) => console(master)?,
+            Msg::Ready => return Ok(()),
+            Msg::Error(msg) => return Err(Error::Invalid(msg)),
+            Msg::Eof => {
+                return Err(Error::invalid(
+                    "the container process ended during its setup",
+                ))
+            }
+        }
+    }
+}

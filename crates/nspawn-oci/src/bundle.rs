@@ -1,0 +1,116 @@
+//! A bundle's `config.json` into what `create` needs: libnspawn's
+//! `Settings` (through `oci::parse` and `oci::merge`, the same reading
+//! as `nspawn --oci-bundle`), and what only a runtime uses — the cgroup
+//! path, the resources as given (written to the cgroup by us, not made
+//! scope properties), the annotations for the state.
+
+use anyhow::{anyhow, bail, Context, Result};
+use libnspawn::Settings;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub settings: Settings,
+    pub rootfs: PathBuf,
+    pub terminal: bool,
+    pub cgroups_path: Option<String>,
+    pub resources: Value,
+    pub annotations: Value,
+    /// `hooks`, checked (`hooks::check`).
+    pub hooks: Value,
+}
+
+/// Take `key` out of the object at `v` (if it is one).
+fn take(v: &mut Value, key: &str) -> Value {
+    v.as_object_mut()
+        .and_then(|o| o.remove(key))
+        .unwrap_or(Value::Null)
+}
+
+pub fn load(dir: &Path, id: &str) -> Result<Bundle> {
+    let dir = std::path::absolute(dir).context("cannot resolve the bundle's path")?;
+    let file = dir.join("config.json");
+    let text = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut doc: Value =
+        serde_json::from_slice(&text).with_context(|| format!("{}: not JSON", file.display()))?;
+    let linux = doc.get_mut("linux");
+    let (cgroups_path, resources) = match linux {
+        Some(l) => (
+            take(l, "cgroupsPath").as_str().map(String::from),
+            take(l, "resources"),
+        ),
+        None => (None, Value::Null),
+    };
+    // The window size comes from the caller through the console socket;
+    // the pty starts at the kernel's default.
+    if let Some(p) = doc.get_mut("process") {
+        take(p, "consoleSize");
+        // The container process sets 0022 (what podman asks for).
+        if let Some(u) = p.get_mut("user") {
+            match take(u, "umask") {
+                Value::Null => {}
+                m if m.as_u64() == Some(0o022) => {}
+                m => bail!(
+                    "{}: process.user.umask: {m} is not supported (only 18, 0022)",
+                    file.display()
+                ),
+            }
+        }
+    }
+    let hooks = crate::hooks::check(take(&mut doc, "hooks"))
+        .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    let has_hostname = doc.get("hostname").is_some();
+    let annotations = doc
+        .get("annotations")
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({}));
+    let oci = libnspawn::oci::parse(doc, &dir).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    let rootfs = oci
+        .root
+        .clone()
+        .ok_or_else(|| anyhow!("{}: root: missing", file.display()))?;
+    let terminal = oci.terminal == Some(true);
+    // The command line's defaults, as `nspawn -D ROOT` makes them; the
+    // bundle decides everything it can say.
+    let name = if libnspawn::settings::machine_name_is_valid(id) {
+        id
+    } else {
+        "container"
+    };
+    let argv: Vec<String> = [
+        "nspawn",
+        "--quiet",
+        "--register=no",
+        "--settings=no",
+        "--machine",
+        name,
+        "--directory",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([rootfs.display().to_string()])
+    .collect();
+    let cli = nspawn::cli::Cli::try_parse_from_args(argv)
+        .map_err(|e| anyhow!("{}", nspawn::cli::clap_message(&e)))?;
+    let mut settings = cli.into_settings().map_err(|e| anyhow!("{e}"))?;
+    libnspawn::oci::merge::apply(&mut settings, oci, |_| false)
+        .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    // No `hostname`: the new UTS namespace keeps the host's name, as
+    // under runc (nspawn would name it after the machine).
+    if !has_hostname {
+        settings.hostname = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok());
+    }
+    Ok(Bundle {
+        dir,
+        settings,
+        rootfs,
+        terminal,
+        cgroups_path,
+        resources,
+        annotations,
+        hooks,
+    })
+}

@@ -1,0 +1,190 @@
+//! `create` and `run`. `create` reads the bundle before it makes
+//! anything, then the record (locked), the cgroup with its limits, the
+//! exec FIFO, and the container process (libnspawn's `oci_init`); it
+//! records the process as soon as it exists, so that a `create` killed
+//! at any point leaves what `delete --force` clears, and writes the pid
+//! file last. A failure undoes it all (`Made`'s drop).
+
+use crate::cgroups::Cgroups;
+use crate::cli::CreateArgs;
+use crate::state::{self, Dir};
+use anyhow::{bail, Context, Result};
+use libnspawn::launch::oci_init;
+use serde_json::json;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+/// What a `create` made so far; dropped unless it succeeded (`keep`).
+struct Made {
+    cgroups: Cgroups,
+    dir: Option<Dir>,
+}
+
+impl Made {
+    fn keep(mut self) -> Dir {
+        self.cgroups = Cgroups::default();
+        self.dir.take().expect("the record")
+    }
+}
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        let _ = self.cgroups.remove();
+        if let Some(d) = self.dir.take() {
+            let _ = d.remove();
+        }
+    }
+}
+
+fn open_dir(p: &Path) -> Result<OwnedFd> {
+    nix::fcntl::open(
+        p,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .with_context(|| format!("cannot open {}", p.display()))
+}
+
+/// Written to a temporary name in the same directory, then renamed: a
+/// reader never sees a partial PID.
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, pid.to_string())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn create(root: &Path, a: &CreateArgs, systemd: bool) -> Result<()> {
+    create_init(root, a, systemd).map(drop)
+}
+
+fn create_init(root: &Path, a: &CreateArgs, systemd: bool) -> Result<oci_init::Init> {
+    state::check_id(&a.id)?;
+    let b = crate::bundle::load(&a.bundle, &a.id)?;
+    if b.terminal && a.console_socket.is_none() {
+        bail!("process.terminal needs --console-socket");
+    }
+    let rel = crate::cgroups::relative(b.cgroups_path.as_deref(), &a.id, systemd)?;
+    let mut made = Made {
+        cgroups: Cgroups::default(),
+        dir: Some(state::make(root, &a.id)?),
+    };
+    made.dir.as_ref().expect("the record").write(&json!({
+        "id": a.id,
+        "pid": 0,
+        "cgroups": Cgroups::planned(&rel).to_json(),
+    }))?;
+    made.cgroups = Cgroups::create(&rel)?;
+    made.cgroups.apply(&b.resources)?;
+    let dir = made.dir.as_ref().expect("the record");
+    let fifo_path = dir.fifo();
+    nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .with_context(|| format!("cannot make {}", fifo_path.display()))?;
+    let fifo = nix::fcntl::open(
+        &fifo_path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .with_context(|| format!("cannot open {}", fifo_path.display()))?;
+    let unified = made.cgroups.unified().map(open_dir).transpose()?;
+    // nspawn's device policy on the v2 cgroup (consulted on hybrid hosts
+    // too): the standard nodes and ptys only, whatever mknod makes.
+    // `linux.resources.devices` is not read (docs/design/oci-runtime.md).
+    if let Some(cg) = &unified {
+        libnspawn::security::devices::attach(cg.as_fd())?;
+    }
+    let netns = b
+        .settings
+        .net
+        .namespace_path
+        .as_deref()
+        .map(|p| {
+            nix::fcntl::open(
+                p,
+                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .with_context(|| format!("cannot open network namespace {}", p.display()))
+        })
+        .transpose()?;
+    let record = |pid: i32| {
+        json!({
+            "id": a.id,
+            "pid": pid,
+            "startTime": state::start_time(pid.into()),
+            "bundle": b.dir,
+            "rootfs": b.rootfs,
+            "created": crate::time::rfc3339(std::time::SystemTime::now()),
+            "annotations": b.annotations,
+            "cgroups": made.cgroups.to_json(),
+            "hooks": b.hooks,
+            "process": process_defaults(&b.settings),
+        })
+    };
+    let init = oci_init::create(
+        oci_init::Request {
+            settings: &b.settings,
+            pty: b.terminal,
+            exec_fifo: fifo,
+            cgroup: unified.as_ref().map(|f| f.as_fd()),
+            cgroup2: unified.is_some(),
+            netns: netns.as_ref().map(|f| f.as_fd()),
+            preserve_fds: a.preserve_fds,
+        },
+        |pid| dir.write(&record(pid)).map_err(to_lib),
+        |pid| made.cgroups.attach_v1(pid).map_err(to_lib),
+        |master| match &a.console_socket {
+            Some(s) => crate::console::send(s, &master).map_err(to_lib),
+            None => Ok(()),
+        },
+    )?;
+    let created = crate::state::hook_state(&dir.read()?, "created");
+    let finished = crate::hooks::run(&b.hooks, "prestart", &created)
+        .and_then(|()| crate::hooks::run(&b.hooks, "createRuntime", &created))
+        .and_then(|()| match &a.pid_file {
+            Some(p) => write_pid_file(p, init.pid),
+            None => Ok(()),
+        });
+    if let Err(e) = finished {
+        let _ = libnspawn::sys::pidfd_send_signal(init.pidfd.as_fd(), libc::SIGKILL);
+        let _ = libnspawn::sys::wait_pidfd(init.pidfd.as_fd());
+        return Err(e);
+    }
+    made.keep();
+    Ok(init)
+}
+
+/// What `exec` confines its process like, besides what it is given:
+/// the container process's own settings.
+fn process_defaults(s: &libnspawn::Settings) -> serde_json::Value {
+    json!({
+        "env": s.setenv.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+        "cwd": s.chdir.clone().unwrap_or_else(|| "/".into()),
+    })
+}
+
+fn to_lib(e: anyhow::Error) -> libnspawn::Error {
+    libnspawn::Error::invalid(format!("{e:#}"))
+}
+
+/// `create`, `start`, then (unless `--detach`) wait for the container's
+/// process, `delete` it, and exit as it did (128+N for signal N).
+pub fn run(root: &Path, a: &CreateArgs, systemd: bool) -> Result<i32> {
+    let init = create_init(root, a, systemd)?;
+    if let Err(e) = crate::lifecycle::start(root, &a.id) {
+        let _ = crate::lifecycle::delete(root, &a.id, true);
+        let _ = libnspawn::sys::wait_pidfd(init.pidfd.as_fd());
+        return Err(e);
+    }
+    if a.detach {
+        return Ok(0);
+    }
+    let exit = libnspawn::sys::wait_pidfd(init.pidfd.as_fd())?;
+    crate::lifecycle::delete(root, &a.id, true)?;
+    Ok(match exit {
+        libnspawn::sys::Exit::Code(c) => c,
+        libnspawn::sys::Exit::Signal(s) => 128 + s,
+    })
+}

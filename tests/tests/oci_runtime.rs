@@ -1,0 +1,1021 @@
+//! `nspawn-oci` driven by the real clients, as a user would: podman 4.3
+//! (through conmon) with a private storage, run root and configuration
+//! under a temporary directory, and the runtime's command line itself.
+//! With `NSPAWN_OCI_RUNTIME=runc` the same tests run with runc, so that
+//! they check what a runtime must do; a case runc fails too on this host
+//! is skipped there, with the reason.
+//!
+//! Each test's containers go below a cgroup parent of its own, and the
+//! test checks that the parent is empty (no container's cgroup left in
+//! any hierarchy), that no state directory of its containers is left,
+//! and that nothing stays mounted below its directory.
+
+use nspawn_tests::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn runc() -> bool {
+    std::env::var("NSPAWN_OCI_RUNTIME").is_ok_and(|v| v == "runc")
+}
+
+/// The runtime under test.
+fn runtime() -> PathBuf {
+    if runc() {
+        return PathBuf::from("/usr/sbin/runc");
+    }
+    let bin = nspawn_bin().with_file_name("nspawn-oci");
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo build` first",
+        bin.display()
+    );
+    bin
+}
+
+/// Where the runtime keeps its state by default (podman passes no `--root`).
+fn state_root() -> &'static str {
+    if runc() {
+        "/run/runc"
+    } else {
+        "/run/nspawn-oci"
+    }
+}
+
+/// The cgroup hierarchies' mount points.
+fn hierarchies() -> Vec<PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("cgroup.procs").exists())
+        .chain(
+            Path::new("/sys/fs/cgroup/cgroup.procs")
+                .exists()
+                .then(|| PathBuf::from("/sys/fs/cgroup")),
+        )
+        .collect()
+}
+
+/// The child cgroups of `parent` (relative) in any hierarchy.
+fn cgroups_below(parent: &str) -> Vec<String> {
+    let mut out = vec![];
+    for h in hierarchies() {
+        let dir = h.join(parent.trim_start_matches('/'));
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    out.push(e.path().display().to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A podman of our own: storage, run root, temporary directory and
+/// configuration (the shipped drop-in) under one directory, containers
+/// below a cgroup parent of this test. Dropping it removes the
+/// containers, checks for leftovers, and removes it all.
+struct Podman {
+    dir: PathBuf,
+    parent: String,
+    ids: std::cell::RefCell<Vec<String>>,
+}
+
+impl Podman {
+    fn new(prefix: &str) -> Podman {
+        let name = unique(prefix);
+        let dir = Path::new("/var/tmp/nspawn-tests").join(&name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(
+            repo_root().join("dist/containers.conf.d/nspawn-oci.conf"),
+            dir.join("containers.conf"),
+        )
+        .unwrap();
+        let p = Podman {
+            dir,
+            parent: format!("/nspawn-tests-{name}"),
+            ids: Default::default(),
+        };
+        let tree = Tree::busybox(&format!("{prefix}-img"));
+        let mut tar = Command::new("tar")
+            .args(["-C", tree.dir(), "-c", "."])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut import = p.cmd(&["import", "-", "localhost/bb"]);
+        import.stdin(tar.stdout.take().unwrap());
+        ok(import.output().unwrap());
+        assert!(tar.wait().unwrap().success(), "tar of the busybox tree");
+        p
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let d = self.dir.display();
+        let mut c = Command::new("podman");
+        c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+            .arg(format!("--root={d}/root"))
+            .arg(format!("--runroot={d}/runroot"))
+            .arg(format!("--tmpdir={d}/tmp"))
+            .args([
+                "--cgroup-manager=cgroupfs",
+                "--events-backend=file",
+                "--storage-driver=vfs",
+            ])
+            .arg(format!("--runtime={}", runtime().display()))
+            .args(args);
+        c
+    }
+
+    /// `podman run` with what this host needs, and `extra` before the
+    /// image and `cmd` after it.
+    fn run(&self, extra: &[&str], cmd: &[&str]) -> Output {
+        let cg = format!("--cgroup-parent={}", self.parent);
+        let mut args = vec![
+            "run",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+            &cg,
+        ];
+        args.extend_from_slice(extra);
+        args.push("localhost/bb");
+        args.extend_from_slice(cmd);
+        let out = self.cmd(&args).output().unwrap();
+        if extra.contains(&"-d") && out.status.success() {
+            self.ids.borrow_mut().push(stdout(&out).trim().to_string());
+        }
+        out
+    }
+
+    /// The full id of a container by name.
+    fn id(&self, name: &str) -> String {
+        let id = ok(self
+            .cmd(&["inspect", "--format", "{{.Id}}", name])
+            .output()
+            .unwrap());
+        let id = id.trim().to_string();
+        self.ids.borrow_mut().push(id.clone());
+        id
+    }
+
+    fn inspect(&self, name: &str, format: &str) -> String {
+        ok(self
+            .cmd(&["inspect", "--format", format, name])
+            .output()
+            .unwrap())
+        .trim()
+        .to_string()
+    }
+
+    /// The container's cgroup in the v1 hierarchy `controller`.
+    fn cgroup(&self, controller: &str, id: &str) -> PathBuf {
+        Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(self.parent.trim_start_matches('/'))
+            .join(format!("libpod-{id}"))
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["rm", "-a", "-f", "-t", "0"]).output();
+        let _ = self.cmd(&["image", "rm", "-a", "-f"]).output();
+        // podman's own cgroup for conmon is not the runtime's to remove.
+        let (conmon, left_cg): (Vec<String>, Vec<String>) = cgroups_below(&self.parent)
+            .into_iter()
+            .partition(|c| c.ends_with("/conmon"));
+        for c in conmon {
+            wait_until(Duration::from_secs(5), || std::fs::remove_dir(&c).is_ok());
+        }
+        let left_state: Vec<String> = self
+            .ids
+            .borrow()
+            .iter()
+            .map(|id| Path::new(state_root()).join(id))
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        // podman's own mounts (the containers' /dev/shm) go with `rm`.
+        remove_and_check(
+            &self.dir,
+            &self.parent,
+            vec![("cgroups", left_cg), ("state", left_state)],
+        );
+    }
+}
+
+/// The end of a client's test: unmount what is left below `dir` (the
+/// clients' own `/dev/shm` mounts, which `rm` should have taken), remove
+/// the cgroup parent `cg_parent` in every hierarchy and `dir`, and fail
+/// if anything in `left` (or a mount other than a `/shm`) was left.
+fn remove_and_check(dir: &Path, cg_parent: &str, mut left: Vec<(&str, Vec<String>)>) {
+    let mounts = mounts_under(dir);
+    for m in mounts.iter().rev() {
+        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    for h in hierarchies() {
+        let _ = std::fs::remove_dir(h.join(cg_parent.trim_start_matches('/')));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    left.push((
+        "mounts",
+        mounts
+            .into_iter()
+            .filter(|m| !m.ends_with("/shm"))
+            .collect(),
+    ));
+    if !std::thread::panicking() {
+        for (what, l) in left {
+            assert!(l.is_empty(), "{what} left: {l:?}");
+        }
+    }
+}
+
+#[test]
+fn podman_run_rm_exit_status_and_process() {
+    let p = Podman::new("ocirt-run");
+    let hostdir = p.dir.join("vol");
+    std::fs::create_dir_all(&hostdir).unwrap();
+    std::fs::write(hostdir.join("f"), "from-host").unwrap();
+    let vol = format!("{}:/data", hostdir.display());
+    let out = p.run(
+        &[
+            "--rm",
+            "--network",
+            "none",
+            "-e",
+            "FOO=bar baz",
+            "-w",
+            "/tmp",
+            "-u",
+            "1000:1000",
+            "--hostname",
+            "oci-host",
+            "-v",
+            &vol,
+            "--read-only",
+            "--tmpfs",
+            "/scratch",
+        ],
+        &[
+            "sh",
+            "-c",
+            "echo \"foo=$FOO\"; echo \"cwd=$(pwd)\"; echo \"id=$(id -u):$(id -g)\"; \
+             echo \"host=$(hostname)\"; echo \"data=$(cat /data/f)\"; \
+             touch /rootfile 2>/dev/null && echo root=rw || echo root=ro; \
+             grep -q ' /scratch tmpfs' /proc/mounts && echo scratch=tmpfs; \
+             ls /sys/class/net | tr '\\n' ' ' | sed 's/^/net=/'; echo; exit 7",
+        ],
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(7), "{text}\n{}", stderr(&out));
+    for want in [
+        "foo=bar baz",
+        "cwd=/tmp",
+        "id=1000:1000",
+        "host=oci-host",
+        "data=from-host",
+        "root=ro",
+        "scratch=tmpfs",
+        "net=lo ",
+    ] {
+        assert!(
+            text.lines().any(|l| l == want.trim_end() || l == want),
+            "{want:?} not in:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn podman_missing_command_is_127() {
+    let p = Podman::new("ocirt-127");
+    let out = p.run(&["--rm", "--network", "none"], &["/no/such/command"]);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    let out = p.run(&["--rm", "--network", "none"], &["nosuchcommand"]);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+}
+
+#[test]
+fn podman_detached_limits_kill_stop_rm() {
+    let p = Podman::new("ocirt-detach");
+    let out = p.run(
+        &[
+            "-d",
+            "--name",
+            "d1",
+            "--network",
+            "none",
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "50",
+        ],
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got-usr1' USR1; while :; do sleep 0.1; done",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = p.id("d1");
+    assert_eq!(p.inspect("d1", "{{.State.Status}}"), "running");
+    let pid: u32 = p.inspect("d1", "{{.State.Pid}}").parse().unwrap();
+    assert!(pid > 0);
+    // The limits, where the kernel enforces them on this host (v1).
+    let mem = std::fs::read_to_string(p.cgroup("memory", &id).join("memory.limit_in_bytes"));
+    assert_eq!(mem.unwrap().trim(), (64u64 << 20).to_string());
+    let pids = std::fs::read_to_string(p.cgroup("pids", &id).join("pids.max"));
+    assert_eq!(pids.unwrap().trim(), "50");
+    let procs = std::fs::read_to_string(p.cgroup("pids", &id).join("cgroup.procs")).unwrap();
+    assert!(procs.lines().any(|l| l == pid.to_string()), "{procs}");
+    // `podman update` hands the runtime LinuxResources (`update --resources`).
+    ok(
+        p.cmd(&["update", "--memory", "32m", "--cpu-shares", "512", "d1"])
+            .output()
+            .unwrap(),
+    );
+    let mem = std::fs::read_to_string(p.cgroup("memory", &id).join("memory.limit_in_bytes"));
+    assert_eq!(mem.unwrap().trim(), (32u64 << 20).to_string());
+    let shares = std::fs::read_to_string(p.cgroup("cpu", &id).join("cpu.shares"));
+    assert_eq!(shares.unwrap().trim(), "512");
+    // Signals by name through `podman kill -s`.
+    ok(p.cmd(&["kill", "-s", "USR1", "d1"]).output().unwrap());
+    let seen = wait_until(Duration::from_secs(5), || {
+        stdout(&p.cmd(&["logs", "d1"]).output().unwrap()).contains("got-usr1")
+    });
+    assert!(seen, "the container did not see SIGUSR1");
+    // pause and resume (the freezer).
+    ok(p.cmd(&["pause", "d1"]).output().unwrap());
+    assert_eq!(p.inspect("d1", "{{.State.Status}}"), "paused");
+    ok(p.cmd(&["unpause", "d1"]).output().unwrap());
+    assert_eq!(p.inspect("d1", "{{.State.Status}}"), "running");
+    ok(p.cmd(&["stop", "-t", "1", "d1"]).output().unwrap());
+    assert_eq!(p.inspect("d1", "{{.State.Status}}"), "exited");
+    ok(p.cmd(&["rm", "d1"]).output().unwrap());
+    assert!(!p.cgroup("memory", &id).exists());
+    assert!(!Path::new(state_root()).join(&id).exists());
+}
+
+#[test]
+fn podman_exec_into_running_container() {
+    let p = Podman::new("ocirt-exec");
+    let out = p.run(
+        &[
+            "-d",
+            "--name",
+            "e1",
+            "--network",
+            "none",
+            "-e",
+            "IN=container",
+        ],
+        &["sleep", "1000"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = p.id("e1");
+    let out = p
+        .cmd(&[
+            "exec", "-u", "1000", "-w", "/tmp", "-e", "EXTRA=1", "e1", "sh", "-c",
+            "echo \"$IN $EXTRA $(id -u) $(pwd) $(hostname)\"; cat /proc/self/status | grep -E '^(CapEff|NoNewPrivs|Seccomp):'; exit 5",
+        ])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(5), "{text}\n{}", stderr(&out));
+    let first = text.lines().next().unwrap_or("");
+    assert_eq!(first, format!("container 1 1000 /tmp {}", &id[..12]));
+    assert!(text.contains("CapEff:\t0000000000000000"), "{text}");
+    assert!(text.contains("Seccomp:\t2"), "{text}");
+    // A host block device stays out of reach of root inside, even made
+    // with mknod (CAP_MKNOD is in podman's default set): the device
+    // policy on the cgroup, which exec'd processes are in too.
+    let dev = std::fs::read_dir("/sys/dev/block")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .next()
+        .expect("a block device on the host");
+    let (major, minor) = dev.split_once(':').unwrap();
+    let script = format!(
+        "mknod /blk b {major} {minor} 2>/dev/null || echo mknod=refused; \
+         (: < /blk) 2>/dev/null && echo open=yes || echo open=refused"
+    );
+    let out = ok(p
+        .cmd(&["exec", "e1", "sh", "-c", &script])
+        .output()
+        .unwrap());
+    assert!(
+        out.contains("open=refused") && !out.contains("open=yes"),
+        "{out}"
+    );
+    // As root, exec'd processes get the container process's capability
+    // sets and its system call filter.
+    let caps = ok(p
+        .cmd(&[
+            "exec",
+            "e1",
+            "sh",
+            "-c",
+            "for f in /proc/1/status /proc/self/status; do \
+             grep -E '^(CapBnd|CapEff|CapPrm|Seccomp):' $f | tr '\\n' ' '; echo; done",
+        ])
+        .output()
+        .unwrap());
+    let lines: Vec<&str> = caps.lines().collect();
+    assert_eq!(lines.len(), 2, "{caps}");
+    assert_eq!(lines[0], lines[1], "init and exec differ");
+    assert!(lines[1].contains("Seccomp:\t2"), "{caps}");
+    // `podman top` reads the processes through the runtime's `ps`.
+    let top = ok(p.cmd(&["top", "e1", "pid", "args"]).output().unwrap());
+    assert!(top.contains("sleep 1000"), "{top}");
+    ok(p.cmd(&["rm", "-f", "-t", "0", "e1"]).output().unwrap());
+}
+
+#[test]
+fn podman_tty_has_the_terminal_size() {
+    let p = Podman::new("ocirt-tty");
+    let mut cmd = p.cmd(&[
+        "run",
+        "--rm",
+        "-t",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        &format!("--cgroup-parent={}", p.parent),
+        "localhost/bb",
+        "sh",
+        "-c",
+        "stty size; tty; exit 3",
+    ]);
+    cmd.stdin(Stdio::null());
+    let mut s = PtySession::spawn(cmd, 33, 101);
+    let (code, out) = s.finish(Duration::from_secs(60));
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("33 101"), "{out}");
+    assert!(
+        out.contains("/dev/pts/0") || out.contains("/dev/console"),
+        "{out}"
+    );
+    // `exec -t`: a terminal of the container's devpts, of the caller's size.
+    let out = p.run(
+        &["-d", "--name", "t1", "--network", "none"],
+        &["sleep", "1000"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut cmd = p.cmd(&["exec", "-t", "t1", "sh", "-c", "tty; stty size; exit 4"]);
+    cmd.stdin(Stdio::null());
+    let mut s = PtySession::spawn(cmd, 21, 77);
+    let (code, out) = s.finish(Duration::from_secs(60));
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("/dev/pts/") && out.contains("21 77"), "{out}");
+    ok(p.cmd(&["rm", "-f", "-t", "0", "t1"]).output().unwrap());
+}
+
+/// The runtime's own command line: errors as its callers parse them.
+#[test]
+fn runtime_errors_and_log_lines() {
+    let dir = Path::new("/var/tmp/nspawn-tests").join(unique("ocirt-cli"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = dir.join("state");
+    let log = dir.join("log.json");
+    let rt = |args: &[&str]| {
+        Command::new(runtime())
+            .arg(format!("--root={}", root.display()))
+            .arg(format!("--log={}", log.display()))
+            .arg("--log-format=json")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = rt(&["state", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("container does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    let out = rt(&["kill", "nosuch", "9"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = rt(&["delete", "--force", "nosuch"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // A bundle with no config.json: one error, nothing made.
+    let out = rt(&["create", "--bundle", dir.to_str().unwrap(), "c1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!root.join("c1").exists());
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let parsed: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["level"] == "error")
+        .collect();
+    assert!(parsed.len() >= 3, "{lines}");
+    assert!(parsed
+        .iter()
+        .any(|v| v["msg"].as_str().unwrap().contains("does not exist")));
+    assert!(parsed.iter().all(|v| v["time"].is_string()));
+    // `features` and `spec`, as runc has them.
+    let f: serde_json::Value = serde_json::from_str(&ok(rt(&["features"]))).unwrap();
+    assert_eq!(f["ociVersionMin"], "1.0.0");
+    assert!(f["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h == "poststop"));
+    let spec_dir = dir.join("spec");
+    std::fs::create_dir_all(&spec_dir).unwrap();
+    ok(rt(&["spec", "--bundle", spec_dir.to_str().unwrap()]));
+    let c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(spec_dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(c["root"]["path"], "rootfs");
+    assert_eq!(c["process"]["args"], serde_json::json!(["sh"]));
+    let out = rt(&["spec", "--bundle", spec_dir.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "spec over an existing config.json"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A hook that keeps the state it is given in `BUNDLE/KIND.json`.
+fn hook(bundle: &Path, kind: &str) -> serde_json::Value {
+    let file = bundle.join(format!("{kind}.json"));
+    serde_json::json!({"path": "/bin/sh",
+        "args": ["sh", "-c", format!("cat > {}", file.display())]})
+}
+
+/// `create`, `state`, `start`, `kill`, `delete` by hand on a bundle,
+/// with the pid file and the container left waiting between create and
+/// start.
+#[test]
+fn runtime_lifecycle_by_hand() {
+    let t = Tree::busybox("ocirt-life");
+    let bundle = t.path.with_file_name(format!("{}.bundle", t.name));
+    std::fs::create_dir_all(&bundle).unwrap();
+    let root = bundle.join("state");
+    let spec = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
+            "args": ["/bin/sh", "-c", "echo started > /ran; exec sleep 1000"],
+            "env": ["PATH=/bin"], "cwd": "/"},
+        "root": {"path": t.dir()},
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}],
+        "hostname": "h",
+        "hooks": {
+            "createRuntime": [hook(&bundle, "createRuntime")],
+            "poststart": [hook(&bundle, "poststart")],
+            "poststop": [hook(&bundle, "poststop")]
+        },
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+            {"type": "mount"}, {"type": "network"}],
+            "cgroupsPath": format!("/nspawn-tests-{}", t.name)}
+    });
+    std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
+    // Through files, not pipes: the container's process inherits the
+    // runtime's standard descriptors, and a pipe would stay open with it.
+    let n = std::cell::Cell::new(0);
+    let rt = |args: &[&str]| {
+        n.set(n.get() + 1);
+        let (o, e) = (
+            bundle.join(format!("out{}", n.get())),
+            bundle.join(format!("err{}", n.get())),
+        );
+        let status = Command::new(runtime())
+            .arg(format!("--root={}", root.display()))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&o).unwrap())
+            .stderr(std::fs::File::create(&e).unwrap())
+            .status()
+            .unwrap();
+        Output {
+            status,
+            stdout: std::fs::read(&o).unwrap(),
+            stderr: std::fs::read(&e).unwrap(),
+        }
+    };
+    let id = t.name.as_str();
+    let pidfile = bundle.join("pid");
+    ok(rt(&[
+        "create",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        id,
+    ]));
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    assert!(
+        !pid.ends_with('\n') && pid.parse::<u32>().is_ok(),
+        "{pid:?}"
+    );
+    let st: serde_json::Value = serde_json::from_str(&ok(rt(&["state", id]))).unwrap();
+    assert_eq!(st["status"], "created");
+    // The hooks got the state on their standard input.
+    let seen = |kind: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(bundle.join(format!("{kind}.json")))
+            .unwrap_or_else(|e| panic!("hook {kind} did not run: {e}"));
+        serde_json::from_str(&text).unwrap()
+    };
+    let h = seen("createRuntime");
+    assert_eq!(h["id"].as_str(), Some(id));
+    assert_eq!(h["pid"].to_string(), pid);
+    assert_eq!(st["pid"].to_string(), pid);
+    assert!(!t.join("ran").exists(), "the process ran before start");
+    let out = rt(&["create", "--bundle", bundle.to_str().unwrap(), id]);
+    assert_eq!(out.status.code(), Some(1), "a second create of one id");
+    ok(rt(&["start", id]));
+    assert!(wait_until(Duration::from_secs(5), || t
+        .join("ran")
+        .exists()));
+    assert_eq!(seen("poststart")["pid"].to_string(), pid);
+    let st: serde_json::Value = serde_json::from_str(&ok(rt(&["state", id]))).unwrap();
+    assert_eq!(st["status"], "running");
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(rt(&["list", "--format", "json"]))).unwrap();
+    let mine: Vec<&serde_json::Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"] == id)
+        .collect();
+    assert_eq!(mine.len(), 1, "{list}");
+    assert_eq!(mine[0]["status"], "running");
+    let ps: Vec<u32> = serde_json::from_str(&ok(rt(&["ps", "--format", "json", id]))).unwrap();
+    assert_eq!(ps, vec![pid.parse::<u32>().unwrap()]);
+    let out = rt(&["delete", id]);
+    assert_eq!(out.status.code(), Some(1), "delete of a running container");
+    ok(rt(&["kill", id, "KILL"]));
+    // Reaped by whoever adopted it when `create` exited (here the host's
+    // init: this test is no subreaper).
+    let stopped = wait_until(Duration::from_secs(5), || {
+        let st: serde_json::Value = serde_json::from_str(&ok(rt(&["state", id]))).unwrap();
+        st["status"] == "stopped"
+    });
+    assert!(stopped, "still not stopped after SIGKILL");
+    ok(rt(&["delete", id]));
+    assert!(!root.join(id).exists());
+    assert_eq!(seen("poststop")["id"].as_str(), Some(id));
+    let left = cgroups_below("/");
+    assert!(
+        !left
+            .iter()
+            .any(|c| c.ends_with(&format!("nspawn-tests-{}", t.name))),
+        "cgroup left"
+    );
+    let _ = std::fs::remove_dir_all(&bundle);
+}
+
+/// A containerd of our own (root, state and sockets under a temporary
+/// directory, the CRI plugin off), stopped and removed on drop with the
+/// leftovers checked: its shims, the runtime's state, the containers'
+/// cgroups below the namespace's.
+struct Containerd {
+    dir: PathBuf,
+    daemon: std::process::Child,
+    ns: String,
+}
+
+impl Containerd {
+    fn start(prefix: &str) -> Containerd {
+        let name = unique(prefix);
+        let dir = Path::new("/var/tmp/nspawn-tests").join(&name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.display();
+        std::fs::write(
+            dir.join("config.toml"),
+            format!(
+                "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
+                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+                 [grpc]\n  address = \"{d}/c.sock\"\n[ttrpc]\n  address = \"{d}/c.sock.ttrpc\"\n"
+            ),
+        )
+        .unwrap();
+        let daemon = Command::new("containerd")
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("containerd.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let c = Containerd {
+            dir,
+            daemon,
+            ns: name.replace('-', "x"),
+        };
+        assert!(
+            wait_until(Duration::from_secs(20), || c
+                .ctr(&["version"])
+                .output()
+                .unwrap()
+                .status
+                .success()),
+            "containerd did not start"
+        );
+        c.import_busybox();
+        c
+    }
+
+    fn ctr(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ctr");
+        c.arg("--address")
+            .arg(self.dir.join("c.sock"))
+            .args(["--namespace", &self.ns])
+            .args(args);
+        c
+    }
+
+    /// `ctr run` with the runtime under test (the runc shim's binary).
+    fn run(&self, extra: &[&str], id: &str, cmd: &[&str]) -> Output {
+        let rt = runtime();
+        let root = self.dir.join("runtime");
+        let mut args = vec![
+            "run",
+            "--runc-binary",
+            rt.to_str().unwrap(),
+            "--runc-root",
+            root.to_str().unwrap(),
+            "--snapshotter",
+            "native",
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["localhost/bb:latest", id]);
+        args.extend_from_slice(cmd);
+        let mut c = self.ctr(&args);
+        if extra.contains(&"-d") {
+            c.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        c.output().unwrap()
+    }
+
+    /// An OCI image layout of the busybox tree, imported.
+    fn import_busybox(&self) {
+        let tree = Tree::busybox("ocirt-ctd-img");
+        let img = self.dir.join("img");
+        let blobs = img.join("blobs/sha256");
+        std::fs::create_dir_all(&blobs).unwrap();
+        let sha = |p: &Path| {
+            let o = ok(Command::new("sha256sum").arg(p).output().unwrap());
+            o.split(' ').next().unwrap().to_string()
+        };
+        let put = |p: &Path| -> (String, u64) {
+            let h = sha(p);
+            let size = std::fs::metadata(p).unwrap().len();
+            std::fs::rename(p, blobs.join(&h)).unwrap();
+            (h, size)
+        };
+        let layer = img.join("layer.tar");
+        ok(Command::new("tar")
+            .args(["-C", tree.dir(), "-cf"])
+            .arg(&layer)
+            .arg(".")
+            .output()
+            .unwrap());
+        let (l, ls) = put(&layer);
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            a => a,
+        };
+        let cfg = img.join("cfg");
+        std::fs::write(
+            &cfg,
+            serde_json::json!({"architecture": arch, "os": "linux",
+            "config": {"Env": ["PATH=/bin:/sbin"], "Cmd": ["sh"]},
+            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{l}")]}})
+            .to_string(),
+        )
+        .unwrap();
+        let (c, cs) = put(&cfg);
+        let man = img.join("man");
+        std::fs::write(&man, serde_json::json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{c}"), "size": cs},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": format!("sha256:{l}"), "size": ls}]}).to_string()).unwrap();
+        let (m, ms) = put(&man);
+        std::fs::write(img.join("index.json"), serde_json::json!({"schemaVersion": 2,
+            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": format!("sha256:{m}"), "size": ms,
+                "annotations": {"io.containerd.image.name": "localhost/bb:latest"}}]}).to_string()).unwrap();
+        std::fs::write(img.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        let archive = self.dir.join("bb.tar");
+        ok(Command::new("tar")
+            .arg("-C")
+            .arg(&img)
+            .arg("-cf")
+            .arg(&archive)
+            .arg(".")
+            .output()
+            .unwrap());
+        ok(self
+            .ctr(&["image", "import"])
+            .arg(&archive)
+            .output()
+            .unwrap());
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        for id in stdout(&self.ctr(&["task", "ls", "-q"]).output().unwrap()).lines() {
+            let _ = self.ctr(&["task", "kill", "-s", "SIGKILL", id]).output();
+            wait_until(Duration::from_secs(5), || {
+                self.ctr(&["task", "rm", id])
+                    .output()
+                    .unwrap()
+                    .status
+                    .success()
+            });
+        }
+        for id in stdout(&self.ctr(&["container", "ls", "-q"]).output().unwrap()).lines() {
+            let _ = self.ctr(&["container", "rm", id]).output();
+        }
+        let _ = self.ctr(&["image", "rm", "localhost/bb:latest"]).output();
+        // SAFETY: kill(2) of the daemon we started.
+        unsafe { libc::kill(self.daemon.id() as i32, libc::SIGTERM) };
+        let _ = self.daemon.wait();
+        let shims = processes_with(&format!("{}/c.sock", self.dir.display()));
+        let left_cg = cgroups_below(&format!("/{}", self.ns));
+        let left_state: Vec<String> = std::fs::read_dir(self.dir.join("runtime").join(&self.ns))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path().display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for pid in &shims {
+            // SAFETY: kill(2) of a shim of our daemon.
+            unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+        }
+        remove_and_check(
+            &self.dir,
+            &self.ns,
+            vec![
+                ("shims", shims.iter().map(|p| p.to_string()).collect()),
+                ("cgroups", left_cg),
+                ("state", left_state),
+            ],
+        );
+    }
+}
+
+#[test]
+fn containerd_run_exec_kill_delete() {
+    let c = Containerd::start("ocirt-ctd");
+    let out = c.run(&["--rm"], "c1", &["sh", "-c", "echo hello-ctr; exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "hello-ctr");
+    let out = c.run(&["-d"], "c2", &["sleep", "1000"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = c
+        .ctr(&[
+            "task",
+            "exec",
+            "--exec-id",
+            "e1",
+            "c2",
+            "sh",
+            "-c",
+            "echo in-exec $(hostname); exit 4",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    // ctr's spec names no host name: the container keeps the host's.
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    assert_eq!(stdout(&out).trim(), format!("in-exec {host}"));
+    // `task ps` asks the runtime (`ps --format json`).
+    let ps = ok(c.ctr(&["task", "ps", "c2"]).output().unwrap());
+    assert_eq!(ps.lines().count(), 2, "{ps}");
+    ok(c.ctr(&["task", "pause", "c2"]).output().unwrap());
+    assert!(ok(c.ctr(&["task", "ls"]).output().unwrap()).contains("PAUSED"));
+    ok(c.ctr(&["task", "resume", "c2"]).output().unwrap());
+    ok(c.ctr(&["task", "kill", "-s", "SIGKILL", "c2"])
+        .output()
+        .unwrap());
+    assert!(wait_until(Duration::from_secs(10), || {
+        ok(c.ctr(&["task", "ls"]).output().unwrap()).contains("STOPPED")
+    }));
+    ok(c.ctr(&["task", "rm", "c2"]).output().unwrap());
+    ok(c.ctr(&["container", "rm", "c2"]).output().unwrap());
+}
+
+/// `create` killed at points spread over its run: `delete --force` clears
+/// whatever it left (record, cgroups, a waiting container process).
+#[test]
+fn killed_create_is_cleared_by_delete_force() {
+    if runc() {
+        // Seen with runc 1.1.5 here: killed about 20 ms in, it leaves its
+        // v1 cpuset cgroup, which its `delete --force` does not remove.
+        eprintln!("skipped under runc: a killed runc create leaves a cgroup on this host");
+        return;
+    }
+    let t = Tree::busybox("ocirt-kill");
+    let bundle = t.path.with_file_name(format!("{}.bundle", t.name));
+    std::fs::create_dir_all(&bundle).unwrap();
+    let root = bundle.join("state");
+    let parent = format!("/nspawn-tests-{}", t.name);
+    let marker = marker();
+    let spec = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
+            "args": ["/bin/sleep", &marker], "env": ["PATH=/bin"], "cwd": "/"},
+        "root": {"path": t.dir()},
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+            {"type": "mount"}, {"type": "network"}],
+            "cgroupsPath": format!("{parent}/c")}
+    });
+    std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
+    let rt = || {
+        let mut c = Command::new(runtime());
+        c.arg(format!("--root={}", root.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    for delay_ms in [0u64, 2, 5, 10, 20, 40, 80] {
+        let mut create = rt()
+            .args(["create", "--bundle", bundle.to_str().unwrap(), "c"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = create.kill();
+        let _ = create.wait();
+        let st = rt().args(["delete", "--force", "c"]).status().unwrap();
+        assert!(st.success(), "delete --force after a kill at {delay_ms} ms");
+        let left = cgroups_below(&parent);
+        assert!(
+            left.is_empty(),
+            "after {delay_ms} ms: cgroups left: {left:?}"
+        );
+        assert!(!root.join("c").exists(), "after {delay_ms} ms: state left");
+        let procs = processes_with(&marker);
+        assert!(
+            wait_until(Duration::from_secs(5), || processes_with(&marker)
+                .is_empty()),
+            "after {delay_ms} ms: processes left: {procs:?}"
+        );
+    }
+    for h in hierarchies() {
+        let _ = std::fs::remove_dir(h.join(parent.trim_start_matches('/')));
+    }
+    let _ = std::fs::remove_dir_all(&bundle);
+}
+
+/// `--systemd-cgroup` with a `slice:prefix:name` path: the scope's
+/// cgroup below its slice's, in every hierarchy, gone with `delete`.
+#[test]
+fn systemd_cgroup_path() {
+    if runc() {
+        eprintln!(
+            "skipped under runc: it says \"systemd not running on this host, cannot use systemd cgroups manager\""
+        );
+        return;
+    }
+    let t = Tree::busybox("ocirt-sd");
+    let bundle = t.path.with_file_name(format!("{}.bundle", t.name));
+    std::fs::create_dir_all(&bundle).unwrap();
+    let slice = format!("nspawntests-{}.slice", t.name.replace('-', ""));
+    let spec = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
+            "args": ["/bin/sleep", "1000"], "env": ["PATH=/bin"], "cwd": "/"},
+        "root": {"path": t.dir()},
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+            {"type": "mount"}, {"type": "network"}],
+            "cgroupsPath": format!("{slice}:pfx:c1")}
+    });
+    std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
+    let root = bundle.join("state");
+    let rt = |args: &[&str]| {
+        Command::new(runtime())
+            .arg(format!("--root={}", root.display()))
+            .arg("--systemd-cgroup")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+    };
+    assert!(rt(&["create", "--bundle", bundle.to_str().unwrap(), "c1"]).success());
+    let rel = format!("nspawntests.slice/{slice}/pfx-c1.scope");
+    let made: Vec<PathBuf> = hierarchies().iter().map(|h| h.join(&rel)).collect();
+    assert!(made.iter().all(|d| d.is_dir()), "{made:?}");
+    assert!(rt(&["delete", "--force", "c1"]).success());
+    assert!(made.iter().all(|d| !d.exists()), "{made:?}");
+    for h in hierarchies() {
+        let _ = std::fs::remove_dir(h.join(format!("nspawntests.slice/{slice}")));
+        let _ = std::fs::remove_dir(h.join("nspawntests.slice"));
+    }
+    let _ = std::fs::remove_dir_all(&bundle);
+}
