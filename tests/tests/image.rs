@@ -146,19 +146,7 @@ impl Img {
             );
             start += p.mib;
         }
-        let mut c = Command::new("sfdisk")
-            .args(["-q", "--no-reread", "--no-tell-kernel", img.p()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        c.stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        assert!(c.wait().unwrap().success(), "sfdisk failed:\n{script}");
+        img.partition(&script);
         // The file systems after the table: sfdisk would warn of them.
         let mut start = 1u64;
         for p in &parts {
@@ -172,6 +160,51 @@ impl Img {
             start += p.mib;
         }
         img
+    }
+
+    /// Write the partition table `script` (sfdisk's input) into the image.
+    fn partition(&self, script: &str) {
+        let mut c = Command::new("sfdisk")
+            .args(["-q", "--no-reread", "--no-tell-kernel", self.p()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        assert!(c.wait().unwrap().success(), "sfdisk failed:\n{script}");
+    }
+
+    /// A GPT image with a partition of each kind the specification
+    /// mounts: root, /home (read-only), /srv (no-auto), /var/tmp (before
+    /// /var in the table), /var, and a swap partition; each but root and
+    /// swap holds one file named after it.
+    fn every_partition(prefix: &str) -> Img {
+        Img::gpt(prefix, |i| {
+            let t = i.tree("root");
+            let home = i.files("home", "h", "home\n");
+            let srv = i.files("srv", "s", "srv\n");
+            let var = i.files("var", "v", "var\n");
+            let tmp = i.files("tmp", "t", "tmp\n");
+            vec![
+                part(ROOT, "root", 12, Some(i.fs("ext4", &t, 12))),
+                Part {
+                    attrs: "GUID:60",
+                    ..part(HOME, "home", 4, Some(i.fs("ext4", &home, 4)))
+                },
+                Part {
+                    attrs: "GUID:63",
+                    ..part(SRV, "srv", 4, Some(i.fs("ext4", &srv, 4)))
+                },
+                part(TMP, "tmp", 4, Some(i.fs("ext4", &tmp, 4))),
+                part(VAR, "var", 4, Some(i.fs("ext4", &var, 4))),
+                part(SWAP, "swap", 1, None),
+            ]
+        })
     }
 
     /// The usual GPT image: a root partition of a busybox tree.
@@ -270,28 +303,7 @@ fn squashfs_is_read_only() {
 
 #[test]
 fn gpt_partitions_go_where_the_specification_says() {
-    let img = Img::gpt("img-gpt", |i| {
-        let t = i.tree("root");
-        let home = i.files("home", "h", "home\n");
-        let srv = i.files("srv", "s", "srv\n");
-        let var = i.files("var", "v", "var\n");
-        let tmp = i.files("tmp", "t", "tmp\n");
-        vec![
-            part(ROOT, "root", 12, Some(i.fs("ext4", &t, 12))),
-            Part {
-                attrs: "GUID:60",
-                ..part(HOME, "home", 4, Some(i.fs("ext4", &home, 4)))
-            },
-            Part {
-                attrs: "GUID:63",
-                ..part(SRV, "srv", 4, Some(i.fs("ext4", &srv, 4)))
-            },
-            // /var/tmp's partition comes first, /var is mounted first.
-            part(TMP, "tmp", 4, Some(i.fs("ext4", &tmp, 4))),
-            part(VAR, "var", 4, Some(i.fs("ext4", &var, 4))),
-            part(SWAP, "swap", 1, None),
-        ]
-    });
+    let img = Img::every_partition("img-gpt");
     let o = img.sh(
         &[],
         "cat /home/h /var/v /var/tmp/t; ls /srv; \
@@ -454,27 +466,7 @@ fn the_reference_reads_images_alike() {
         eprintln!("systemd-nspawn missing (apt-get install systemd-container); skipped");
         return;
     }
-    let gpt = Img::gpt("img-ref", |i| {
-        let t = i.tree("root");
-        let home = i.files("home", "h", "home\n");
-        let var = i.files("var", "v", "var\n");
-        let tmp = i.files("tmp", "t", "tmp\n");
-        let srv = i.files("srv", "s", "srv\n");
-        vec![
-            part(ROOT, "root", 12, Some(i.fs("ext4", &t, 12))),
-            Part {
-                attrs: "GUID:60",
-                ..part(HOME, "home", 4, Some(i.fs("ext4", &home, 4)))
-            },
-            Part {
-                attrs: "GUID:63",
-                ..part(SRV, "srv", 4, Some(i.fs("ext4", &srv, 4)))
-            },
-            part(VAR, "var", 4, Some(i.fs("ext4", &var, 4))),
-            part(TMP, "tmp", 4, Some(i.fs("ext4", &tmp, 4))),
-            part(SWAP, "swap", 1, None),
-        ]
-    });
+    let gpt = Img::every_partition("img-ref");
     let bare = Img::bare("img-ref-bare", "ext4");
     let script = "hostname; cat /home/h /var/v /var/tmp/t /srv/s 2>/dev/null; \
                   awk '{ for (i = 7; $i != \"-\"; i++); \
@@ -547,15 +539,7 @@ fn mbr_with_a_bootable_linux_partition() {
         let t = img.tree("root");
         let fs = img.fs("ext4", &t, 12);
         sh(&format!("truncate -s 30M {}", img.p()));
-        let mut c = Command::new("sfdisk")
-            .args(["-q", "--no-reread", "--no-tell-kernel", img.p()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        c.stdin.take().unwrap().write_all(table.as_bytes()).unwrap();
-        assert!(c.wait().unwrap().success(), "sfdisk failed:\n{table}");
+        img.partition(table);
         sh(&format!(
             "dd if={} of={} bs=1M seek=14 conv=notrunc,sparse status=none",
             fs.display(),

@@ -164,17 +164,10 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         bail!("--tty needs --console-socket");
     }
     let bundle = crate::bundle::load(Path::new(st["bundle"].as_str().unwrap_or(".")), &a.id)?;
-    let sec = &bundle.settings.security;
     let retain = libnspawn::launch::kept_capabilities(&bundle.settings);
     // The container's own filters (the bundle's policy, else our allow
     // list for its capabilities), as its process loaded them.
-    let filters = seccomp::Filters::assemble(
-        sec.syscall_policy.as_ref(),
-        retain,
-        &sec.syscall_allow,
-        &sec.syscall_deny,
-        sec.suppress_sync,
-    )?;
+    let filters = libnspawn::launch::filters(&bundle.settings)?;
     let pid = st["pid"].as_i64().unwrap_or(0) as i32;
     let leader = libnspawn::sys::pidfd_open(pid).context("container not running")?;
     if state::start_time(pid.into()) != st["startTime"].as_u64() {

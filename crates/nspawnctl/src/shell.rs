@@ -403,6 +403,7 @@ fn child(
     };
     let loaded = policy.and_then(|p| {
         libnspawn::security::seccomp::Filters::assemble(
+            libnspawn::security::bpf::Arch::HOST,
             p.as_ref(),
             r.bounding,
             &r.syscall_allow,

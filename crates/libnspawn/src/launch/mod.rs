@@ -18,7 +18,7 @@ mod child;
 mod failpoint;
 mod host_limits;
 pub mod oci_init;
-pub use spawn::kept_capabilities;
+pub use spawn::{filters, kept_capabilities};
 mod place;
 mod reaper;
 mod reserve;
@@ -267,14 +267,7 @@ fn wire<'a>(
     }
     // While the child sets up its root: its system call filters, sent
     // last, which it waits for only before its payload.
-    let sec = &s.security;
-    let filters = crate::security::seccomp::Filters::assemble(
-        sec.syscall_policy.as_ref(),
-        spawn::kept_capabilities(s),
-        &sec.syscall_allow,
-        &sec.syscall_deny,
-        sec.suppress_sync,
-    )?;
+    let filters = spawn::filters(s)?;
     // The machine id comes first from the child; the scope and the
     // registration (which carries it) are made while the child waits.
     let machine_id = match ours.recv_within(signals, SETUP_TIMEOUT)? {

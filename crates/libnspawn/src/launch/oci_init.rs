@@ -107,14 +107,7 @@ fn drive(
     started(pid)?;
     // Assembled while the process sets up its root, as `nspawn`'s runner
     // does; sent after "placed", the last it waits for before them.
-    let sec = &s.security;
-    let filters = crate::security::seccomp::Filters::assemble(
-        sec.syscall_policy.as_ref(),
-        spawn::kept_capabilities(s),
-        &sec.syscall_allow,
-        &sec.syscall_deny,
-        sec.suppress_sync,
-    )?;
+    let filters = spawn::filters(s)?;
     let mut placed = Some(placed);
     loop {
         match ours.recv()? {

@@ -148,6 +148,20 @@ fn listen_fds() -> u32 {
     }
 }
 
+/// The system call filters of a container of `s`: the bundle's policy, or
+/// our allow list for the capabilities it keeps, with the user's lists.
+pub fn filters(s: &Settings) -> Result<crate::security::seccomp::Filters> {
+    let sec = &s.security;
+    crate::security::seccomp::Filters::assemble(
+        crate::security::bpf::Arch::HOST,
+        sec.syscall_policy.as_ref(),
+        kept_capabilities(s),
+        &sec.syscall_allow,
+        &sec.syscall_deny,
+        sec.suppress_sync,
+    )
+}
+
 /// The capability set the container keeps (its bounding set), for the
 /// container process and the machine's record alike. A user namespace's
 /// range counts as shifted unless its base was given as 0 (`identity`,

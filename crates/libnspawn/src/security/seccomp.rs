@@ -288,17 +288,8 @@ impl Filters {
     /// A bundle's whole policy instead of ours (the allow list and the
     /// audit filter, as the reference), or ours for the kept capabilities
     /// `retain` and the user's lists; `--suppress-sync`'s filter on top.
+    /// For `arch` (`Arch::HOST` but in tests).
     pub fn assemble(
-        policy: Option<&super::syscall_policy::SyscallPolicy>,
-        retain: u64,
-        allow: &[String],
-        deny: &[String],
-        suppress_sync: bool,
-    ) -> Result<Filters> {
-        Self::assemble_for(Arch::HOST, policy, retain, allow, deny, suppress_sync)
-    }
-
-    fn assemble_for(
         arch: Arch,
         policy: Option<&super::syscall_policy::SyscallPolicy>,
         retain: u64,
@@ -505,7 +496,7 @@ mod tests {
         deny: &[String],
         suppress_sync: bool,
     ) -> Result<Vec<Vec<libc::sock_filter>>> {
-        let f = Filters::assemble_for(arch, None, retain, allow, deny, suppress_sync)?;
+        let f = Filters::assemble(arch, None, retain, allow, deny, suppress_sync)?;
         Ok(f.0.into_iter().map(|f| f.prog).collect())
     }
 
@@ -513,7 +504,7 @@ mod tests {
     fn filters_cross_the_channel_unchanged() {
         let retain = super::super::caps::default_mask(false);
         for ss in [false, true] {
-            let f = Filters::assemble(None, retain, &[], &[], ss).unwrap();
+            let f = Filters::assemble(Arch::HOST, None, retain, &[], &[], ss).unwrap();
             let bytes = f.encode();
             assert!(bytes.len() <= Filters::MAX_ENCODED);
             assert_eq!(Filters::decode(&bytes), Some(f));
