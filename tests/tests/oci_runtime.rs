@@ -104,7 +104,12 @@ impl Podman {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut import = p.cmd(&["import", "-", "localhost/bb"]);
+        // Copying an image in writes containers/image's blob-info cache
+        // under /var/lib/containers whatever --root says: not the host's.
+        let mut import = p.cmd_in(
+            nspawn_tests::oci::contained(&p.dir.join("state"), "podman"),
+            &["import", "-", "localhost/bb"],
+        );
         import.stdin(tar.stdout.take().unwrap());
         ok(import.output().unwrap());
         assert!(tar.wait().unwrap().success(), "tar of the busybox tree");
@@ -112,8 +117,12 @@ impl Podman {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
+        self.cmd_in(Command::new("podman"), args)
+    }
+
+    /// `c` (podman, or podman wrapped) with this podman's options.
+    fn cmd_in(&self, mut c: Command, args: &[&str]) -> Command {
         let d = self.dir.display();
-        let mut c = Command::new("podman");
         c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
             .arg(format!("--root={d}/root"))
             .arg(format!("--runroot={d}/runroot"))
