@@ -235,11 +235,23 @@ impl Channel {
     }
 
     pub fn recv(&self) -> Result<Msg> {
-        // Room for the largest message, the filters (a seqpacket socket
-        // cuts a message longer than the buffer).
-        let mut buf = vec![0u8; 1 + crate::security::seccomp::Filters::MAX_ENCODED];
         let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; MAX_FDS]);
         loop {
+            // The message's length first: a seqpacket socket cuts a message
+            // longer than the buffer, and the filters take up to 100 KiB
+            // where the others take a few bytes (a buffer of the largest
+            // for each was a tenth of the runner's memory).
+            let peeked = nix::sys::socket::recv(
+                self.0.as_raw_fd(),
+                &mut [0u8; 1],
+                MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
+            );
+            let len = match peeked {
+                Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::ECONNRESET) => continue,
+                r => r.ctx(|| "cannot read from the container".into())?,
+            };
+            let max = 1 + crate::security::seccomp::Filters::MAX_ENCODED;
+            let mut buf = vec![0u8; len.clamp(1, max)];
             let mut iov = [std::io::IoSliceMut::new(&mut buf)];
             let r = recvmsg::<()>(
                 self.0.as_raw_fd(),
