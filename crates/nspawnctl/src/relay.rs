@@ -119,7 +119,7 @@ impl Relay {
                     continue;
                 }
                 let l = &mut self.links[i];
-                moved |= copy(l, &mut buf, ended);
+                moved |= copy(l, &mut buf);
             }
             if gone && !ended {
                 ended = true;
@@ -133,7 +133,7 @@ impl Relay {
 }
 
 /// One piece across `l`; closes its pipe at its end. Whether data moved.
-fn copy(l: &mut Link, buf: &mut [u8; 4096], ended: bool) -> bool {
+fn copy(l: &mut Link, buf: &mut [u8; 4096]) -> bool {
     let Some(p) = &l.pipe else { return false };
     // SAFETY: 0..3 are open for the life of the process.
     let ours = unsafe { BorrowedFd::borrow_raw(l.ours) };
@@ -142,9 +142,6 @@ fn copy(l: &mut Link, buf: &mut [u8; 4096], ended: bool) -> bool {
     } else {
         (p.as_fd(), ours)
     };
-    if l.ours == 0 && ended {
-        return false;
-    }
     let n = match nix::unistd::read(from, buf) {
         Ok(0) | Err(_) => {
             // End of our input (the session sees its end too), or of the

@@ -17,12 +17,12 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 pub struct Channel(OwnedFd);
 
-/// Detached mounts from the runner, for a user namespace: the idmapped
-/// tree (`map` ownership), a sysfs (without a network namespace of our
-/// own only the host's owner may mount one), and the binds with an idmap
-/// option, in their order.
+/// What the "go" carries: detached mounts from the runner for a user
+/// namespace — the idmapped tree (`map` ownership), a sysfs (without a
+/// network namespace of our own only the host's owner may mount one),
+/// and the binds with an idmap option, in their order.
 #[derive(Default)]
-pub struct Idmapped {
+pub struct GoMounts {
     pub tree: Option<OwnedFd>,
     pub sysfs: Option<OwnedFd>,
     pub binds: Vec<OwnedFd>,
@@ -46,7 +46,7 @@ pub enum Msg {
     Eof,
     /// The runner did its part (the id maps, the network); with a user
     /// namespace it carries the idmapped mounts it made.
-    Go(Idmapped),
+    Go(GoMounts),
     /// The system call filters to load before the payload.
     Filters(crate::security::seccomp::Filters),
     /// An OCI runtime's container is set up and waits on its exec FIFO.
@@ -131,7 +131,7 @@ impl Channel {
 
     /// "Go" with the runner's mounts; the second byte says which come
     /// first: the tree (bit 0), then the sysfs (bit 1).
-    pub fn send_go_mounts(&self, m: &Idmapped) -> Result<()> {
+    pub fn send_go_mounts(&self, m: &GoMounts) -> Result<()> {
         if m.tree.is_none() && m.sysfs.is_none() && m.binds.is_empty() {
             return self.send_go();
         }
@@ -296,7 +296,7 @@ impl Channel {
                     id.copy_from_slice(&buf[1..17]);
                     Msg::MachineId(crate::id128::Id128(id))
                 }
-                (1, Some(&TAG_GO)) => Msg::Go(Idmapped::default()),
+                (1, Some(&TAG_GO)) => Msg::Go(GoMounts::default()),
                 (_, Some(&TAG_FILTERS)) => match Filters::decode(&buf[1..n]) {
                     Some(f) => Msg::Filters(f),
                     None => Msg::Error("the system call filters came garbled".into()),
@@ -307,7 +307,7 @@ impl Channel {
                     let mut first =
                         |bit: u8| (buf[1] & bit != 0 && !binds.is_empty()).then(|| binds.remove(0));
                     let (tree, sysfs) = (first(1), first(2));
-                    Msg::Go(Idmapped { tree, sysfs, binds })
+                    Msg::Go(GoMounts { tree, sysfs, binds })
                 }
                 _ => Msg::Error(String::from_utf8_lossy(&buf[1..n]).into_owned()),
             });

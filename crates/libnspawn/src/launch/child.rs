@@ -83,7 +83,7 @@ fn runner_gone() -> ! {
 }
 
 /// Wait for the runner's "go" (with what it carries).
-fn wait_go(channel: &Channel) -> super::channel::Idmapped {
+fn wait_go(channel: &Channel) -> super::channel::GoMounts {
     match channel.recv() {
         Ok(super::channel::Msg::Go(m)) => m,
         _ => runner_gone(),
@@ -152,7 +152,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
 /// Leave the v1 root cgroups, become root of our user namespace (if any),
 /// join or set up the network namespace. Returns the runner's idmapped
 /// mounts.
-fn namespaces(ctx: &ChildCtx) -> Result<super::channel::Idmapped> {
+fn namespaces(ctx: &ChildCtx) -> Result<super::channel::GoMounts> {
     // Done first: with a user namespace, only our host uid 0 (which we keep
     // until the maps are written) may write the v1 hierarchies' files.
     release_agent::leave_v1_roots()?;
@@ -182,7 +182,7 @@ fn file_system(
     root: BorrowedFd,
     container_uuid: Id128,
     account: Option<&Account>,
-    from_runner: super::channel::Idmapped,
+    from_runner: super::channel::GoMounts,
 ) -> Result<()> {
     let s = ctx.settings;
     // In the container's cgroup now (clone3 put us there, or the runner
@@ -332,11 +332,7 @@ fn wait_exec_fifo(ctx: &ChildCtx, fifo: &OwnedFd) -> Result<()> {
     }
     // SAFETY: prctl with integer arguments; 0 disarms the death signal.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
-    let mut fds = [nix::poll::PollFd::new(
-        ctx.runner.as_fd(),
-        nix::poll::PollFlags::POLLIN,
-    )];
-    if nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap_or(0) > 0 {
+    if runner_ended(ctx.runner.as_fd()) {
         runner_gone();
     }
     ctx.channel.send_ready()?;
@@ -368,7 +364,7 @@ fn wait_exec_fifo(ctx: &ChildCtx, fifo: &OwnedFd) -> Result<()> {
 fn become_namespace_root(
     channel: &Channel,
     directory: &std::path::Path,
-) -> Result<super::channel::Idmapped> {
+) -> Result<super::channel::GoMounts> {
     let tree = wait_go(channel);
     // Still the host's uid 0: the tree's path resolves for us, not for
     // root of the namespace if a directory above it is closed to others.
@@ -392,11 +388,16 @@ fn become_namespace_root(
 fn die_with_runner(runner: BorrowedFd) {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    let mut fds = [nix::poll::PollFd::new(runner, nix::poll::PollFlags::POLLIN)];
-    if nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap_or(0) > 0 {
-        // SAFETY: _exit is always safe.
-        unsafe { libc::_exit(1) };
+    // Checked after arming: a runner that died before is seen here.
+    if runner_ended(runner) {
+        runner_gone();
     }
+}
+
+/// Whether the runner's pidfd says it has exited.
+fn runner_ended(runner: BorrowedFd) -> bool {
+    let mut fds = [nix::poll::PollFd::new(runner, nix::poll::PollFlags::POLLIN)];
+    nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap_or(0) > 0
 }
 
 /// The tree's own machine id wins; a missing, empty or "uninitialized"

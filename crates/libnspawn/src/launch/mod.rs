@@ -251,7 +251,7 @@ fn wire<'a>(
         let sysfs = (!s.private_network)
             .then(|| mount::detached_sysfs(&s.knobs))
             .transpose()?;
-        ours.send_go_mounts(&channel::Idmapped { tree, sysfs, binds })?;
+        ours.send_go_mounts(&channel::GoMounts { tree, sysfs, binds })?;
         failpoint::stage("wire.userns", signals)?;
     }
     // The links need the container's namespace, so they are made now; the
