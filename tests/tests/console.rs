@@ -133,3 +133,105 @@ fn read_only_console_shows_output_but_takes_no_input() {
     assert!(out.contains("got:\r") || out.contains("got:\n"), "{out:?}");
     assert!(!out.contains("got:typed"), "{out:?}");
 }
+
+/// Whether a process with `marker` among its arguments runs.
+fn running(marker: &str) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == marker.as_bytes()))
+    })
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A machine floods its console while nobody reads our terminal (a
+/// stalled ssh connection, a terminal scrolled back): `^]^]^]` still ends
+/// it at once and everything of it goes. A runner blocked writing to the
+/// terminal would never read the escape.
+#[test]
+fn a_flood_on_a_terminal_nobody_reads_still_takes_the_escape() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("floodtty");
+    let marker = format!("flood-{}", t.name);
+    // Through sh: the runner's own arguments must not hold the marker.
+    let script = format!("exec /bin/yes {marker}");
+    let mut s = session(&t, &["-q", "/bin/sh", "-c", &script], 24, 80);
+    assert!(wait_until(T, || running(&marker)));
+    // Nothing is read: the terminal is full within moments.
+    std::thread::sleep(Duration::from_millis(500));
+    s.send(&[0x1d, 0x1d, 0x1d]);
+    assert!(
+        wait_until(Duration::from_secs(5), || !running(&marker)),
+        "the escape was not read while the terminal was full"
+    );
+    assert_eq!(wait_clean(&t.name, &t.path), Vec::<String>::new());
+    // What waited is read now, and the runner ends as after any escape.
+    let (code, _) = s.finish(T);
+    assert_eq!(code, 1);
+}
+
+/// The same flood into a pipe nobody reads (the console is read-only
+/// without a terminal): the runner keeps answering — `status`, then
+/// `terminate`, which returns once nothing of the machine is left — and
+/// holds at most a bounded piece of the output. It exits once its
+/// reader goes.
+#[test]
+fn a_flood_into_a_pipe_nobody_reads_leaves_the_runner_answering() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("floodpipe");
+    let marker = format!("flood-{}", t.name);
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let script = format!("exec /bin/yes {marker}");
+    let mut c = nspawn(&["-q", "-D", t.dir(), "/bin/sh", "-c", &script]);
+    c.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::from(w))
+        .stderr(std::process::Stdio::null());
+    let mut runner = c.spawn().unwrap();
+    let record = std::path::Path::new("/run/nspawn/machines").join(&t.name);
+    assert!(wait_until(T, || running(&marker) && record.exists()));
+    std::thread::sleep(Duration::from_millis(500));
+    let rss = rss_kib(runner.id());
+    std::thread::sleep(Duration::from_millis(1000));
+    let grown = rss_kib(runner.id()).saturating_sub(rss);
+    assert!(grown < 1024, "the runner grew by {grown} KiB");
+    let answer = |args: &[&str]| {
+        let mut c = nspawnctl(args);
+        c.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let done = wait_until(Duration::from_secs(5), || {
+            child.try_wait().unwrap().is_some()
+        });
+        if !done {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().unwrap();
+        (done, out)
+    };
+    let (done, out) = answer(&["status", &t.name]);
+    assert!(done && out.status.success(), "status: {out:?}");
+    let (done, out) = answer(&["terminate", &t.name]);
+    assert!(done && out.status.success(), "terminate: {out:?}");
+    assert!(!running(&marker));
+    assert_eq!(wait_clean(&t.name, &t.path), Vec::<String>::new());
+    drop(r);
+    assert!(
+        wait_until(T, || runner.try_wait().unwrap().is_some()),
+        "the runner did not end with its reader"
+    );
+}

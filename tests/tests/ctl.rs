@@ -470,6 +470,27 @@ fn clear_errors() {
     }
 }
 
+/// A listing piped into a reader that has gone (`| head`) ends quietly,
+/// killed by SIGPIPE as machinectl and coreutils are, not with a panic.
+#[test]
+fn a_listing_into_a_closed_pipe_ends_quietly() {
+    if ours_only() {
+        return;
+    }
+    for verb in ["list", "list-images"] {
+        let script = format!(
+            "(sleep 0.3; exec {} {verb}) | true; echo \"status ${{PIPESTATUS[0]}}\"",
+            nspawn_bin().with_file_name("nspawnctl").display()
+        );
+        let o = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&o), "status 141\n", "{verb}: {}", stderr(&o));
+        assert_eq!(stderr(&o), "", "{verb}");
+    }
+}
+
 #[test]
 fn enable_and_disable_link_the_template() {
     if ours_only() {

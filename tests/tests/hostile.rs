@@ -9,6 +9,7 @@
 
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nspawn_tests::*;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -828,6 +829,77 @@ fn shell_hands_no_terminal_to_push_input_into() {
     }
     let seen = String::from_utf8_lossy(&seen);
     assert!(seen.contains("to-stderr"), "{seen}");
+}
+
+/// Whether a process with `marker` among its arguments runs.
+fn running(marker: &str) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == marker.as_bytes()))
+    })
+}
+
+/// `nspawnctl shell` on our terminal, where the session gets a pty of the
+/// machine's: its root pushes input into that terminal (TIOCSTI), sets a
+/// huge window size on it and floods it while we read nothing. `^]^]^]`
+/// still ends the session at once; our terminal keeps its size and has
+/// nothing waiting in its input. A session that closes its terminal and
+/// goes on does not hang `nspawnctl`: its exit status comes back.
+#[test]
+fn a_hostile_session_terminal_cannot_hang_or_reach_ours() {
+    if ours_only() {
+        return;
+    }
+    let m = Machine::start("ptypeer", &[], |_| {}, "");
+    let marker = format!("flood-{}", m.name());
+    let script =
+        format!("/hostile tiocsti /report; stty rows 65535 cols 65535; exec /bin/yes {marker}");
+    let c = nspawnctl(&["shell", m.name(), "/bin/sh", "-c", &script]);
+    let mut s = PtySession::spawn(c, 24, 80);
+    assert!(
+        wait_until(T, || running(&marker)),
+        "{:?}",
+        m.report("report")
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    s.send(&[0x1d, 0x1d, 0x1d]);
+    assert!(
+        wait_until(Duration::from_secs(5), || !running(&marker)),
+        "the escape was not read while our terminal was full"
+    );
+    s.finish(T);
+    // The pushes reached the session's own terminal only.
+    let report = m.report("report");
+    assert!(report.contains("fd 0 tty 1 pushed 20 ok"), "{report}");
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills a winsize.
+    unsafe { libc::ioctl(s.master.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    assert_eq!((ws.ws_row, ws.ws_col), (24, 80));
+    // Our terminal's input, seen from its slave side (TIOCGPTPEER).
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK;
+    // SAFETY: TIOCGPTPEER returns a new descriptor or -1.
+    let peer = unsafe { libc::ioctl(s.master.as_raw_fd(), libc::TIOCGPTPEER, flags) };
+    assert!(peer >= 0);
+    // SAFETY: a descriptor the ioctl just made.
+    let peer = unsafe { std::os::fd::OwnedFd::from_raw_fd(peer) };
+    let mut waiting: libc::c_int = 0;
+    // SAFETY: FIONREAD fills an int.
+    unsafe { libc::ioctl(peer.as_raw_fd(), libc::FIONREAD, &mut waiting) };
+    assert_eq!(waiting, 0, "input waits in our terminal");
+    // A session that closes its terminal and goes on.
+    let c = nspawnctl(&[
+        "shell",
+        m.name(),
+        "/bin/sh",
+        "-c",
+        "exec </dev/null >/dev/null 2>&1; sleep 1; exit 3",
+    ]);
+    let mut s = PtySession::spawn(c, 24, 80);
+    let (code, out) = s.finish(T);
+    assert_eq!(code, 3, "{out}");
 }
 
 /// Escape sequences in what the machine controls — its os-release, its

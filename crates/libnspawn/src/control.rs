@@ -4,9 +4,9 @@
 //!
 //! - `state`: answered with the machine's state (`running`).
 //! - `terminate`: the runner answers `ok`, kills the container (SIGKILL to
-//!   its PID 1, which ends its PID namespace), cleans up as after any end
-//!   and exits. The connection stays open until then, so its end-of-file
-//!   tells the caller that nothing of the machine is left.
+//!   its PID 1, which ends its PID namespace) and cleans up as after any
+//!   end. The connection stays open until then, so its end-of-file tells
+//!   the caller that nothing of the machine is left.
 //!
 //! Peers must be root (SO_PEERCRED), and callers check that the socket's
 //! owner is the runner the record names. A runner killed with SIGKILL
@@ -51,6 +51,25 @@ pub fn remove_if_same(path: &Path, id: (u64, u64)) {
 pub fn remove_stale(path: &Path) {
     if path.parent() == Some(Path::new(DIR)) {
         let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Connections of `terminate` requests: closed once the machine is
+/// cleaned up (`release_waiters`), not when the runner exits, which may be
+/// later (its console output may still wait for a reader).
+static WAITERS: std::sync::Mutex<Vec<OwnedFd>> = std::sync::Mutex::new(Vec::new());
+
+/// Keep `conn` open until `release_waiters`.
+pub fn hold_until_released(conn: OwnedFd) {
+    if let Ok(mut w) = WAITERS.lock() {
+        w.push(conn);
+    }
+}
+
+/// Tell every waiting `terminate` that the machine is gone.
+pub fn release_waiters() {
+    if let Ok(mut w) = WAITERS.lock() {
+        w.clear();
     }
 }
 

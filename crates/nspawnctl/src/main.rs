@@ -131,6 +131,22 @@ fn main() {
             }
         },
     };
+    if matches!(
+        cli.verb,
+        Verb::List(_)
+            | Verb::Status(_)
+            | Verb::Show(_)
+            | Verb::Top(_)
+            | Verb::ListImages(_)
+            | Verb::ImageStatus(_)
+            | Verb::ShowImage(_)
+    ) {
+        // A listing piped into `head` ends quietly when its reader goes,
+        // as machinectl's does, instead of panicking on EPIPE. Not for the
+        // verbs that serve a session or a copy: they clean up first.
+        // SAFETY: the default disposition, set before any thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let r = match cli.verb {
         Verb::List(a) => status::list(a),
         Verb::Status(a) => status::status(a),

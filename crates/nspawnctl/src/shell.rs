@@ -6,7 +6,7 @@
 
 use crate::machine;
 use clap::Args;
-use libnspawn::console::{self, Escape, Pty, RawMode};
+use libnspawn::console::{self, Escape, Pty, RawMode, Sink};
 use libnspawn::registry::Record;
 use libnspawn::user::{self, Account};
 use nix::errno::Errno;
@@ -55,7 +55,7 @@ pub fn shell(a: ShellArgs) -> Result<i32, String> {
     let r = machine::get(&name)?;
     let leader = machine::leader(&r)?;
     let cgroup = open_cgroup(&r)?;
-    enter(&leader)?;
+    let out = enter(&leader)?;
     let account = match user.as_deref() {
         None | Some("") => lookup("root").ok(),
         Some(u) => Some(lookup(u)?),
@@ -94,6 +94,7 @@ pub fn shell(a: ShellArgs) -> Result<i32, String> {
     run(
         &r,
         cgroup,
+        out,
         Spawn {
             argv,
             env,
@@ -108,7 +109,7 @@ pub fn login(a: LoginArgs) -> Result<i32, String> {
     let r = machine::get(&a.name)?;
     let leader = machine::leader(&r)?;
     let cgroup = open_cgroup(&r)?;
-    enter(&leader)?;
+    let out = enter(&leader)?;
     if !console::is_tty(console::stdin()) {
         return Err("login needs a terminal".into());
     }
@@ -158,6 +159,7 @@ pub fn login(a: LoginArgs) -> Result<i32, String> {
     run(
         &r,
         cgroup,
+        out,
         Spawn {
             argv,
             env,
@@ -194,11 +196,14 @@ static JOINED_USERNS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 /// joining its mount namespace also makes its root ours. A machine with a
 /// user namespace of its own is joined in that too (setns(2) takes it
 /// first, so the others are entered with its capabilities); joining one's
-/// own user namespace is EINVAL, which tells the two apart.
-fn enter(leader: &OwnedFd) -> Result<(), String> {
+/// own user namespace is EINVAL, which tells the two apart. Returns our
+/// terminal's output, opened through the host's /proc before the
+/// machine's /proc (which the machine's root controls) replaces it.
+fn enter(leader: &OwnedFd) -> Result<Sink, String> {
     // Checked while our /proc is still the host's: inside, /proc/self does
     // not name us. Nothing after this starts a thread (see spawn_into).
     libnspawn::sys::ensure_single_threaded().map_err(|e| e.to_string())?;
+    let out = Sink::stdout();
     // Non-dumpable before anything of ours can be seen from inside: the
     // process we start joins the machine's PID namespace, holding host
     // descriptors and mapping the host's nspawnctl, and until it has the
@@ -223,7 +228,7 @@ fn enter(leader: &OwnedFd) -> Result<(), String> {
             Errno::last().desc()
         ));
     }
-    Ok(())
+    Ok(out)
 }
 
 /// In a machine's user namespace our host uid 0 is nobody: become root of
@@ -238,7 +243,7 @@ fn become_namespace_root() -> Result<(), Errno> {
     nix::unistd::setresuid(u, u, u)
 }
 
-fn run(r: &Record, cgroup: Option<OwnedFd>, sp: Spawn) -> Result<i32, String> {
+fn run(r: &Record, cgroup: Option<OwnedFd>, out: Sink, sp: Spawn) -> Result<i32, String> {
     // A pty from the machine's own devpts, so the session's terminal exists
     // inside (we are in its mount namespace now).
     let master = if sp.pty {
@@ -275,7 +280,7 @@ fn run(r: &Record, cgroup: Option<OwnedFd>, sp: Spawn) -> Result<i32, String> {
     })?;
     let _ = pid;
     let code = match (master, relay.take()) {
-        (Some(m), _) => forward(m, pidfd.as_fd())?,
+        (Some(m), _) => forward(m, pidfd.as_fd(), out)?,
         (None, Some(mut relay)) if !relay.is_empty() => {
             // The session's ends are its own now: ours would keep its
             // pipes from ever ending.
@@ -460,9 +465,12 @@ fn wait(pidfd: BorrowedFd) -> Result<i32, String> {
 }
 
 /// Copy between our terminal and the session's until it ends; ^]^]^]
-/// within a second ends the session.
-fn forward(master: OwnedFd, pidfd: BorrowedFd) -> Result<i32, String> {
+/// within a second ends the session. A session that floods its terminal
+/// is read in turns, and never faster than our terminal takes it, so
+/// typed input (the escape among it) is always read.
+fn forward(master: OwnedFd, pidfd: BorrowedFd, mut output: Sink) -> Result<i32, String> {
     use nix::poll::{PollFd, PollFlags, PollTimeout};
+    const TURN: usize = 16;
     let stdin = console::stdin();
     let _raw = RawMode::enter(stdin);
     console::copy_winsize(console::stdout(), master.as_fd());
@@ -471,8 +479,18 @@ fn forward(master: OwnedFd, pidfd: BorrowedFd) -> Result<i32, String> {
     let mut input = true;
     loop {
         let mut fds = vec![PollFd::new(pidfd, PollFlags::POLLIN)];
-        if !pty.hung_up {
-            fds.push(PollFd::new(pty.master.as_fd(), PollFlags::POLLIN));
+        let mut ev = PollFlags::empty();
+        if !pty.hung_up && output.has_room() {
+            ev |= PollFlags::POLLIN;
+        }
+        if pty.wants_write() {
+            ev |= PollFlags::POLLOUT;
+        }
+        if !ev.is_empty() {
+            fds.push(PollFd::new(pty.master.as_fd(), ev));
+        }
+        if let Some(fd) = output.waits_on() {
+            fds.push(PollFd::new(fd, PollFlags::POLLOUT));
         }
         let stdin_idx = fds.len();
         if input {
@@ -496,9 +514,11 @@ fn forward(master: OwnedFd, pidfd: BorrowedFd) -> Result<i32, String> {
         };
         let (done, typed) = (ready(0), input && ready(stdin_idx));
         drop(fds);
-        if !pty.drain(Some(console::stdout())) {
+        output.flush();
+        if !pty.drain(&mut output, Some(TURN)) {
             pty.hung_up = true;
         }
+        pty.flush();
         if typed {
             let mut buf = [0u8; 4096];
             match nix::unistd::read(stdin, &mut buf) {
@@ -510,11 +530,13 @@ fn forward(master: OwnedFd, pidfd: BorrowedFd) -> Result<i32, String> {
                         pty.send(&buf[..n]);
                     }
                 }
+                Err(Errno::EAGAIN | Errno::EINTR) => {}
                 Err(_) => input = false,
             }
         }
         if done {
-            pty.drain(Some(console::stdout()));
+            pty.drain(&mut output, None);
+            output.finish(None);
             return wait(pidfd);
         }
     }

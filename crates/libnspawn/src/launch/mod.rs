@@ -88,8 +88,9 @@ pub fn run(s: &Settings) -> Result<i32> {
         );
         eprintln!("Press ^] three times within 1s to kill container.");
     }
+    let mut streams = console::Streams::new();
     let result = (|| loop {
-        match run_once(s, mode, &res, &signals, &host_os_release)? {
+        match run_once(s, mode, &res, &signals, &host_os_release, &mut streams)? {
             Outcome::Exited(code) => return Ok(code),
             Outcome::Reboot if s.keep_unit => return Ok(133),
             Outcome::Reboot => continue,
@@ -99,6 +100,10 @@ pub fn run(s: &Settings) -> Result<i32> {
     drop(res);
     failpoint::mark("released");
     notify::notify_caller("STOPPING=1");
+    // Nothing of the machine is left: `nspawnctl terminate` may return,
+    // and the console's last output wait for a slow reader.
+    crate::control::release_waiters();
+    streams.finish(None);
     result
 }
 
@@ -164,6 +169,7 @@ fn run_once(
     res: &Reservation,
     signals: &Signals,
     host_os_release: &[u8],
+    streams: &mut console::Streams,
 ) -> Result<Outcome> {
     let tty = console::is_tty(console::stdin()) && console::is_tty(console::stdout());
     let console_mode = ConsoleMode::resolve(Some(s.console), tty);
@@ -215,6 +221,7 @@ fn run_once(
             machine_id,
             console_mode,
             notify_sock: &notify_sock,
+            streams,
         },
     )
 }

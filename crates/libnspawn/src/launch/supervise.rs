@@ -7,7 +7,7 @@ use super::channel::{self, Msg};
 use super::reserve::Held;
 use super::signals::Signals;
 use super::{Outcome, Run, SETUP_TIMEOUT};
-use crate::console::{self, Escape, Pty, RawMode};
+use crate::console::{self, Escape, Pty, RawMode, Streams};
 use crate::error::{Context, Error, Result};
 use crate::id128::Id128;
 use crate::settings::{signal_name, ConsoleMode, Settings};
@@ -22,7 +22,19 @@ pub struct Started<'a> {
     pub machine_id: Id128,
     pub console_mode: ConsoleMode,
     pub notify_sock: &'a OwnedFd,
+    /// Where the console's output and our words go; what they have not
+    /// taken yet when the container ends is written once nothing of it is
+    /// left.
+    pub streams: &'a mut Streams,
 }
+
+/// Reads of the console per turn of the loop: a flood of output waits
+/// for the next turn, after the signals, the control endpoint and input.
+const CONSOLE_TURN: usize = 16;
+
+/// How long the end of a run waits for a slow reader of the console's
+/// last output before it cleans up regardless.
+const TAIL_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Wait for the container to execute its payload (its console comes on
 /// the way), publish its record, and monitor it until it ends.
@@ -38,6 +50,7 @@ pub fn watch(
         machine_id,
         console_mode,
         notify_sock,
+        streams,
     } = started;
     let container = &run.container;
     let mut pty = None;
@@ -119,6 +132,7 @@ pub fn watch(
         run,
         signals,
         pty.as_mut().filter(|_| live),
+        streams,
         forward_in,
         Sources {
             notify_sock,
@@ -127,10 +141,13 @@ pub fn watch(
         },
     )?;
     if let Some(p) = pty.as_mut() {
-        p.drain(Some(console::stdout()));
+        p.drain(&mut streams.out, None);
     }
+    // The last words before ours ("Container ... exited"), if the reader
+    // takes them soon; else after the cleanup (`launch::run`).
+    streams.finish(Some(Instant::now() + TAIL_WAIT));
     drop(_raw);
-    Ok(outcome(s, exit))
+    Ok(outcome(s, exit, streams))
 }
 
 /// What else the monitor loop listens to, besides the container, the
@@ -149,9 +166,9 @@ fn serve(control: &crate::control::Endpoint, pidfd: BorrowedFd) {
         Some((conn, Request::Terminate)) => {
             crate::control::reply(&conn, "ok");
             let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
-            // Held open until this process exits, after the cleanup: its
-            // end-of-file tells the caller the machine is gone.
-            let _ = std::os::fd::IntoRawFd::into_raw_fd(conn);
+            // Held open until the cleanup is done: its end-of-file tells
+            // the caller the machine is gone.
+            crate::control::hold_until_released(conn);
         }
         None => {}
     }
@@ -163,6 +180,7 @@ fn supervise(
     run: &Run,
     signals: &Signals,
     mut pty: Option<&mut Pty>,
+    streams: &mut Streams,
     mut forward_in: bool,
     sources: Sources,
 ) -> Result<Exit> {
@@ -172,7 +190,6 @@ fn supervise(
         control,
     } = sources;
     let pidfd = run.container.pidfd();
-    let output = Some(console::stdout());
     let mut term_requests = 0;
     let mut escape = Escape::default();
     let stdin = console::stdin();
@@ -184,15 +201,29 @@ fn supervise(
             PollFd::new(signals.fd(), PollFlags::POLLIN),
             PollFd::new(notify_sock.as_fd(), PollFlags::POLLIN),
         ];
-        if let Some(p) = pty.as_ref().filter(|_| pty_live) {
-            let mut ev = PollFlags::POLLIN;
+        // While the output is full the pty is not polled for input (its
+        // hang-up would be reported all the same, and spin the loop).
+        let pty_in = streams.out.has_room();
+        if let Some(p) = pty.as_ref().filter(|_| pty_live && (pty_in || pty_out)) {
+            let mut ev = PollFlags::empty();
+            if pty_in {
+                ev |= PollFlags::POLLIN;
+            }
             if pty_out {
                 ev |= PollFlags::POLLOUT;
             }
             fds.push(PollFd::new(p.master.as_fd(), ev));
         }
+        for fd in [streams.out.waits_on(), streams.err.waits_on()]
+            .into_iter()
+            .flatten()
+        {
+            fds.push(PollFd::new(fd, PollFlags::POLLOUT));
+        }
         let stdin_idx = fds.len();
-        if forward_in && pty.is_some() && !pty_out {
+        // Always read: `^]^]^]` must end a container that reads neither
+        // its input nor lets its output go.
+        if forward_in && pty.is_some() {
             fds.push(PollFd::new(stdin, PollFlags::POLLIN));
         }
         let dhcp_idx = fds.len();
@@ -231,11 +262,13 @@ fn supervise(
             d.handle();
         }
 
+        streams.out.flush();
+        streams.err.flush();
         if let Some(p) = pty.as_deref_mut() {
             if p.hung_up {
                 p.hung_up = false;
             }
-            if !p.drain(output) {
+            if !p.drain(&mut streams.out, Some(CONSOLE_TURN)) {
                 p.hung_up = true;
             }
             p.flush();
@@ -247,11 +280,18 @@ fn supervise(
             forward_in = forward_stdin(stdin, &mut escape, pty.as_deref_mut(), pidfd);
         }
         if sig_ready {
-            handle_signals(s, signals, pty.as_deref(), pidfd, &mut term_requests);
+            handle_signals(
+                s,
+                signals,
+                pty.as_deref(),
+                pidfd,
+                &mut term_requests,
+                streams,
+            );
         }
         if child_done {
             if let Some(p) = pty.as_deref_mut() {
-                p.drain(output);
+                p.drain(&mut streams.out, None);
             }
             return run.container.wait();
         }
@@ -296,6 +336,7 @@ fn handle_signals(
     pty: Option<&Pty>,
     pidfd: BorrowedFd,
     term_requests: &mut u32,
+    streams: &mut Streams,
 ) {
     while let Some(info) = signals.read() {
         match info.ssi_signo as libc::c_int {
@@ -307,7 +348,7 @@ fn handle_signals(
                     libc::SIGKILL
                 };
                 if sig != libc::SIGKILL {
-                    eprintln!("Trying to halt container. Send SIGTERM again to trigger immediate termination.");
+                    streams.say("Trying to halt container. Send SIGTERM again to trigger immediate termination.");
                 }
                 let _ = sys::pidfd_send_signal(pidfd, sig);
             }
@@ -322,18 +363,18 @@ fn handle_signals(
 }
 
 /// Map how PID 1 ended to the runner's result, as the reference does.
-fn outcome(s: &Settings, exit: Exit) -> Outcome {
+fn outcome(s: &Settings, exit: Exit, streams: &mut Streams) -> Outcome {
     let name = &s.machine;
     match exit {
         Exit::Code(0) => {
             if !s.quiet {
-                eprintln!("Container {name} exited successfully.");
+                streams.say(&format!("Container {name} exited successfully."));
             }
             Outcome::Exited(0)
         }
         Exit::Code(code) => {
             if !s.quiet {
-                eprintln!("Container {name} failed with error code {code}.");
+                streams.say(&format!("Container {name} failed with error code {code}."));
             }
             // 133 means "restart me" to the service template
             // (RestartForceExitStatus=133): a payload must not say it.
@@ -341,21 +382,21 @@ fn outcome(s: &Settings, exit: Exit) -> Outcome {
         }
         Exit::Signal(libc::SIGINT) => {
             if !s.quiet {
-                eprintln!("Container {name} has been shut down.");
+                streams.say(&format!("Container {name} has been shut down."));
             }
             Outcome::Exited(0)
         }
         Exit::Signal(libc::SIGHUP) => {
             if !s.quiet {
-                eprintln!("Container {name} is being rebooted.");
+                streams.say(&format!("Container {name} is being rebooted."));
             }
             Outcome::Reboot
         }
         Exit::Signal(sig) => {
-            eprintln!(
+            streams.say(&format!(
                 "Container {name} terminated by signal {}.",
                 signal_name(sig)
-            );
+            ));
             Outcome::Exited(1)
         }
     }

@@ -2,7 +2,44 @@
 //! between it and the container's pty, the window size followed, and the
 //! `^]^]^]` escape.
 
-use crate::inroot::write_all;
+mod sink;
+
+pub use sink::Sink;
+
+/// The caller's standard output and error as the runner writes them
+/// while a machine runs: neither ever blocks it.
+pub struct Streams {
+    pub out: Sink,
+    pub err: Sink,
+}
+
+impl Streams {
+    pub fn new() -> Streams {
+        Streams {
+            out: Sink::stdout(),
+            err: Sink::stderr(),
+        }
+    }
+
+    /// One line of ours on standard error.
+    pub fn say(&mut self, line: &str) {
+        self.err.write(format!("{line}\n").as_bytes());
+    }
+
+    /// Write what waits, up to `deadline` (`None`: however long it takes).
+    pub fn finish(&mut self, deadline: Option<std::time::Instant>) {
+        if self.out.finish(deadline) {
+            self.err.finish(deadline);
+        }
+    }
+}
+
+impl Default for Streams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 use nix::errno::Errno;
 use nix::sys::termios::{self, SetArg, Termios};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
@@ -26,7 +63,9 @@ impl RawMode {
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        let _ = termios::tcsetattr(self.fd, SetArg::TCSADRAIN, &self.saved);
+        // At once, not after the output drains (TCSADRAIN): a terminal
+        // nobody reads would keep us here for ever.
+        let _ = termios::tcsetattr(self.fd, SetArg::TCSANOW, &self.saved);
     }
 }
 
@@ -97,9 +136,13 @@ impl Pty {
         !self.pending.is_empty()
     }
 
-    /// Queue input for the container and write what it takes now.
+    /// Queue input for the container and write what it takes now. Input
+    /// beyond `sink::ROOM` that the container has not taken is dropped,
+    /// as a full terminal drops what is typed.
     pub fn send(&mut self, data: &[u8]) {
-        self.pending.extend_from_slice(data);
+        let room = sink::ROOM.saturating_sub(self.pending.len());
+        self.pending
+            .extend_from_slice(&data[..data.len().min(room)]);
         self.flush();
     }
 
@@ -115,25 +158,29 @@ impl Pty {
         }
     }
 
-    /// Move the container's output to `out` (None: discard). Returns false
-    /// once nothing holds the pty's other end open any more.
-    pub fn drain(&mut self, out: Option<BorrowedFd>) -> bool {
+    /// Move the container's output to `out`: at most `turns` reads, and
+    /// none while `out` is full, so a machine that floods its console
+    /// cannot keep the caller's loop from the rest (`None`: until the pty
+    /// is empty, for its end, when nothing writes to it any more).
+    /// Returns false once nothing holds the pty's other end open any more.
+    pub fn drain(&mut self, out: &mut Sink, turns: Option<usize>) -> bool {
         let mut buf = [0u8; 8192];
-        loop {
+        let mut left = turns.unwrap_or(usize::MAX);
+        while left > 0 && (turns.is_none() || out.has_room()) {
             match nix::unistd::read(&self.master, &mut buf) {
                 Ok(0) | Err(Errno::EIO) => {
                     self.hung_up = true;
                     return false;
                 }
                 Ok(n) => {
-                    if let Some(out) = out {
-                        let _ = write_all(out, &buf[..n]);
-                    }
+                    out.write(&buf[..n]);
+                    left -= 1;
                 }
                 Err(Errno::EINTR) => {}
                 Err(_) => return true,
             }
         }
+        true
     }
 }
 
