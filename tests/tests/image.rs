@@ -16,10 +16,14 @@ use std::time::Duration;
 const ROOT: &str = "4f68bce3-e8cd-4db1-96e7-fbcaf984b709";
 #[cfg(target_arch = "x86_64")]
 const ROOT_VERITY: &str = "2c7357ed-ebd2-46d9-aec1-23d437ec2bf5";
+#[cfg(target_arch = "x86_64")]
+const ROOT_VERITY_SIG: &str = "41092b05-9fc8-4523-994f-2def0408b176";
 #[cfg(target_arch = "aarch64")]
 const ROOT: &str = "b921b045-1df0-41c3-af44-4c6f280d3fae";
 #[cfg(target_arch = "aarch64")]
 const ROOT_VERITY: &str = "df3300ce-d69f-4c92-978c-9bfb0f38d820";
+#[cfg(target_arch = "aarch64")]
+const ROOT_VERITY_SIG: &str = "6db69de6-29f4-4758-a7a5-962190f00ce3";
 const HOME: &str = "933ac7e1-2eb4-4f13-b844-0e14e2aef915";
 const SRV: &str = "3b8f8425-20e0-4f3b-907f-1a25a76f98e8";
 const VAR: &str = "4d21b016-b534-45c2-a9fb-5c16e091fd2d";
@@ -847,28 +851,34 @@ fn verity_is_refused_without_the_device_mapper() {
         "{line}"
     );
     std::fs::remove_file(side).unwrap();
-    // Verity data that `veritysetup format` made of the image (it needs no
-    // device mapper): with its own root hash, refused only for want of
-    // dm-verity; with another, refused as not matching (the same for the
-    // `NAME.verity` the reference looks for beside the image).
+    // Verity data that `veritysetup format` made of the root file system
+    // (it needs no device mapper): with its own root hash, refused only
+    // for want of dm-verity; with another, refused as not matching (the
+    // same for the `NAME.verity` the reference looks for beside the image).
     let data = img.dir.join(format!("{}.verity", img.name));
-    let o = Command::new("veritysetup")
-        .args(["format", img.p(), data.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let out = String::from_utf8_lossy(&o.stdout);
-    let root = out
-        .lines()
-        .find_map(|l| l.strip_prefix("Root hash:"))
-        .unwrap()
-        .trim();
-    for (given, refusal) in [(root, "unverified"), (hash.as_str(), "does not match")] {
+    let root = verity_format(&img.dir.join("root.ext4"), &data);
+    for (given, refusal) in [
+        (root.as_str(), "no device mapper"),
+        (hash.as_str(), "does not match"),
+    ] {
         let o = img.sh(&[&format!("--root-hash={given}")], "/bin/true");
         let line = one_line_failure(&o);
         assert!(line.contains(refusal), "{given}: {line}");
     }
     std::fs::remove_file(&data).unwrap();
+    // Verity data of more than the root file system (here: of the whole
+    // image) cannot be the root's.
+    let whole = img.dir.join("whole.verity");
+    let root = verity_format(&img.path, &whole);
+    let o = img.sh(
+        &[
+            &format!("--root-hash={root}"),
+            &format!("--verity-data={}", whole.display()),
+        ],
+        "/bin/true",
+    );
+    let line = one_line_failure(&o);
+    assert!(line.contains("more than its root file system's"), "{line}");
     let img2 = Img::gpt("img-verity-part", |i| {
         let t = i.tree("root");
         vec![
@@ -882,6 +892,80 @@ fn verity_is_refused_without_the_device_mapper() {
         line.contains("root-verity partition") && line.contains("unverified"),
         "{line}"
     );
+}
+
+/// `veritysetup format DATA HASH`: the root hash it printed.
+fn verity_format(data: &Path, hash: &Path) -> String {
+    let o = Command::new("veritysetup")
+        .arg("format")
+        .args([data, hash])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Root hash:"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// A GPT image as systemd-repart makes a verified one: the root, its hash
+/// area in a root-verity partition, and a root-verity-sig partition whose
+/// JSON names the root hash. Everything is found and checked in the
+/// image itself — the root hash in the JSON, the superblock and the tree's
+/// top at the verity partition's offset — before the refusal for want of
+/// a device mapper. A signed hash that is not the tree's, or a given one
+/// that is not the signed one, is refused as such.
+#[test]
+fn verity_partitions_are_found_and_checked_in_the_image() {
+    if reference() {
+        return;
+    }
+    let build = |prefix: &str, signed: Option<&str>| {
+        Img::gpt(prefix, |i| {
+            let t = i.tree("root");
+            let root = i.fs("ext4", &t, 12);
+            let hash = i.dir.join("root.verity");
+            let real = verity_format(&root, &hash);
+            let json = i.dir.join("root.sig");
+            std::fs::write(
+                &json,
+                format!(
+                    "{{\"rootHash\":\"{}\",\"signature\":\"MIIB\"}}\n",
+                    signed.unwrap_or(&real)
+                ),
+            )
+            .unwrap();
+            std::fs::write(i.dir.join("real-root-hash"), &real).unwrap();
+            vec![
+                part(ROOT, "root", 12, Some(root)),
+                part(ROOT_VERITY, "root-verity", 1, Some(hash)),
+                part(ROOT_VERITY_SIG, "root-verity-sig", 1, Some(json)),
+            ]
+        })
+    };
+    let img = build("img-vsig", None);
+    let real = std::fs::read_to_string(img.dir.join("real-root-hash")).unwrap();
+    let line = one_line_failure(&img.sh(&[], "/bin/true"));
+    assert!(
+        line.contains("root-verity partition") && line.contains("no device mapper"),
+        "{line}"
+    );
+    let other = "c".repeat(64);
+    let line = one_line_failure(&img.sh(&[&format!("--root-hash={other}")], "/bin/true"));
+    assert!(
+        line.contains("not the one its root-verity-sig partition signs"),
+        "{line}"
+    );
+    let line = one_line_failure(&img.sh(&[&format!("--root-hash={real}")], "/bin/true"));
+    assert!(line.contains("no device mapper"), "{line}");
+    let forged = build("img-vsig-forged", Some(&other));
+    let line = one_line_failure(&forged.sh(&[], "/bin/true"));
+    assert!(line.contains("does not match"), "{line}");
+    for i in [&img, &forged] {
+        assert!(loops_backed_by(&i.path).is_empty(), "{}", i.name);
+    }
 }
 
 #[test]

@@ -261,8 +261,13 @@ fn partitions(i: &Image) {
             },
         );
     }
-    for d in &layout.verity {
-        println!("\t            {} (needs dm-verity)", d.name());
+    for v in &layout.verity {
+        println!(
+            "\t            {} (partition {}, {}; dm-verity)",
+            v.designator.name(),
+            v.number,
+            bytes(v.size)
+        );
     }
 }
 

@@ -9,6 +9,7 @@ use super::dissect::{self, Layout};
 use super::loopdev::{self, Loop};
 use super::probe::FsType;
 use super::table::Designator;
+use super::verity::{HashArea, Plan};
 use super::{verity, ImageSpec};
 use crate::error::{Context, Error, Result};
 use crate::lock::Lock;
@@ -19,6 +20,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 /// The image as a start holds it: its lock (and the descriptor the loop
 /// devices were given), its layout, one loop device per file system.
 pub struct Attached {
+    /// The root's verity device and the loop device of its hash area.
+    verity: Option<(super::dm::Verity, Loop)>,
     /// The loop devices, in the layout's order; dropped before the lock.
     loops: Vec<Loop>,
     pub layout: Layout,
@@ -66,7 +69,7 @@ pub fn attach(
     // is waited for while it dies.
     let busy = format!("Disk image {shown} is currently busy.");
     let lock = crate::lock::lock_waiting(path, &open, !read_only, &busy, interrupted)?;
-    let file = std::fs::File::from(
+    let mut file = std::fs::File::from(
         lock.fd()
             .try_clone_to_owned()
             .ctx(|| format!("cannot open image {shown}"))?,
@@ -75,16 +78,25 @@ pub fn attach(
         .ctx(|| format!("cannot get the size of {shown}"))?;
     let layout = dissect::dissect(&file, size)
         .map_err(|e| Error::invalid(format!("cannot use image {shown}: {e}")))?;
-    verity::refuse_unverified(spec, &layout).map_err(Error::invalid)?;
+    let plan = verity::plan(spec, &layout, &mut file).map_err(Error::invalid)?;
     let name = path.to_string_lossy();
     let loops = layout
         .parts
         .iter()
-        .map(|p| loopdev::attach(lock.fd(), p.offset, p.size, read_only || p.read_only, &name))
+        .map(|p| {
+            let verified = plan.is_some() && p.designator == Designator::Root;
+            let ro = read_only || p.read_only || verified;
+            loopdev::attach(lock.fd(), p.offset, p.size, ro, &name)
+        })
         .collect::<Result<Vec<_>>>()?;
+    let verity = match &plan {
+        Some(plan) => Some(verify_root(plan, &loops[0], lock.fd(), &name)?),
+        None => None,
+    };
     Ok(Attached {
+        root_read_only: layout.root().read_only || verity.is_some(),
+        verity,
         loops,
-        root_read_only: layout.root().read_only,
         layout,
         path: path.display().to_string(),
         _lock: lock,
@@ -105,9 +117,13 @@ impl Attached {
             .parts
             .iter()
             .zip(&self.loops)
-            .map(|(p, l)| {
-                let ro = read_only || p.read_only;
-                fs_mount(l, p.fstype, p.designator, ro)
+            .enumerate()
+            .map(|(i, (p, l))| {
+                let (src, ro) = match &self.verity {
+                    Some((v, _)) if i == 0 => (v.path(), true),
+                    _ => (l.path(), read_only || p.read_only),
+                };
+                fs_mount(&src, p.fstype, p.designator, ro)
                     .inspect(|fd| {
                         if p.grow && !ro {
                             let what = format!("{} of {}", p.describe(), self.path);
@@ -144,9 +160,45 @@ impl Attached {
     }
 }
 
-/// A detached mount of the file system on `dev`.
-fn fs_mount(dev: &Loop, fs: FsType, d: Designator, read_only: bool) -> Result<OwnedFd> {
-    let src = dev.path();
+/// The root's verity device over its loop device `data`, with the hash
+/// area on a loop device of its own (a range of `image`, or a file).
+fn verify_root(
+    plan: &Plan,
+    data: &Loop,
+    image: BorrowedFd,
+    name: &str,
+) -> Result<(super::dm::Verity, Loop)> {
+    let hash = match &plan.hash {
+        HashArea::Partition { offset, size } => loopdev::attach(image, *offset, *size, true, name)?,
+        HashArea::File(p) => {
+            let f = std::fs::File::open(p).ctx(|| format!("cannot open {}", p.display()))?;
+            let len = f
+                .metadata()
+                .ctx(|| format!("cannot get the size of {}", p.display()))?
+                .len();
+            loopdev::attach(f.as_fd(), 0, len, true, &p.to_string_lossy())?
+        }
+    };
+    let device = super::dm::create_verity(
+        &super::dm::name_for(std::process::id()),
+        &plan.params,
+        dev_number(data)?,
+        dev_number(&hash)?,
+        &plan.root_hash,
+        plan.signature.as_deref(),
+    )?;
+    Ok((device, hash))
+}
+
+/// A loop device's `major:minor`.
+fn dev_number(l: &Loop) -> Result<(u32, u32)> {
+    let path = l.path();
+    let st = rustix::fs::stat(path.as_str()).ctx(|| format!("cannot stat {path}"))?;
+    Ok((rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev)))
+}
+
+/// A detached mount of the file system on the block device `src`.
+fn fs_mount(src: &str, fs: FsType, d: Designator, read_only: bool) -> Result<OwnedFd> {
     let ctx = rustix::mount::fsopen(fs.name(), FsOpenFlags::FSOPEN_CLOEXEC)
         .ctx(|| format!("{} on {src}: fsopen", fs.name()))?;
     let fail = |e: rustix::io::Errno, step: &str| Error::Os {
@@ -157,8 +209,7 @@ fn fs_mount(dev: &Loop, fs: FsType, d: Designator, read_only: bool) -> Result<Ow
         ),
         errno: nix::errno::Errno::from_raw(e.raw_os_error()),
     };
-    rustix::mount::fsconfig_set_string(&ctx, "source", src.as_str())
-        .map_err(|e| fail(e, "source"))?;
+    rustix::mount::fsconfig_set_string(&ctx, "source", src).map_err(|e| fail(e, "source"))?;
     if read_only {
         rustix::mount::fsconfig_set_flag(&ctx, "ro").map_err(|e| fail(e, "ro"))?;
     }

@@ -33,12 +33,22 @@ impl Part {
     }
 }
 
+/// A partition of dm-verity's: a hash area, or a signature of a root
+/// hash.
+#[derive(Debug, Clone)]
+pub struct VerityPart {
+    pub designator: Designator,
+    pub number: u32,
+    pub offset: u64,
+    pub size: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Layout {
     /// Root first.
     pub parts: Vec<Part>,
-    /// Verity partitions found (their designators), which need dm-verity.
-    pub verity: Vec<Designator>,
+    /// Verity partitions found, which need dm-verity.
+    pub verity: Vec<VerityPart>,
     pub gpt: bool,
 }
 
@@ -86,11 +96,16 @@ pub fn dissect(file: &std::fs::File, size: u64) -> Result<Layout, String> {
     let mut parts = vec![];
     let mut verity = vec![];
     for c in table::choose(&entries)? {
+        let (offset, len) = c.entry.span.expect("checked: every entry has a span");
         if c.designator.is_verity() {
-            verity.push(c.designator);
+            verity.push(VerityPart {
+                designator: c.designator,
+                number: c.entry.number,
+                offset,
+                size: len,
+            });
             continue;
         }
-        let (offset, len) = c.entry.span.expect("checked: every entry has a span");
         let described = format!("partition {} ({})", c.entry.number, c.designator.name());
         let fstype = match probe::probe(file, offset, len).map_err(io)? {
             Some(FsType::Swap) | None => {

@@ -1,12 +1,15 @@
 //! Disk images (`nspawn -i`): a bare file system, or a GPT per the
 //! Discoverable Partitions Specification. The runner reads the image
 //! (`dissect`: `table` for the partitions, `probe` for file system types),
-//! refuses what must be verified (`verity`), attaches one loop device per
-//! file system and mounts them detached (`attach`); the container process
+//! plans the root's verification where it is asked for (`verity`; `dm`
+//! makes the kernel's dm-verity device, and an image that cannot be
+//! verified is refused), attaches one loop device per file system and
+//! mounts them detached (`attach`); the container process
 //! attaches those mounts in its own mount namespace (`mount::image`).
 
 pub mod attach;
 pub mod dissect;
+pub mod dm;
 pub mod growfs;
 pub mod hashtree;
 mod loopdev;
