@@ -82,6 +82,38 @@ fn control_request(path: &std::path::Path, request: &str) -> Vec<String> {
     }
 }
 
+/// As `control_request`, from a process whose effective uid is `euid`
+/// but whose real, saved and file system uids are 0.
+fn control_request_as(path: &std::path::Path, request: &str, euid: u32) -> Vec<String> {
+    let script = r#"
+import ctypes, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+os.setresuid(0, int(sys.argv[2]), 0)
+libc.setfsuid(0)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1])
+s.send(sys.argv[3].encode())
+while True:
+    try:
+        d = s.recv(256)
+    except ConnectionResetError:
+        # Closed with our request unread: dropped.
+        d = b""
+    print(d.decode())
+    if not d:
+        break
+"#;
+    let o = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .arg(euid.to_string())
+        .arg(request)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o).lines().map(str::to_string).collect()
+}
+
 fn ctl(args: &[&str]) -> std::process::Output {
     run(nspawnctl(args))
 }
@@ -281,6 +313,14 @@ fn list_status_signals_shell_copy_terminate() {
     assert_eq!(control_request(&control(a.name()), "frobnicate"), [""]);
     assert_eq!(
         control_request(&control(a.name()), "state"),
+        ["running", ""]
+    );
+    // Only root is answered: a peer whose effective uid is another (with
+    // the file system uid 0, so that it reaches the socket at all) is
+    // dropped unanswered (SO_PEERCRED); the same peer as root is answered.
+    assert_eq!(control_request_as(&control(a.name()), "state", 65534), [""]);
+    assert_eq!(
+        control_request_as(&control(a.name()), "state", 0),
         ["running", ""]
     );
     assert!(a.runner.as_mut().unwrap().try_wait().unwrap().is_none());
