@@ -344,7 +344,12 @@ function startDialog(name) {
 function refreshImages() {
     return ctl(["list-images", "--json=short"])
             .then(out => {
-                state.images = P.parseImages(out);
+                const images = P.parseImages(out);
+                // Rows rebuilt only on a change: a switch or a button
+                // being used stays where it is.
+                if (JSON.stringify(images) === JSON.stringify(state.images))
+                    return;
+                state.images = images;
                 renderImages();
                 renderDetails();
             })

@@ -60,6 +60,15 @@ def row(table, name):
     return None
 
 
+def click(what, find, limit=30):
+    """Click what `find` returns, again if the page redrew it meanwhile
+    (the machines table is redrawn with every top sample)."""
+    def attempt():
+        find().click()
+        return True
+    wait(what, attempt, limit)
+
+
 def cell_text(table, name, cls):
     r = row(table, name)
     return r.find_element(By.CSS_SELECTOR, f"td.{cls}").text if r else None
@@ -84,7 +93,7 @@ try:
     ok("table")
 
     # Details: the process tree of the selected machine.
-    row("machines", cfg["console"]).click()
+    click("the console machine", lambda: row("machines", cfg["console"]))
     wait("the process tree", lambda: "sh" in by_id("d-tree").text)
     time.sleep(2.5)  # a graph needs two samples
     shot("machines")
@@ -104,7 +113,7 @@ try:
     if cfg.get("debian"):
         d = cfg["debian"]
         wait(f"{d} in the table", lambda: row("machines", d))
-        row("machines", d).click()
+        click("the Debian machine", lambda: row("machines", d))
         wait("Debian's status", lambda: "Debian" in by_id("d-status").text)
         by_id("c-login").click()
         wait("Debian's login prompt", lambda: "login:" in by_id("console").text, 60)
@@ -119,7 +128,7 @@ try:
         ok("debian login")
 
     # Power off (the machine's init exits on SIGRTMIN+4): it leaves the table.
-    row("machines", cfg["poweroff"]).click()
+    click("the machine to power off", lambda: row("machines", cfg["poweroff"]))
     wait("the details", lambda: by_id("d-name").text == cfg["poweroff"])
     by_id("d-poweroff").click()
     wait("the machine to end", lambda: row("machines", cfg["poweroff"]) is None)
@@ -135,8 +144,11 @@ try:
 
     def pulled():
         seen.add(by_id("p-percent").text)
-        return by_id("p-percent").text == "Done."
+        return by_id("p-percent").text in ("Done.", "Failed.")
     wait("the pull to end", pulled, 90)
+    if by_id("p-percent").text != "Done.":
+        shot("failed")
+        raise SystemExit(f"the pull failed: {by_id('p-log').text}")
     assert any(s.endswith("%") for s in seen), f"no progress shown: {seen}"
     wait("the pulled image in the table", lambda: row("images", cfg["pull_name"]))
     shot("images")
@@ -145,17 +157,61 @@ try:
     # Start at boot: the switch makes and removes the link.
     link = os.path.join(cfg["unit_dir"], "machines.target.wants", f"nspawn@{cfg['pull_name']}.service")
     sw = lambda: row("images", cfg["pull_name"]).find_element(By.CSS_SELECTOR, "label.enabled")
-    sw().click()
+    click("the switch", sw)
     wait("the link", lambda: os.path.islink(link))
     wait("the switch on", lambda: sw().find_element(By.TAG_NAME, "input").is_selected())
     shot("enabled")
-    sw().click()
+    click("the switch", sw)
     wait("the link gone", lambda: not os.path.lexists(link))
     ok("enable")
 
+    # Clone, rename, read-only on and off, remove (confirmed).
+    pull, clone, renamed = cfg["pull_name"], cfg["pull_name"] + "-c", cfg["pull_name"] + "-r"
+
+    def image_dialog(name, action, value=None):
+        click(action, lambda: row("images", name).find_element(By.CSS_SELECTOR, f"button.{action}"))
+        wait(f"the {action} dialog", lambda: by_id("modal").is_displayed())
+        if value is not None:
+            by_id("f-new").clear()
+            by_id("f-new").send_keys(value)
+        by_id("m-ok").click()
+        wait(f"the {action} dialog to close", lambda: not by_id("modal").is_displayed(), 60)
+
+    image_dialog(pull, "clone", clone)
+    wait("the clone", lambda: row("images", clone))
+    image_dialog(clone, "rename", renamed)
+    wait("the renamed clone", lambda: row("images", renamed) and not row("images", clone))
+    ro = lambda: row("images", renamed).find_element(By.CSS_SELECTOR, "label.read-only")
+    for on in (True, False):
+        click("the read-only switch", ro)
+        wait(f"read-only {on}", lambda: ro().find_element(By.TAG_NAME, "input").is_selected() == on)
+        if on:
+            shot("read-only")
+    image_dialog(renamed, "remove")
+    wait("the clone removed", lambda: row("images", renamed) is None)
+    ok("image verbs")
+
+    # Start from the image (ephemeral, no veth), then terminate, confirmed.
+    click("start", lambda: row("images", pull).find_element(By.CSS_SELECTOR, "button.start"))
+    wait("the start dialog", lambda: by_id("modal").is_displayed())
+    by_id("f-ephemeral").click()
+    by_id("f-veth").click()
+    by_id("m-ok").click()
+    wait("the start", lambda: not by_id("modal").is_displayed(), 60)
+    by_id("tab-machines").click()
+    wait("the started machine", lambda: row("machines", pull), 30)
+    click("the started machine", lambda: row("machines", pull))
+    wait("its details", lambda: by_id("d-name").text == pull)
+    by_id("d-terminate").click()
+    wait("the confirmation", lambda: by_id("modal").is_displayed())
+    shot("terminate")
+    by_id("m-ok").click()
+    wait("the machine to end", lambda: row("machines", pull) is None, 30)
+    by_id("tab-images").click()
+    ok("start and terminate")
+
     # Bad input is refused with the tool's words.
-    r = row("images", cfg["pull_name"])
-    r.find_element(By.CSS_SELECTOR, "button.rename").click()
+    click("rename", lambda: row("images", cfg["pull_name"]).find_element(By.CSS_SELECTOR, "button.rename"))
     field = wait("the rename dialog", lambda: by_id("f-new"))
     field.clear()
     field.send_keys("no/slash")

@@ -132,12 +132,21 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// An image pulled by the page, removed at the end.
+/// An image pulled by the page, and the clone (`-c`, renamed `-r`) it
+/// makes of it; removed at the end with the log of its start.
 struct Pulled(String);
 
 impl Drop for Pulled {
     fn drop(&mut self) {
-        let _ = run(nspawnctl(&["remove", &self.0]));
+        for n in [
+            self.0.clone(),
+            format!("{}-c", self.0),
+            format!("{}-r", self.0),
+        ] {
+            let _ = run(nspawnctl(&["read-only", &n, "no"]));
+            let _ = run(nspawnctl(&["remove", &n]));
+        }
+        let _ = std::fs::remove_file(format!("/var/log/nspawn/{}.log", self.0));
     }
 }
 
@@ -264,6 +273,10 @@ fn the_page_in_a_browser() {
     let mut off = off;
     assert!(wait_until(T, || off.runner.try_wait().unwrap().is_some()));
     drop(s);
+    // The machine the page started from the image, ephemeral, ended.
+    let image = Path::new("/var/lib/machines").join(&pulled.0);
+    let left = wait_clean(&pulled.0, &image);
+    assert!(left.is_empty(), "machine {} left {left:?}", pulled.0);
     drop(pulled);
     if let Some((t, console)) = debian {
         drop(console);

@@ -23,6 +23,7 @@ pub struct StartArgs {
     /// Beyond machinectl: give the machine a veth link (the default, as
     /// nspawn@.service), or none with `no` (the host's network)
     #[arg(long = "network-veth", value_name = "BOOL", default_value = "yes",
+          action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]
     network_veth: bool,
 }
@@ -185,5 +186,31 @@ fn start_detached(n: &str, ephemeral: bool, veth: bool) -> Result<(), String> {
             ));
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StartArgs;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Start {
+        #[command(flatten)]
+        a: StartArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<StartArgs, clap::Error> {
+        Start::try_parse_from(std::iter::once("start").chain(args.iter().copied())).map(|s| s.a)
+    }
+
+    #[test]
+    fn start_options() {
+        let a = parse(&["m"]).unwrap();
+        assert!(a.network_veth && !a.ephemeral);
+        let a = parse(&["m", "--ephemeral", "--network-veth=no"]).unwrap();
+        assert!(!a.network_veth && a.ephemeral);
+        assert!(parse(&["m", "--network-veth=yes"]).unwrap().network_veth);
+        assert!(parse(&["m", "--network-veth=maybe"]).is_err());
     }
 }
