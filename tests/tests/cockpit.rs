@@ -77,6 +77,8 @@ fn marked(dir: &str) -> Vec<i32> {
 struct Session {
     dir: PathBuf,
     groups: Vec<i32>,
+    /// Children nobody else waits for (cockpit-ws), reaped at the end.
+    kept: Vec<Child>,
 }
 
 impl Session {
@@ -86,6 +88,7 @@ impl Session {
         Session {
             dir,
             groups: vec![],
+            kept: vec![],
         }
     }
 
@@ -114,6 +117,9 @@ impl Drop for Session {
                 // SAFETY: a process this test started (it carries the marker).
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
+        }
+        for c in &mut self.kept {
+            let _ = c.wait();
         }
         let gone = wait_until(Duration::from_secs(5), || marked(&dir).is_empty());
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -232,7 +238,8 @@ fn the_page_in_a_browser() {
     .stdin(Stdio::null())
     .stdout(Stdio::null())
     .stderr(std::fs::File::create(shots.join("cockpit-ws.log")).unwrap());
-    s.spawn(ws);
+    let ws = s.spawn(ws);
+    s.kept.push(ws);
     assert!(
         wait_until(T, || std::net::TcpStream::connect(("127.0.0.1", port))
             .is_ok()),
