@@ -260,8 +260,11 @@ function openConsole(verb) {
     proc = cockpit.spawn(["nspawnctl", verb, name],
                          { superuser: "require", pty: true, window: { rows: 24, cols: 80 } });
     proc.stream(data => term.feed(data));
-    proc.then(() => { $("c-state").textContent = "Disconnected." })
-            .catch(ex => { $("c-state").textContent = P.toolError(ex, ex.message) });
+    // Only while this is still the open console: a closed one's end is
+    // no news.
+    const current = () => state.console && state.console.proc === proc;
+    proc.then(() => { if (current()) $("c-state").textContent = "Disconnected." })
+            .catch(ex => { if (current()) $("c-state").textContent = P.toolError(ex, ex.message) });
     state.console = { proc, el };
     $("c-state").textContent = `Connected (${verb}).`;
     $("c-close").hidden = false;

@@ -5,9 +5,11 @@
 //!
 //! Nothing is installed on the host: the page is found through a
 //! temporary `XDG_DATA_DIRS`, `enable` links into a temporary
-//! `NSPAWN_UNIT_DIR`, and every process the test started (cockpit-ws, the
-//! bridge and what it spawned, python, chromedriver, chromium) carries a
-//! marker in its environment by which it is found and killed at the end.
+//! `NSPAWN_UNIT_DIR`, images go to a pool of the test's own
+//! (`NSPAWN_IMAGE_PATH`), and every process the test started (cockpit-ws,
+//! the bridge and what it spawned, python, chromedriver, chromium)
+//! carries a marker in its environment by which it is found and killed at
+//! the end.
 //! Screenshots stay in target/<profile>/cockpit-screenshots.
 
 use nspawn_tests::*;
@@ -138,19 +140,17 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// An image pulled by the page, and the clone (`-c`, renamed `-r`) it
-/// makes of it; removed at the end with the log of its start.
-struct Pulled(String);
+/// The machine the page starts from the pulled image: ended (should the
+/// test fail before the page terminates it) and its start's log removed.
+struct Started(String);
 
-impl Drop for Pulled {
+impl Drop for Started {
     fn drop(&mut self) {
-        for n in [
-            self.0.clone(),
-            format!("{}-c", self.0),
-            format!("{}-r", self.0),
-        ] {
-            let _ = run(nspawnctl(&["read-only", &n, "no"]));
-            let _ = run(nspawnctl(&["remove", &n]));
+        if std::path::Path::new("/run/nspawn/machines")
+            .join(&self.0)
+            .exists()
+        {
+            let _ = run(nspawnctl(&["terminate", &self.0]));
         }
         let _ = std::fs::remove_file(format!("/var/log/nspawn/{}.log", self.0));
     }
@@ -178,6 +178,8 @@ fn the_page_in_a_browser() {
     let _ = std::fs::remove_dir_all(&shots);
     std::fs::create_dir_all(&shots).unwrap();
 
+    // Images (the pull, its clone, the start) in a pool of the test's own.
+    let pool = pool::Pool::new("ckpool");
     let off = Machine::start("ckoff");
     let shell = Machine::start("ckshell");
     let debian = std::env::var_os("NSPAWN_TEST_DEBIAN").map(|_| {
@@ -204,8 +206,7 @@ fn the_page_in_a_browser() {
 
     // The archive to pull: a busybox tree, served slowly enough (~2 s)
     // that the tool shows progress (it does after a second).
-    let www = s.dir.join("www");
-    std::fs::create_dir_all(&www).unwrap();
+    let www = &pool.srv;
     ok(run({
         let mut c = Command::new("tar");
         c.arg("-C")
@@ -215,8 +216,8 @@ fn the_page_in_a_browser() {
             .arg(".");
         c
     }));
-    let http = http::Server::start(&www, Duration::from_millis(4));
-    let pulled = Pulled(unique("ckpull"));
+    let http = http::Server::start(www, Duration::from_millis(4));
+    let pulled = Started(unique("ckpull"));
 
     let port = free_port();
     let bin_dir = nspawn_bin().parent().unwrap().to_path_buf();
@@ -235,6 +236,7 @@ fn the_page_in_a_browser() {
     .env("XDG_DATA_DIRS", format!("{}:/usr/share", share.display()))
     .env("PATH", &path)
     .env("NSPAWN_UNIT_DIR", &units)
+    .env("NSPAWN_IMAGE_PATH", &pool.pool)
     .stdin(Stdio::null())
     .stdout(Stdio::null())
     .stderr(std::fs::File::create(shots.join("cockpit-ws.log")).unwrap());
@@ -281,7 +283,7 @@ fn the_page_in_a_browser() {
     assert!(wait_until(T, || off.runner.try_wait().unwrap().is_some()));
     drop(s);
     // The machine the page started from the image, ephemeral, ended.
-    let image = Path::new("/var/lib/machines").join(&pulled.0);
+    let image = pool.pool.join(&pulled.0);
     let left = wait_clean(&pulled.0, &image);
     assert!(left.is_empty(), "machine {} left {left:?}", pulled.0);
     drop(pulled);
