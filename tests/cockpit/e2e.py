@@ -83,6 +83,17 @@ for a in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disabl
 driver = webdriver.Chrome(service=Service(cfg["chromedriver"], log_path=os.path.join(shots, "chromedriver.log")), options=opts)
 try:
     driver.set_page_load_timeout(30)
+    # In Cockpit's shell: the manifest's menu entry, the page in its frame.
+    driver.get(cfg["shell_url"])
+    wait("the menu entry", lambda: any(a.text == "nspawn machines" for a in driver.find_elements(By.TAG_NAME, "a")))
+    frame = wait("the page's frame", lambda: driver.find_element(By.CSS_SELECTOR, "iframe[name='cockpit1:localhost/nspawn']"))
+    driver.switch_to.frame(frame)
+    wait("the page in the shell", lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
+    driver.switch_to.default_content()
+    shot("shell")
+    ok("shell")
+
+    # The page alone, as the rest of the test uses it.
     driver.get(cfg["url"])
     wait("the page to start", lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
 

@@ -250,6 +250,7 @@ fn the_page_in_a_browser() {
 
     let mut cfg = serde_json::json!({
         "url": format!("http://127.0.0.1:{port}/cockpit/@localhost/nspawn/index.html"),
+        "shell_url": format!("http://127.0.0.1:{port}/nspawn"),
         "chromium": "/usr/bin/chromium",
         "chromedriver": "/usr/bin/chromedriver",
         "profile": s.dir.join("profile"),
