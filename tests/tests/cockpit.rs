@@ -156,6 +156,18 @@ impl Drop for Started {
     }
 }
 
+/// The journal directory a guest's `--link-journal=try-host` made on the
+/// host, removed at the end.
+struct HostJournal(PathBuf);
+
+impl Drop for HostJournal {
+    fn drop(&mut self) {
+        if self.0.file_name().is_some_and(|n| n.len() == 32) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {
@@ -182,11 +194,14 @@ fn the_page_in_a_browser() {
     let pool = pool::Pool::new("ckpool");
     let off = Machine::start("ckoff");
     let shell = Machine::start("ckshell");
+    // Its journal in the host's /var/log/journal, for the page to show.
     let debian = std::env::var_os("NSPAWN_TEST_DEBIAN").map(|_| {
         let t = DebianTree::new("ckdeb");
-        let mut console = guest::boot(&t);
+        let mut console = guest::boot_with(&t, &["--link-journal=try-host"]);
         console.expect("login: ", guest::BOOT);
-        (t, console)
+        let id = ok(run(nspawnctl(&["show", &t.name, "-p", "Id", "--value"])));
+        let journal = HostJournal(Path::new("/var/log/journal").join(id.trim()));
+        (t, console, journal)
     });
 
     let mut s = Session::new();
@@ -262,7 +277,7 @@ fn the_page_in_a_browser() {
         "pull_name": pulled.0,
         "unit_dir": units,
     });
-    if let Some((t, _)) = &debian {
+    if let Some((t, ..)) = &debian {
         cfg["debian"] = t.name.clone().into();
     }
     let mut py = Command::new("/usr/bin/python3");
@@ -288,8 +303,9 @@ fn the_page_in_a_browser() {
     let left = wait_clean(&pulled.0, &image);
     assert!(left.is_empty(), "machine {} left {left:?}", pulled.0);
     drop(pulled);
-    if let Some((t, console)) = debian {
+    if let Some((t, console, journal)) = debian {
         drop(console);
+        drop(journal);
         let name = t.name.clone();
         let path = t.path.clone();
         drop(t);
