@@ -277,8 +277,10 @@ fn the_page_in_a_browser() {
         "pull_name": pulled.0,
         "unit_dir": units,
     });
-    if let Some((t, ..)) = &debian {
+    if let Some((t, _, journal)) = &debian {
         cfg["debian"] = t.name.clone().into();
+        // try-host links only where the host keeps a persistent journal.
+        cfg["debian_journal"] = journal.0.exists().into();
     }
     let mut py = Command::new("/usr/bin/python3");
     py.arg(repo_root().join("tests/cockpit/e2e.py"))
