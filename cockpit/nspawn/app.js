@@ -161,11 +161,20 @@ function renderDetails() {
         dd.textContent = v;
         dl.append(dt, dd);
     }
-    $("d-tree").textContent = P.treeLines(s.processes)
+    // Set only on a change, so a reader's scrolling survives the redraw
+    // every sample brings; the journal shown from its newest line.
+    const setText = (el, text) => {
+        if (el.textContent === text)
+            return false;
+        el.textContent = text;
+        return true;
+    };
+    setText($("d-tree"), P.treeLines(s.processes)
             .map(([depth, text]) => "  ".repeat(depth) + text)
-            .join("\n");
+            .join("\n"));
     $("d-journal-box").hidden = !(s.journal && s.journal.length);
-    $("d-journal").textContent = (s.journal || []).join("\n");
+    if (setText($("d-journal"), (s.journal || []).join("\n")))
+        $("d-journal").scrollTop = $("d-journal").scrollHeight;
     const image = state.images.find(i => i.name === name);
     $("d-enabled").checked = !!(image && image.enabled);
     $("d-enabled").disabled = !image;
@@ -174,7 +183,7 @@ function renderDetails() {
 
 function drawGraphs() {
     const h = state.history[state.selected] || [];
-    NspawnGraph.draw($("g-cpu"), [{ values: h.map(x => x.cpu) }], v => `${v.toFixed(1)}%`);
+    NspawnGraph.draw($("g-cpu"), [{ values: h.map(x => x.cpu) }], v => `${v.toFixed(v < 1 ? 2 : 1)}%`);
     NspawnGraph.draw($("g-memory"), [{ values: h.map(x => x.memory) }], P.formatBytes);
     NspawnGraph.draw($("g-io"), [{ values: h.map(x => x.read) }, { values: h.map(x => x.write) }],
                      v => `${P.formatBytes(v)}/s`);
