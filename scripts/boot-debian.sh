@@ -47,5 +47,7 @@ install -D -m 0644 units/nspawn@.service /etc/systemd/system/nspawn@.service
 # The NSS module; add "nspawn" to the hosts line of /etc/nsswitch.conf to use it.
 install -m 0644 target/release/libnss_nspawn.so "/usr/lib/$(uname -m)-linux-gnu/libnss_nspawn.so.2"
 target/release/nspawn-gen /usr/local/share
+# The Cockpit page, where Cockpit is installed.
+if [[ -d /usr/share/cockpit ]]; then scripts/install-cockpit; fi
 scripts/fixtures.sh debian-machine debian12 >/dev/null
 exec target/release/nspawn -b -D /var/lib/machines/debian12 "$@"

@@ -673,3 +673,105 @@ fn shell_gets_the_machines_confinement() {
     runner.kill().unwrap();
     runner.wait().unwrap();
 }
+
+/// `--json=MODE` as machinectl has it, on `list`, `list-images`, `top`
+/// (a line per update with `--follow`), and our `status --json`.
+#[test]
+fn json_for_list_status_top_and_images() {
+    if ours_only() {
+        return;
+    }
+    let m = Machine::start("ctljson");
+    let parse = |out: &str| -> serde_json::Value {
+        serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+    };
+    let find = |v: &serde_json::Value, key: &str| -> serde_json::Value {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o[key] == m.name())
+            .unwrap_or_else(|| panic!("{} missing: {v}", m.name()))
+            .clone()
+    };
+    let short = ok(ctl(&["list", "--json=short"]));
+    assert_eq!(short.lines().count(), 1, "{short}");
+    let entry = find(&parse(&short), "machine");
+    assert_eq!(entry["class"], "container");
+    assert_eq!(entry["os"], "busybox");
+    assert!(entry["addresses"].is_null(), "{entry}");
+    let pretty = ok(ctl(&["list", "--json=pretty"]));
+    assert!(pretty.lines().count() > 3, "{pretty}");
+    assert_eq!(parse(&pretty), parse(&short));
+    assert!(ok(ctl(&["list", "--json=off", "--no-legend"])).contains(m.name()));
+
+    let status = parse(&ok(ctl(&["status", "--json=short", m.name()])));
+    let s = find(&status, "machine");
+    let leader = ok(ctl(&["show", m.name(), "-p", "Leader", "--value"]));
+    assert_eq!(s["leader"].to_string(), leader.trim());
+    assert_eq!(s["state"], "running");
+    assert_eq!(s["root"], m.tree.dir());
+    assert!(s["since"].as_u64().unwrap() > 0);
+    assert!(
+        s["processes"]
+            .to_string()
+            .contains(&format!("\"pid\":{}", leader.trim())),
+        "leader not in the tree: {s}"
+    );
+
+    // Two samples, each a line of its own.
+    let top = ok(ctl(&[
+        "top",
+        "--json=short",
+        "--follow",
+        "-n",
+        "2",
+        "--delay=0.3",
+    ]));
+    let lines: Vec<&str> = top.lines().collect();
+    assert_eq!(lines.len(), 2, "{top}");
+    for l in lines {
+        let t = find(&parse(l), "machine");
+        assert!(t["memory_bytes"].as_u64().unwrap() > 0, "{t}");
+        assert!(t["tasks"].as_u64().unwrap() >= 1, "{t}");
+    }
+
+    let images = parse(&ok(ctl(&["list-images", "--json=short"])));
+    for i in images.as_array().unwrap() {
+        assert!(i["enabled"].is_boolean() && i["name"].is_string(), "{i}");
+    }
+    let bad = ctl(&["status", "--json=bogus", m.name()]);
+    assert!(!bad.status.success());
+}
+
+/// `enable` links into `$NSPAWN_UNIT_DIR` when it is set, so a test (the
+/// Cockpit one) leaves the host's units alone.
+#[test]
+fn enable_into_another_unit_dir() {
+    if ours_only() {
+        return;
+    }
+    let dir = std::path::PathBuf::from(format!("/tmp/nspawn-units-{}", unique("u")));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        repo_root().join("units/nspawn@.service"),
+        dir.join("nspawn@.service"),
+    )
+    .unwrap();
+    let name = unique("unitdir");
+    let link = dir
+        .join("machines.target.wants")
+        .join(format!("nspawn@{name}.service"));
+    let with_dir = |verb: &str| {
+        let mut c = nspawnctl(&[verb, &name]);
+        c.env("NSPAWN_UNIT_DIR", &dir);
+        run(c)
+    };
+    ok(with_dir("enable"));
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        dir.join("nspawn@.service")
+    );
+    ok(with_dir("disable"));
+    assert!(std::fs::symlink_metadata(&link).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

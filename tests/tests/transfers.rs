@@ -752,6 +752,36 @@ fn pull_over_https() {
 
 /// On a terminal a pull shows percent, rate and time left; Ctrl-C there
 /// cancels it and leaves nothing.
+/// An uncompressed archive whose zero blocks go on after its end (GNU
+/// tar pads to its record size; here 64 KiB of zeros) arrives slowly:
+/// the unpacker has seen the end long before the padding is all sent, and
+/// the pull still succeeds.
+#[test]
+fn padding_after_the_end_of_a_slow_archive() {
+    if reference() {
+        return;
+    }
+    let p = Pool::new("pad");
+    let tree = p.root.join("tree-pad");
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    std::fs::write(tree.join("etc/os-release"), "ID=padded\n").unwrap();
+    let plain = p.srv.join("pad.tar");
+    ok(run({
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(format!(
+            "tar -C {} -cf {} . && head -c 65536 /dev/zero >> {}",
+            tree.display(),
+            plain.display(),
+            plain.display()
+        ));
+        c
+    }));
+    // 4 KiB every 20 ms: the padding takes some 300 ms after the end.
+    let slow = Server::start(&p.srv, Duration::from_millis(20));
+    ok(p.ctl(&["pull-tar", "--verify=no", &slow.url("pad.tar"), "padded"]));
+    assert_eq!(p.entries(), ["padded"]);
+}
+
 #[test]
 fn progress_on_a_terminal_and_ctrl_c_cancels() {
     if reference() {

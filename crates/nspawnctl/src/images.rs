@@ -63,7 +63,8 @@ fn opt_time(t: Option<u64>) -> String {
 pub fn list(a: ListArgs) -> Result<i32, String> {
     let images = store::list(a.all);
     let usages: Vec<Option<u64>> = images.iter().map(Image::usage).collect();
-    if a.output.starts_with("json") {
+    let mode = a.json.mode(&a.output);
+    if mode != crate::table::Json::Off {
         let v: Vec<serde_json::Value> = images
             .iter()
             .zip(&usages)
@@ -75,6 +76,8 @@ pub fn list(a: ListArgs) -> Result<i32, String> {
                     "usage": u,
                     "created": i.created_usec,
                     "modified": i.modified_usec,
+                    // Beyond machinectl: whether `enable` linked it to start at boot.
+                    "enabled": crate::units::is_enabled(&i.name),
                 });
                 // Beyond machinectl: where an OCI image came from.
                 if let Some(m) = libnspawn::image::oci::metadata(i) {
@@ -84,7 +87,7 @@ pub fn list(a: ListArgs) -> Result<i32, String> {
                 v
             })
             .collect();
-        crate::table::print_json(&serde_json::Value::Array(v), a.output == "json-pretty")?;
+        crate::table::print_json_mode(&serde_json::Value::Array(v), mode)?;
         return Ok(0);
     }
     let rows: Vec<[String; 6]> = images

@@ -3,6 +3,7 @@
 //! the registry the runners publish (libnspawn::registry), images in the
 //! image store (libnspawn::image).
 
+mod cgtree;
 mod copy;
 mod image_ops;
 mod images;
@@ -14,6 +15,7 @@ mod relay;
 mod shell;
 mod signal;
 mod status;
+mod status_json;
 mod table;
 mod top;
 mod transfers;
@@ -73,7 +75,7 @@ enum Verb {
     /// Show CPU, memory, tasks and I/O per machine
     Top(top::TopArgs),
     /// Start a machine (as a service where systemd runs, else in the background)
-    Start(units::NamesArgs),
+    Start(units::StartArgs),
     /// Start a machine at boot (link nspawn@NAME.service into machines.target.wants)
     Enable(units::NamesArgs),
     /// Do not start a machine at boot

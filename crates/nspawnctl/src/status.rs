@@ -1,7 +1,7 @@
 //! `list`, `status`, `show`.
 
-use crate::machine;
-use crate::table::printable;
+use crate::table::{printable, Json, JsonArg};
+use crate::{cgtree, machine};
 use clap::Args;
 use libnspawn::registry::{self, Record};
 use std::path::Path;
@@ -14,15 +14,18 @@ pub struct ListArgs {
     /// Do not print the header and footer
     #[arg(long = "no-legend")]
     pub no_legend: bool,
-    /// Output format: text or json
+    /// Output format: text, json or json-pretty (as --json=short|pretty)
     #[arg(short, long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json", "json-pretty"])]
     pub output: String,
+    #[command(flatten)]
+    pub json: JsonArg,
 }
 
 pub fn list(a: ListArgs) -> Result<i32, String> {
     let _ = a.all;
     let machines = registry::list();
-    if a.output.starts_with("json") {
+    let mode = a.json.mode(&a.output);
+    if mode != Json::Off {
         let v: Vec<serde_json::Value> = machines
             .iter()
             .map(|r| {
@@ -38,7 +41,7 @@ pub fn list(a: ListArgs) -> Result<i32, String> {
                 })
             })
             .collect();
-        crate::table::print_json(&serde_json::Value::Array(v), a.output != "json")?;
+        crate::table::print_json_mode(&serde_json::Value::Array(v), mode)?;
         return Ok(0);
     }
     let rows: Vec<[String; 6]> = machines
@@ -75,6 +78,10 @@ pub struct StatusArgs {
     /// Journal lines to show
     #[arg(short = 'n', long, default_value_t = 10)]
     lines: usize,
+    /// All the machines as one JSON array, an object each. Not `-o json`:
+    /// machinectl's `-o` names the journal's output mode here.
+    #[command(flatten)]
+    json: JsonArg,
 }
 
 fn comm(pid: i32) -> String {
@@ -83,61 +90,11 @@ fn comm(pid: i32) -> String {
         .unwrap_or_default()
 }
 
-fn cmdline(pid: i32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| {
-            String::from_utf8_lossy(&b)
-                .trim_end_matches('\0')
-                .replace('\0', " ")
-        })
-        .unwrap_or_default()
-}
-
 /// The machine's unit: its cgroup, or the one above its `payload`.
-fn unit_dir(cgroup: &Path) -> &Path {
+pub(crate) fn unit_dir(cgroup: &Path) -> &Path {
     match cgroup.file_name() {
         Some(n) if n == "payload" => cgroup.parent().unwrap_or(cgroup),
         _ => cgroup,
-    }
-}
-
-/// The machine's cgroup tree with its processes, like systemd-cgls.
-fn cgroup_tree(dir: &Path, prefix: &str, out: &mut Vec<String>) {
-    let procs: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
-    let mut subs: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default();
-    subs.retain(|s| !crate::machine::processes(s).is_empty());
-    subs.sort();
-    let n = procs.len() + subs.len();
-    let mut i = 0;
-    for p in procs {
-        i += 1;
-        let branch = if i == n { "└─" } else { "├─" };
-        out.push(format!("{prefix}{branch}{p} {}", printable(&cmdline(p))));
-    }
-    for s in subs {
-        i += 1;
-        let last = i == n;
-        out.push(format!(
-            "{prefix}{}{}",
-            if last { "└─" } else { "├─" },
-            printable(&s.file_name().unwrap().to_string_lossy())
-        ));
-        cgroup_tree(
-            &s,
-            &format!("{prefix}{}", if last { "  " } else { "│ " }),
-            out,
-        );
     }
 }
 
@@ -154,7 +111,53 @@ pub(crate) fn since(usec: u64) -> String {
     }
 }
 
+/// The last `n` lines of the machine's journal, where it is linked to the
+/// host's /var/log/journal.
+fn journal(r: &Record, n: usize) -> Vec<String> {
+    let journal = Path::new("/var/log/journal").join(&r.id);
+    if !journal.exists() {
+        return vec![];
+    }
+    std::process::Command::new("journalctl")
+        .args(["--no-pager", "-q", "-n", &n.to_string(), "-D"])
+        .arg(&journal)
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The machine's state as its runner answers, else as its record says.
+fn state(r: &Record) -> String {
+    r.control
+        .as_ref()
+        .and_then(|c| libnspawn::control::state(c, r.runner).ok())
+        .unwrap_or_else(|| r.state.clone())
+}
+
 pub fn status(a: StatusArgs) -> Result<i32, String> {
+    let mode = a.json.mode("text");
+    if mode != Json::Off {
+        let mut all = vec![];
+        for name in &a.names {
+            let r = machine::get(name)?;
+            let tree = r.cgroup.as_deref().map(|c| cgtree::read(unit_dir(c)));
+            all.push(crate::status_json::machine(
+                &r,
+                &machine::os_release(&r),
+                &state(&r),
+                &comm(r.leader),
+                tree.as_ref(),
+                &journal(&r, a.lines),
+            ));
+        }
+        crate::table::print_json_mode(&serde_json::Value::Array(all), mode)?;
+        return Ok(0);
+    }
     for (i, name) in a.names.iter().enumerate() {
         let r = machine::get(name)?;
         if i > 0 {
@@ -187,22 +190,16 @@ pub fn status(a: StatusArgs) -> Result<i32, String> {
                 unit.file_name().unwrap_or_default().to_string_lossy()
             );
             let mut tree = vec![];
-            cgroup_tree(unit, "\t\t  ", &mut tree);
+            cgtree::read(unit).draw("\t\t  ", &mut tree);
             for l in tree {
                 println!("{l}");
             }
         }
-        let journal = Path::new("/var/log/journal").join(&r.id);
-        if journal.exists() {
-            if let Ok(out) = std::process::Command::new("journalctl")
-                .args(["--no-pager", "-q", "-n", &a.lines.to_string(), "-D"])
-                .arg(&journal)
-                .output()
-            {
-                if !out.stdout.is_empty() {
-                    println!();
-                    print!("{}", String::from_utf8_lossy(&out.stdout));
-                }
+        let lines = journal(&r, a.lines);
+        if !lines.is_empty() {
+            println!();
+            for l in lines {
+                println!("{l}");
             }
         }
     }
@@ -256,13 +253,7 @@ fn properties(r: &Record) -> Vec<(&'static str, String)> {
         ("RootDirectory", r.root.display().to_string()),
         ("NetworkInterfaces", r.interfaces.join(" ")),
         // Asked of the runner, where it offers an endpoint.
-        (
-            "State",
-            r.control
-                .as_ref()
-                .and_then(|c| libnspawn::control::state(c, r.runner).ok())
-                .unwrap_or_else(|| r.state.clone()),
-        ),
+        ("State", state(r)),
     ];
     props.retain(|(k, v)| *k != "NetworkInterfaces" || !v.is_empty());
     props

@@ -46,6 +46,44 @@ pub fn print_properties(props: &[(&str, String)], filter: &[String], value_only:
     }
 }
 
+/// machinectl's `--json=pretty|short|off`, and our older `-o json` /
+/// `-o json-pretty` for the same tables: both name one JSON mode.
+#[derive(clap::Args, Clone, Default)]
+pub struct JsonArg {
+    /// Print JSON: pretty, short (one line) or off
+    #[arg(long = "json", value_name = "MODE", value_parser = ["pretty", "short", "off"])]
+    pub json: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Json {
+    Off,
+    Short,
+    Pretty,
+}
+
+impl JsonArg {
+    /// The mode `--json` names, else the one `-o FORMAT` names (`text`,
+    /// `json`, `json-pretty`); `--json` wins where both are given.
+    pub fn mode(&self, output: &str) -> Json {
+        match self.json.as_deref() {
+            Some("pretty") => Json::Pretty,
+            Some("short") => Json::Short,
+            Some(_) => Json::Off,
+            None => match output {
+                "json" => Json::Short,
+                "json-pretty" => Json::Pretty,
+                _ => Json::Off,
+            },
+        }
+    }
+}
+
+/// A JSON document on one line (short) or indented (pretty).
+pub fn print_json_mode(v: &serde_json::Value, mode: Json) -> Result<(), String> {
+    print_json(v, mode == Json::Pretty)
+}
+
 /// `--output=json` (one line) or `json-pretty`.
 pub fn print_json(v: &serde_json::Value, pretty: bool) -> Result<(), String> {
     let text = match pretty {
@@ -82,7 +120,20 @@ pub fn printable(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::printable;
+    use super::{printable, Json, JsonArg};
+
+    #[test]
+    fn json_mode_from_either_option() {
+        let arg = |j: Option<&str>| JsonArg {
+            json: j.map(String::from),
+        };
+        assert_eq!(arg(None).mode("text"), Json::Off);
+        assert_eq!(arg(None).mode("json"), Json::Short);
+        assert_eq!(arg(None).mode("json-pretty"), Json::Pretty);
+        assert_eq!(arg(Some("short")).mode("text"), Json::Short);
+        assert_eq!(arg(Some("pretty")).mode("json"), Json::Pretty);
+        assert_eq!(arg(Some("off")).mode("json"), Json::Off);
+    }
 
     #[test]
     fn escape_sequences_are_shown_not_sent() {

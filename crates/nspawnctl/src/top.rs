@@ -15,15 +15,21 @@ pub struct TopArgs {
     /// Print updates one after another instead of redrawing the screen
     #[arg(short, long)]
     batch: bool,
-    /// Number of updates (default: forever, or 1 with --output=json)
+    /// Number of updates (default: forever, or 1 with JSON)
     #[arg(short = 'n', long = "iterations", value_name = "N")]
     iterations: Option<u64>,
+    /// With JSON: a line of JSON per update until stopped (for a reader
+    /// that streams, as the Cockpit page does), unless -n says how many
+    #[arg(short = 'f', long)]
+    follow: bool,
     /// Seconds between updates
     #[arg(short, long, default_value_t = 1.0)]
     delay: f64,
     /// Output format: text or json
     #[arg(short, long, default_value = "text", value_parser = ["text", "json"])]
     output: String,
+    #[command(flatten)]
+    json: crate::table::JsonArg,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -40,6 +46,16 @@ struct Row {
     memory: u64,
     read_rate: Option<f64>,
     write_rate: Option<f64>,
+}
+
+impl Row {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "machine": self.name, "tasks": self.tasks, "cpu_percent": self.cpu,
+            "memory_bytes": self.memory, "read_bytes_per_second": self.read_rate,
+            "write_bytes_per_second": self.write_rate,
+        })
+    }
 }
 
 fn read_kv(p: &Path, key: &str) -> Option<u64> {
@@ -112,8 +128,11 @@ pub fn top(a: TopArgs) -> Result<i32, String> {
     if a.delay.is_nan() || a.delay <= 0.0 {
         return Err("--delay must be positive".into());
     }
-    let json = a.output == "json";
-    let iterations = a.iterations.unwrap_or(if json { 1 } else { u64::MAX });
+    let mode = a.json.mode(&a.output);
+    let json = mode != crate::table::Json::Off;
+    let iterations = a
+        .iterations
+        .unwrap_or(if json && !a.follow { 1 } else { u64::MAX });
     let mut last: HashMap<String, (Sample, Instant)> = HashMap::new();
     // A first sample so the first update can show rates.
     for r in registry::list() {
@@ -149,16 +168,10 @@ pub fn top(a: TopArgs) -> Result<i32, String> {
             });
         }
         if json {
-            let v: Vec<serde_json::Value> = rows
-                .iter()
-                .map(|r| {
-                    serde_json::json!({
-                        "machine": r.name, "tasks": r.tasks, "cpu_percent": r.cpu, "memory_bytes": r.memory,
-                        "read_bytes_per_second": r.read_rate, "write_bytes_per_second": r.write_rate,
-                    })
-                })
-                .collect();
-            println!("{}", serde_json::to_string(&v).map_err(|e| e.to_string())?);
+            // One document per update; stdout is line-buffered, so a
+            // reader of a pipe gets each update as it is printed.
+            let v = serde_json::Value::Array(rows.iter().map(Row::to_json).collect());
+            crate::table::print_json_mode(&v, mode)?;
             continue;
         }
         if !a.batch {
@@ -185,4 +198,28 @@ pub fn top(a: TopArgs) -> Result<i32, String> {
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Row;
+
+    #[test]
+    fn a_row_as_json() {
+        let r = Row {
+            name: "m".into(),
+            tasks: 3,
+            cpu: Some(12.5),
+            memory: 4096,
+            read_rate: None,
+            write_rate: Some(1.0),
+        };
+        let v = r.to_json();
+        assert_eq!(v["machine"], "m");
+        assert_eq!(v["tasks"], 3);
+        assert_eq!(v["cpu_percent"], 12.5);
+        assert_eq!(v["memory_bytes"], 4096);
+        assert!(v["read_bytes_per_second"].is_null());
+        assert_eq!(v["write_bytes_per_second"], 1.0);
+    }
 }

@@ -13,7 +13,42 @@ pub struct NamesArgs {
     names: Vec<String>,
 }
 
-const UNIT_DIR: &str = "/etc/systemd/system";
+#[derive(Args)]
+pub struct StartArgs {
+    #[arg(required = true, value_name = "NAME")]
+    names: Vec<String>,
+    /// Beyond machinectl: run a snapshot that is removed at the end (-x)
+    #[arg(short = 'x', long)]
+    ephemeral: bool,
+    /// Beyond machinectl: give the machine a veth link (the default, as
+    /// nspawn@.service), or none with `no` (the host's network)
+    #[arg(long = "network-veth", value_name = "BOOL", default_value = "yes",
+          action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    network_veth: bool,
+}
+
+/// Where `enable` links: systemd's directory for the administrator's
+/// units, or `$NSPAWN_UNIT_DIR` (a test's own directory, or an image
+/// being prepared, as `systemctl --root` would).
+fn unit_dir() -> std::path::PathBuf {
+    std::env::var_os("NSPAWN_UNIT_DIR")
+        .filter(|d| !d.is_empty())
+        .map(Into::into)
+        .unwrap_or_else(|| "/etc/systemd/system".into())
+}
+
+/// The link `enable` makes for `name`.
+fn wants_link(name: &str) -> std::path::PathBuf {
+    unit_dir()
+        .join("machines.target.wants")
+        .join(format!("nspawn@{name}.service"))
+}
+
+/// Whether `enable` linked `name` to start at boot.
+pub fn is_enabled(name: &str) -> bool {
+    wants_link(name).symlink_metadata().is_ok()
+}
 
 fn systemd_running() -> bool {
     Path::new("/run/systemd/system").is_dir()
@@ -28,11 +63,11 @@ fn check_name(n: &str) -> Result<(), String> {
 }
 
 pub fn enable(a: NamesArgs, on: bool) -> Result<i32, String> {
-    let template = Path::new(UNIT_DIR).join("nspawn@.service");
-    let wants = Path::new(UNIT_DIR).join("machines.target.wants");
+    let template = unit_dir().join("nspawn@.service");
+    let wants = unit_dir().join("machines.target.wants");
     for n in &a.names {
         check_name(n)?;
-        let link = wants.join(format!("nspawn@{n}.service"));
+        let link = wants_link(n);
         if on {
             if !template.exists() {
                 return Err(format!(
@@ -67,10 +102,13 @@ pub fn enable(a: NamesArgs, on: bool) -> Result<i32, String> {
     Ok(0)
 }
 
-pub fn start(a: NamesArgs) -> Result<i32, String> {
+pub fn start(a: StartArgs) -> Result<i32, String> {
+    // The template's command line is fixed: a start that differs from it
+    // runs the machine in the background as where systemd does not run.
+    let as_template = !a.ephemeral && a.network_veth;
     for n in &a.names {
         check_name(n)?;
-        if systemd_running() {
+        if systemd_running() && as_template {
             let st = std::process::Command::new("systemctl")
                 .arg("start")
                 .arg(format!("nspawn@{n}.service"))
@@ -81,7 +119,7 @@ pub fn start(a: NamesArgs) -> Result<i32, String> {
             }
             continue;
         }
-        start_detached(n)?;
+        start_detached(n, a.ephemeral, a.network_veth)?;
     }
     Ok(0)
 }
@@ -89,7 +127,7 @@ pub fn start(a: NamesArgs) -> Result<i32, String> {
 /// No service manager: run the template's command line ourselves, in a
 /// session of its own, with its output in /var/log/nspawn/NAME.log, and
 /// wait until the machine is registered (or the runner gave up).
-fn start_detached(n: &str) -> Result<(), String> {
+fn start_detached(n: &str, ephemeral: bool, veth: bool) -> Result<(), String> {
     use std::os::unix::process::CommandExt;
     if libnspawn::registry::get(n).is_ok() {
         return Err(format!("Machine {n} is already running."));
@@ -111,11 +149,12 @@ fn start_detached(n: &str) -> Result<(), String> {
         "--keep-unit",
         "--boot",
         "--link-journal=try-guest",
-        "--network-veth",
         "-U",
         "--settings=override",
         "--console=passive",
     ])
+    .args(veth.then_some("--network-veth"))
+    .args(ephemeral.then_some("--ephemeral"))
     .arg(format!("--machine={n}"))
     .stdin(std::process::Stdio::null())
     .stdout(log.try_clone().map_err(|e| e.to_string())?)
@@ -147,5 +186,31 @@ fn start_detached(n: &str) -> Result<(), String> {
             ));
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StartArgs;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Start {
+        #[command(flatten)]
+        a: StartArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<StartArgs, clap::Error> {
+        Start::try_parse_from(std::iter::once("start").chain(args.iter().copied())).map(|s| s.a)
+    }
+
+    #[test]
+    fn start_options() {
+        let a = parse(&["m"]).unwrap();
+        assert!(a.network_veth && !a.ephemeral);
+        let a = parse(&["m", "--ephemeral", "--network-veth=no"]).unwrap();
+        assert!(!a.network_veth && a.ephemeral);
+        assert!(parse(&["m", "--network-veth=yes"]).unwrap().network_veth);
+        assert!(parse(&["m", "--network-veth=maybe"]).is_err());
     }
 }

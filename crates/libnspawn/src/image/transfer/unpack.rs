@@ -209,6 +209,12 @@ fn unpack(input: impl Read + Send + 'static, mode: Stream) -> Result<(), String>
             dir_xattrs(&mut e)?;
         }
     }
+    // The archive ends at its first zero blocks, but the stream goes on
+    // to the end of its record (GNU tar pads to 10 KiB) or further: read
+    // it out, as tar(1) does, so a sender still writing the padding (a
+    // slow download) does not find the pipe closed and call the archive
+    // cut short.
+    let _ = std::io::copy(&mut ar.into_inner(), &mut std::io::sink());
     Ok(())
 }
 
