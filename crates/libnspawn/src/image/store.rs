@@ -80,13 +80,22 @@ fn is_vendor(pool: &Path) -> bool {
     pool.starts_with("/usr")
 }
 
-/// Where new images go: the first search directory not under `/usr`.
+/// Where new images go: `/var/lib/machines` as in the reference; with
+/// `NSPAWN_IMAGE_PATH`, its first directory not under `/usr`.
 pub fn writable_pool() -> Result<PathBuf> {
-    search_path()
-        .into_iter()
-        .find(|p| !is_vendor(p))
-        .ok_or_else(|| Error::invalid("no writable directory in the image search path"))
+    match std::env::var(SEARCH_PATH_ENV) {
+        Ok(v) if !v.is_empty() => search_path()
+            .into_iter()
+            .find(|p| !is_vendor(p))
+            .ok_or_else(|| Error::invalid("no writable directory in the image search path")),
+        // As the reference: /etc/machines and /run/machines are searched,
+        // never filled.
+        _ => Ok(PathBuf::from(DEFAULT_POOL)),
+    }
 }
+
+/// Where new images go without `NSPAWN_IMAGE_PATH` (systemd's too).
+pub const DEFAULT_POOL: &str = "/var/lib/machines";
 
 /// A valid image name: a machine name, or `.` and one (hidden).
 pub fn name_is_valid(name: &str) -> bool {
@@ -289,5 +298,16 @@ mod tests {
         for bad in ["", ".", ".#foo", "..x", "a/b", "-a", "a b"] {
             assert!(!name_is_valid(bad), "{bad}");
         }
+    }
+
+    /// New images go to /var/lib/machines, as the reference's, although
+    /// /etc/machines is searched first (it was chosen for them before).
+    #[test]
+    fn new_images_go_to_var_lib_machines() {
+        if std::env::var_os(SEARCH_PATH_ENV).is_some() {
+            return;
+        }
+        assert_eq!(search_path()[0], Path::new("/etc/machines"));
+        assert_eq!(writable_pool().unwrap(), Path::new("/var/lib/machines"));
     }
 }
