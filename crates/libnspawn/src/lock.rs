@@ -199,7 +199,7 @@ fn flock_holders<'a>(locks: &'a str, file: &'a str) -> impl Iterator<Item = &'a 
 /// Whether process `pid` (as /proc/locks prints it) runs: not gone, not
 /// a zombie.
 fn process_lives(pid: &str) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Ok(stat) = crate::sys::read_proc(&format!("/proc/{pid}/stat")) else {
         return false;
     };
     // The state follows the command name's closing parenthesis.

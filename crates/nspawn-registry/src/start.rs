@@ -81,7 +81,32 @@ fn stat(pid: i32) -> Option<Stat> {
     if pid <= 0 {
         return None;
     }
-    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    parse_stat(&read_small(&format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// A /proc file in one read (procfs says its size is 0, and
+/// `read_to_string` would read it in growing pieces). The registry crate
+/// stands alone (the NSS module links it), hence not libnspawn's.
+fn read_small(path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    // Plain reads: `read_to_end` on a `File` asks for its size first
+    // (statx, lseek), which procfs cannot tell.
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1024];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))
 }
 
 /// The command name (field 2) may hold spaces and parentheses of its own:

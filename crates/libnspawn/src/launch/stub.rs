@@ -58,7 +58,7 @@ pub fn fork_stub() -> Result<()> {
 /// must not see. The stub reads no variable, so the block is zeroed in
 /// place (moving it would need CAP_SYS_RESOURCE, PR_SET_MM).
 fn wipe_environment() {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+    let Ok(stat) = crate::sys::read_proc("/proc/self/stat") else {
         return;
     };
     // Fields after the command name, which may contain spaces: field 3 is
