@@ -375,6 +375,11 @@ fn processes_where(f: impl Fn(&str) -> bool) -> Vec<u32> {
         .collect()
 }
 
+/// Whether a process with `arg` among its arguments runs.
+pub fn runs_with_arg(arg: &str) -> bool {
+    !processes_where(|cmd| cmd.split('\0').any(|a| a == arg)).is_empty()
+}
+
 pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
     while Instant::now() < end {

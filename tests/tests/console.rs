@@ -134,17 +134,6 @@ fn read_only_console_shows_output_but_takes_no_input() {
     assert!(!out.contains("got:typed"), "{out:?}");
 }
 
-/// Whether a process with `marker` among its arguments runs.
-fn running(marker: &str) -> bool {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    dir.flatten().any(|e| {
-        std::fs::read(e.path().join("cmdline"))
-            .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == marker.as_bytes()))
-    })
-}
-
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -168,12 +157,12 @@ fn a_flood_on_a_terminal_nobody_reads_still_takes_the_escape() {
     // Through sh: the runner's own arguments must not hold the marker.
     let script = format!("exec /bin/yes {marker}");
     let mut s = session(&t, &["-q", "/bin/sh", "-c", &script], 24, 80);
-    assert!(wait_until(T, || running(&marker)));
+    assert!(wait_until(T, || runs_with_arg(&marker)));
     // Nothing is read: the terminal is full within moments.
     std::thread::sleep(Duration::from_millis(500));
     s.send(&[0x1d, 0x1d, 0x1d]);
     assert!(
-        wait_until(Duration::from_secs(5), || !running(&marker)),
+        wait_until(Duration::from_secs(5), || !runs_with_arg(&marker)),
         "the escape was not read while the terminal was full"
     );
     assert_eq!(wait_clean(&t.name, &t.path), Vec::<String>::new());
@@ -202,7 +191,7 @@ fn a_flood_into_a_pipe_nobody_reads_leaves_the_runner_answering() {
         .stderr(std::process::Stdio::null());
     let mut runner = c.spawn().unwrap();
     let record = std::path::Path::new("/run/nspawn/machines").join(&t.name);
-    assert!(wait_until(T, || running(&marker) && record.exists()));
+    assert!(wait_until(T, || runs_with_arg(&marker) && record.exists()));
     std::thread::sleep(Duration::from_millis(500));
     let rss = rss_kib(runner.id());
     std::thread::sleep(Duration::from_millis(1000));
@@ -227,7 +216,7 @@ fn a_flood_into_a_pipe_nobody_reads_leaves_the_runner_answering() {
     assert!(done && out.status.success(), "status: {out:?}");
     let (done, out) = answer(&["terminate", &t.name]);
     assert!(done && out.status.success(), "terminate: {out:?}");
-    assert!(!running(&marker));
+    assert!(!runs_with_arg(&marker));
     assert_eq!(wait_clean(&t.name, &t.path), Vec::<String>::new());
     drop(r);
     assert!(

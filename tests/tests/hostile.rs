@@ -831,17 +831,6 @@ fn shell_hands_no_terminal_to_push_input_into() {
     assert!(seen.contains("to-stderr"), "{seen}");
 }
 
-/// Whether a process with `marker` among its arguments runs.
-fn running(marker: &str) -> bool {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    dir.flatten().any(|e| {
-        std::fs::read(e.path().join("cmdline"))
-            .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == marker.as_bytes()))
-    })
-}
-
 /// `nspawnctl shell` on our terminal, where the session gets a pty of the
 /// machine's: its root pushes input into that terminal (TIOCSTI), sets a
 /// huge window size on it and floods it while we read nothing. `^]^]^]`
@@ -860,14 +849,14 @@ fn a_hostile_session_terminal_cannot_hang_or_reach_ours() {
     let c = nspawnctl(&["shell", m.name(), "/bin/sh", "-c", &script]);
     let mut s = PtySession::spawn(c, 24, 80);
     assert!(
-        wait_until(T, || running(&marker)),
+        wait_until(T, || runs_with_arg(&marker)),
         "{:?}",
         m.report("report")
     );
     std::thread::sleep(Duration::from_millis(500));
     s.send(&[0x1d, 0x1d, 0x1d]);
     assert!(
-        wait_until(Duration::from_secs(5), || !running(&marker)),
+        wait_until(Duration::from_secs(5), || !runs_with_arg(&marker)),
         "the escape was not read while our terminal was full"
     );
     s.finish(T);
