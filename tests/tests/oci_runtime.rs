@@ -10,6 +10,7 @@
 //! any hierarchy), that no state directory of its containers is left,
 //! and that nothing stays mounted below its directory.
 
+use nspawn_tests::oci::{cgroup_hierarchies, cgroups_below, libpod_parents, remove_conmon_cgroups};
 use nspawn_tests::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -42,37 +43,6 @@ fn state_root() -> &'static str {
     }
 }
 
-/// The cgroup hierarchies' mount points.
-fn hierarchies() -> Vec<PathBuf> {
-    std::fs::read_dir("/sys/fs/cgroup")
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("cgroup.procs").exists())
-        .chain(
-            Path::new("/sys/fs/cgroup/cgroup.procs")
-                .exists()
-                .then(|| PathBuf::from("/sys/fs/cgroup")),
-        )
-        .collect()
-}
-
-/// The child cgroups of `parent` (relative) in any hierarchy.
-fn cgroups_below(parent: &str) -> Vec<String> {
-    let mut out = vec![];
-    for h in hierarchies() {
-        let dir = h.join(parent.trim_start_matches('/'));
-        if let Ok(rd) = std::fs::read_dir(&dir) {
-            for e in rd.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    out.push(e.path().display().to_string());
-                }
-            }
-        }
-    }
-    out
-}
-
 /// A podman of our own: storage, run root, temporary directory and
 /// configuration (the shipped drop-in) under one directory, containers
 /// below a cgroup parent of this test. Dropping it removes the
@@ -81,6 +51,8 @@ struct Podman {
     dir: PathBuf,
     parent: String,
     ids: std::cell::RefCell<Vec<String>>,
+    /// Whether podman's default parent existed before this test.
+    libpod_parent_before: bool,
 }
 
 impl Podman {
@@ -97,6 +69,7 @@ impl Podman {
             dir,
             parent: format!("/nspawn-tests-{name}"),
             ids: Default::default(),
+            libpod_parent_before: !libpod_parents().is_empty(),
         };
         let tree = Tree::busybox(&format!("{prefix}-img"));
         let mut tar = Command::new("tar")
@@ -192,13 +165,13 @@ impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.cmd(&["rm", "-a", "-f", "-t", "0"]).output();
         let _ = self.cmd(&["image", "rm", "-a", "-f"]).output();
-        // podman's own cgroup for conmon is not the runtime's to remove.
-        let (conmon, left_cg): (Vec<String>, Vec<String>) = cgroups_below(&self.parent)
-            .into_iter()
-            .partition(|c| c.ends_with("/conmon"));
-        for c in conmon {
-            wait_until(Duration::from_secs(5), || std::fs::remove_dir(&c).is_ok());
-        }
+        let left_cg = remove_conmon_cgroups(&self.parent);
+        // Every podman call here names our parent: one that did not would
+        // leave podman's default one behind.
+        let libpod = match self.libpod_parent_before {
+            true => vec![],
+            false => libpod_parents(),
+        };
         let left_state: Vec<String> = self
             .ids
             .borrow()
@@ -211,7 +184,11 @@ impl Drop for Podman {
         remove_and_check(
             &self.dir,
             &self.parent,
-            vec![("cgroups", left_cg), ("state", left_state)],
+            vec![
+                ("cgroups", left_cg),
+                ("state", left_state),
+                ("podman's default cgroup parent", libpod),
+            ],
         );
     }
 }
@@ -225,9 +202,7 @@ fn remove_and_check(dir: &Path, cg_parent: &str, mut left: Vec<(&str, Vec<String
     for m in mounts.iter().rev() {
         let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
     }
-    for h in hierarchies() {
-        let _ = std::fs::remove_dir(h.join(cg_parent.trim_start_matches('/')));
-    }
+    nspawn_tests::oci::remove_cgroup_parent(cg_parent);
     let _ = std::fs::remove_dir_all(dir);
     left.push((
         "mounts",
@@ -974,7 +949,7 @@ fn killed_create_is_cleared_by_delete_force() {
             "after {delay_ms} ms: processes left: {procs:?}"
         );
     }
-    for h in hierarchies() {
+    for h in cgroup_hierarchies() {
         let _ = std::fs::remove_dir(h.join(parent.trim_start_matches('/')));
     }
     let _ = std::fs::remove_dir_all(&bundle);
@@ -1018,11 +993,11 @@ fn systemd_cgroup_path() {
     };
     assert!(rt(&["create", "--bundle", bundle.to_str().unwrap(), "c1"]).success());
     let rel = format!("nspawntests.slice/{slice}/pfx-c1.scope");
-    let made: Vec<PathBuf> = hierarchies().iter().map(|h| h.join(&rel)).collect();
+    let made: Vec<PathBuf> = cgroup_hierarchies().iter().map(|h| h.join(&rel)).collect();
     assert!(made.iter().all(|d| d.is_dir()), "{made:?}");
     assert!(rt(&["delete", "--force", "c1"]).success());
     assert!(made.iter().all(|d| !d.exists()), "{made:?}");
-    for h in hierarchies() {
+    for h in cgroup_hierarchies() {
         let _ = std::fs::remove_dir(h.join(format!("nspawntests.slice/{slice}")));
         let _ = std::fs::remove_dir(h.join("nspawntests.slice"));
     }
