@@ -418,6 +418,76 @@ fn podman_exec_into_running_container() {
     ok(p.cmd(&["rm", "-f", "-t", "0", "e1"]).output().unwrap());
 }
 
+/// The host ids of `--uidmap`/`--gidmap` in `podman_user_namespace`.
+const USERNS_BASE: u32 = 200_000;
+
+#[test]
+fn podman_user_namespace() {
+    let p = Podman::new("ocirt-uns");
+    // Root of the container is host uid USERNS_BASE: a volume it owns.
+    let vol = p.dir.join("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::os::unix::fs::chown(&vol, Some(USERNS_BASE), Some(USERNS_BASE)).unwrap();
+    let map = format!("0:{USERNS_BASE}:65536");
+    let volume = format!("{}:/data", vol.display());
+    let userns = [
+        "--uidmap",
+        map.as_str(),
+        "--gidmap",
+        map.as_str(),
+        "-v",
+        volume.as_str(),
+        "--tmpfs",
+        "/scratch",
+    ];
+    let mut extra = vec!["-d", "--name", "u1", "--network", "none"];
+    extra.extend(userns);
+    let out = p.run(&extra, &["sleep", "1000"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let script = "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; \
+                  touch /data/by-root /data/by-1000; chown 1000:1000 /data/by-1000; \
+                  stat -c '%u:%g' / /bin/sh /dev/null /proc/1 /scratch; \
+                  echo x > /dev/null && echo devnull=ok; touch /etc/written && echo rootfs=rw";
+    let text = ok(p.cmd(&["exec", "u1", "sh", "-c", script]).output().unwrap());
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(&lines[..2], ["0", "0"], "{text}");
+    for want in [
+        format!("0 {USERNS_BASE} 65536"),
+        "devnull=ok".into(),
+        "rootfs=rw".into(),
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") == want),
+            "{want:?} not in:\n{text}"
+        );
+    }
+    // The tree (podman copied the image with the mapped owners), /proc of
+    // the container, and the tmpfs belong to root inside; /dev/null is
+    // the host's, whose owner is not mapped.
+    assert!(text.contains("0:0\n0:0\n65534:65534\n0:0\n0:0\n"), "{text}");
+    // On the host, what root inside wrote is the mapped id's.
+    use std::os::unix::fs::MetadataExt;
+    for (f, id) in [("by-root", USERNS_BASE), ("by-1000", USERNS_BASE + 1000)] {
+        let meta = std::fs::metadata(vol.join(f)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (id, id), "{f}");
+    }
+    // The container's process too, seen from the host.
+    let pid = p.inspect("u1", "{{.State.Pid}}");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status.contains(&format!("Uid:\t{USERNS_BASE}\t")),
+        "{status}"
+    );
+    ok(p.cmd(&["rm", "-f", "-t", "0", "u1"]).output().unwrap());
+    // And `podman run --rm` with the maps: its exit status.
+    let mut extra = vec!["--rm", "--network", "none"];
+    extra.extend(userns);
+    let out = p.run(&extra, &["sh", "-c", "cat /proc/self/uid_map; exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&USERNS_BASE.to_string()));
+}
+
 #[test]
 fn podman_tty_has_the_terminal_size() {
     let p = Podman::new("ocirt-tty");

@@ -82,6 +82,13 @@ fn create_init(root: &Path, a: &CreateArgs, systemd: bool) -> Result<oci_init::I
     let fifo_path = dir.fifo();
     nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
         .with_context(|| format!("cannot make {}", fifo_path.display()))?;
+    // Opened for writing by root of the user namespace, which has no
+    // power over files of unmapped owners (user_namespaces(7)): it must
+    // own the FIFO, as under runc.
+    if let Some(root_id) = userns_root(&b.settings) {
+        nix::unistd::chown(&fifo_path, Some(root_id.into()), Some(root_id.into()))
+            .with_context(|| format!("cannot chown {}", fifo_path.display()))?;
+    }
     let fifo = nix::fcntl::open(
         &fifo_path,
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
@@ -154,6 +161,14 @@ fn create_init(root: &Path, a: &CreateArgs, systemd: bool) -> Result<oci_init::I
     }
     made.keep();
     Ok(init)
+}
+
+/// The host id root of the container's user namespace is, if it has one.
+pub fn userns_root(s: &libnspawn::Settings) -> Option<u32> {
+    match s.userns.mode {
+        libnspawn::userns::Mode::Fixed { base, .. } => Some(base),
+        _ => None,
+    }
 }
 
 /// What `exec` confines its process like, besides what it is given:

@@ -219,8 +219,14 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     // Non-dumpable before the container can see anything of ours (see
     // the module's comment); execve resets it for the command.
     nix::sys::prctl::set_dumpable(false).context("cannot make the runtime non-dumpable")?;
+    // The user namespace with the others: setns(2) enters it first, so
+    // that we are privileged over the rest.
+    let ns = match bundle.settings.userns.enabled() {
+        true => NAMESPACES | libc::CLONE_NEWUSER,
+        false => NAMESPACES,
+    };
     // SAFETY: setns with a pidfd and namespace flags.
-    Errno::result(unsafe { libc::setns(leader.as_raw_fd(), NAMESPACES) })
+    Errno::result(unsafe { libc::setns(leader.as_raw_fd(), ns) })
         .context("cannot join the container's namespaces")?;
     let master = if p.terminal {
         let m = open_flags(

@@ -10,6 +10,7 @@ use crate::error::{Context, Error, Result};
 use crate::id128::Id128;
 use crate::settings::Settings;
 use crate::sys;
+use crate::userns::Range;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// What `create` gives the container process besides the settings.
@@ -49,14 +50,17 @@ pub fn create(
     mut console: impl FnMut(OwnedFd) -> Result<()>,
 ) -> Result<Init> {
     let s = req.settings;
-    if s.userns.mode != crate::userns::Mode::No {
-        return Err(Error::invalid("user namespaces are not supported yet"));
-    }
+    let userns = user_range(s)?;
     let (ours, theirs) = channel::pair()?;
     let notify = crate::notify::guest_socket()?;
     let mut ns = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
     if s.private_network && req.netns.is_none() {
         ns |= libc::CLONE_NEWNET;
+    }
+    // Made with the others in one clone3, so that it owns them all (as
+    // `nspawn -U`, spawn.rs).
+    if userns.is_some() {
+        ns |= libc::CLONE_NEWUSER;
     }
     let ctx = child::ChildCtx {
         settings: s,
@@ -71,7 +75,7 @@ pub fn create(
         netns: req.netns,
         wait_go: false,
         wait_placed: true,
-        userns: false,
+        userns: userns.is_some(),
         retain: spawn::kept_capabilities(s),
         bind_users: &[],
         listen_fds: req.preserve_fds,
@@ -82,7 +86,15 @@ pub fn create(
         .ctx(|| "cannot create the container process (clone3)".into())
         .map_err(Error::from_fork)?;
     let init = Init { pid, pidfd };
-    match drive(&ours, s, pid, started, placed, &mut console) {
+    match drive(
+        &ours,
+        s,
+        pid,
+        userns.as_ref(),
+        started,
+        placed,
+        &mut console,
+    ) {
         Ok(()) => Ok(init),
         Err(e) => {
             let e = match ours.pending_error(init.pidfd.as_fd()) {
@@ -96,15 +108,53 @@ pub fn create(
     }
 }
 
+/// `linux.namespaces` `user` with its one mapping (`oci::linux`): the
+/// range root of the container maps to.
+fn user_range(s: &Settings) -> Result<Option<Range>> {
+    use crate::userns::Mode;
+    match s.userns.mode {
+        Mode::No => Ok(None),
+        Mode::Fixed { base, size } => Ok(Some(Range { base, size })),
+        // `oci::merge` makes only the two above.
+        m => Err(Error::invalid(format!(
+            "user namespace mode {m:?} is not one a bundle gives"
+        ))),
+    }
+}
+
+/// What the child waits for first in a user namespace: its id maps, then
+/// what it may not make as root of that namespace — a copy of each bind
+/// source (made by the host's root, who can reach it) and, without a
+/// network namespace of its own, a sysfs (sysfs(5) is mounted only by
+/// the owner of the network namespace). The tree is its own: the client
+/// gave it the ownership the maps want (podman copies or chowns the
+/// image for `--uidmap`), as runc expects; nothing here shifts it.
+fn map_ids(ours: &channel::Channel, s: &Settings, pid: libc::pid_t, range: &Range) -> Result<()> {
+    crate::userns::write_maps(pid, range, &[])?;
+    let binds = crate::userns::binds::make(&s.fs.mounts, pid, range, &s.directory)?;
+    let sysfs = (!s.private_network)
+        .then(|| crate::mount::detached_sysfs(&s.knobs))
+        .transpose()?;
+    ours.send_go_mounts(&channel::GoMounts {
+        tree: None,
+        sysfs,
+        binds,
+    })
+}
+
 fn drive(
     ours: &channel::Channel,
     s: &Settings,
     pid: libc::pid_t,
+    userns: Option<&Range>,
     started: impl FnOnce(libc::pid_t) -> Result<()>,
     placed: impl FnOnce(libc::pid_t) -> Result<()>,
     console: &mut impl FnMut(OwnedFd) -> Result<()>,
 ) -> Result<()> {
     started(pid)?;
+    if let Some(range) = userns {
+        map_ids(ours, s, pid, range)?;
+    }
     // Assembled while the process sets up its root, as `nspawn`'s runner
     // does; sent after "placed", the last it waits for before them.
     let filters = spawn::filters(s)?;
