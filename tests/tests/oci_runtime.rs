@@ -486,6 +486,29 @@ fn podman_user_namespace() {
     let out = p.run(&extra, &["sh", "-c", "cat /proc/self/uid_map; exit 3"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stdout(&out).contains(&USERNS_BASE.to_string()));
+    // A range smaller than 65536 ids (as `--userns=auto` sizes them to
+    // the image) is refused with the JSON path, leaving nothing.
+    if !runc() {
+        let small = format!("0:{USERNS_BASE}:1000");
+        let out = p.run(
+            &[
+                "--rm",
+                "--network",
+                "none",
+                "--uidmap",
+                &small,
+                "--gidmap",
+                &small,
+            ],
+            &["true"],
+        );
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("linux.uidMappings[0].size: 1000 ids from 200000: at least 65536"),
+            "{}",
+            stderr(&out)
+        );
+    }
 }
 
 #[test]
