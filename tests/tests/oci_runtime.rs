@@ -757,6 +757,222 @@ fn runtime_lifecycle_by_hand() {
     let _ = std::fs::remove_dir_all(&bundle);
 }
 
+/// A hook that appends its kind to `DIR/order`, keeps its state in
+/// `DIR/KIND.json` and its mount namespace in `DIR/KIND.mnt`, then exits
+/// with `status`.
+fn recording_hook(dir: &str, kind: &str, status: i32) -> serde_json::Value {
+    serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!(
+        "cat > {dir}/{kind}.json; echo {kind} >> {dir}/order; \
+         readlink /proc/self/ns/mnt > {dir}/{kind}.mnt; exit {status}")]})
+}
+
+/// A bundle around a busybox tree whose process records that it ran,
+/// with `hooks`; returns the bundle, the tree and the runtime's root.
+fn hook_bundle(t: &Tree, hooks: serde_json::Value) -> (PathBuf, PathBuf) {
+    let bundle = t.path.with_file_name(format!("{}.bundle", t.name));
+    std::fs::create_dir_all(&bundle).unwrap();
+    let spec = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
+            "args": ["/bin/sh", "-c", "echo payload >> /order; exec sleep 1000"],
+            "env": ["PATH=/bin"], "cwd": "/"},
+        "root": {"path": t.dir()},
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}],
+        "hostname": "h",
+        "hooks": hooks,
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+            {"type": "mount"}, {"type": "network"}],
+            "cgroupsPath": format!("/nspawn-tests-{}", t.name)}
+    });
+    std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
+    let root = bundle.join("state");
+    (bundle, root)
+}
+
+/// The runtime with `--root=root`, its output through files (the
+/// container's process inherits them; a pipe would stay open with it).
+fn rt_in(root: &Path, args: &[&str]) -> Output {
+    let dir = root.with_file_name(unique("out"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (o, e) = (dir.join("out"), dir.join("err"));
+    let status = Command::new(runtime())
+        .arg(format!("--root={}", root.display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&o).unwrap())
+        .stderr(std::fs::File::create(&e).unwrap())
+        .status()
+        .unwrap();
+    let out = Output {
+        status,
+        stdout: std::fs::read(&o).unwrap(),
+        stderr: std::fs::read(&e).unwrap(),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+/// All six kinds of hooks, where and when runtime-spec says: prestart,
+/// createRuntime (runtime's namespaces), createContainer (the
+/// container's, host paths) during `create`; startContainer (the
+/// container's namespaces and root) when `start` is called, before the
+/// process; poststart after it; poststop at `delete`. Then failing
+/// ones: a failing or timed-out create hook fails `create` leaving
+/// nothing, a failing startContainer hook fails `start`.
+#[test]
+fn runtime_hooks_all_six() {
+    let t = Tree::busybox("ocirt-hooks");
+    let bundle_dir = t.path.with_file_name(format!("{}.bundle", t.name));
+    let b = bundle_dir.display().to_string();
+    let hooks = serde_json::json!({
+        "prestart": [recording_hook(&b, "prestart", 0)],
+        "createRuntime": [recording_hook(&b, "createRuntime", 0)],
+        "createContainer": [recording_hook(&b, "createContainer", 0)],
+        // Its path and its directory are the container's.
+        "startContainer": [recording_hook("", "startContainer", 0)],
+        "poststart": [recording_hook(&b, "poststart", 0)],
+        "poststop": [recording_hook(&b, "poststop", 0)],
+    });
+    let (bundle, root) = hook_bundle(&t, hooks);
+    let id = t.name.as_str();
+    let pidfile = bundle.join("pid");
+    let rt = |args: &[&str]| rt_in(&root, args);
+    ok(rt(&[
+        "create",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        id,
+    ]));
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    let read = |p: PathBuf| std::fs::read_to_string(&p).unwrap_or_default();
+    // runc runs poststart at the end of `create` (its container start
+    // runs them for the init process), not after the process started.
+    let poststart_at_create = if runc() { "poststart\n" } else { "" };
+    assert_eq!(
+        read(bundle.join("order")),
+        format!("prestart\ncreateRuntime\ncreateContainer\n{poststart_at_create}")
+    );
+    assert_eq!(read(t.join("order")), "", "startContainer before start");
+    let host_mnt = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    let container_mnt = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
+    assert_ne!(host_mnt, container_mnt);
+    let mnt = |p: PathBuf| PathBuf::from(read(p).trim());
+    for kind in ["prestart", "createRuntime"] {
+        assert_eq!(mnt(bundle.join(format!("{kind}.mnt"))), host_mnt, "{kind}");
+    }
+    assert_eq!(mnt(bundle.join("createContainer.mnt")), container_mnt);
+    let state = |p: PathBuf| -> serde_json::Value {
+        serde_json::from_str(&read(p.clone())).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    for kind in ["prestart", "createRuntime", "createContainer"] {
+        let st = state(bundle.join(format!("{kind}.json")));
+        assert_eq!(st["id"].as_str(), Some(id), "{kind}");
+        // runc gives the container's hooks the PID the container sees
+        // (1); runtime-spec's state has the host's.
+        if !(runc() && kind == "createContainer") {
+            assert_eq!(st["pid"].to_string(), pid, "{kind}");
+        }
+        assert_eq!(st["status"], "creating", "{kind}");
+    }
+    ok(rt(&["start", id]));
+    assert!(wait_until(Duration::from_secs(5), || read(t.join("order"))
+        .contains("payload")));
+    assert_eq!(read(t.join("order")), "startContainer\npayload\n");
+    assert_eq!(mnt(t.join("startContainer.mnt")), container_mnt);
+    let st = state(t.join("startContainer.json"));
+    assert_eq!(st["id"].as_str(), Some(id));
+    assert_eq!(st["status"], "created");
+    if !runc() {
+        assert_eq!(st["pid"].to_string(), pid);
+    }
+    if !runc() {
+        assert_eq!(state(bundle.join("poststart.json"))["status"], "running");
+    }
+    ok(rt(&["kill", id, "KILL"]));
+    assert!(wait_until(Duration::from_secs(5), || {
+        let st: serde_json::Value = serde_json::from_str(&ok(rt(&["state", id]))).unwrap();
+        st["status"] == "stopped"
+    }));
+    ok(rt(&["delete", id]));
+    assert_eq!(
+        read(bundle.join("order")),
+        "prestart\ncreateRuntime\ncreateContainer\npoststart\npoststop\n"
+    );
+    assert_eq!(state(bundle.join("poststop.json"))["status"], "stopped");
+
+    // Failing hooks of `create`: it fails with the hook named, and leaves
+    // no state, cgroup or process.
+    let cg = format!("nspawn-tests-{}", t.name);
+    let sleeper = serde_json::json!({"path": "/bin/sleep", "args": ["sleep", "10"], "timeout": 1});
+    for (kind, hook, want) in [
+        (
+            "createContainer",
+            recording_hook(&b, "x", 3),
+            "hook createContainer[0] /bin/sh: exit status: 3",
+        ),
+        (
+            "createRuntime",
+            recording_hook(&b, "x", 4),
+            "hook createRuntime[0] /bin/sh: exit status: 4",
+        ),
+        (
+            "prestart",
+            sleeper,
+            "hook prestart[0] /bin/sleep: timed out",
+        ),
+    ] {
+        hook_bundle(&t, serde_json::json!({ kind: [hook] }));
+        let started = std::time::Instant::now();
+        let out = rt(&["create", "--bundle", bundle.to_str().unwrap(), id]);
+        assert!(!out.status.success(), "{kind}");
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "{kind}: timeout"
+        );
+        if !runc() {
+            assert!(stderr(&out).contains(want), "{kind}: {}", stderr(&out));
+            assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+        }
+        // runc leaves a created container behind a failed hook: removed.
+        if runc() {
+            let _ = rt(&["delete", "--force", id]);
+        }
+        assert!(!root.join(id).exists(), "{kind}: state left");
+        assert!(
+            !cgroups_below("/").iter().any(|c| c.ends_with(&cg)),
+            "{kind}: cgroup left"
+        );
+    }
+    // A failing startContainer hook fails `start`; the container ends.
+    hook_bundle(
+        &t,
+        serde_json::json!({"startContainer": [recording_hook("", "y", 5)]}),
+    );
+    std::fs::write(t.join("order"), "").unwrap();
+    ok(rt(&["create", "--bundle", bundle.to_str().unwrap(), id]));
+    let out = rt(&["start", id]);
+    if !runc() {
+        assert!(!out.status.success());
+        assert_eq!(
+            stderr(&out).trim(),
+            "nspawn-oci: hook startContainer[0] /bin/sh: exit status: 5"
+        );
+    }
+    assert!(wait_until(Duration::from_secs(5), || {
+        let st: serde_json::Value = serde_json::from_str(&ok(rt(&["state", id]))).unwrap();
+        st["status"] == "stopped"
+    }));
+    assert_eq!(read(t.join("order")), "y\n", "the process ran");
+    ok(rt(&["delete", id]));
+    assert!(!root.join(id).exists());
+    assert!(!cgroups_below("/").iter().any(|c| c.ends_with(&cg)));
+    let _ = std::fs::remove_dir_all(&bundle);
+}
+
 /// A containerd of our own (root, state and sockets under a temporary
 /// directory, the CRI plugin off), stopped and removed on drop with the
 /// leftovers checked: its shims, the runtime's state, the containers'

@@ -130,6 +130,22 @@ fn create_init(root: &Path, a: &CreateArgs, systemd: bool) -> Result<oci_init::I
             "process": process_defaults(&b.settings),
         })
     };
+    let hooks = crate::hooks::container(
+        &b.hooks,
+        json!({
+            "ociVersion": "1.2.0",
+            "id": a.id,
+            "bundle": b.dir,
+            "annotations": b.annotations,
+        }),
+    );
+    // prestart, then createRuntime: as the container process waits with
+    // its mounts made, before it enters its root (runtime-spec).
+    let runtime_hooks = |_pid| {
+        let creating = crate::state::hook_state(&dir.read()?, "creating");
+        crate::hooks::run(&b.hooks, "prestart", &creating)?;
+        crate::hooks::run(&b.hooks, "createRuntime", &creating)
+    };
     let init = oci_init::create(
         oci_init::Request {
             settings: &b.settings,
@@ -139,25 +155,24 @@ fn create_init(root: &Path, a: &CreateArgs, systemd: bool) -> Result<oci_init::I
             cgroup2: unified.is_some(),
             netns: netns.as_ref().map(|f| f.as_fd()),
             preserve_fds: a.preserve_fds,
+            hooks: (!hooks.is_empty()).then_some(&hooks),
         },
-        |pid| dir.write(&record(pid)).map_err(to_lib),
-        |pid| made.cgroups.attach_v1(pid).map_err(to_lib),
-        |master| match &a.console_socket {
-            Some(s) => crate::console::send(s, &master).map_err(to_lib),
-            None => Ok(()),
+        oci_init::Steps {
+            started: |pid| dir.write(&record(pid)).map_err(to_lib),
+            placed: |pid| made.cgroups.attach_v1(pid).map_err(to_lib),
+            console: |master| match &a.console_socket {
+                Some(s) => crate::console::send(s, &master).map_err(to_lib),
+                None => Ok(()),
+            },
+            mounted: |pid| runtime_hooks(pid).map_err(to_lib),
         },
     )?;
-    let created = crate::state::hook_state(&dir.read()?, "created");
-    let finished = crate::hooks::run(&b.hooks, "prestart", &created)
-        .and_then(|()| crate::hooks::run(&b.hooks, "createRuntime", &created))
-        .and_then(|()| match &a.pid_file {
-            Some(p) => write_pid_file(p, init.pid),
-            None => Ok(()),
-        });
-    if let Err(e) = finished {
-        let _ = libnspawn::sys::pidfd_send_signal(init.pidfd.as_fd(), libc::SIGKILL);
-        let _ = libnspawn::sys::wait_pidfd(init.pidfd.as_fd());
-        return Err(e);
+    if let Some(p) = &a.pid_file {
+        if let Err(e) = write_pid_file(p, init.pid) {
+            let _ = libnspawn::sys::pidfd_send_signal(init.pidfd.as_fd(), libc::SIGKILL);
+            let _ = libnspawn::sys::wait_pidfd(init.pidfd.as_fd());
+            return Err(e);
+        }
     }
     made.keep();
     Ok(init)

@@ -28,6 +28,8 @@ pub struct Request<'a> {
     pub netns: Option<BorrowedFd<'a>>,
     /// `--preserve-fds`: descriptors 3.. passed on.
     pub preserve_fds: u32,
+    /// The hooks the container process runs, or waits for.
+    pub hooks: Option<&'a crate::oci::hooks::ContainerHooks>,
 }
 
 /// The container process, set up and waiting on its FIFO. Not reaped
@@ -37,18 +39,31 @@ pub struct Init {
     pub pidfd: OwnedFd,
 }
 
-/// Start the container process and drive its setup: `placed` runs once
-/// it exists and before its cgroup namespace is made (the cgroup v1
-/// hierarchies, limits), `console` gets the pty master, `started` runs
-/// as soon as its PID is known (the state that lets `delete --force`
-/// clear a `create` killed meanwhile). On failure the process is killed
-/// and reaped, and the error is its own line.
-pub fn create(
-    req: Request,
-    started: impl FnOnce(libc::pid_t) -> Result<()>,
-    placed: impl FnOnce(libc::pid_t) -> Result<()>,
-    mut console: impl FnMut(OwnedFd) -> Result<()>,
-) -> Result<Init> {
+/// What `create` does at each step of the container process's setup.
+pub struct Steps<S, P, C, M> {
+    /// As soon as its PID is known (the state that lets `delete --force`
+    /// clear a `create` killed meanwhile).
+    pub started: S,
+    /// Once it exists and before its cgroup namespace is made (the cgroup
+    /// v1 hierarchies, limits).
+    pub placed: P,
+    /// The pty master.
+    pub console: C,
+    /// Its mounts made, before it enters its root (with `hooks.runtime`):
+    /// the runtime's `prestart` and `createRuntime` hooks.
+    pub mounted: M,
+}
+
+/// Start the container process and drive its setup through `steps`. On
+/// failure the process is killed and reaped, and the error is its own
+/// line.
+pub fn create<S, P, C, M>(req: Request, steps: Steps<S, P, C, M>) -> Result<Init>
+where
+    S: FnOnce(libc::pid_t) -> Result<()>,
+    P: FnOnce(libc::pid_t) -> Result<()>,
+    C: FnMut(OwnedFd) -> Result<()>,
+    M: FnOnce(libc::pid_t) -> Result<()>,
+{
     let s = req.settings;
     let userns = user_range(s)?;
     let (ours, theirs) = channel::pair()?;
@@ -81,20 +96,14 @@ pub fn create(
         listen_fds: req.preserve_fds,
         image: None,
         exec_fifo: Some(req.exec_fifo),
+        oci_hooks: req.hooks,
     };
     let (pid, pidfd) = sys::spawn(ns as u64, req.cgroup, move || child::run(ctx))
         .ctx(|| "cannot create the container process (clone3)".into())
         .map_err(Error::from_fork)?;
     let init = Init { pid, pidfd };
-    match drive(
-        &ours,
-        s,
-        pid,
-        userns.as_ref(),
-        started,
-        placed,
-        &mut console,
-    ) {
+    let waits_mounted = req.hooks.is_some_and(|h| h.runtime);
+    match drive(&ours, s, pid, userns.as_ref(), waits_mounted, steps) {
         Ok(()) => Ok(init),
         Err(e) => {
             let e = match ours.pending_error(init.pidfd.as_fd()) {
@@ -142,23 +151,36 @@ fn map_ids(ours: &channel::Channel, s: &Settings, pid: libc::pid_t, range: &Rang
     })
 }
 
-fn drive(
+fn drive<S, P, C, M>(
     ours: &channel::Channel,
     s: &Settings,
     pid: libc::pid_t,
     userns: Option<&Range>,
-    started: impl FnOnce(libc::pid_t) -> Result<()>,
-    placed: impl FnOnce(libc::pid_t) -> Result<()>,
-    console: &mut impl FnMut(OwnedFd) -> Result<()>,
-) -> Result<()> {
+    waits_mounted: bool,
+    steps: Steps<S, P, C, M>,
+) -> Result<()>
+where
+    S: FnOnce(libc::pid_t) -> Result<()>,
+    P: FnOnce(libc::pid_t) -> Result<()>,
+    C: FnMut(OwnedFd) -> Result<()>,
+    M: FnOnce(libc::pid_t) -> Result<()>,
+{
+    let Steps {
+        started,
+        placed,
+        mut console,
+        mounted,
+    } = steps;
     started(pid)?;
     if let Some(range) = userns {
         map_ids(ours, s, pid, range)?;
     }
     // Assembled while the process sets up its root, as `nspawn`'s runner
-    // does; sent after "placed", the last it waits for before them.
+    // does; sent after the last "go" it waits for before them ("placed",
+    // or "mounted" when it waits for hooks).
     let filters = spawn::filters(s)?;
     let mut placed = Some(placed);
+    let mut mounted = Some(mounted);
     loop {
         match ours.recv()? {
             Msg::MachineId(_) => {
@@ -166,11 +188,20 @@ fn drive(
                     p(pid)?;
                 }
                 ours.send_go()?;
-                ours.send_filters(&filters)?;
+                if !waits_mounted {
+                    ours.send_filters(&filters)?;
+                }
             }
             // The container's /proc/kmsg reads end-of-file once we exit.
             Msg::Kmsg(_) | Msg::Go(_) | Msg::Filters(_) => {}
             Msg::Console(master) => console(master)?,
+            Msg::Mounted => {
+                if let Some(m) = mounted.take() {
+                    m(pid)?;
+                }
+                ours.send_go()?;
+                ours.send_filters(&filters)?;
+            }
             Msg::Ready => return Ok(()),
             Msg::Error(msg) => return Err(Error::Invalid(msg)),
             Msg::Eof => {
