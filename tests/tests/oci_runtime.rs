@@ -418,6 +418,49 @@ fn podman_exec_into_running_container() {
     ok(p.cmd(&["rm", "-f", "-t", "0", "e1"]).output().unwrap());
 }
 
+#[test]
+fn podman_devices_and_device_rules() {
+    let p = Podman::new("ocirt-dev");
+    // The node of `--device` as the host has it (10:229, and podman asks
+    // for the host's mode), usable; a node made with mknod is usable
+    // only with a rule (`--device-cgroup-rule`), else refused.
+    let script = "stat -c '%F %t:%T %a %u:%g' /dev/fuse; \
+                  (exec 3</dev/fuse) 2>/dev/null && echo fuse=open || echo fuse=refused; \
+                  mknod /dev/lc c 10 237 && echo mknod=ok; \
+                  (exec 3</dev/lc) 2>/dev/null && echo lc=open || echo lc=refused; \
+                  (exec 3</dev/null) && echo null=open";
+    let out = p.run(
+        &[
+            "--rm",
+            "--network",
+            "none",
+            "--device",
+            "/dev/fuse",
+            "--device-cgroup-rule",
+            "c 10:237 rw",
+        ],
+        &["sh", "-c", script],
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    for want in [
+        "character special file a:e5 600 0:0",
+        "fuse=open",
+        "mknod=ok",
+        "lc=open",
+        "null=open",
+    ] {
+        assert!(text.lines().any(|l| l == want), "{want:?} not in:\n{text}");
+    }
+    let out = p.run(&["--rm", "--network", "none"], &["sh", "-c", script]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    for want in ["mknod=ok", "lc=refused", "null=open"] {
+        assert!(text.lines().any(|l| l == want), "{want:?} not in:\n{text}");
+    }
+    assert!(!text.contains("fuse=open"), "{text}");
+}
+
 /// The host ids of `--uidmap`/`--gidmap` in `podman_user_namespace`.
 const USERNS_BASE: u32 = 200_000;
 
@@ -440,14 +483,25 @@ fn podman_user_namespace() {
         "--tmpfs",
         "/scratch",
     ];
-    let mut extra = vec!["-d", "--name", "u1", "--network", "none"];
+    // A device in a user namespace: the host's node, bound (mknod(2) of
+    // a device is refused there).
+    let mut extra = vec![
+        "-d",
+        "--name",
+        "u1",
+        "--network",
+        "none",
+        "--device",
+        "/dev/fuse",
+    ];
     extra.extend(userns);
     let out = p.run(&extra, &["sleep", "1000"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let script = "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; \
                   touch /data/by-root /data/by-1000; chown 1000:1000 /data/by-1000; \
                   stat -c '%u:%g' / /bin/sh /dev/null /proc/1 /scratch; \
-                  echo x > /dev/null && echo devnull=ok; touch /etc/written && echo rootfs=rw";
+                  echo x > /dev/null && echo devnull=ok; touch /etc/written && echo rootfs=rw; \
+                  test -c /dev/fuse && echo fuse=node";
     let text = ok(p.cmd(&["exec", "u1", "sh", "-c", script]).output().unwrap());
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(&lines[..2], ["0", "0"], "{text}");
@@ -455,6 +509,7 @@ fn podman_user_namespace() {
         format!("0 {USERNS_BASE} 65536"),
         "devnull=ok".into(),
         "rootfs=rw".into(),
+        "fuse=node".into(),
     ] {
         assert!(
             text.lines()
@@ -968,6 +1023,85 @@ fn runtime_hooks_all_six() {
     }));
     assert_eq!(read(t.join("order")), "y\n", "the process ran");
     ok(rt(&["delete", id]));
+    assert!(!root.join(id).exists());
+    assert!(!cgroups_below("/").iter().any(|c| c.ends_with(&cg)));
+    let _ = std::fs::remove_dir_all(&bundle);
+}
+
+/// Bad device entries fail `create` with one line naming the JSON path
+/// and leave nothing; a node the bundle lists is made as asked.
+#[test]
+fn runtime_devices_by_hand() {
+    let t = Tree::busybox("ocirt-devs");
+    let (bundle, root) = hook_bundle(&t, serde_json::json!({}));
+    let id = t.name.as_str();
+    let cg = format!("nspawn-tests-{}", t.name);
+    let config = bundle.join("config.json");
+    let base: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let with = |devices: serde_json::Value, rules: serde_json::Value| {
+        let mut c = base.clone();
+        c["linux"]["devices"] = devices;
+        c["linux"]["resources"] = serde_json::json!({ "devices": rules });
+        c["process"]["args"] = serde_json::json!([
+            "/bin/sh",
+            "-c",
+            "stat -c '%F %t:%T %a %u:%g' /dev/x/lc > /order; \
+             (exec 3</dev/x/lc) && echo open >> /order"
+        ]);
+        std::fs::write(&config, c.to_string()).unwrap();
+    };
+    let lc = serde_json::json!([{"path": "/dev/x/lc", "type": "c", "major": 10, "minor": 237,
+        "fileMode": 0o640, "uid": 0, "gid": 8}]);
+    for (devices, rules, want) in [
+        (
+            serde_json::json!([{"path": "/dev/null", "type": "c", "major": 1, "minor": 9}]),
+            serde_json::json!([]),
+            "linux.devices[0]: /dev/null is 1:3 in every container",
+        ),
+        (
+            serde_json::json!([{"path": "/dev/x", "type": "c", "major": 1}]),
+            serde_json::json!([]),
+            "linux.devices[0]: a device needs its major and minor",
+        ),
+        (
+            lc.clone(),
+            serde_json::json!([{"allow": true, "access": "rwx"}]),
+            "linux.resources.devices[0].access: 'x' is not r, w or m",
+        ),
+    ]
+    .into_iter()
+    // runc takes all three: it makes a /dev/null of other numbers, a
+    // minor of 0, and ignores an access letter it does not know; we refuse
+    // them (a standard node replaced, a device without its numbers, a
+    // rule we cannot read).
+    .skip(if runc() { 3 } else { 0 })
+    {
+        with(devices, rules);
+        let out = rt_in(&root, &["create", "--bundle", bundle.to_str().unwrap(), id]);
+        assert!(!out.status.success(), "{want}");
+        if !runc() {
+            let err = stderr(&out);
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.trim_end().ends_with(want), "{err}");
+        } else {
+            let _ = rt_in(&root, &["delete", "--force", id]);
+        }
+        assert!(!root.join(id).exists(), "{want}: state left");
+        assert!(!cgroups_below("/").iter().any(|c| c.ends_with(&cg)));
+    }
+    // Made with its numbers, mode and owner; used under an allow rule.
+    with(
+        lc,
+        serde_json::json!([{"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 237, "access": "rw"}]),
+    );
+    let out = rt_in(&root, &["run", "--bundle", bundle.to_str().unwrap(), id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(t.join("order")).unwrap(),
+        "character special file a:ed 640 0:8\nopen\n"
+    );
     assert!(!root.join(id).exists());
     assert!(!cgroups_below("/").iter().any(|c| c.ends_with(&cg)));
     let _ = std::fs::remove_dir_all(&bundle);

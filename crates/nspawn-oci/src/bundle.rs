@@ -19,6 +19,9 @@ pub struct Bundle {
     pub annotations: Value,
     /// `hooks`, checked (`hooks::check`).
     pub hooks: Value,
+    /// The device program's rules (`devices::program_rules`); `None`: our
+    /// fixed program.
+    pub device_rules: Option<Vec<libnspawn::security::devices::Rule>>,
 }
 
 /// Take `key` out of the object at `v` (if it is one).
@@ -35,13 +38,17 @@ pub fn load(dir: &Path, id: &str) -> Result<Bundle> {
     let mut doc: Value =
         serde_json::from_slice(&text).with_context(|| format!("{}: not JSON", file.display()))?;
     let linux = doc.get_mut("linux");
-    let (cgroups_path, resources) = match linux {
+    let (cgroups_path, resources, devices) = match linux {
         Some(l) => (
             take(l, "cgroupsPath").as_str().map(String::from),
             take(l, "resources"),
+            take(l, "devices"),
         ),
-        None => (None, Value::Null),
+        None => (None, Value::Null, Value::Null),
     };
+    let in_file = |e: anyhow::Error| anyhow!("{}: {e}", file.display());
+    let device_nodes = crate::devices::nodes(&devices).map_err(in_file)?;
+    let device_rules = crate::devices::rules(&resources["devices"]).map_err(in_file)?;
     // The window size comes from the caller through the console socket;
     // the pty starts at the kernel's default.
     if let Some(p) = doc.get_mut("process") {
@@ -96,6 +103,8 @@ pub fn load(dir: &Path, id: &str) -> Result<Bundle> {
     let mut settings = cli.into_settings().map_err(|e| anyhow!("{e}"))?;
     libnspawn::oci::merge::apply(&mut settings, oci, |_| false)
         .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    let device_rules = crate::devices::program_rules(device_rules, &device_nodes);
+    settings.fs.device_nodes = device_nodes;
     // No `hostname`: the new UTS namespace keeps the host's name, as
     // under runc (nspawn would name it after the machine).
     if !has_hostname {
@@ -112,5 +121,6 @@ pub fn load(dir: &Path, id: &str) -> Result<Bundle> {
         resources,
         annotations,
         hooks,
+        device_rules,
     })
 }

@@ -96,11 +96,14 @@ fn create_init(root: &Path, a: &CreateArgs, systemd: bool) -> Result<oci_init::I
     )
     .with_context(|| format!("cannot open {}", fifo_path.display()))?;
     let unified = made.cgroups.unified().map(open_dir).transpose()?;
-    // nspawn's device policy on the v2 cgroup (consulted on hybrid hosts
-    // too): the standard nodes and ptys only, whatever mknod makes.
-    // `linux.resources.devices` is not read (docs/design/oci-runtime.md).
+    // The device policy on the v2 cgroup (consulted on hybrid hosts too):
+    // nspawn's (the standard nodes and ptys, whatever mknod makes), or
+    // the bundle's rules with ours above them.
     if let Some(cg) = &unified {
-        libnspawn::security::devices::attach(cg.as_fd())?;
+        match &b.device_rules {
+            Some(rules) => libnspawn::security::devices::attach_rules(cg.as_fd(), rules)?,
+            None => libnspawn::security::devices::attach(cg.as_fd())?,
+        }
     }
     let netns = b
         .settings

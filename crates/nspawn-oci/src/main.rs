@@ -9,6 +9,7 @@ mod cgroups;
 mod cli;
 mod console;
 mod create;
+mod devices;
 mod exec;
 mod hooks;
 mod info;

@@ -222,6 +222,7 @@ fn file_system(
     if let Some(master) = mount::setup_dev(root, ctx.pty, ctx.userns)? {
         ctx.channel.send_fd(&master)?;
     }
+    mount::make_nodes(root, &s.fs.device_nodes, ctx.userns)?;
     let fs = &s.fs;
     // Under --volatile=yes|overlay the tree is read-only anyway, below a
     // writable layer: --read-only changes nothing there (the reference's
