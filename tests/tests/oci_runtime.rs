@@ -1107,6 +1107,82 @@ fn runtime_devices_by_hand() {
     let _ = std::fs::remove_dir_all(&bundle);
 }
 
+/// A foreground `run` (no `--detach`): signals to the runtime reach the
+/// container's process, and with `process.terminal` (no console socket)
+/// the runtime's terminal is the container's, its size included.
+#[test]
+fn runtime_foreground_run_signals_and_terminal() {
+    let t = Tree::busybox("ocirt-fg");
+    let (bundle, root) = hook_bundle(&t, serde_json::json!({}));
+    let id = t.name.as_str();
+    let config = bundle.join("config.json");
+    let base: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let with = |terminal: bool, script: &str| {
+        let mut c = base.clone();
+        c["process"]["terminal"] = terminal.into();
+        c["process"]["args"] = serde_json::json!(["/bin/sh", "-c", script]);
+        // runc allocates the terminal in the container's devpts.
+        c["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}));
+        std::fs::write(&config, c.to_string()).unwrap();
+    };
+    with(
+        false,
+        "trap 'echo got-usr1' USR1; trap 'echo got-term; exit 9' TERM; echo ready; \
+         while :; do sleep 0.1; done",
+    );
+    let out = bundle.join("fg.out");
+    let mut child = Command::new(runtime())
+        .arg(format!("--root={}", root.display()))
+        .args(["run", "--bundle", bundle.to_str().unwrap(), id])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let said = |w: &str| {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .contains(w)
+    };
+    assert!(wait_until(Duration::from_secs(10), || said("ready")));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || said("got-usr1")));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(9),
+        "{}",
+        std::fs::read_to_string(&out).unwrap()
+    );
+    assert!(said("got-term"));
+    assert!(!root.join(id).exists(), "state left");
+
+    with(true, "stty size; tty; read x; echo \"in=$x\"; exit 3");
+    let mut cmd = Command::new(runtime());
+    cmd.arg(format!("--root={}", root.display())).args([
+        "run",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        id,
+    ]);
+    let mut s = PtySession::spawn(cmd, 33, 101);
+    let head = s.expect("/dev/pts/", Duration::from_secs(10));
+    assert!(head.contains("33 101"), "{head}");
+    s.send(b"hello\r");
+    let (code, text) = s.finish(Duration::from_secs(10));
+    assert_eq!(code, 3, "{text}");
+    assert!(text.contains("in=hello"), "{text}");
+    assert!(!root.join(id).exists(), "state left");
+    let cg = format!("nspawn-tests-{}", t.name);
+    assert!(!cgroups_below("/").iter().any(|c| c.ends_with(&cg)));
+    let _ = std::fs::remove_dir_all(&bundle);
+}
+
 /// A containerd of our own (root, state and sockets under a temporary
 /// directory, the CRI plugin off), stopped and removed on drop with the
 /// leftovers checked: its shims, the runtime's state, the containers'

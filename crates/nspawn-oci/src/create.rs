@@ -57,15 +57,23 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 }
 
 pub fn create(root: &Path, a: &CreateArgs, systemd: bool) -> Result<()> {
-    create_init(root, a, systemd).map(drop)
+    create_init(root, a, systemd, false).map(drop)
 }
 
-fn create_init(root: &Path, a: &CreateArgs, systemd: bool) -> Result<oci_init::Init> {
+/// The container process, and its pty master when `foreground` keeps
+/// the terminal (`process.terminal` without a console socket).
+fn create_init(
+    root: &Path,
+    a: &CreateArgs,
+    systemd: bool,
+    foreground: bool,
+) -> Result<(oci_init::Init, Option<OwnedFd>)> {
     state::check_id(&a.id)?;
     let b = crate::bundle::load(&a.bundle, &a.id)?;
-    if b.terminal && a.console_socket.is_none() {
+    if b.terminal && a.console_socket.is_none() && !foreground {
         bail!("process.terminal needs --console-socket");
     }
+    let mut master = None;
     let rel = crate::cgroups::relative(b.cgroups_path.as_deref(), &a.id, systemd)?;
     let mut made = Made {
         cgroups: Cgroups::default(),
@@ -163,9 +171,12 @@ fn create_init(root: &Path, a: &CreateArgs, systemd: bool) -> Result<oci_init::I
         oci_init::Steps {
             started: |pid| dir.write(&record(pid)).map_err(to_lib),
             placed: |pid| made.cgroups.attach_v1(pid).map_err(to_lib),
-            console: |master| match &a.console_socket {
-                Some(s) => crate::console::send(s, &master).map_err(to_lib),
-                None => Ok(()),
+            console: |m| match &a.console_socket {
+                Some(s) => crate::console::send(s, &m).map_err(to_lib),
+                None => {
+                    master = Some(m);
+                    Ok(())
+                }
             },
             mounted: |pid| runtime_hooks(pid).map_err(to_lib),
         },
@@ -178,7 +189,7 @@ fn create_init(root: &Path, a: &CreateArgs, systemd: bool) -> Result<oci_init::I
         }
     }
     made.keep();
-    Ok(init)
+    Ok((init, master))
 }
 
 /// The host id root of the container's user namespace is, if it has one.
@@ -202,17 +213,27 @@ fn to_lib(e: anyhow::Error) -> libnspawn::Error {
     libnspawn::Error::invalid(format!("{e:#}"))
 }
 
-/// `create`, `start`, then (unless `--detach`) wait for the container's
-/// process, `delete` it, and exit as it did (128+N for signal N).
+/// `create`, `start`, then (unless `--detach`) relay signals and the
+/// terminal to the container's process until it ends (`foreground`),
+/// `delete` it, and exit as it did (128+N for signal N).
 pub fn run(root: &Path, a: &CreateArgs, systemd: bool) -> Result<i32> {
-    let init = create_init(root, a, systemd)?;
+    let fwd = (!a.detach)
+        .then(crate::foreground::Forwarder::block)
+        .transpose()?;
+    let (init, master) = create_init(root, a, systemd, fwd.is_some())?;
     if let Err(e) = crate::lifecycle::start(root, &a.id) {
         let _ = crate::lifecycle::delete(root, &a.id, true);
         let _ = libnspawn::sys::wait_pidfd(init.pidfd.as_fd());
         return Err(e);
     }
-    if a.detach {
+    let Some(fwd) = fwd else {
         return Ok(0);
+    };
+    if let Err(e) = fwd.relay(init.pidfd.as_fd(), master) {
+        let _ = libnspawn::sys::pidfd_send_signal(init.pidfd.as_fd(), libc::SIGKILL);
+        let _ = libnspawn::sys::wait_pidfd(init.pidfd.as_fd());
+        let _ = crate::lifecycle::delete(root, &a.id, true);
+        return Err(e);
     }
     let exit = libnspawn::sys::wait_pidfd(init.pidfd.as_fd())?;
     crate::lifecycle::delete(root, &a.id, true)?;

@@ -11,6 +11,7 @@ mod console;
 mod create;
 mod devices;
 mod exec;
+mod foreground;
 mod hooks;
 mod info;
 mod lifecycle;
