@@ -4,6 +4,7 @@
 //! waiting on its exec FIFO, and its caller reaps it. The container is
 //! built by libnspawn's container process. docs/design/oci-runtime.md.
 
+mod blockio;
 mod bundle;
 mod cgroups;
 mod cli;
