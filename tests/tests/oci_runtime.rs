@@ -847,6 +847,34 @@ fn runtime_lifecycle_by_hand() {
     assert_eq!(mine[0]["status"], "running");
     let ps: Vec<u32> = serde_json::from_str(&ok(rt(&["ps", "--format", "json", id]))).unwrap();
     assert_eq!(ps, vec![pid.parse::<u32>().unwrap()]);
+    // `events`: runc's stats objects, once or every interval until the
+    // container stops.
+    let ev: serde_json::Value = serde_json::from_str(&ok(rt(&["events", "--stats", id]))).unwrap();
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["id"].as_str(), Some(id));
+    assert!(ev["data"]["pids"]["current"].as_u64() >= Some(1), "{ev}");
+    assert!(
+        ev["data"]["memory"]["usage"]["usage"].as_u64() > Some(0),
+        "{ev}"
+    );
+    assert!(
+        ev["data"]["cpu"]["usage"]["total"].as_u64() > Some(0),
+        "{ev}"
+    );
+    let events_out = bundle.join("events.out");
+    let mut events = Command::new(runtime())
+        .arg(format!("--root={}", root.display()))
+        .args(["events", "--interval", "100ms", id])
+        .stdout(std::fs::File::create(&events_out).unwrap())
+        .spawn()
+        .unwrap();
+    let lines = || {
+        std::fs::read_to_string(&events_out)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert!(wait_until(Duration::from_secs(5), || lines() >= 2));
     let out = rt(&["delete", id]);
     assert_eq!(out.status.code(), Some(1), "delete of a running container");
     ok(rt(&["kill", id, "KILL"]));
@@ -857,6 +885,14 @@ fn runtime_lifecycle_by_hand() {
         st["status"] == "stopped"
     });
     assert!(stopped, "still not stopped after SIGKILL");
+    // It ends with the container (runc's goes on: stopped here).
+    if runc() {
+        let _ = events.kill();
+    }
+    assert!(wait_until(Duration::from_secs(5), || events
+        .try_wait()
+        .unwrap()
+        .is_some()));
     ok(rt(&["delete", id]));
     assert!(!root.join(id).exists());
     assert_eq!(seen("poststop")["id"].as_str(), Some(id));
@@ -904,6 +940,30 @@ fn hook_bundle(t: &Tree, hooks: serde_json::Value) -> (PathBuf, PathBuf) {
     (bundle, root)
 }
 
+/// The guard of `hook_bundle`'s container `t`.
+fn guard(t: &Tree, bundle: &Path, root: &Path) -> BundleGuard {
+    BundleGuard {
+        root: root.to_path_buf(),
+        id: t.name.clone(),
+        bundle: bundle.to_path_buf(),
+    }
+}
+
+/// Whatever a bundle test leaves when it fails: its container (deleted
+/// with `--force`) and the bundle's directory.
+struct BundleGuard {
+    root: PathBuf,
+    id: String,
+    bundle: PathBuf,
+}
+
+impl Drop for BundleGuard {
+    fn drop(&mut self) {
+        let _ = rt_in(&self.root, &["delete", "--force", &self.id]);
+        let _ = std::fs::remove_dir_all(&self.bundle);
+    }
+}
+
 /// The runtime with `--root=root`, its output through files (the
 /// container's process inherits them; a pipe would stay open with it).
 fn rt_in(root: &Path, args: &[&str]) -> Output {
@@ -949,6 +1009,7 @@ fn runtime_hooks_all_six() {
         "poststop": [recording_hook(&b, "poststop", 0)],
     });
     let (bundle, root) = hook_bundle(&t, hooks);
+    let _guard = guard(&t, &bundle, &root);
     let id = t.name.as_str();
     let pidfile = bundle.join("pid");
     let rt = |args: &[&str]| rt_in(&root, args);
@@ -1092,6 +1153,7 @@ fn runtime_hooks_all_six() {
 fn runtime_devices_by_hand() {
     let t = Tree::busybox("ocirt-devs");
     let (bundle, root) = hook_bundle(&t, serde_json::json!({}));
+    let _guard = guard(&t, &bundle, &root);
     let id = t.name.as_str();
     let cg = format!("nspawn-tests-{}", t.name);
     let config = bundle.join("config.json");
@@ -1172,6 +1234,7 @@ fn runtime_devices_by_hand() {
 fn runtime_foreground_run_signals_and_terminal() {
     let t = Tree::busybox("ocirt-fg");
     let (bundle, root) = hook_bundle(&t, serde_json::json!({}));
+    let _guard = guard(&t, &bundle, &root);
     let id = t.name.as_str();
     let config = bundle.join("config.json");
     let base: serde_json::Value =
@@ -1248,6 +1311,7 @@ fn runtime_foreground_run_signals_and_terminal() {
 fn runtime_io_weight_and_hugetlb() {
     let t = Tree::busybox("ocirt-lim");
     let (bundle, root) = hook_bundle(&t, serde_json::json!({}));
+    let _guard = guard(&t, &bundle, &root);
     let id = t.name.as_str();
     let cg = format!("nspawn-tests-{}", t.name);
     let config = bundle.join("config.json");

@@ -11,6 +11,7 @@ mod cli;
 mod console;
 mod create;
 mod devices;
+mod events;
 mod exec;
 mod foreground;
 mod hooks;
@@ -41,6 +42,13 @@ fn main() {
         Command::Ps { id, format, .. } => info::ps(&root, &id, &format).map(|()| 0),
         Command::List { format, quiet } => info::list(&root, &format, quiet).map(|()| 0),
         Command::Exec(a) => exec::exec(&root, &a),
+        Command::Events {
+            id,
+            stats,
+            interval,
+        } => events::parse_interval(&interval)
+            .and_then(|i| events::events(&root, &id, stats, i))
+            .map(|()| 0),
         Command::Update(a) => lifecycle::update(&root, &a).map(|()| 0),
         Command::Features => info::features().map(|()| 0),
         Command::Spec { bundle, .. } => info::spec(bundle.as_deref()).map(|()| 0),
