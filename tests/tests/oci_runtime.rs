@@ -604,30 +604,43 @@ fn podman_user_namespace() {
     let out = p.run(&extra, &["sh", "-c", "cat /proc/self/uid_map; exit 3"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stdout(&out).contains(&USERNS_BASE.to_string()));
-    // A range smaller than 65536 ids (as `--userns=auto` sizes them to
-    // the image) is refused with the JSON path, leaving nothing.
-    if !runc() {
-        let small = format!("0:{USERNS_BASE}:1000");
-        let out = p.run(
-            &[
-                "--rm",
-                "--network",
-                "none",
-                "--uidmap",
-                &small,
-                "--gidmap",
-                &small,
-            ],
-            &["true"],
-        );
-        assert!(!out.status.success());
-        assert!(
-            stderr(&out)
-                .contains("linux.uidMappings[0].size: 1000 ids from 200000: at least 65536"),
-            "{}",
-            stderr(&out)
-        );
-    }
+    // Several ranges, smaller than 65536 ids (as `--userns=auto` sizes
+    // them to the image), written as given.
+    let low = format!("0:{USERNS_BASE}:1000");
+    let high = format!("1000:{}:1000", USERNS_BASE + 100_000);
+    let gids = format!("0:{USERNS_BASE}:2000");
+    let out = p.run(
+        &[
+            "--rm",
+            "--network",
+            "none",
+            "--uidmap",
+            &low,
+            "--uidmap",
+            &high,
+            "--gidmap",
+            &gids,
+        ],
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map /proc/self/gid_map; id -u; exit 4",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let lines: Vec<String> = stdout(&out)
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            format!("0 {USERNS_BASE} 1000"),
+            format!("1000 {} 1000", USERNS_BASE + 100_000),
+            format!("0 {USERNS_BASE} 2000"),
+            "0".to_string(),
+        ]
+    );
 }
 
 #[test]

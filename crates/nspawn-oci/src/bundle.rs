@@ -22,6 +22,8 @@ pub struct Bundle {
     /// The device program's rules (`devices::program_rules`); `None`: our
     /// fixed program.
     pub device_rules: Option<Vec<libnspawn::security::devices::Rule>>,
+    /// A user namespace's maps (`idmaps`).
+    pub id_maps: Option<libnspawn::userns::IdMaps>,
 }
 
 /// Take `key` out of the object at `v` (if it is one).
@@ -38,15 +40,25 @@ pub fn load(dir: &Path, id: &str) -> Result<Bundle> {
     let mut doc: Value =
         serde_json::from_slice(&text).with_context(|| format!("{}: not JSON", file.display()))?;
     let linux = doc.get_mut("linux");
-    let (cgroups_path, resources, devices) = match linux {
+    let (cgroups_path, resources, devices, uid_maps, gid_maps) = match linux {
         Some(l) => (
             take(l, "cgroupsPath").as_str().map(String::from),
             take(l, "resources"),
             take(l, "devices"),
+            take(l, "uidMappings"),
+            take(l, "gidMappings"),
         ),
-        None => (None, Value::Null, Value::Null),
+        None => (None, Value::Null, Value::Null, Value::Null, Value::Null),
     };
     let in_file = |e: anyhow::Error| anyhow!("{}: {e}", file.display());
+    let id_maps = crate::idmaps::read(&doc["linux"], &uid_maps, &gid_maps).map_err(in_file)?;
+    // Ours now: libnspawn's reading would want its own one mapping.
+    if let Some(ns) = doc
+        .pointer_mut("/linux/namespaces")
+        .and_then(Value::as_array_mut)
+    {
+        ns.retain(|n| !(n["type"] == "user" && n["path"].is_null()));
+    }
     let device_nodes = crate::devices::nodes(&devices).map_err(in_file)?;
     let device_rules = crate::devices::rules(&resources["devices"]).map_err(in_file)?;
     // The window size comes from the caller through the console socket;
@@ -103,6 +115,17 @@ pub fn load(dir: &Path, id: &str) -> Result<Bundle> {
     let mut settings = cli.into_settings().map_err(|e| anyhow!("{e}"))?;
     libnspawn::oci::merge::apply(&mut settings, oci, |_| false)
         .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    // The namespace's root as `-U` would name its range, for what the
+    // settings decide from it (the capabilities kept, `kept_capabilities`).
+    if let Some(m) = &id_maps {
+        let root = m.uid.iter().find(|r| r.container == 0).copied();
+        if let Some(r) = root {
+            settings.userns.mode = libnspawn::userns::Mode::Fixed {
+                base: r.host,
+                size: r.size,
+            };
+        }
+    }
     let device_rules = crate::devices::program_rules(device_rules, &device_nodes);
     settings.fs.device_nodes = device_nodes;
     // No `hostname`: the new UTS namespace keeps the host's name, as
@@ -122,5 +145,6 @@ pub fn load(dir: &Path, id: &str) -> Result<Bundle> {
         annotations,
         hooks,
         device_rules,
+        id_maps,
     })
 }

@@ -93,8 +93,11 @@ fn create_init(
     // Opened for writing by root of the user namespace, which has no
     // power over files of unmapped owners (user_namespaces(7)): it must
     // own the FIFO, as under runc.
-    if let Some(root_id) = userns_root(&b.settings) {
-        nix::unistd::chown(&fifo_path, Some(root_id.into()), Some(root_id.into()))
+    if let Some(m) = &b.id_maps {
+        use libnspawn::userns::IdMaps;
+        let uid = IdMaps::host_of(&m.uid, 0).map(Into::into);
+        let gid = IdMaps::host_of(&m.gid, 0).map(Into::into);
+        nix::unistd::chown(&fifo_path, uid, gid)
             .with_context(|| format!("cannot chown {}", fifo_path.display()))?;
     }
     let fifo = nix::fcntl::open(
@@ -167,6 +170,7 @@ fn create_init(
             netns: netns.as_ref().map(|f| f.as_fd()),
             preserve_fds: a.preserve_fds,
             hooks: (!hooks.is_empty()).then_some(&hooks),
+            id_maps: b.id_maps.as_ref(),
         },
         oci_init::Steps {
             started: |pid| dir.write(&record(pid)).map_err(to_lib),
@@ -190,14 +194,6 @@ fn create_init(
     }
     made.keep();
     Ok((init, master))
-}
-
-/// The host id root of the container's user namespace is, if it has one.
-pub fn userns_root(s: &libnspawn::Settings) -> Option<u32> {
-    match s.userns.mode {
-        libnspawn::userns::Mode::Fixed { base, .. } => Some(base),
-        _ => None,
-    }
 }
 
 /// What `exec` confines its process like, besides what it is given:

@@ -221,7 +221,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     nix::sys::prctl::set_dumpable(false).context("cannot make the runtime non-dumpable")?;
     // The user namespace with the others: setns(2) enters it first, so
     // that we are privileged over the rest.
-    let ns = match bundle.settings.userns.enabled() {
+    let ns = match bundle.id_maps.is_some() {
         true => NAMESPACES | libc::CLONE_NEWUSER,
         false => NAMESPACES,
     };

@@ -15,6 +15,7 @@ mod events;
 mod exec;
 mod foreground;
 mod hooks;
+mod idmaps;
 mod info;
 mod lifecycle;
 mod log;

@@ -10,7 +10,7 @@ use crate::error::{Context, Error, Result};
 use crate::id128::Id128;
 use crate::settings::Settings;
 use crate::sys;
-use crate::userns::Range;
+use crate::userns::{IdMaps, Range};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// What `create` gives the container process besides the settings.
@@ -30,6 +30,8 @@ pub struct Request<'a> {
     pub preserve_fds: u32,
     /// The hooks the container process runs, or waits for.
     pub hooks: Option<&'a crate::oci::hooks::ContainerHooks>,
+    /// `linux.namespaces` `user`: the id maps of the new user namespace.
+    pub id_maps: Option<&'a IdMaps>,
 }
 
 /// The container process, set up and waiting on its FIFO. Not reaped
@@ -65,7 +67,7 @@ where
     M: FnOnce(libc::pid_t) -> Result<()>,
 {
     let s = req.settings;
-    let userns = user_range(s)?;
+    let userns = req.id_maps;
     let (ours, theirs) = channel::pair()?;
     let notify = crate::notify::guest_socket()?;
     let mut ns = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
@@ -103,7 +105,7 @@ where
         .map_err(Error::from_fork)?;
     let init = Init { pid, pidfd };
     let waits_mounted = req.hooks.is_some_and(|h| h.runtime);
-    match drive(&ours, s, pid, userns.as_ref(), waits_mounted, steps) {
+    match drive(&ours, s, pid, userns, waits_mounted, steps) {
         Ok(()) => Ok(init),
         Err(e) => {
             let e = match ours.pending_error(init.pidfd.as_fd()) {
@@ -117,20 +119,6 @@ where
     }
 }
 
-/// `linux.namespaces` `user` with its one mapping (`oci::linux`): the
-/// range root of the container maps to.
-fn user_range(s: &Settings) -> Result<Option<Range>> {
-    use crate::userns::Mode;
-    match s.userns.mode {
-        Mode::No => Ok(None),
-        Mode::Fixed { base, size } => Ok(Some(Range { base, size })),
-        // `oci::merge` makes only the two above.
-        m => Err(Error::invalid(format!(
-            "user namespace mode {m:?} is not one a bundle gives"
-        ))),
-    }
-}
-
 /// What the child waits for first in a user namespace: its id maps, then
 /// what it may not make as root of that namespace — a copy of each bind
 /// source (made by the host's root, who can reach it) and, without a
@@ -138,9 +126,16 @@ fn user_range(s: &Settings) -> Result<Option<Range>> {
 /// the owner of the network namespace). The tree is its own: the client
 /// gave it the ownership the maps want (podman copies or chowns the
 /// image for `--uidmap`), as runc expects; nothing here shifts it.
-fn map_ids(ours: &channel::Channel, s: &Settings, pid: libc::pid_t, range: &Range) -> Result<()> {
-    crate::userns::write_maps(pid, range, &[])?;
-    let binds = crate::userns::binds::make(&s.fs.mounts, pid, range, &s.directory)?;
+fn map_ids(ours: &channel::Channel, s: &Settings, pid: libc::pid_t, maps: &IdMaps) -> Result<()> {
+    maps.write(pid)?;
+    // The range of container root's ids: what an idmapped bind of the
+    // bundle's would map to (they are plain copies: `Idmap::Off`).
+    let root = maps.uid.iter().find(|m| m.container == 0);
+    let range = Range {
+        base: root.map_or(0, |m| m.host),
+        size: root.map_or(0, |m| m.size),
+    };
+    let binds = crate::userns::binds::make(&s.fs.mounts, pid, &range, &s.directory)?;
     let sysfs = (!s.private_network)
         .then(|| crate::mount::detached_sysfs(&s.knobs))
         .transpose()?;
@@ -155,7 +150,7 @@ fn drive<S, P, C, M>(
     ours: &channel::Channel,
     s: &Settings,
     pid: libc::pid_t,
-    userns: Option<&Range>,
+    userns: Option<&IdMaps>,
     waits_mounted: bool,
     steps: Steps<S, P, C, M>,
 ) -> Result<()>
@@ -172,8 +167,8 @@ where
         mounted,
     } = steps;
     started(pid)?;
-    if let Some(range) = userns {
-        map_ids(ours, s, pid, range)?;
+    if let Some(maps) = userns {
+        map_ids(ours, s, pid, maps)?;
     }
     // Assembled while the process sets up its root, as `nspawn`'s runner
     // does; sent after the last "go" it waits for before them ("placed",
