@@ -1374,6 +1374,54 @@ fn runtime_io_weight_and_hugetlb() {
     let _ = std::fs::remove_dir_all(&bundle);
 }
 
+/// A bundle's user namespace by hand: a tmpfs's owner options are ids
+/// of the container's namespace (podman's `--tmpfs` takes none).
+#[test]
+fn runtime_user_namespace_mount_options() {
+    let t = Tree::busybox("ocirt-unsm");
+    let (bundle, root) = hook_bundle(&t, serde_json::json!({}));
+    let _guard = guard(&t, &bundle, &root);
+    let config = bundle.join("config.json");
+    let mut c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let map = serde_json::json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "user"}));
+    c["linux"]["uidMappings"] = map.clone();
+    c["linux"]["gidMappings"] = map;
+    // The tree is the host root's: its mount point is made beforehand.
+    std::fs::create_dir(t.join("owned")).unwrap();
+    c["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+        {"destination": "/owned", "type": "tmpfs", "source": "tmpfs",
+         "options": ["uid=1000", "gid=1000", "mode=0710"]}));
+    c["process"]["args"] = serde_json::json!([
+        "/bin/sh",
+        "-c",
+        "stat -c '%u:%g %a' /owned; cat /proc/self/uid_map"
+    ]);
+    std::fs::write(&config, c.to_string()).unwrap();
+    let out = rt_in(
+        &root,
+        &["run", "--bundle", bundle.to_str().unwrap(), &t.name],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    // runc gives the tmpfs the mode of the directory it covers.
+    let mode = if runc() { "755" } else { "710" };
+    assert_eq!(
+        lines,
+        [format!("1000:1000 {mode}"), "0 300000 65536".into()],
+        "{text}"
+    );
+    assert!(!root.join(&t.name).exists());
+}
+
 /// A containerd of our own (root, state and sockets under a temporary
 /// directory, the CRI plugin off), stopped and removed on drop with the
 /// leftovers checked: its shims, the runtime's state, the containers'
