@@ -524,6 +524,25 @@ pub fn libpod_parents() -> Vec<String> {
         .collect()
 }
 
+/// Wait (up to 10 s) until no process names `dir` on its command line:
+/// podman's own processes outlive the command that started them (conmon,
+/// and the `podman container cleanup` conmon runs when the container
+/// ends), and what they leave is only seen once they are gone.
+pub fn wait_for_processes_of(dir: &Path) {
+    let needle = dir.as_os_str().as_encoded_bytes().to_vec();
+    let me = std::process::id().to_string();
+    wait_until(Duration::from_secs(10), || {
+        !std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.bytes().all(|b| b.is_ascii_digit())
+                && name != me
+                && std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| c.windows(needle.len()).any(|w| w == needle))
+        })
+    });
+}
+
 /// Remove podman's `PARENT/conmon` cgroups (podman's, not the runtime's:
 /// conmon's cgroup outlives the container) in every hierarchy; returns
 /// the other child cgroups of `parent` that are left.

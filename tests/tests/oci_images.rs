@@ -42,6 +42,7 @@ impl Podman {
 
 impl Drop for Podman {
     fn drop(&mut self) {
+        wait_for_processes_of(&self.root);
         let _ = std::fs::remove_dir_all(&self.run);
         let left = remove_conmon_cgroups(&self.cgroup_parent);
         remove_cgroup_parent(&self.cgroup_parent);

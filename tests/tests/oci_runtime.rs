@@ -165,6 +165,7 @@ impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.cmd(&["rm", "-a", "-f", "-t", "0"]).output();
         let _ = self.cmd(&["image", "rm", "-a", "-f"]).output();
+        nspawn_tests::oci::wait_for_processes_of(&self.dir);
         let left_cg = remove_conmon_cgroups(&self.parent);
         // Every podman call here names our parent: one that did not would
         // leave podman's default one behind.

@@ -24,6 +24,8 @@ pub struct Bundle {
     pub device_rules: Option<Vec<libnspawn::security::devices::Rule>>,
     /// A user namespace's maps (`idmaps`).
     pub id_maps: Option<libnspawn::userns::IdMaps>,
+    /// `process.consoleSize`: (rows, columns).
+    pub console_size: Option<(u16, u16)>,
 }
 
 /// Take `key` out of the object at `v` (if it is one).
@@ -61,8 +63,9 @@ pub fn load(dir: &Path, id: &str) -> Result<Bundle> {
     }
     let device_nodes = crate::devices::nodes(&devices).map_err(in_file)?;
     let device_rules = crate::devices::rules(&resources["devices"]).map_err(in_file)?;
-    // The window size comes from the caller through the console socket;
-    // the pty starts at the kernel's default.
+    // The pty's size until the caller (through the console socket)
+    // follows its own.
+    let console_size = doc.get("process").and_then(crate::console::size);
     if let Some(p) = doc.get_mut("process") {
         take(p, "consoleSize");
         // The container process sets 0022 (what podman asks for).
@@ -146,5 +149,6 @@ pub fn load(dir: &Path, id: &str) -> Result<Bundle> {
         hooks,
         device_rules,
         id_maps,
+        console_size,
     })
 }

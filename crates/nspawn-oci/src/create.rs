@@ -175,11 +175,22 @@ fn create_init(
         oci_init::Steps {
             started: |pid| dir.write(&record(pid)).map_err(to_lib),
             placed: |pid| made.cgroups.attach_v1(pid).map_err(to_lib),
-            console: |m| match &a.console_socket {
-                Some(s) => crate::console::send(s, &m).map_err(to_lib),
-                None => {
-                    master = Some(m);
-                    Ok(())
+            console: |m| {
+                // Its size before the process can run: the bundle's, or
+                // (a foreground `run` relaying its terminal) our own.
+                if let Some(size) = b.console_size {
+                    crate::console::set_size(&m, size);
+                }
+                match &a.console_socket {
+                    Some(s) => crate::console::send(s, &m).map_err(to_lib),
+                    None => {
+                        let stdin = libnspawn::console::stdin();
+                        if libnspawn::console::is_tty(stdin) {
+                            libnspawn::console::copy_winsize(stdin, m.as_fd());
+                        }
+                        master = Some(m);
+                        Ok(())
+                    }
                 }
             },
             mounted: |pid| runtime_hooks(pid).map_err(to_lib),
