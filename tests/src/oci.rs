@@ -477,3 +477,89 @@ fn serve(
         let _ = s.flush();
     }
 }
+
+/// The cgroup hierarchies' mount points: each v1 controller and
+/// `unified/` on a hybrid host, or the one v2 tree.
+pub fn cgroup_hierarchies() -> Vec<PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("cgroup.procs").exists())
+        .chain(
+            Path::new("/sys/fs/cgroup/cgroup.procs")
+                .exists()
+                .then(|| PathBuf::from("/sys/fs/cgroup")),
+        )
+        .collect()
+}
+
+/// The child cgroups of `parent` (relative) in any hierarchy.
+pub fn cgroups_below(parent: &str) -> Vec<String> {
+    let mut out = vec![];
+    for h in cgroup_hierarchies() {
+        let dir = h.join(parent.trim_start_matches('/'));
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    out.push(e.path().display().to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// podman's default cgroup parent under `--cgroup-manager=cgroupfs`, in
+/// any hierarchy. A podman run without `--cgroup-parent` makes it (with
+/// `conmon/` below) and nothing removes it: every podman of the tests
+/// passes a parent of its own, and their teardowns check this is not
+/// made meanwhile.
+pub fn libpod_parents() -> Vec<String> {
+    cgroup_hierarchies()
+        .into_iter()
+        .map(|h| h.join("libpod_parent"))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
+/// Wait (up to 10 s) until no process names `dir` on its command line:
+/// podman's own processes outlive the command that started them (conmon,
+/// and the `podman container cleanup` conmon runs when the container
+/// ends), and what they leave is only seen once they are gone.
+pub fn wait_for_processes_of(dir: &Path) {
+    let needle = dir.as_os_str().as_encoded_bytes().to_vec();
+    let me = std::process::id().to_string();
+    wait_until(Duration::from_secs(10), || {
+        !std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.bytes().all(|b| b.is_ascii_digit())
+                && name != me
+                && std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| c.windows(needle.len()).any(|w| w == needle))
+        })
+    });
+}
+
+/// Remove podman's `PARENT/conmon` cgroups (podman's, not the runtime's:
+/// conmon's cgroup outlives the container) in every hierarchy; returns
+/// the other child cgroups of `parent` that are left.
+pub fn remove_conmon_cgroups(parent: &str) -> Vec<String> {
+    let (conmon, left): (Vec<String>, Vec<String>) = cgroups_below(parent)
+        .into_iter()
+        .partition(|c| c.ends_with("/conmon"));
+    for c in conmon {
+        // conmon may still be exiting: its cgroup empties when it has.
+        wait_until(Duration::from_secs(5), || std::fs::remove_dir(&c).is_ok());
+    }
+    left
+}
+
+/// Remove the cgroup `parent` (relative) in every hierarchy.
+pub fn remove_cgroup_parent(parent: &str) {
+    for h in cgroup_hierarchies() {
+        let _ = std::fs::remove_dir(h.join(parent.trim_start_matches('/')));
+    }
+}

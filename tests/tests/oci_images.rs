@@ -17,25 +17,43 @@ fn nspawn_in(p: &Pool, args: &[&str]) -> Output {
 }
 
 /// A private podman: storage under the test's directory, its run root
-/// (which podman wants shorter than 50 characters) in /tmp, removed on
-/// drop.
+/// (which podman wants shorter than 50 characters) in /tmp, its
+/// containers below a cgroup parent of its own; dropping it removes the
+/// run root and the cgroups (conmon's), and fails if a container's
+/// cgroup or podman's default parent (`libpod_parent`) was left.
 struct Podman {
     root: std::path::PathBuf,
     run: std::path::PathBuf,
+    cgroup_parent: String,
+    libpod_parent_before: bool,
 }
 
 impl Podman {
     fn new(root: &Path) -> Podman {
+        let name = unique("pm");
         Podman {
             root: root.to_path_buf(),
-            run: Path::new("/tmp").join(unique("pm")),
+            run: Path::new("/tmp").join(&name),
+            cgroup_parent: format!("/nspawn-tests-{name}"),
+            libpod_parent_before: !libpod_parents().is_empty(),
         }
     }
 }
 
 impl Drop for Podman {
     fn drop(&mut self) {
+        wait_for_processes_of(&self.root);
         let _ = std::fs::remove_dir_all(&self.run);
+        let left = remove_conmon_cgroups(&self.cgroup_parent);
+        remove_cgroup_parent(&self.cgroup_parent);
+        if std::thread::panicking() {
+            return;
+        }
+        assert!(left.is_empty(), "cgroups left: {left:?}");
+        if !self.libpod_parent_before {
+            let l = libpod_parents();
+            assert!(l.is_empty(), "podman's default cgroup parent left: {l:?}");
+        }
     }
 }
 
@@ -58,7 +76,8 @@ fn podman(pm: &Podman, args: &[&str]) -> Output {
 }
 
 fn podman_run(root: &Podman, image: &str, cmd: &[&str]) -> String {
-    let mut args = vec!["run", "--rm"];
+    let parent = format!("--cgroup-parent={}", root.cgroup_parent);
+    let mut args = vec!["run", "--rm", &parent];
     // "--entrypoint=X IMAGE" as two arguments.
     let words: Vec<&str> = image.split(' ').collect();
     let (opts, image) = words.split_at(words.len() - 1);

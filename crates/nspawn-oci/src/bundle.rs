@@ -19,6 +19,13 @@ pub struct Bundle {
     pub annotations: Value,
     /// `hooks`, checked (`hooks::check`).
     pub hooks: Value,
+    /// The device program's rules (`devices::program_rules`); `None`: our
+    /// fixed program.
+    pub device_rules: Option<Vec<libnspawn::security::devices::Rule>>,
+    /// A user namespace's maps (`idmaps`).
+    pub id_maps: Option<libnspawn::userns::IdMaps>,
+    /// `process.consoleSize`: (rows, columns).
+    pub console_size: Option<(u16, u16)>,
 }
 
 /// Take `key` out of the object at `v` (if it is one).
@@ -35,15 +42,30 @@ pub fn load(dir: &Path, id: &str) -> Result<Bundle> {
     let mut doc: Value =
         serde_json::from_slice(&text).with_context(|| format!("{}: not JSON", file.display()))?;
     let linux = doc.get_mut("linux");
-    let (cgroups_path, resources) = match linux {
+    let (cgroups_path, resources, devices, uid_maps, gid_maps) = match linux {
         Some(l) => (
             take(l, "cgroupsPath").as_str().map(String::from),
             take(l, "resources"),
+            take(l, "devices"),
+            take(l, "uidMappings"),
+            take(l, "gidMappings"),
         ),
-        None => (None, Value::Null),
+        None => (None, Value::Null, Value::Null, Value::Null, Value::Null),
     };
-    // The window size comes from the caller through the console socket;
-    // the pty starts at the kernel's default.
+    let in_file = |e: anyhow::Error| anyhow!("{}: {e}", file.display());
+    let id_maps = crate::idmaps::read(&doc["linux"], &uid_maps, &gid_maps).map_err(in_file)?;
+    // Ours now: libnspawn's reading would want its own one mapping.
+    if let Some(ns) = doc
+        .pointer_mut("/linux/namespaces")
+        .and_then(Value::as_array_mut)
+    {
+        ns.retain(|n| !(n["type"] == "user" && n["path"].is_null()));
+    }
+    let device_nodes = crate::devices::nodes(&devices).map_err(in_file)?;
+    let device_rules = crate::devices::rules(&resources["devices"]).map_err(in_file)?;
+    // The pty's size until the caller (through the console socket)
+    // follows its own.
+    let console_size = doc.get("process").and_then(crate::console::size);
     if let Some(p) = doc.get_mut("process") {
         take(p, "consoleSize");
         // The container process sets 0022 (what podman asks for).
@@ -96,6 +118,19 @@ pub fn load(dir: &Path, id: &str) -> Result<Bundle> {
     let mut settings = cli.into_settings().map_err(|e| anyhow!("{e}"))?;
     libnspawn::oci::merge::apply(&mut settings, oci, |_| false)
         .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    // The namespace's root as `-U` would name its range, for what the
+    // settings decide from it (the capabilities kept, `kept_capabilities`).
+    if let Some(m) = &id_maps {
+        let root = m.uid.iter().find(|r| r.container == 0).copied();
+        if let Some(r) = root {
+            settings.userns.mode = libnspawn::userns::Mode::Fixed {
+                base: r.host,
+                size: r.size,
+            };
+        }
+    }
+    let device_rules = crate::devices::program_rules(device_rules, &device_nodes);
+    settings.fs.device_nodes = device_nodes;
     // No `hostname`: the new UTS namespace keeps the host's name, as
     // under runc (nspawn would name it after the machine).
     if !has_hostname {
@@ -112,5 +147,8 @@ pub fn load(dir: &Path, id: &str) -> Result<Bundle> {
         resources,
         annotations,
         hooks,
+        device_rules,
+        id_maps,
+        console_size,
     })
 }

@@ -118,7 +118,7 @@ pub fn relative(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<S
     Ok(format!("/{p}"))
 }
 
-fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
+pub fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
     std::fs::write(dir.join(file), value)
         .with_context(|| format!("cannot write {value} to {}", dir.join(file).display()))
 }
@@ -239,7 +239,7 @@ impl Cgroups {
         Ok(())
     }
 
-    fn with(&self, controller: &str) -> Option<&Hier> {
+    pub fn with(&self, controller: &str) -> Option<&Hier> {
         self.hiers
             .iter()
             .find(|h| !h.v2 && h.controllers.iter().any(|c| c == controller))
@@ -251,7 +251,8 @@ impl Cgroups {
     }
 
     /// `linux.resources` (or `update`'s LinuxResources): memory, pids,
-    /// cpu and cpuset, in the hierarchy of each controller.
+    /// cpu and cpuset, in the hierarchy of each controller; block I/O and
+    /// huge pages (`blockio`).
     pub fn apply(&self, r: &Value) -> Result<()> {
         let num = |v: &Value| v.as_i64();
         let mem = &r["memory"];
@@ -340,7 +341,7 @@ impl Cgroups {
                 }
             }
         }
-        Ok(())
+        crate::blockio::apply(self, r)
     }
 
     /// The processes in the container's cgroup.

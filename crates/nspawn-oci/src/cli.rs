@@ -145,6 +145,15 @@ pub enum Command {
     },
     /// Run another process in the container.
     Exec(ExecArgs),
+    /// The container's resource usage, as JSON lines.
+    Events {
+        id: String,
+        /// Once, then exit.
+        #[arg(long)]
+        stats: bool,
+        #[arg(long, default_value = "5s")]
+        interval: String,
+    },
     /// Change the container's resources.
     Update(UpdateArgs),
     /// What this runtime supports, as JSON.

@@ -57,15 +57,23 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 }
 
 pub fn create(root: &Path, a: &CreateArgs, systemd: bool) -> Result<()> {
-    create_init(root, a, systemd).map(drop)
+    create_init(root, a, systemd, false).map(drop)
 }
 
-fn create_init(root: &Path, a: &CreateArgs, systemd: bool) -> Result<oci_init::Init> {
+/// The container process, and its pty master when `foreground` keeps
+/// the terminal (`process.terminal` without a console socket).
+fn create_init(
+    root: &Path,
+    a: &CreateArgs,
+    systemd: bool,
+    foreground: bool,
+) -> Result<(oci_init::Init, Option<OwnedFd>)> {
     state::check_id(&a.id)?;
     let b = crate::bundle::load(&a.bundle, &a.id)?;
-    if b.terminal && a.console_socket.is_none() {
+    if b.terminal && a.console_socket.is_none() && !foreground {
         bail!("process.terminal needs --console-socket");
     }
+    let mut master = None;
     let rel = crate::cgroups::relative(b.cgroups_path.as_deref(), &a.id, systemd)?;
     let mut made = Made {
         cgroups: Cgroups::default(),
@@ -82,6 +90,16 @@ fn create_init(root: &Path, a: &CreateArgs, systemd: bool) -> Result<oci_init::I
     let fifo_path = dir.fifo();
     nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
         .with_context(|| format!("cannot make {}", fifo_path.display()))?;
+    // Opened for writing by root of the user namespace, which has no
+    // power over files of unmapped owners (user_namespaces(7)): it must
+    // own the FIFO, as under runc.
+    if let Some(m) = &b.id_maps {
+        use libnspawn::userns::IdMaps;
+        let uid = IdMaps::host_of(&m.uid, 0).map(Into::into);
+        let gid = IdMaps::host_of(&m.gid, 0).map(Into::into);
+        nix::unistd::chown(&fifo_path, uid, gid)
+            .with_context(|| format!("cannot chown {}", fifo_path.display()))?;
+    }
     let fifo = nix::fcntl::open(
         &fifo_path,
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
@@ -89,11 +107,14 @@ fn create_init(root: &Path, a: &CreateArgs, systemd: bool) -> Result<oci_init::I
     )
     .with_context(|| format!("cannot open {}", fifo_path.display()))?;
     let unified = made.cgroups.unified().map(open_dir).transpose()?;
-    // nspawn's device policy on the v2 cgroup (consulted on hybrid hosts
-    // too): the standard nodes and ptys only, whatever mknod makes.
-    // `linux.resources.devices` is not read (docs/design/oci-runtime.md).
+    // The device policy on the v2 cgroup (consulted on hybrid hosts too):
+    // nspawn's (the standard nodes and ptys, whatever mknod makes), or
+    // the bundle's rules with ours above them.
     if let Some(cg) = &unified {
-        libnspawn::security::devices::attach(cg.as_fd())?;
+        match &b.device_rules {
+            Some(rules) => libnspawn::security::devices::attach_rules(cg.as_fd(), rules)?,
+            None => libnspawn::security::devices::attach(cg.as_fd())?,
+        }
     }
     let netns = b
         .settings
@@ -123,6 +144,22 @@ fn create_init(root: &Path, a: &CreateArgs, systemd: bool) -> Result<oci_init::I
             "process": process_defaults(&b.settings),
         })
     };
+    let hooks = crate::hooks::container(
+        &b.hooks,
+        json!({
+            "ociVersion": "1.2.0",
+            "id": a.id,
+            "bundle": b.dir,
+            "annotations": b.annotations,
+        }),
+    );
+    // prestart, then createRuntime: as the container process waits with
+    // its mounts made, before it enters its root (runtime-spec).
+    let runtime_hooks = |_pid| {
+        let creating = crate::state::hook_state(&dir.read()?, "creating");
+        crate::hooks::run(&b.hooks, "prestart", &creating)?;
+        crate::hooks::run(&b.hooks, "createRuntime", &creating)
+    };
     let init = oci_init::create(
         oci_init::Request {
             settings: &b.settings,
@@ -132,28 +169,42 @@ fn create_init(root: &Path, a: &CreateArgs, systemd: bool) -> Result<oci_init::I
             cgroup2: unified.is_some(),
             netns: netns.as_ref().map(|f| f.as_fd()),
             preserve_fds: a.preserve_fds,
+            hooks: (!hooks.is_empty()).then_some(&hooks),
+            id_maps: b.id_maps.as_ref(),
         },
-        |pid| dir.write(&record(pid)).map_err(to_lib),
-        |pid| made.cgroups.attach_v1(pid).map_err(to_lib),
-        |master| match &a.console_socket {
-            Some(s) => crate::console::send(s, &master).map_err(to_lib),
-            None => Ok(()),
+        oci_init::Steps {
+            started: |pid| dir.write(&record(pid)).map_err(to_lib),
+            placed: |pid| made.cgroups.attach_v1(pid).map_err(to_lib),
+            console: |m| {
+                // Its size before the process can run: the bundle's, or
+                // (a foreground `run` relaying its terminal) our own.
+                if let Some(size) = b.console_size {
+                    crate::console::set_size(&m, size);
+                }
+                match &a.console_socket {
+                    Some(s) => crate::console::send(s, &m).map_err(to_lib),
+                    None => {
+                        let stdin = libnspawn::console::stdin();
+                        if libnspawn::console::is_tty(stdin) {
+                            libnspawn::console::copy_winsize(stdin, m.as_fd());
+                        }
+                        master = Some(m);
+                        Ok(())
+                    }
+                }
+            },
+            mounted: |pid| runtime_hooks(pid).map_err(to_lib),
         },
     )?;
-    let created = crate::state::hook_state(&dir.read()?, "created");
-    let finished = crate::hooks::run(&b.hooks, "prestart", &created)
-        .and_then(|()| crate::hooks::run(&b.hooks, "createRuntime", &created))
-        .and_then(|()| match &a.pid_file {
-            Some(p) => write_pid_file(p, init.pid),
-            None => Ok(()),
-        });
-    if let Err(e) = finished {
-        let _ = libnspawn::sys::pidfd_send_signal(init.pidfd.as_fd(), libc::SIGKILL);
-        let _ = libnspawn::sys::wait_pidfd(init.pidfd.as_fd());
-        return Err(e);
+    if let Some(p) = &a.pid_file {
+        if let Err(e) = write_pid_file(p, init.pid) {
+            let _ = libnspawn::sys::pidfd_send_signal(init.pidfd.as_fd(), libc::SIGKILL);
+            let _ = libnspawn::sys::wait_pidfd(init.pidfd.as_fd());
+            return Err(e);
+        }
     }
     made.keep();
-    Ok(init)
+    Ok((init, master))
 }
 
 /// What `exec` confines its process like, besides what it is given:
@@ -169,17 +220,27 @@ fn to_lib(e: anyhow::Error) -> libnspawn::Error {
     libnspawn::Error::invalid(format!("{e:#}"))
 }
 
-/// `create`, `start`, then (unless `--detach`) wait for the container's
-/// process, `delete` it, and exit as it did (128+N for signal N).
+/// `create`, `start`, then (unless `--detach`) relay signals and the
+/// terminal to the container's process until it ends (`foreground`),
+/// `delete` it, and exit as it did (128+N for signal N).
 pub fn run(root: &Path, a: &CreateArgs, systemd: bool) -> Result<i32> {
-    let init = create_init(root, a, systemd)?;
+    let fwd = (!a.detach)
+        .then(crate::foreground::Forwarder::block)
+        .transpose()?;
+    let (init, master) = create_init(root, a, systemd, fwd.is_some())?;
     if let Err(e) = crate::lifecycle::start(root, &a.id) {
         let _ = crate::lifecycle::delete(root, &a.id, true);
         let _ = libnspawn::sys::wait_pidfd(init.pidfd.as_fd());
         return Err(e);
     }
-    if a.detach {
+    let Some(fwd) = fwd else {
         return Ok(0);
+    };
+    if let Err(e) = fwd.relay(init.pidfd.as_fd(), master) {
+        let _ = libnspawn::sys::pidfd_send_signal(init.pidfd.as_fd(), libc::SIGKILL);
+        let _ = libnspawn::sys::wait_pidfd(init.pidfd.as_fd());
+        let _ = crate::lifecycle::delete(root, &a.id, true);
+        return Err(e);
     }
     let exit = libnspawn::sys::wait_pidfd(init.pidfd.as_fd())?;
     crate::lifecycle::delete(root, &a.id, true)?;

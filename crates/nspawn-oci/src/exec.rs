@@ -31,6 +31,8 @@ struct Proc {
     gid: u32,
     groups: Vec<u32>,
     terminal: bool,
+    /// `consoleSize`: (rows, columns).
+    console_size: Option<(u16, u16)>,
     caps: Option<(u64, ProcessCaps, u64)>,
     no_new_privileges: bool,
 }
@@ -88,6 +90,7 @@ fn process(a: &ExecArgs, defaults: &Value) -> Result<Proc> {
                     })
                     .unwrap_or_default(),
                 terminal: v["terminal"].as_bool().unwrap_or(false),
+                console_size: crate::console::size(&v),
                 caps,
                 no_new_privileges: v["noNewPrivileges"].as_bool().unwrap_or(false),
             }
@@ -100,6 +103,7 @@ fn process(a: &ExecArgs, defaults: &Value) -> Result<Proc> {
             gid: 0,
             groups: vec![],
             terminal: a.tty,
+            console_size: None,
             caps: None,
             no_new_privileges: false,
         },
@@ -219,8 +223,14 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     // Non-dumpable before the container can see anything of ours (see
     // the module's comment); execve resets it for the command.
     nix::sys::prctl::set_dumpable(false).context("cannot make the runtime non-dumpable")?;
+    // The user namespace with the others: setns(2) enters it first, so
+    // that we are privileged over the rest.
+    let ns = match bundle.id_maps.is_some() {
+        true => NAMESPACES | libc::CLONE_NEWUSER,
+        false => NAMESPACES,
+    };
     // SAFETY: setns with a pidfd and namespace flags.
-    Errno::result(unsafe { libc::setns(leader.as_raw_fd(), NAMESPACES) })
+    Errno::result(unsafe { libc::setns(leader.as_raw_fd(), ns) })
         .context("cannot join the container's namespaces")?;
     let master = if p.terminal {
         let m = open_flags(
@@ -231,6 +241,13 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         let mut unlock: libc::c_int = 0;
         // SAFETY: TIOCSPTLCK takes a pointer to an int.
         unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSPTLCK, &mut unlock) };
+        // Sized, and with the caller, before the process can ask.
+        if let Some(size) = p.console_size {
+            crate::console::set_size(&m, size);
+        }
+        if let Some(s) = &console {
+            send_master(s, &m)?;
+        }
         Some(m)
     } else {
         None
@@ -254,9 +271,6 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         Forked::Child => child.run(),
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
-    if let (Some(m), Some(s)) = (&master, &console) {
-        send_master(s, m)?;
-    }
     drop(master);
     if let Some((dir, name)) = &pid_file {
         write_pid_at(dir, name, child_pid)

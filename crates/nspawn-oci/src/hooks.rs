@@ -1,17 +1,24 @@
-//! runtime-spec hooks run by the runtime on the host: `prestart` and
-//! `createRuntime` once the container is created (by `create`),
-//! `poststart` (by `start`), `poststop` (by `delete`), each with the
-//! container's state as JSON on its standard input. `createContainer` and
-//! `startContainer` would run inside the container's namespaces: refused.
+//! runtime-spec hooks: the bundle's `hooks` checked, and those of the
+//! runtime's namespace run — `prestart` and `createRuntime` by `create`
+//! (while the container process waits with its mounts made, before it
+//! enters its root), `poststart` by `start`, `poststop` by `delete`, each
+//! with the container's state as JSON on its standard input.
+//! `createContainer` and `startContainer` are run by the container
+//! process itself (`container`), with libnspawn's same runner
+//! (`libnspawn::oci::hooks`).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
+use libnspawn::oci::hooks::{self, ContainerHooks};
 use serde_json::Value;
-use std::io::Write;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-const KINDS: &[&str] = &["prestart", "createRuntime", "poststart", "poststop"];
+const KINDS: &[&str] = &[
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
 
 /// Check the bundle's `hooks` object; returns it (or `{}`).
 pub fn check(hooks: Value) -> Result<Value> {
@@ -54,56 +61,19 @@ pub fn check(hooks: Value) -> Result<Value> {
 /// Run the hooks of `kind` in order; the first that fails (or outlives
 /// its timeout, then killed) is the error.
 pub fn run(hooks: &Value, kind: &str, state: &Value) -> Result<()> {
-    let Some(list) = hooks[kind].as_array() else {
-        return Ok(());
-    };
-    let input = state.to_string();
-    for (i, h) in list.iter().enumerate() {
-        let path = h["path"].as_str().unwrap_or("");
-        let what = || format!("hook {kind}[{i}] {path}");
-        let strings = |k: &str| -> Vec<String> {
-            h[k].as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let args = strings("args");
-        let mut cmd = Command::new(path);
-        if let Some((arg0, rest)) = args.split_first() {
-            cmd.arg0(arg0).args(rest);
-        }
-        cmd.env_clear()
-            .envs(strings("env").iter().filter_map(|e| e.split_once('=')))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null());
-        let mut child = cmd.spawn().with_context(what)?;
-        // A hook that does not read its input gets EPIPE: not an error.
-        let _ = child
-            .stdin
-            .take()
-            .map(|mut s| s.write_all(input.as_bytes()));
-        let deadline = h["timeout"]
-            .as_u64()
-            .map(|t| Instant::now() + Duration::from_secs(t));
-        let status = loop {
-            if let Some(st) = child.try_wait().with_context(what)? {
-                break st;
-            }
-            if deadline.is_some_and(|d| Instant::now() > d) {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("{}: timed out", what());
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        };
-        if !status.success() {
-            bail!("{}: {status}", what());
-        }
+    hooks::run(&hooks::list(hooks, kind), kind, &state.to_string()).map_err(|e| anyhow!(e))
+}
+
+/// What the container process runs itself; `state`: the state of the
+/// container (its `pid` and `status` are filled in there).
+pub fn container(hooks: &Value, state: Value) -> ContainerHooks {
+    let given = |kind: &str| hooks[kind].as_array().is_some_and(|a| !a.is_empty());
+    ContainerHooks {
+        runtime: given("prestart") || given("createRuntime"),
+        create_container: hooks::list(hooks, "createContainer"),
+        start_container: hooks::list(hooks, "startContainer"),
+        state,
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -117,38 +87,13 @@ mod tests {
         assert!(check(json!({"poststop": [{"path": "/bin/true", "args": ["true"]}]})).is_ok());
         assert!(check(json!({"createContainer": []})).is_ok());
         let e = |v: Value| check(v).unwrap_err().to_string();
+        assert!(check(json!({"createContainer": [{"path": "/bin/true"}]})).is_ok());
         assert_eq!(
-            e(json!({"createContainer": [{"path": "/bin/true"}]})),
-            "hooks.createContainer: not supported"
+            e(json!({"postCreate": [{"path": "/bin/true"}]})),
+            "hooks.postCreate: not supported"
         );
         assert!(e(json!({"prestart": [{"path": "true"}]})).contains("not an absolute path"));
         assert!(e(json!({"prestart": [{"path": "/x", "timeout": 0}]})).contains("timeout"));
         assert!(e(json!({"prestart": [{"path": "/x", "env": [1]}]})).contains("lists of strings"));
-    }
-
-    #[test]
-    fn runs_with_the_state_and_fails_on_status() {
-        let dir = std::env::temp_dir().join(format!("nspawn-oci-hooks-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("got");
-        let hooks = json!({"poststart": [{"path": "/bin/sh",
-            "args": ["sh", "-c", format!("cat > {}; echo \"$X\" >> {}", out.display(), out.display())],
-            "env": ["X=from-env"]}],
-            "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}],
-            "prestart": [{"path": "/bin/sh", "args": ["sh", "-c", "sleep 5"], "timeout": 1}]});
-        run(&hooks, "poststart", &json!({"id": "x"})).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&out).unwrap(),
-            "{\"id\":\"x\"}from-env\n"
-        );
-        assert!(run(&hooks, "poststop", &json!({}))
-            .unwrap_err()
-            .to_string()
-            .contains("exit status: 3"));
-        assert!(run(&hooks, "prestart", &json!({}))
-            .unwrap_err()
-            .to_string()
-            .contains("timed out"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

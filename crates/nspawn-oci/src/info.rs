@@ -85,7 +85,7 @@ pub fn features() -> Result<()> {
     let f = json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
-        "hooks": ["prestart", "createRuntime", "poststart", "poststop"],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": ["bind", "rbind", "ro", "rw", "nosuid", "nodev", "noexec",
             "private", "rprivate", "size", "mode", "uid", "gid"],
         "linux": {

@@ -44,9 +44,12 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
             Err(nix::errno::Errno::EINTR) => continue,
             r => r.context("cannot poll the exec FIFO")?,
         };
-        let mut b = [0u8; 1];
+        // "0", or why its `startContainer` hooks failed (one write, under
+        // PIPE_BUF: read whole).
+        let mut b = [0u8; 512];
         match nix::unistd::read(&fifo, &mut b) {
-            Ok(1) => break,
+            Ok(1..) if b[0] == b'0' => break,
+            Ok(n @ 1..) => bail!("{}", String::from_utf8_lossy(&b[..n])),
             Ok(_) | Err(nix::errno::Errno::EAGAIN) => {}
             Err(e) => return Err(e).context("cannot read the exec FIFO"),
         }

@@ -4,13 +4,18 @@
 //! waiting on its exec FIFO, and its caller reaps it. The container is
 //! built by libnspawn's container process. docs/design/oci-runtime.md.
 
+mod blockio;
 mod bundle;
 mod cgroups;
 mod cli;
 mod console;
 mod create;
+mod devices;
+mod events;
 mod exec;
+mod foreground;
 mod hooks;
+mod idmaps;
 mod info;
 mod lifecycle;
 mod log;
@@ -38,6 +43,13 @@ fn main() {
         Command::Ps { id, format, .. } => info::ps(&root, &id, &format).map(|()| 0),
         Command::List { format, quiet } => info::list(&root, &format, quiet).map(|()| 0),
         Command::Exec(a) => exec::exec(&root, &a),
+        Command::Events {
+            id,
+            stats,
+            interval,
+        } => events::parse_interval(&interval)
+            .and_then(|i| events::events(&root, &id, stats, i))
+            .map(|()| 0),
         Command::Update(a) => lifecycle::update(&root, &a).map(|()| 0),
         Command::Features => info::features().map(|()| 0),
         Command::Spec { bundle, .. } => info::spec(bundle.as_deref()).map(|()| 0),

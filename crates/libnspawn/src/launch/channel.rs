@@ -51,6 +51,10 @@ pub enum Msg {
     Filters(crate::security::seccomp::Filters),
     /// An OCI runtime's container is set up and waits on its exec FIFO.
     Ready,
+    /// An OCI runtime's container made its mounts and waits, before it
+    /// enters its root, for the runtime's hooks (`prestart`,
+    /// `createRuntime`) and a "go".
+    Mounted,
 }
 
 const TAG_ERROR: u8 = b'E';
@@ -60,6 +64,7 @@ const TAG_ID: u8 = b'I';
 const TAG_GO: u8 = b'G';
 const TAG_FILTERS: u8 = b'S';
 const TAG_READY: u8 = b'R';
+const TAG_MOUNTED: u8 = b'M';
 
 pub fn pair() -> Result<(Channel, Channel)> {
     let (a, b) = socketpair(
@@ -116,6 +121,12 @@ impl Channel {
     pub fn send_ready(&self) -> Result<()> {
         self.send_bytes(&[TAG_READY])
             .ctx(|| "cannot tell the runtime the container is ready".into())
+    }
+
+    /// An OCI runtime's container: mounts made, waiting for its hooks.
+    pub fn send_mounted(&self) -> Result<()> {
+        self.send_bytes(&[TAG_MOUNTED])
+            .ctx(|| "cannot tell the runtime the mounts are made".into())
     }
 
     fn send_bytes(&self, buf: &[u8]) -> nix::Result<()> {
@@ -302,6 +313,7 @@ impl Channel {
                     None => Msg::Error("the system call filters came garbled".into()),
                 },
                 (1, Some(&TAG_READY)) => Msg::Ready,
+                (1, Some(&TAG_MOUNTED)) => Msg::Mounted,
                 (2, Some(&TAG_GO)) => {
                     let mut binds: Vec<OwnedFd> = fd.into_iter().chain(fds).collect();
                     let mut first =

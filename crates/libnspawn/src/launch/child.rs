@@ -55,6 +55,9 @@ pub struct ChildCtx<'a> {
     /// until `start` opens it; the runtime exits meanwhile, so from then
     /// on the container no longer dies with it.
     pub exec_fifo: Option<OwnedFd>,
+    /// `nspawn-oci create`: the hooks of the container's namespaces, and
+    /// whether to wait, mounts made, for the runtime's own.
+    pub oci_hooks: Option<&'a crate::oci::hooks::ContainerHooks>,
 }
 
 /// A disk image's detached mounts for one run, and whether its root is
@@ -98,6 +101,12 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     // pidfd turns readable when it exits.
     die_with_runner(ctx.runner.as_fd());
     reset_signals();
+    // The hooks' `pid` is the host's (runtime-spec, state): read from the
+    // host's /proc, still mounted here.
+    let host_pid = match ctx.oci_hooks {
+        Some(_) => host_pid()?,
+        None => 0,
+    };
     failpoint::hit("child.start")?;
     let mut idmapped = namespaces(ctx)?;
     // Before our /proc (whose sys is read-only) hides the host's.
@@ -134,6 +143,9 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     }
     file_system(ctx, root, container_uuid, account.as_ref(), idmapped)?;
     failpoint::hit("child.mounts")?;
+    if let Some(h) = ctx.oci_hooks {
+        create_hooks(&ctx.channel, h, host_pid)?;
+    }
     mount::enter_root(root)?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     setup_stdio(ctx.pty)?;
@@ -146,7 +158,7 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     };
     // In every namespace of ours, with the runner's links in.
     crate::sysctl::apply(sysctl, &s.sysctl)?;
-    confine_and_exec(ctx, container_uuid, account.as_ref(), &filters)
+    confine_and_exec(ctx, container_uuid, account.as_ref(), &filters, host_pid)
 }
 
 /// Leave the v1 root cgroups, become root of our user namespace (if any),
@@ -210,6 +222,7 @@ fn file_system(
     if let Some(master) = mount::setup_dev(root, ctx.pty, ctx.userns)? {
         ctx.channel.send_fd(&master)?;
     }
+    mount::make_nodes(root, &s.fs.device_nodes, ctx.userns)?;
     let fs = &s.fs;
     // Under --volatile=yes|overlay the tree is read-only anyway, below a
     // writable layer: --read-only changes nothing there (the reference's
@@ -262,6 +275,7 @@ fn confine_and_exec(
     container_uuid: Id128,
     account: Option<&Account>,
     filters: &seccomp::Filters,
+    host_pid: i32,
 ) -> Result<Infallible> {
     let s = ctx.settings;
     let sec = &s.security;
@@ -283,7 +297,7 @@ fn confine_and_exec(
     });
     pass_descriptors(ctx.listen_fds, s.start_mode, &mut envp)?;
     if let Some(fifo) = &ctx.exec_fifo {
-        wait_exec_fifo(ctx, fifo)?;
+        wait_exec_fifo(ctx, fifo, host_pid)?;
     }
     filters.load()?;
     if s.start_mode == StartMode::Pid2 {
@@ -311,7 +325,7 @@ fn confine_and_exec(
 /// opening the FIFO for writing until `start` opens it for reading. A
 /// command that cannot be found fails here, while `create` still waits
 /// to report it (as runc's init looks it up before the FIFO).
-fn wait_exec_fifo(ctx: &ChildCtx, fifo: &OwnedFd) -> Result<()> {
+fn wait_exec_fifo(ctx: &ChildCtx, fifo: &OwnedFd, host_pid: i32) -> Result<()> {
     let s = ctx.settings;
     if let Some(cmd) = s.parameters.first() {
         let dir = s.chdir.as_deref().unwrap_or("/");
@@ -353,8 +367,48 @@ fn wait_exec_fifo(ctx: &ChildCtx, fifo: &OwnedFd) -> Result<()> {
         nix::sys::stat::Mode::empty(),
     )
     .ctx(|| "cannot open the exec FIFO".into())?;
-    nix::unistd::write(&w, b"0").ctx(|| "cannot write the exec FIFO".into())?;
-    Ok(())
+    // `start` has opened it: the `startContainer` hooks run now, in our
+    // namespaces and root (runtime-spec), and `start` reads how they
+    // went: "0", or the error line, which is ours too.
+    let hooks = ctx
+        .oci_hooks
+        .map(|h| {
+            let state = h.state(host_pid, "created");
+            crate::oci::hooks::run(&h.start_container, "startContainer", &state)
+        })
+        .unwrap_or(Ok(()));
+    let word = match &hooks {
+        Ok(()) => "0",
+        Err(e) => e.as_str(),
+    };
+    nix::unistd::write(&w, word.as_bytes()).ctx(|| "cannot write the exec FIFO".into())?;
+    hooks.map_err(Error::Invalid)
+}
+
+/// Mounts made, before we enter the root: the runtime's `prestart` and
+/// `createRuntime` hooks (it says "go" once they ran), then the
+/// `createContainer` ones, run here: in the container's namespaces, with
+/// the host's paths still in reach (runtime-spec).
+fn create_hooks(
+    channel: &Channel,
+    h: &crate::oci::hooks::ContainerHooks,
+    host_pid: i32,
+) -> Result<()> {
+    if h.runtime {
+        channel.send_mounted()?;
+        wait_go(channel);
+    }
+    let state = h.state(host_pid, "creating");
+    crate::oci::hooks::run(&h.create_container, "createContainer", &state).map_err(Error::Invalid)
+}
+
+/// Our PID in the host's PID namespace: what the host's /proc (still
+/// the one mounted) says `self` is.
+fn host_pid() -> Result<i32> {
+    std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str()?.parse().ok())
+        .ok_or_else(|| Error::invalid("cannot read our PID from /proc/self"))
 }
 
 /// Wait for the runner to write our id maps (user_namespaces(7): until

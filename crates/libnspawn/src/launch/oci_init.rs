@@ -10,6 +10,7 @@ use crate::error::{Context, Error, Result};
 use crate::id128::Id128;
 use crate::settings::Settings;
 use crate::sys;
+use crate::userns::{IdMaps, Range};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// What `create` gives the container process besides the settings.
@@ -27,6 +28,10 @@ pub struct Request<'a> {
     pub netns: Option<BorrowedFd<'a>>,
     /// `--preserve-fds`: descriptors 3.. passed on.
     pub preserve_fds: u32,
+    /// The hooks the container process runs, or waits for.
+    pub hooks: Option<&'a crate::oci::hooks::ContainerHooks>,
+    /// `linux.namespaces` `user`: the id maps of the new user namespace.
+    pub id_maps: Option<&'a IdMaps>,
 }
 
 /// The container process, set up and waiting on its FIFO. Not reaped
@@ -36,27 +41,43 @@ pub struct Init {
     pub pidfd: OwnedFd,
 }
 
-/// Start the container process and drive its setup: `placed` runs once
-/// it exists and before its cgroup namespace is made (the cgroup v1
-/// hierarchies, limits), `console` gets the pty master, `started` runs
-/// as soon as its PID is known (the state that lets `delete --force`
-/// clear a `create` killed meanwhile). On failure the process is killed
-/// and reaped, and the error is its own line.
-pub fn create(
-    req: Request,
-    started: impl FnOnce(libc::pid_t) -> Result<()>,
-    placed: impl FnOnce(libc::pid_t) -> Result<()>,
-    mut console: impl FnMut(OwnedFd) -> Result<()>,
-) -> Result<Init> {
+/// What `create` does at each step of the container process's setup.
+pub struct Steps<S, P, C, M> {
+    /// As soon as its PID is known (the state that lets `delete --force`
+    /// clear a `create` killed meanwhile).
+    pub started: S,
+    /// Once it exists and before its cgroup namespace is made (the cgroup
+    /// v1 hierarchies, limits).
+    pub placed: P,
+    /// The pty master.
+    pub console: C,
+    /// Its mounts made, before it enters its root (with `hooks.runtime`):
+    /// the runtime's `prestart` and `createRuntime` hooks.
+    pub mounted: M,
+}
+
+/// Start the container process and drive its setup through `steps`. On
+/// failure the process is killed and reaped, and the error is its own
+/// line.
+pub fn create<S, P, C, M>(req: Request, steps: Steps<S, P, C, M>) -> Result<Init>
+where
+    S: FnOnce(libc::pid_t) -> Result<()>,
+    P: FnOnce(libc::pid_t) -> Result<()>,
+    C: FnMut(OwnedFd) -> Result<()>,
+    M: FnOnce(libc::pid_t) -> Result<()>,
+{
     let s = req.settings;
-    if s.userns.mode != crate::userns::Mode::No {
-        return Err(Error::invalid("user namespaces are not supported yet"));
-    }
+    let userns = req.id_maps;
     let (ours, theirs) = channel::pair()?;
     let notify = crate::notify::guest_socket()?;
     let mut ns = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
     if s.private_network && req.netns.is_none() {
         ns |= libc::CLONE_NEWNET;
+    }
+    // Made with the others in one clone3, so that it owns them all (as
+    // `nspawn -U`, spawn.rs).
+    if userns.is_some() {
+        ns |= libc::CLONE_NEWUSER;
     }
     let ctx = child::ChildCtx {
         settings: s,
@@ -71,18 +92,20 @@ pub fn create(
         netns: req.netns,
         wait_go: false,
         wait_placed: true,
-        userns: false,
+        userns: userns.is_some(),
         retain: spawn::kept_capabilities(s),
         bind_users: &[],
         listen_fds: req.preserve_fds,
         image: None,
         exec_fifo: Some(req.exec_fifo),
+        oci_hooks: req.hooks,
     };
     let (pid, pidfd) = sys::spawn(ns as u64, req.cgroup, move || child::run(ctx))
         .ctx(|| "cannot create the container process (clone3)".into())
         .map_err(Error::from_fork)?;
     let init = Init { pid, pidfd };
-    match drive(&ours, s, pid, started, placed, &mut console) {
+    let waits_mounted = req.hooks.is_some_and(|h| h.runtime);
+    match drive(&ours, s, pid, userns, waits_mounted, steps) {
         Ok(()) => Ok(init),
         Err(e) => {
             let e = match ours.pending_error(init.pidfd.as_fd()) {
@@ -96,19 +119,63 @@ pub fn create(
     }
 }
 
-fn drive(
+/// What the child waits for first in a user namespace: its id maps, then
+/// what it may not make as root of that namespace — a copy of each bind
+/// source (made by the host's root, who can reach it) and, without a
+/// network namespace of its own, a sysfs (sysfs(5) is mounted only by
+/// the owner of the network namespace). The tree is its own: the client
+/// gave it the ownership the maps want (podman copies or chowns the
+/// image for `--uidmap`), as runc expects; nothing here shifts it.
+fn map_ids(ours: &channel::Channel, s: &Settings, pid: libc::pid_t, maps: &IdMaps) -> Result<()> {
+    maps.write(pid)?;
+    // The range of container root's ids: what an idmapped bind of the
+    // bundle's would map to (they are plain copies: `Idmap::Off`).
+    let root = maps.uid.iter().find(|m| m.container == 0);
+    let range = Range {
+        base: root.map_or(0, |m| m.host),
+        size: root.map_or(0, |m| m.size),
+    };
+    let binds = crate::userns::binds::make(&s.fs.mounts, pid, &range, &s.directory)?;
+    let sysfs = (!s.private_network)
+        .then(|| crate::mount::detached_sysfs(&s.knobs))
+        .transpose()?;
+    ours.send_go_mounts(&channel::GoMounts {
+        tree: None,
+        sysfs,
+        binds,
+    })
+}
+
+fn drive<S, P, C, M>(
     ours: &channel::Channel,
     s: &Settings,
     pid: libc::pid_t,
-    started: impl FnOnce(libc::pid_t) -> Result<()>,
-    placed: impl FnOnce(libc::pid_t) -> Result<()>,
-    console: &mut impl FnMut(OwnedFd) -> Result<()>,
-) -> Result<()> {
+    userns: Option<&IdMaps>,
+    waits_mounted: bool,
+    steps: Steps<S, P, C, M>,
+) -> Result<()>
+where
+    S: FnOnce(libc::pid_t) -> Result<()>,
+    P: FnOnce(libc::pid_t) -> Result<()>,
+    C: FnMut(OwnedFd) -> Result<()>,
+    M: FnOnce(libc::pid_t) -> Result<()>,
+{
+    let Steps {
+        started,
+        placed,
+        mut console,
+        mounted,
+    } = steps;
     started(pid)?;
+    if let Some(maps) = userns {
+        map_ids(ours, s, pid, maps)?;
+    }
     // Assembled while the process sets up its root, as `nspawn`'s runner
-    // does; sent after "placed", the last it waits for before them.
+    // does; sent after the last "go" it waits for before them ("placed",
+    // or "mounted" when it waits for hooks).
     let filters = spawn::filters(s)?;
     let mut placed = Some(placed);
+    let mut mounted = Some(mounted);
     loop {
         match ours.recv()? {
             Msg::MachineId(_) => {
@@ -116,11 +183,20 @@ fn drive(
                     p(pid)?;
                 }
                 ours.send_go()?;
-                ours.send_filters(&filters)?;
+                if !waits_mounted {
+                    ours.send_filters(&filters)?;
+                }
             }
             // The container's /proc/kmsg reads end-of-file once we exit.
             Msg::Kmsg(_) | Msg::Go(_) | Msg::Filters(_) => {}
             Msg::Console(master) => console(master)?,
+            Msg::Mounted => {
+                if let Some(m) = mounted.take() {
+                    m(pid)?;
+                }
+                ours.send_go()?;
+                ours.send_filters(&filters)?;
+            }
             Msg::Ready => return Ok(()),
             Msg::Error(msg) => return Err(Error::Invalid(msg)),
             Msg::Eof => {

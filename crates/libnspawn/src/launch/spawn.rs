@@ -120,6 +120,7 @@ pub fn container(s: &Settings, inp: Inputs) -> Result<Container> {
         listen_fds: listen_fds(),
         image,
         exec_fifo: None,
+        oci_hooks: None,
     };
     let cgroup = held.cgroup.as_ref().map(|c| c.fd());
     let (pid, pidfd) = sys::spawn(ns as u64, cgroup, move || child::run(ctx))

@@ -62,7 +62,7 @@ pub fn watch(
             Msg::Kmsg(fifo) => _kmsg = Some(fifo),
             Msg::Error(msg) => return Err(Error::Invalid(msg)),
             Msg::Eof => break,
-            Msg::Go(_) | Msg::MachineId(_) | Msg::Filters(_) | Msg::Ready => {}
+            Msg::Go(_) | Msg::MachineId(_) | Msg::Filters(_) | Msg::Ready | Msg::Mounted => {}
         }
     }
     super::failpoint::stage("supervise.publish", signals)?;

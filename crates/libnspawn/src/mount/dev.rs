@@ -119,6 +119,78 @@ pub fn setup_dev(root: BorrowedFd, console: bool, userns: bool) -> Result<Option
     console_pty(dev.as_fd()).map(Some)
 }
 
+/// Make `nodes` (an OCI bundle's devices) in the tree, each as asked:
+/// type, numbers, mode, owner. A file already there must be that very
+/// device (runtime-spec). In a user namespace, where mknod(2) of a
+/// device is refused, the host's node at the same path is bound instead
+/// (as the standard ones are), with the host's mode and owner.
+pub fn make_nodes(
+    root: BorrowedFd,
+    nodes: &[crate::mount::spec::DeviceNode],
+    userns: bool,
+) -> Result<()> {
+    use crate::mount::spec::NodeKind;
+    use nix::unistd::{Gid, Uid};
+    for n in nodes {
+        let (parent, name) = n.path.rsplit_once('/').unwrap_or(("", &n.path));
+        let dir = inroot::mkdir_p(root, if parent.is_empty() { "/" } else { parent }, 0o755)?;
+        if userns {
+            bind_host_path(root, &n.path)?;
+            continue;
+        }
+        let kind = match n.kind {
+            NodeKind::Char => SFlag::S_IFCHR,
+            NodeKind::Block => SFlag::S_IFBLK,
+            NodeKind::Fifo => SFlag::S_IFIFO,
+        };
+        let rdev = match n.kind {
+            NodeKind::Fifo => 0,
+            _ => makedev(n.major, n.minor),
+        };
+        let mode = Mode::from_bits_truncate(n.mode & 0o7777);
+        match mknodat(&dir, name, kind, mode, rdev) {
+            Ok(()) => {}
+            Err(Errno::EEXIST) => {
+                let st =
+                    nix::sys::stat::fstatat(&dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+                        .ctx(|| format!("cannot stat {}", n.path))?;
+                if st.st_mode & libc::S_IFMT != kind.bits() || (rdev != 0 && st.st_rdev != rdev) {
+                    return Err(crate::error::Error::invalid(format!(
+                        "{} exists and is not the device asked for",
+                        n.path
+                    )));
+                }
+            }
+            Err(e) => return Err(e).ctx(|| format!("cannot create {}", n.path)),
+        }
+        // mknod honours the umask.
+        fchmodat(&dir, name, mode, FchmodatFlags::NoFollowSymlink)
+            .ctx(|| format!("cannot chmod {}", n.path))?;
+        nix::unistd::fchownat(
+            &dir,
+            name,
+            Some(Uid::from_raw(n.uid)),
+            Some(Gid::from_raw(n.gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .ctx(|| format!("cannot chown {}", n.path))?;
+    }
+    Ok(())
+}
+
+/// Bind the host's node at `path` onto an empty file at `path` in the tree.
+fn bind_host_path(root: BorrowedFd, path: &str) -> Result<()> {
+    let host = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| format!("cannot open the host's {path}"))?;
+    let target = inroot::touch(root, path, 0o644)?;
+    super::bind_fd(
+        host.as_fd(),
+        target.as_fd(),
+        false,
+        &format!("the host's {path}"),
+    )
+}
+
 /// A pty of the container's own devpts, with `/dev/console` a symlink to
 /// its peer (`pts/N`), as the reference's: the payload's descriptors name
 /// the pty itself. Returns the master for the runner.

@@ -273,6 +273,30 @@ pub struct FsSettings {
     pub credentials: Vec<(String, Vec<u8>)>,
     /// `--pivot-root=NEW[:OLD]`.
     pub pivot_root: Option<(String, Option<String>)>,
+    /// Device nodes beyond the standard ones (an OCI bundle's
+    /// `linux.devices`, `nspawn-oci`).
+    pub device_nodes: Vec<DeviceNode>,
+}
+
+/// A device node to make in the container (`mount::dev::make_nodes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceNode {
+    /// Absolute, inside the container.
+    pub path: String,
+    pub kind: NodeKind,
+    pub major: u64,
+    pub minor: u64,
+    /// Permission bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    Char,
+    Block,
+    Fifo,
 }
 
 /// Split at unescaped colons; `\:` and `\\` are taken literally.

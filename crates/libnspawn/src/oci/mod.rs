@@ -7,6 +7,7 @@
 //! defines that have no equivalent here are refused by name; nothing is
 //! ignored silently except annotations and hints. docs/design/oci.md.
 
+pub mod hooks;
 pub mod json;
 mod linux;
 pub mod merge;

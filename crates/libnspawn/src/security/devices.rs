@@ -12,6 +12,11 @@
 //! The program is a dozen instructions, written here by hand: the crates
 //! that load BPF (aya, libbpf-rs) bring a compiler tool chain or an ELF
 //! loader for what is a fixed, tiny program.
+//!
+//! An OCI bundle's rules (`linux.resources.devices`, `nspawn-oci`) make
+//! another program (`attach_rules`): the rules as a chain, the last that
+//! matches a request deciding (runtime-spec's order), with the access
+//! (read, write, mknod) checked; our own nodes stay allowed above them.
 
 use crate::error::{Context, Result};
 use nix::errno::Errno;
@@ -65,7 +70,41 @@ const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
     }
 }
 
+/// `bpf_cgroup_dev_ctx.access_type >> 16`: BPF_DEVCG_ACC_MKNOD, _READ,
+/// _WRITE.
+pub const ACC_MKNOD: u32 = 1;
+pub const ACC_READ: u32 = 2;
+pub const ACC_WRITE: u32 = 4;
+
+/// One rule of an OCI bundle's device list (`None`: any).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub allow: bool,
+    /// `BLOCK` or `CHAR` (`DeviceType`); `None`: both ("a").
+    pub block: Option<bool>,
+    pub major: Option<u32>,
+    pub minor: Option<u32>,
+    /// `ACC_*` bits.
+    pub access: u32,
+}
+
+/// The nodes our `/dev` has, as allow rules (read, write, mknod).
+pub fn standard_rules() -> Vec<Rule> {
+    ALLOWED
+        .iter()
+        .map(|&(ty, major, minor)| Rule {
+            allow: true,
+            block: Some(ty == BLOCK),
+            major: Some(major),
+            minor,
+            access: ACC_MKNOD | ACC_READ | ACC_WRITE,
+        })
+        .collect()
+}
+
 const LDX_W: u8 = 0x61; // BPF_LDX | BPF_MEM | BPF_W
+const MOV_X: u8 = 0xbf; // BPF_ALU64 | BPF_MOV | BPF_X
+const RSH_K: u8 = 0x77; // BPF_ALU64 | BPF_RSH | BPF_K
 const AND_K: u8 = 0x57; // BPF_ALU64 | BPF_AND | BPF_K
 const JEQ_K: u8 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
 const JNE_K: u8 = 0x55; // BPF_JMP | BPF_JNE | BPF_K
@@ -126,6 +165,60 @@ fn program() -> Vec<Insn> {
         p.push(jump(JA, 0, 0, To::Deny));
         p[type_test].1 = Some(To::At(p.len()));
     }
+    finish(p)
+}
+
+/// `rules` as a chain, tried from the last: the first (so the last in
+/// the list) whose type, major and minor match decides — an allow rule
+/// if it grants every access asked for (else the earlier rules are
+/// asked), a deny rule if it names any of them. Nothing matched: deny.
+/// r2 = type, r5 = access, r3 = major, r4 = minor, r6 scratch.
+fn chain(rules: &[Rule]) -> Vec<Insn> {
+    let mut p: Vec<(Insn, Option<To>)> = [
+        insn(LDX_W, 2, 1, 0, 0),
+        insn(MOV_X, 5, 2, 0, 0),
+        insn(AND_K, 2, 0, 0, 0xffff),
+        insn(RSH_K, 5, 0, 0, 16),
+        insn(LDX_W, 3, 1, 4, 0),
+        insn(LDX_W, 4, 1, 8, 0),
+    ]
+    .into_iter()
+    .map(|i| (i, None))
+    .collect();
+    let jump = |code, reg, imm: u32| (insn(code, reg, 0, 0, imm as i32), None);
+    for r in rules.iter().rev() {
+        let start = p.len();
+        let ty = r.block.map(|b| if b { BLOCK } else { CHAR });
+        for (reg, want) in [(2, ty), (3, r.major), (4, r.minor)] {
+            if let Some(v) = want {
+                p.push(jump(JNE_K, reg, v));
+            }
+        }
+        p.push((insn(MOV_X, 6, 5, 0, 0), None));
+        let access = r.access & 7;
+        if r.allow {
+            // Any access asked for that the rule does not grant: go on.
+            p.push((insn(AND_K, 6, 0, 0, (!access & 7) as i32), None));
+            p.push(jump(JNE_K, 6, 0));
+            p.push((insn(JA, 0, 0, 0, 0), Some(To::Allow)));
+        } else {
+            p.push((insn(AND_K, 6, 0, 0, access as i32), None));
+            p.push(jump(JEQ_K, 6, 0));
+            p.push((insn(JA, 0, 0, 0, 0), Some(To::Deny)));
+        }
+        // The rule's tests that fail go to the next rule.
+        let next = p.len();
+        for i in &mut p[start..next] {
+            if i.1.is_none() && matches!(i.0.code, JNE_K | JEQ_K) {
+                i.1 = Some(To::At(next));
+            }
+        }
+    }
+    finish(p)
+}
+
+/// The verdicts after `p`, and its jumps resolved.
+fn finish(mut p: Vec<(Insn, Option<To>)>) -> Vec<Insn> {
     let deny = p.len();
     p.push((insn(MOV_K, 0, 0, 0, 0), None));
     p.push((insn(EXIT, 0, 0, 0, 0), None));
@@ -159,8 +252,7 @@ fn bpf(cmd: libc::c_int, attr: &mut [u64; 16]) -> nix::Result<libc::c_long> {
 /// verifier print every instruction's state, which was most of the
 /// load's cost (about a millisecond a start). Only a refused program is
 /// loaded again with the log, for the reason.
-fn load() -> Result<OwnedFd> {
-    let prog = program();
+fn load(prog: &[Insn]) -> Result<OwnedFd> {
     let license = c"LGPL-2.1-or-later";
     let attempt = |log: Option<&mut [u8]>| {
         let mut attr = [0u64; 16];
@@ -192,7 +284,16 @@ fn load() -> Result<OwnedFd> {
 /// Attach the policy to a cgroup (given by its directory); it stays there
 /// until the cgroup is removed, whatever happens to us.
 pub fn attach(cgroup: BorrowedFd) -> Result<()> {
-    let prog = load()?;
+    attach_program(cgroup, &program())
+}
+
+/// Attach the program of an OCI bundle's `rules` (`chain`) instead.
+pub fn attach_rules(cgroup: BorrowedFd, rules: &[Rule]) -> Result<()> {
+    attach_program(cgroup, &chain(rules))
+}
+
+fn attach_program(cgroup: BorrowedFd, prog: &[Insn]) -> Result<()> {
+    let prog = load(prog)?;
     let mut attr = [0u64; 16];
     // target_fd, attach_bpf_fd | attach_type, attach_flags
     attr[0] = cgroup.as_raw_fd() as u32 as u64 | (prog.as_raw_fd() as u32 as u64) << 32;
@@ -210,7 +311,7 @@ mod tests {
     /// it uses, with the kernel's jump semantics (off counts from the
     /// next instruction).
     fn run(p: &[Insn], ctx: [u32; 3]) -> u64 {
-        let mut r = [0u64; 5];
+        let mut r = [0u64; 7];
         let mut pc = 0;
         for _ in 0..p.len() {
             let i = p[pc];
@@ -225,6 +326,14 @@ mod tests {
                 }
                 AND_K => {
                     r[dst] &= i.imm as u32 as u64;
+                    next
+                }
+                MOV_X => {
+                    r[dst] = r[src];
+                    next
+                }
+                RSH_K => {
+                    r[dst] >>= i.imm;
                     next
                 }
                 MOV_K => {
@@ -276,6 +385,67 @@ mod tests {
     /// has at most three tests).
     #[test]
     fn the_kernel_loads_it() {
-        load().unwrap();
+        load(&program()).unwrap();
+    }
+
+    /// podman's rules for `--device /dev/fuse`: everything denied, mknod
+    /// of any node allowed, the usual nodes and fuse allowed; then ours.
+    fn podman_rules() -> Vec<Rule> {
+        let r = |allow, block, major, minor, access| Rule {
+            allow,
+            block,
+            major,
+            minor,
+            access,
+        };
+        let rwm = ACC_READ | ACC_WRITE | ACC_MKNOD;
+        let mut v = vec![
+            r(false, None, None, None, rwm),
+            r(true, Some(false), None, None, ACC_MKNOD),
+            r(true, Some(true), None, None, ACC_MKNOD),
+            r(true, Some(false), Some(10), Some(229), rwm),
+            r(true, Some(false), Some(10), Some(237), ACC_READ),
+            // A later deny wins over the earlier allow.
+            r(true, Some(false), Some(4), None, rwm),
+            r(false, Some(false), Some(4), Some(1), ACC_WRITE),
+        ];
+        v.extend(standard_rules());
+        v
+    }
+
+    #[test]
+    fn chain_decides_by_the_last_matching_rule_and_access() {
+        let p = chain(&podman_rules());
+        let ctx = |ty: u32, acc: u32, major, minor| [ty | acc << 16, major, minor];
+        let (r, w, m) = (ACC_READ, ACC_WRITE, ACC_MKNOD);
+        for (ty, acc, major, minor, want) in [
+            (CHAR, r | w, 10, 229, 1), // fuse
+            (CHAR, m, 10, 229, 1),
+            (CHAR, r, 10, 237, 1), // loop-control, read only
+            (CHAR, r | w, 10, 237, 0),
+            (CHAR, m, 10, 237, 1), // mknod of anything
+            (BLOCK, m, 8, 0, 1),
+            (BLOCK, r, 8, 0, 0), // but not its use
+            (CHAR, r, 10, 232, 0),
+            (CHAR, r | w, 1, 3, 1), // ours: null
+            (CHAR, r | w, 136, 5, 1),
+            (CHAR, r, 4, 2, 1),
+            (CHAR, r, 4, 1, 1), // the deny names write only
+            (CHAR, w, 4, 1, 0),
+            (3, r, 1, 3, 0),
+        ] {
+            assert_eq!(
+                run(&p, ctx(ty, acc, major, minor)),
+                want,
+                "{ty} {acc} {major}:{minor}"
+            );
+        }
+        // No rules at all: nothing.
+        assert_eq!(run(&chain(&[]), ctx(CHAR, r, 1, 3)), 0);
+    }
+
+    #[test]
+    fn the_kernel_loads_a_chain() {
+        load(&chain(&podman_rules())).unwrap();
     }
 }

@@ -412,6 +412,45 @@ fn idmapped_tree(pid: libc::pid_t, directory: &Path) -> Result<std::os::fd::Owne
     Ok(tree)
 }
 
+/// One line of a uid or gid map (user_namespaces(7)): `size` ids from
+/// `container` inside are `host` onward outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdMap {
+    pub container: u32,
+    pub host: u32,
+    pub size: u32,
+}
+
+/// An OCI bundle's `linux.uidMappings` and `gidMappings`, as given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdMaps {
+    pub uid: Vec<IdMap>,
+    pub gid: Vec<IdMap>,
+}
+
+impl IdMaps {
+    /// The host id container id `id` maps to in `maps`.
+    pub fn host_of(maps: &[IdMap], id: u32) -> Option<u32> {
+        maps.iter()
+            .find(|m| id >= m.container && id - m.container < m.size)
+            .map(|m| m.host + (id - m.container))
+    }
+
+    /// Write them for `pid`, as `write_maps` does ours.
+    pub fn write(&self, pid: libc::pid_t) -> Result<()> {
+        let lines = |maps: &[IdMap]| -> String {
+            maps.iter()
+                .map(|m| format!("{} {} {}\n", m.container, m.host, m.size))
+                .collect()
+        };
+        for (f, text) in [("uid_map", lines(&self.uid)), ("gid_map", lines(&self.gid))] {
+            let path = format!("/proc/{pid}/{f}");
+            std::fs::write(&path, text).ctx(|| format!("cannot write {path}"))?;
+        }
+        Ok(())
+    }
+}
+
 /// Write the maps of the process `pid` (just cloned into its namespace,
 /// waiting for us). The gid map is written by a privileged process, so
 /// `setgroups` may stay allowed (user_namespaces(7), "Interaction with

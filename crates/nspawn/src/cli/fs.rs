@@ -187,6 +187,8 @@ impl FsArgs {
             link_journal,
             credentials,
             pivot_root: self.pivot_root,
+            // Only an OCI bundle's, through `nspawn-oci`.
+            device_nodes: vec![],
         })
     }
 }
