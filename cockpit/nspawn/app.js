@@ -404,6 +404,7 @@ function pull(ev) {
     });
     $("p-progress-box").hidden = false;
     $("p-progress").style.width = "0";
+    $("p-bar").classList.remove("pf-m-success", "pf-m-danger");
     $("p-percent").textContent = "";
     $("p-log").textContent = "";
     $("p-start").disabled = true;
@@ -420,12 +421,14 @@ function pull(ev) {
     });
     proc.then(() => {
         $("p-progress").style.width = "100%";
+        $("p-bar").classList.add("pf-m-success");
         $("p-percent").textContent = "Done.";
         showError("");
     })
             .catch(ex => {
                 const msg = P.toolError(ex, P.ptyLines(text));
                 $("p-percent").textContent = "Failed.";
+                $("p-bar").classList.add("pf-m-danger");
                 showError(msg);
             })
             .finally(() => {
