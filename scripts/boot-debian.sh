@@ -4,7 +4,8 @@
 #   sudo scripts/boot-debian.sh [extra nspawn options...]
 #
 # Needs only this checkout and a Rust toolchain; installs debootstrap and
-# busybox-static with apt if missing, builds a cached Debian tree
+# busybox-static (and npm, for the Cockpit page, where Cockpit is) with apt
+# if missing, builds a cached Debian tree
 # (scripts/fixtures.sh) and copies it to /var/lib/machines/debian12.
 set -euo pipefail
 
@@ -27,6 +28,9 @@ for pkg in debootstrap busybox-static; do
     dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$' ||
         missing+=("$pkg")
 done
+# The Cockpit page's PatternFly and xterm.js come through npm (asked for
+# by command: a nodejs from elsewhere than Debian brings its own).
+if [[ -d /usr/share/cockpit ]] && ! command -v npm >/dev/null; then missing+=(npm); fi
 if ((${#missing[@]})); then
     command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them"
     echo "boot-debian.sh: installing ${missing[*]}" >&2

@@ -35,9 +35,8 @@ function ctl(args) {
 }
 
 function showError(msg) {
-    const a = $("alert");
-    a.textContent = msg;
-    a.hidden = !msg;
+    $("alert-title").textContent = msg;
+    $("alert").hidden = !msg;
 }
 
 function cell(tr, text, cls) {
@@ -51,7 +50,7 @@ function cell(tr, text, cls) {
 
 function button(label, cls, onclick) {
     const b = document.createElement("button");
-    b.className = `btn ${cls}`;
+    b.className = `pf-c-button pf-m-small ${cls}`;
     b.textContent = label;
     b.addEventListener("click", onclick);
     return b;
@@ -68,27 +67,40 @@ function dialog(title, text, fields, okLabel, action, danger) {
         p.textContent = text;
         body.appendChild(p);
     }
+    // PatternFly's form group (a text field) or check (a checkbox).
     for (const [id, label, kind, value] of fields) {
+        const group = document.createElement("div");
         const l = document.createElement("label");
         const input = document.createElement("input");
         input.id = id;
         input.type = kind;
-        if (kind === "checkbox")
-            input.checked = !!value;
-        else
-            input.value = value || "";
+        l.htmlFor = id;
         if (kind === "checkbox") {
-            l.appendChild(input);
-            l.append(" " + label);
+            group.className = "pf-c-check";
+            input.className = "pf-c-check__input";
+            input.checked = !!value;
+            l.className = "pf-c-check__label";
+            l.textContent = label;
+            group.append(input, l);
         } else {
-            l.append(label + " ");
-            l.appendChild(input);
+            group.className = "pf-c-form__group";
+            input.className = "pf-c-form-control";
+            input.value = value || "";
+            l.className = "pf-c-form__label";
+            l.textContent = label;
+            const labelBox = document.createElement("div");
+            labelBox.className = "pf-c-form__group-label";
+            labelBox.appendChild(l);
+            const control = document.createElement("div");
+            control.className = "pf-c-form__group-control";
+            control.appendChild(input);
+            group.append(labelBox, control);
         }
-        body.appendChild(l);
+        body.appendChild(group);
     }
     const ok = $("m-ok");
     ok.textContent = okLabel;
-    ok.className = `btn ${danger ? "btn-danger" : "btn-primary"}`;
+    ok.className = `pf-c-button ${danger ? "pf-m-danger" : "pf-m-primary"}`;
     $("m-error").hidden = true;
     $("modal").hidden = false;
     const close = () => {
@@ -96,6 +108,10 @@ function dialog(title, text, fields, okLabel, action, danger) {
         ok.onclick = null;
     };
     $("m-cancel").onclick = close;
+    body.onsubmit = ev => {
+        ev.preventDefault();
+        ok.click();
+    };
     ok.onclick = () => {
         const values = {};
         for (const [id, , kind] of fields)
@@ -107,7 +123,7 @@ function dialog(title, text, fields, okLabel, action, danger) {
                     refreshAll();
                 })
                 .catch(e => {
-                    $("m-error").textContent = e.message;
+                    $("m-error-title").textContent = e.message;
                     $("m-error").hidden = false;
                 })
                 .finally(() => { ok.disabled = false });
@@ -123,7 +139,7 @@ function renderMachines() {
     for (const r of rows) {
         const tr = document.createElement("tr");
         tr.dataset.name = r.name;
-        tr.className = r.name === state.selected ? "selected" : "";
+        tr.className = rowClass(r.name === state.selected);
         cell(tr, r.name, "name");
         cell(tr, r.state, "state");
         cell(tr, r.os);
@@ -138,6 +154,11 @@ function renderMachines() {
     if (state.selected && !rows.some(r => r.name === state.selected))
         select(null);
     renderDetails();
+}
+
+/* A clickable row of the machines table, highlighted when selected. */
+function rowClass(selected) {
+    return selected ? "pf-m-hoverable pf-m-selected" : "pf-m-hoverable";
 }
 
 function renderDetails() {
@@ -155,11 +176,16 @@ function renderDetails() {
         ["Addresses", (s.addresses || []).join(" ")], ["Machine ID", s.id]]) {
         if (!v)
             continue;
+        const group = document.createElement("div");
+        group.className = "pf-c-description-list__group";
         const dt = document.createElement("dt");
+        dt.className = "pf-c-description-list__term";
         dt.textContent = k;
         const dd = document.createElement("dd");
+        dd.className = "pf-c-description-list__description";
         dd.textContent = v;
-        dl.append(dt, dd);
+        group.append(dt, dd);
+        dl.appendChild(group);
     }
     // Set only on a change, so a reader's scrolling survives the redraw
     // every sample brings; the journal shown from its newest line.
@@ -194,7 +220,7 @@ function select(name) {
         closeConsole();
     state.selected = name;
     for (const tr of $("machines").querySelectorAll("tbody tr"))
-        tr.className = tr.dataset.name === name ? "selected" : "";
+        tr.className = rowClass(tr.dataset.name === name);
     renderDetails();
 }
 
@@ -263,29 +289,26 @@ function openConsole(verb) {
     closeConsole();
     const el = $("console");
     el.hidden = false;
-    const screen = new NspawnTerminal.Screen();
-    let proc = null;
-    const term = NspawnTerminal.attach(el, screen, data => proc && proc.input(data, true));
-    proc = cockpit.spawn(["nspawnctl", verb, name],
-                         { superuser: "require", pty: true, window: { rows: 24, cols: 80 } });
-    proc.stream(data => term.feed(data));
     // Only while this is still the open console: a closed one's end is
     // no news.
-    const current = () => state.console && state.console.proc === proc;
-    proc.then(() => { if (current()) $("c-state").textContent = "Disconnected." })
-            .catch(ex => { if (current()) $("c-state").textContent = P.toolError(ex, ex.message) });
-    state.console = { proc, el };
+    const session = {};
+    session.term = NspawnTerminal.open(el, ["nspawnctl", verb, name], problem => {
+        if (state.console === session)
+            $("c-state").textContent = problem ? `Disconnected: ${problem}` : "Disconnected.";
+    });
+    state.console = session;
     $("c-state").textContent = `Connected (${verb}).`;
     $("c-close").hidden = false;
-    term.draw();
-    el.focus();
+    el.scrollIntoView({ block: "nearest" });
+    session.term.focus();
 }
 
 function closeConsole() {
     if (state.console) {
-        state.console.proc.close("terminated");
+        state.console.term.close();
         state.console = null;
         $("console").hidden = true;
+        $("console").textContent = "";
         $("c-close").hidden = true;
         $("c-state").textContent = "";
     }
@@ -310,12 +333,12 @@ function renderImages() {
         en.appendChild(toggle(i.enabled, "enabled", on => ctl([on ? "enable" : "disable", i.name])));
         const actions = cell(tr, "", "actions");
         actions.append(
-            button("Start", "btn-secondary start", () => startDialog(i.name)),
-            button("Clone", "btn-secondary clone", () => dialog(`Clone ${i.name}`, "", [["f-new", "New name", "text", ""]],
+            button("Start", "pf-m-secondary start", () => startDialog(i.name)),
+            button("Clone", "pf-m-secondary clone", () => dialog(`Clone ${i.name}`, "", [["f-new", "New name", "text", ""]],
                                                                 "Clone", v => ctl(["clone", i.name, v["f-new"]]))),
-            button("Rename", "btn-secondary rename", () => dialog(`Rename ${i.name}`, "", [["f-new", "New name", "text", i.name]],
+            button("Rename", "pf-m-secondary rename", () => dialog(`Rename ${i.name}`, "", [["f-new", "New name", "text", i.name]],
                                                                   "Rename", v => ctl(["rename", i.name, v["f-new"]]))),
-            button("Remove", "btn-danger remove", () => dialog(`Remove ${i.name}?`, "The image and its files are deleted.", [],
+            button("Remove", "pf-m-danger remove", () => dialog(`Remove ${i.name}?`, "The image and its files are deleted.", [],
                                                                "Remove", () => ctl(["remove", i.name]), true)),
         );
         tbody.appendChild(tr);
@@ -326,12 +349,14 @@ function renderImages() {
 /* A switch whose change runs `action`; flipped back if it fails. */
 function toggle(on, cls, action) {
     const l = document.createElement("label");
-    l.className = `switch ${cls}`;
+    l.className = `pf-c-switch ${cls}`;
     const input = document.createElement("input");
     input.type = "checkbox";
+    input.className = "pf-c-switch__input";
     input.checked = on;
+    input.setAttribute("aria-label", cls);
     const knob = document.createElement("span");
-    knob.className = "switch-toggle";
+    knob.className = "pf-c-switch__toggle";
     l.append(input, knob);
     input.addEventListener("change", () => {
         input.disabled = true;
@@ -378,30 +403,32 @@ function pull(ev) {
         verify: $("p-verify").value,
     });
     $("p-progress-box").hidden = false;
-    $("p-progress").removeAttribute("value");
+    $("p-progress").style.width = "0";
+    $("p-bar").classList.remove("pf-m-success", "pf-m-danger");
     $("p-percent").textContent = "";
+    $("p-log").textContent = "";
     $("p-start").disabled = true;
-    const screen = new NspawnTerminal.Screen();
     let text = "";
     const proc = cockpit.spawn(args, { superuser: "require", pty: true, window: { rows: 24, cols: 200 } });
     proc.stream(data => {
         text += data;
-        screen.feed(data);
-        $("p-log").textContent = screen.text();
+        $("p-log").textContent = P.ptyLines(text);
         const pct = P.pullProgress(text);
         if (pct !== null) {
-            $("p-progress").value = pct;
+            $("p-progress").style.width = `${pct}%`;
             $("p-percent").textContent = `${pct}%`;
         }
     });
     proc.then(() => {
-        $("p-progress").value = 100;
+        $("p-progress").style.width = "100%";
+        $("p-bar").classList.add("pf-m-success");
         $("p-percent").textContent = "Done.";
         showError("");
     })
             .catch(ex => {
-                const msg = P.toolError(ex, screen.text());
+                const msg = P.toolError(ex, P.ptyLines(text));
                 $("p-percent").textContent = "Failed.";
+                $("p-bar").classList.add("pf-m-danger");
                 showError(msg);
             })
             .finally(() => {
@@ -417,14 +444,14 @@ function refreshAll() {
 }
 
 function showPage(page) {
-    for (const t of document.querySelectorAll(".tab"))
-        t.classList.toggle("active", t.dataset.page === page);
+    for (const t of document.querySelectorAll(".pf-c-tabs__link"))
+        t.parentElement.classList.toggle("pf-m-current", t.dataset.page === page);
     $("page-machines").hidden = page !== "machines";
     $("page-images").hidden = page !== "images";
 }
 
 function init() {
-    for (const t of document.querySelectorAll(".tab"))
+    for (const t of document.querySelectorAll(".pf-c-tabs__link"))
         t.addEventListener("click", () => showPage(t.dataset.page));
     $("d-poweroff").addEventListener("click", () => signalVerb("poweroff", false));
     $("d-reboot").addEventListener("click", () => signalVerb("reboot", false));

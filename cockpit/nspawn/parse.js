@@ -152,6 +152,17 @@
         return last;
     }
 
+    /* The lines a terminal shows for the output of a program that only
+     * writes lines (a pull): escape sequences dropped, a line rewritten
+     * after \r shown as its last version. */
+    function ptyLines(text) {
+        return String(text)
+                .replace(/\x1b\[[0-?]*[ -\/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[=>78c]/g, "")
+                .split("\n")
+                .map(l => l.replace(/\r+$/, "").split("\r").pop())
+                .join("\n");
+    }
+
     /* What a failed nspawnctl said, as it worded it: its stderr's last
      * non-empty line, else the error cockpit gives. */
     function toolError(ex, stderr) {
@@ -238,6 +249,7 @@
         treeLines,
         pullProgress,
         toolError,
+        ptyLines,
         formatBytes,
         formatDuration,
         formatTime,

@@ -5,7 +5,6 @@
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const P = require("../nspawn/parse.js");
-const { Screen, keyBytes } = require("../nspawn/terminal.js");
 
 test("list: machinectl's keys, null addresses as none", () => {
     const m = P.parseMachines('[{"machine":"a","class":"container","service":"nspawn","os":"busybox","version":"-","addresses":null},' +
@@ -102,19 +101,8 @@ test("durations and bytes", () => {
     assert.equal(P.formatBytes(3 * 1024 * 1024 * 1024), "3.0G");
 });
 
-test("terminal: line editing, escapes dropped, split sequences", () => {
-    const s = new Screen();
-    s.feed("\x1b[1;32mroot@deb\x1b[0m:~# ls\b\b\x1b[Kpwd\r\n/root\r\n# ");
-    assert.equal(s.text(), "root@deb:~# pwd\n/root\n# ");
-    s.feed("\x1b]0;title\x07ab\x1b[");
-    assert.equal(s.text(), "root@deb:~# pwd\n/root\n# ab");
-    s.feed("2Jc");
-    assert.equal(s.text(), "c");
-});
-
-test("terminal: keys as a terminal sends them", () => {
-    assert.equal(keyBytes({ key: "Enter" }), "\r");
-    assert.equal(keyBytes({ key: "c", ctrlKey: true }), "\x03");
-    assert.equal(keyBytes({ key: "x" }), "x");
-    assert.equal(keyBytes({ key: "Shift" }), null);
+test("pty output as lines: rewritten lines, escapes dropped", () => {
+    assert.equal(P.ptyLines("\x1b[1mGot 1% of u.\x1b[0m\rGot 50% of u.\r\nDone\r\n"),
+                 "Got 50% of u.\nDone\n");
+    assert.equal(P.ptyLines("\x1b]0;title\x07a\r\nb"), "a\nb");
 });

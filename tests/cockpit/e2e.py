@@ -25,6 +25,8 @@ shots = cfg["screenshots"]
 
 
 def wait(what, f, limit=30):
+    """f() until it is true; on a timeout, a screenshot (and the console's
+    screen, where one is open) and the end."""
     end = time.time() + limit
     last = None
     while time.time() < end:
@@ -36,10 +38,22 @@ def wait(what, f, limit=30):
             last = e
         time.sleep(0.2)
     shot("failed")
+    try:
+        rows = term_rows()
+        if rows:
+            print("the console's screen:\n" + "\n".join(f"|{r}" for r in rows), flush=True)
+    except Exception:
+        pass
     raise SystemExit(f"timed out waiting for {what}" + (f" (last error: {last})" if last else ""))
 
 
 def shot(name):
+    # The console, where one is open, in the picture.
+    try:
+        if by_id("console").is_displayed():
+            driver.execute_script("arguments[0].scrollIntoView({block: 'end'})", by_id("console"))
+    except Exception:
+        pass
     path = os.path.join(shots, f"{name}.png")
     driver.save_screenshot(path)
     print(f"screenshot {path}", flush=True)
@@ -67,6 +81,34 @@ def click(what, find, limit=30):
         find().click()
         return True
     wait(what, attempt, limit)
+
+
+def term_rows():
+    """The console's screen as xterm.js shows it: its DOM renderer's rows
+    (the visible ones), spaces as spaces. Scrolled into view first: xterm
+    pauses drawing while the terminal is off screen (a long journal above
+    pushes it down)."""
+    return driver.execute_script(
+        "const c = document.getElementById('console');"
+        "if (c && !c.hidden) c.scrollIntoView({block: 'nearest'});"
+        "return [...document.querySelectorAll('#console .xterm-rows > div')]"
+        ".map(d => d.textContent.replace(/\\u00a0/g, ' '))")
+
+
+def term_text():
+    return "\n".join(term_rows())
+
+
+def term_type(*keys):
+    """Keys as typed into xterm.js (its hidden textarea has the focus)."""
+    ta = driver.find_element(By.CSS_SELECTOR, "#console .xterm-helper-textarea")
+    for k in keys:
+        ta.send_keys(k)
+
+
+def term_size():
+    c = by_id("console")
+    return int(c.get_attribute("data-rows")), int(c.get_attribute("data-cols"))
 
 
 def cell_text(table, name, cls):
@@ -97,6 +139,23 @@ try:
     driver.get(cfg["url"])
     wait("the page to start", lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
 
+    # PatternFly's stylesheet applies (a primary button's blue, its
+    # variables), and the text is in Cockpit's font, loaded from its
+    # static/fonts.
+    style = driver.execute_script(
+        "const r = getComputedStyle(document.documentElement);"
+        "return [getComputedStyle(document.getElementById('p-start')).backgroundColor,"
+        " r.getPropertyValue('--pf-global--primary-color--100').trim(),"
+        " getComputedStyle(document.body).fontFamily, typeof Terminal];")
+    assert style[0] == "rgb(0, 102, 204)" and style[1] == "#06c", f"PatternFly not applied: {style}"
+    assert style[2].split(",")[0].strip('"') == "RedHatText" and style[3] == "function", f"fonts or xterm.js: {style}"
+    wait("Cockpit's font loaded", lambda: "RedHatText 400 loaded" in driver.execute_script(
+        "return [...document.fonts].map(f => `${f.family} ${f.weight} ${f.status}`)"))
+    fonts = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('font'))")
+    assert fonts and all("/cockpit/static/fonts/" in f for f in fonts), f"fonts not Cockpit's: {fonts}"
+    ok("patternfly")
+
     # The table lists the running machines, with top's numbers.
     for m in cfg["machines"]:
         wait(f"{m} in the table", lambda: row("machines", m))
@@ -110,16 +169,34 @@ try:
     shot("machines")
     ok("details")
 
-    # The console: a shell in the machine takes typing.
+    # The console: xterm.js on a pty running `nspawnctl shell`; a shell
+    # in the machine takes typing.
     by_id("c-shell").click()
-    term = by_id("console")
-    wait("a shell prompt", lambda: "#" in term.text or "$" in term.text)
-    term.click()
-    term.send_keys("echo typed-$((6*7))")
-    term.send_keys(Keys.ENTER)
-    wait("the shell's answer", lambda: "typed-42" in term.text)
-    shot("console")
+    wait("a shell prompt", lambda: "#" in term_text() or "$" in term_text())
+    term_type("echo typed-$((6*7))", Keys.ENTER)
+    wait("the shell's answer", lambda: "typed-42" in term_text())
     ok("console")
+
+    # The pty has the terminal's size (the channel's `window`), and a
+    # program that moves the cursor draws where it asked.
+    rows, cols = term_size()
+    assert rows > 10 and cols > 40, f"terminal size {rows}x{cols}"
+    term_type("stty size", Keys.ENTER)
+    wait(f"stty size {rows} {cols}", lambda: f"{rows} {cols}" in [r.strip() for r in term_rows()])
+    term_type("printf '\\033[2J\\033[5;10Hxy-%s\\033[12;1H' drawn", Keys.ENTER)
+    wait("text at row 5, column 10", lambda: term_rows()[4].rstrip() == " " * 9 + "xy-drawn")
+    shot("console")
+    # A narrower window: the terminal refits and the pty follows.
+    driver.set_window_size(1000, 1300)
+    wait("the terminal refitted", lambda: term_size()[1] < cols)
+    rows2, cols2 = term_size()
+    term_type("stty size", Keys.ENTER)
+    wait(f"stty size {rows2} {cols2} after the resize",
+         lambda: f"{rows2} {cols2}" in [r.strip() for r in term_rows()])
+    driver.set_window_size(1400, 1300)
+    wait("the terminal refitted back", lambda: term_size() == (rows, cols))
+    print(f"terminal {rows}x{cols}, narrower {rows2}x{cols2}", flush=True)
+    ok("terminal size")
 
     if cfg.get("debian"):
         d = cfg["debian"]
@@ -130,16 +207,23 @@ try:
         if cfg.get("debian_journal"):
             wait("Debian's journal", lambda: by_id("d-journal").is_displayed() and by_id("d-journal").text.strip(), 30)
         by_id("c-login").click()
-        wait("Debian's login prompt", lambda: "login:" in by_id("console").text, 60)
-        by_id("console").send_keys("root")
-        by_id("console").send_keys(Keys.ENTER)
+        wait("Debian's login prompt", lambda: "login:" in term_text(), 60)
+        term_type("root", Keys.ENTER)
         # The fixture's root has no password: a shell prompt follows.
-        wait("Debian's shell", lambda: f"root@{d}:~#" in by_id("console").text)
-        by_id("console").send_keys("echo typed-$((6*7))")
-        by_id("console").send_keys(Keys.ENTER)
-        wait("Debian's answer", lambda: "typed-42" in by_id("console").text.split("echo typed", 1)[-1])
+        wait("Debian's shell", lambda: f"root@{d}:~#" in term_text())
+        term_type("echo typed-$((6*7))", Keys.ENTER)
+        wait("Debian's answer", lambda: "typed-42" in term_text().split("echo typed", 1)[-1])
         shot("debian-login")
         ok("debian login")
+        # Screen control through the guest's terminfo (the fixture has no
+        # top or editor): clear, the cursor sent to row 10 column 20, and
+        # the guest's pty of the terminal's size.
+        rows, cols = term_size()
+        term_type("clear; tput cup 9 19; echo drawn-by-tput; tput cup 20 0; stty size", Keys.ENTER)
+        wait("tput's text at row 10, column 20, and the size", lambda: term_rows()[9].rstrip() == " " * 19 + "drawn-by-tput"
+             and f"{rows} {cols}" in [r.strip() for r in term_rows()])
+        shot("debian-tput")
+        ok("debian screen")
 
     # Power off (the machine's init exits on SIGRTMIN+4): it leaves the table.
     click("the machine to power off", lambda: row("machines", cfg["poweroff"]))
@@ -238,8 +322,9 @@ try:
     by_id("p-url").send_keys("--help")
     by_id("p-name").clear()
     by_id("p-start").click()
-    wait("the bad URL refused", lambda: by_id("p-percent").text == "Failed." and by_id("alert").text)
+    wait("the bad URL refused", lambda: by_id("p-percent").text == "Failed." and "nspawnctl:" in by_id("alert").text)
     print(f"refused: {by_id('alert').text}", flush=True)
+    shot("refused-url")
     ok("refused")
 finally:
     driver.quit()

@@ -3,7 +3,8 @@
 //! selenium (tests/cockpit/e2e.py) uses it against real machines — two
 //! busybox ones and, where the fixture is there, a booted Debian guest.
 //!
-//! Nothing is installed on the host: the page is found through a
+//! Nothing is installed on the host: the page (with the PatternFly and
+//! xterm.js files scripts/cockpit-vendor fetches) is found through a
 //! temporary `XDG_DATA_DIRS`, `enable` links into a temporary
 //! `NSPAWN_UNIT_DIR`, images go to a pool of the test's own
 //! (`NSPAWN_IMAGE_PATH`), and every process the test started (cockpit-ws,
@@ -210,6 +211,14 @@ fn the_page_in_a_browser() {
         &repo_root().join("cockpit/nspawn"),
         &share.join("cockpit/nspawn"),
     );
+    // PatternFly and xterm.js as scripts/install-cockpit puts them: from
+    // the npm cache (fetched into it if missing), verified against their
+    // pins by scripts/cockpit-vendor.
+    ok(run({
+        let mut c = Command::new(repo_root().join("scripts/cockpit-vendor"));
+        c.arg(share.join("cockpit/nspawn"));
+        c
+    }));
     let units = s.dir.join("units");
     std::fs::create_dir_all(&units).unwrap();
     std::fs::copy(

@@ -467,18 +467,34 @@ fn wait(pidfd: BorrowedFd) -> Result<i32, String> {
 /// Copy between our terminal and the session's until it ends; ^]^]^]
 /// within a second ends the session. A session that floods its terminal
 /// is read in turns, and never faster than our terminal takes it, so
-/// typed input (the escape among it) is always read.
+/// typed input (the escape among it) is always read. Our terminal's size
+/// is the session's, again after each SIGWINCH (a resized window, or
+/// Cockpit's terminal sending a new size), as machinectl's does.
 fn forward(master: OwnedFd, pidfd: BorrowedFd, mut output: Sink) -> Result<i32, String> {
     use nix::poll::{PollFd, PollFlags, PollTimeout};
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
     const TURN: usize = 16;
     let stdin = console::stdin();
     let _raw = RawMode::enter(stdin);
+    // SIGWINCH read through a signalfd, blocked only now: the session was
+    // forked before, with our mask as it was, so it still gets its own.
+    // The mask is left so: SIGWINCH is ignored by default anyway.
+    let mut winch = SigSet::empty();
+    winch.add(Signal::SIGWINCH);
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&winch), None)
+        .map_err(|e| format!("cannot block SIGWINCH: {}", e.desc()))?;
+    let resized = SignalFd::with_flags(&winch, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| format!("cannot create a signalfd: {}", e.desc()))?;
     console::copy_winsize(console::stdout(), master.as_fd());
     let mut pty = Pty::new(master);
     let mut escape = Escape::default();
     let mut input = true;
     loop {
-        let mut fds = vec![PollFd::new(pidfd, PollFlags::POLLIN)];
+        let mut fds = vec![
+            PollFd::new(pidfd, PollFlags::POLLIN),
+            PollFd::new(resized.as_fd(), PollFlags::POLLIN),
+        ];
         let mut ev = PollFlags::empty();
         if !pty.hung_up && output.has_room() {
             ev |= PollFlags::POLLIN;
@@ -513,7 +529,12 @@ fn forward(master: OwnedFd, pidfd: BorrowedFd, mut output: Sink) -> Result<i32, 
                 .is_some_and(|r| !r.is_empty())
         };
         let (done, typed) = (ready(0), input && ready(stdin_idx));
+        let winched = ready(1);
         drop(fds);
+        if winched {
+            while let Ok(Some(_)) = resized.read_signal() {}
+            console::copy_winsize(console::stdout(), pty.master.as_fd());
+        }
         output.flush();
         if !pty.drain(&mut output, Some(TURN)) {
             pty.hung_up = true;
