@@ -408,15 +408,21 @@ impl Cgroups {
     /// gone (a dying process keeps it busy a moment).
     pub fn remove(&self) -> Result<()> {
         let mut last = Ok(());
+        // A busy cgroup is tried again in growing steps from 0.1 ms, for
+        // about five seconds in all.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         for h in self.hiers.iter().rev() {
-            let mut tries = 0;
+            let mut step = std::time::Duration::from_micros(100);
             loop {
                 match std::fs::remove_dir(&h.dir) {
                     Ok(()) => break,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 500 => {
-                        tries += 1;
-                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::EBUSY)
+                            && std::time::Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(step);
+                        step = (step * 2).min(std::time::Duration::from_millis(10));
                     }
                     Err(e) => {
                         last = Err(e)

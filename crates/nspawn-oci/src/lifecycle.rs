@@ -99,18 +99,28 @@ pub fn kill(root: &Path, id: &str, signal: Option<&str>, all: bool) -> Result<()
     libnspawn::sys::pidfd_send_signal(init.as_fd(), sig).context("cannot signal the container")
 }
 
-/// Kill what is left in the cgroup and wait until it is empty.
+/// Kill what is left in the cgroup and wait until it is empty: for the
+/// container's init through its pidfd (readable once it has exited),
+/// then for the rest in growing steps from 0.1 ms (a fixed 5 ms step
+/// was most of a `delete`).
 fn kill_and_wait(cg: &Cgroups, st: &Value) {
+    let deadline = Instant::now() + Duration::from_secs(10);
     if let Some(init) = init_pidfd(st) {
         let _ = libnspawn::sys::pidfd_send_signal(init.as_fd(), libc::SIGKILL);
+        let mut fds = [nix::poll::PollFd::new(
+            init.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10_000u16));
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut step = Duration::from_micros(100);
     loop {
         cg.kill_all(libc::SIGKILL);
         if cg.procs().is_empty() || Instant::now() > deadline {
             return;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(step);
+        step = (step * 2).min(Duration::from_millis(10));
     }
 }
 
