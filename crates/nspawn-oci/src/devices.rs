@@ -8,20 +8,6 @@ use libnspawn::mount::spec::{DeviceNode, NodeKind};
 use libnspawn::security::devices::{self as policy, Rule};
 use serde_json::Value;
 
-/// The nodes every container of ours has (`mount::dev`): a bundle that
-/// lists them (as `runc spec` and podman do) gets ours.
-const STANDARD: &[(&str, u64, u64)] = &[
-    ("/dev/null", 1, 3),
-    ("/dev/zero", 1, 5),
-    ("/dev/full", 1, 7),
-    ("/dev/random", 1, 8),
-    ("/dev/urandom", 1, 9),
-    ("/dev/tty", 5, 0),
-    ("/dev/console", 5, 1),
-    ("/dev/ptmx", 5, 2),
-    ("/dev/net/tun", 10, 200),
-];
-
 fn number(v: &Value, path: &str) -> Result<Option<u64>> {
     match v {
         Value::Null => Ok(None),
@@ -74,7 +60,7 @@ pub fn nodes(v: &Value) -> Result<Vec<DeviceNode>> {
         // runc's default mode, when none is given.
         let mode = field("fileMode", 0o666)?;
         let (uid, gid) = (field("uid", 0)?, field("gid", 0)?);
-        if let Some(&(_, ma, mi)) = STANDARD.iter().find(|s| s.0 == path) {
+        if let Some((ma, mi)) = libnspawn::mount::standard_node(path) {
             if kind != NodeKind::Char || (major, minor) != (ma, mi) {
                 bail!("{at}: {path} is {ma}:{mi} in every container");
             }

@@ -22,6 +22,20 @@ const NODES: &[(&str, u64, u64, u32)] = &[
     ("net/tun", 10, 200, 0o600),
 ];
 
+/// The character devices every container has, by path, with their numbers:
+/// `NODES`, and the console and `ptmx` (pty devices). A bundle that lists
+/// them (as `runc spec` and podman do) gets ours.
+pub fn standard_node(path: &str) -> Option<(u64, u64)> {
+    match path {
+        "/dev/console" => Some((5, 1)),
+        "/dev/ptmx" => Some((5, 2)),
+        _ => NODES
+            .iter()
+            .find(|n| path.strip_prefix("/dev/") == Some(n.0))
+            .map(|n| (n.1, n.2)),
+    }
+}
+
 const LINKS: &[(&str, &str)] = &[
     ("fd", "/proc/self/fd"),
     ("stdin", "/proc/self/fd/0"),

@@ -11,7 +11,7 @@ pub mod options;
 pub mod root;
 pub mod spec;
 
-pub use dev::{make_nodes, setup_dev};
+pub use dev::{make_nodes, setup_dev, standard_node};
 
 use crate::error::{Context, Error, Result};
 use crate::id128::Id128;

@@ -186,21 +186,9 @@ fn device(at: At) -> Result<()> {
     let minor = o.take("minor").map(At::u64).transpose()?;
     o.ignore(&["fileMode", "uid", "gid"]);
     o.done()?;
-    const STANDARD: &[(&str, u64, u64)] = &[
-        ("/dev/null", 1, 3),
-        ("/dev/zero", 1, 5),
-        ("/dev/full", 1, 7),
-        ("/dev/random", 1, 8),
-        ("/dev/urandom", 1, 9),
-        ("/dev/tty", 5, 0),
-        ("/dev/console", 5, 1),
-        ("/dev/ptmx", 5, 2),
-        ("/dev/net/tun", 10, 200),
-    ];
     let standard = (t == "c" || t == "u")
-        && STANDARD
-            .iter()
-            .any(|&(sp, ma, mi)| sp == p && major == Some(ma) && minor == Some(mi));
+        && crate::mount::standard_node(&p)
+            .is_some_and(|(ma, mi)| major == Some(ma) && minor == Some(mi));
     match standard {
         true => Ok(()),
         false => err(&path, format!("device {p} is not supported")),
