@@ -6,9 +6,8 @@
 //! (raw mode while it runs) and the window size followed on SIGWINCH.
 
 use anyhow::{Context, Result};
-use libnspawn::console::{self, RawMode};
+use libnspawn::console::{self, Pty, RawMode, Sink};
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -47,110 +46,100 @@ impl Forwarder {
             .map(Forwarder)
     }
 
-    /// Until the process of `pidfd` ends: its signals, its terminal.
+    /// Until the process of `pidfd` ends: its signals, its terminal
+    /// (copied as the runner's console is: `console::Pty` read in turns,
+    /// our output through a `console::Sink` that never blocks us).
     pub fn relay(&self, pidfd: BorrowedFd, master: Option<OwnedFd>) -> Result<()> {
+        const TURN: usize = 16;
         let stdin = console::stdin();
-        let tty = console::is_tty(stdin);
         // Raw only when we have a terminal to hand over; restored on drop.
         let _raw = master
             .as_ref()
-            .filter(|_| tty)
+            .filter(|_| console::is_tty(stdin))
             .and_then(|_| RawMode::enter(stdin));
-        if let Some(m) = &master {
-            // Its output read in turns with the rest: never blocking on it.
-            let _ = nix::fcntl::fcntl(m, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
-        }
-        let mut stdin_open = master.is_some();
-        // Polled until its other end is closed (a process that closed its
-        // terminal but runs on would make it readable for ever).
-        let mut pty_open = master.is_some();
-        // Input the container has not taken yet.
-        let mut pending: Vec<u8> = vec![];
+        let mut pty = master.map(Pty::new);
+        let mut out = Sink::stdout();
+        let mut stdin_open = pty.is_some();
         loop {
             let mut fds = vec![
                 PollFd::new(self.0.as_fd(), PollFlags::POLLIN),
                 PollFd::new(pidfd, PollFlags::POLLIN),
             ];
-            if let Some(m) = master.as_ref().filter(|_| pty_open) {
-                let mut want = PollFlags::POLLIN;
-                if !pending.is_empty() {
+            let (mut pty_at, mut input_at) = (None, None);
+            // Polled until its other end is closed (a process that closed
+            // its terminal but runs on would make it readable for ever).
+            if let Some(p) = pty.as_ref().filter(|p| !p.hung_up) {
+                let mut want = PollFlags::empty();
+                if out.has_room() {
+                    want |= PollFlags::POLLIN;
+                }
+                if p.wants_write() {
                     want |= PollFlags::POLLOUT;
                 }
-                fds.push(PollFd::new(m.as_fd(), want));
-                if stdin_open && pending.is_empty() {
+                if !want.is_empty() {
+                    pty_at = Some(fds.len());
+                    fds.push(PollFd::new(p.master.as_fd(), want));
+                }
+                if stdin_open && !p.wants_write() {
+                    input_at = Some(fds.len());
                     fds.push(PollFd::new(stdin, PollFlags::POLLIN));
                 }
+            }
+            if let Some(fd) = out.waits_on() {
+                fds.push(PollFd::new(fd, PollFlags::POLLOUT));
             }
             match poll(&mut fds, PollTimeout::NONE) {
                 Err(Errno::EINTR) => continue,
                 r => r.context("cannot poll")?,
             };
-            let ready = |i: usize| {
-                fds.get(i)
+            let ready = |i: Option<usize>| {
+                i.and_then(|i| fds.get(i))
                     .and_then(|f| f.revents())
                     .is_some_and(|r| !r.is_empty())
             };
-            let (sig, ended, pty, input) = (ready(0), ready(1), ready(2), ready(3));
+            let (sig, ended) = (ready(Some(0)), ready(Some(1)));
+            let (pty_ready, input) = (ready(pty_at), ready(input_at));
             drop(fds);
             if sig {
-                self.forward(pidfd, master.as_ref());
+                self.forward(pidfd, pty.as_ref().map(|p| p.master.as_fd()));
             }
-            if let Some(m) = &master {
-                if pty {
-                    pty_open = copy_out(m);
-                    match nix::unistd::write(m, &pending) {
-                        Ok(n) => drop(pending.drain(..n)),
-                        Err(Errno::EAGAIN | Errno::EINTR) => {}
-                        Err(_) => pending.clear(),
-                    }
+            out.flush();
+            if let Some(p) = pty.as_mut() {
+                if pty_ready {
+                    p.drain(&mut out, Some(TURN));
+                    p.flush();
                 }
                 if input {
                     let mut buf = [0u8; 4096];
                     match nix::unistd::read(stdin, &mut buf) {
                         Ok(0) | Err(_) => stdin_open = false,
-                        Ok(n) => pending.extend_from_slice(&buf[..n]),
+                        Ok(n) => p.send(&buf[..n]),
                     }
                 }
             }
             if ended {
                 // What it wrote last, before its end closed the pty.
-                if let Some(m) = master.as_ref().filter(|_| pty_open) {
-                    copy_out(m);
+                if let Some(p) = pty.as_mut().filter(|p| !p.hung_up) {
+                    p.drain(&mut out, None);
                 }
+                out.finish(None);
                 return Ok(());
             }
         }
     }
 
     /// The pending signals: the window size followed, the others sent on.
-    fn forward(&self, pidfd: BorrowedFd, master: Option<&OwnedFd>) {
+    fn forward(&self, pidfd: BorrowedFd, master: Option<BorrowedFd>) {
         while let Ok(Some(info)) = self.0.read_signal() {
             match info.ssi_signo as i32 {
                 libc::SIGCHLD => {}
                 libc::SIGWINCH => {
                     if let Some(m) = master {
-                        console::copy_winsize(console::stdin(), m.as_fd());
+                        console::copy_winsize(console::stdin(), m);
                     }
                 }
                 s => {
                     let _ = libnspawn::sys::pidfd_send_signal(pidfd, s);
-                }
-            }
-        }
-    }
-}
-
-/// What the pty has for us, to our standard output, until it has no
-/// more; false once nothing holds its other end (EIO, pty(7)).
-fn copy_out(master: &OwnedFd) -> bool {
-    let mut buf = [0u8; 8192];
-    loop {
-        match nix::unistd::read(master, &mut buf) {
-            Ok(0) | Err(Errno::EIO) => return false,
-            Err(_) => return true,
-            Ok(n) => {
-                if libnspawn::inroot::write_all(console::stdout(), &buf[..n]).is_err() {
-                    return true;
                 }
             }
         }
