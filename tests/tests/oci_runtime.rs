@@ -963,6 +963,17 @@ fn guard(t: &Tree, bundle: &Path, root: &Path) -> BundleGuard {
     }
 }
 
+/// Whether a cgroup of `hook_bundle`'s container `t` is left anywhere.
+fn cgroup_left(t: &Tree) -> bool {
+    let cg = format!("nspawn-tests-{}", t.name);
+    cgroups_below("/").iter().any(|c| c.ends_with(&cg))
+}
+
+/// The bundle's `config.json`, parsed.
+fn read_config(config: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(config).unwrap()).unwrap()
+}
+
 /// Whatever a bundle test leaves when it fails: its container (deleted
 /// with `--force`) and the bundle's directory.
 struct BundleGuard {
@@ -1094,7 +1105,6 @@ fn runtime_hooks_all_six() {
 
     // Failing hooks of `create`: it fails with the hook named, and leaves
     // no state, cgroup or process.
-    let cg = format!("nspawn-tests-{}", t.name);
     let sleeper = serde_json::json!({"path": "/bin/sleep", "args": ["sleep", "10"], "timeout": 1});
     for (kind, hook, want) in [
         (
@@ -1130,10 +1140,7 @@ fn runtime_hooks_all_six() {
             let _ = rt(&["delete", "--force", id]);
         }
         assert!(!root.join(id).exists(), "{kind}: state left");
-        assert!(
-            !cgroups_below("/").iter().any(|c| c.ends_with(&cg)),
-            "{kind}: cgroup left"
-        );
+        assert!(!cgroup_left(&t), "{kind}: cgroup left");
     }
     // A failing startContainer hook fails `start`; the container ends.
     hook_bundle(
@@ -1157,8 +1164,7 @@ fn runtime_hooks_all_six() {
     assert_eq!(read(t.join("order")), "y\n", "the process ran");
     ok(rt(&["delete", id]));
     assert!(!root.join(id).exists());
-    assert!(!cgroups_below("/").iter().any(|c| c.ends_with(&cg)));
-    let _ = std::fs::remove_dir_all(&bundle);
+    assert!(!cgroup_left(&t));
 }
 
 /// Bad device entries fail `create` with one line naming the JSON path
@@ -1169,10 +1175,8 @@ fn runtime_devices_by_hand() {
     let (bundle, root) = hook_bundle(&t, serde_json::json!({}));
     let _guard = guard(&t, &bundle, &root);
     let id = t.name.as_str();
-    let cg = format!("nspawn-tests-{}", t.name);
     let config = bundle.join("config.json");
-    let base: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let base = read_config(&config);
     let with = |devices: serde_json::Value, rules: serde_json::Value| {
         let mut c = base.clone();
         c["linux"]["devices"] = devices;
@@ -1222,7 +1226,7 @@ fn runtime_devices_by_hand() {
             let _ = rt_in(&root, &["delete", "--force", id]);
         }
         assert!(!root.join(id).exists(), "{want}: state left");
-        assert!(!cgroups_below("/").iter().any(|c| c.ends_with(&cg)));
+        assert!(!cgroup_left(&t));
     }
     // Made with its numbers, mode and owner; used under an allow rule.
     with(
@@ -1237,8 +1241,7 @@ fn runtime_devices_by_hand() {
         "character special file a:ed 640 0:8\nopen\n"
     );
     assert!(!root.join(id).exists());
-    assert!(!cgroups_below("/").iter().any(|c| c.ends_with(&cg)));
-    let _ = std::fs::remove_dir_all(&bundle);
+    assert!(!cgroup_left(&t));
 }
 
 /// A foreground `run` (no `--detach`): signals to the runtime reach the
@@ -1251,8 +1254,7 @@ fn runtime_foreground_run_signals_and_terminal() {
     let _guard = guard(&t, &bundle, &root);
     let id = t.name.as_str();
     let config = bundle.join("config.json");
-    let base: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let base = read_config(&config);
     let with = |terminal: bool, script: &str| {
         let mut c = base.clone();
         c["process"]["terminal"] = terminal.into();
@@ -1313,9 +1315,7 @@ fn runtime_foreground_run_signals_and_terminal() {
     assert_eq!(code, 3, "{text}");
     assert!(text.contains("in=hello"), "{text}");
     assert!(!root.join(id).exists(), "state left");
-    let cg = format!("nspawn-tests-{}", t.name);
-    assert!(!cgroups_below("/").iter().any(|c| c.ends_with(&cg)));
-    let _ = std::fs::remove_dir_all(&bundle);
+    assert!(!cgroup_left(&t));
 }
 
 /// An I/O weight written where this kernel keeps it (BFQ's file on v1
@@ -1329,8 +1329,7 @@ fn runtime_io_weight_and_hugetlb() {
     let id = t.name.as_str();
     let cg = format!("nspawn-tests-{}", t.name);
     let config = bundle.join("config.json");
-    let base: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let base = read_config(&config);
     let with = |resources: serde_json::Value| {
         let mut c = base.clone();
         c["linux"]["resources"] = resources;
@@ -1371,8 +1370,7 @@ fn runtime_io_weight_and_hugetlb() {
         }
     }
     assert!(!root.join(id).exists(), "state left");
-    assert!(!cgroups_below("/").iter().any(|c| c.ends_with(&cg)));
-    let _ = std::fs::remove_dir_all(&bundle);
+    assert!(!cgroup_left(&t));
 }
 
 /// A bundle's user namespace by hand: a tmpfs's owner options are ids
@@ -1383,8 +1381,7 @@ fn runtime_user_namespace_mount_options() {
     let (bundle, root) = hook_bundle(&t, serde_json::json!({}));
     let _guard = guard(&t, &bundle, &root);
     let config = bundle.join("config.json");
-    let mut c: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let mut c = read_config(&config);
     let map = serde_json::json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
     c["linux"]["namespaces"]
         .as_array_mut()

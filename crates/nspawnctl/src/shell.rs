@@ -536,9 +536,7 @@ fn forward(master: OwnedFd, pidfd: BorrowedFd, mut output: Sink) -> Result<i32, 
             console::copy_winsize(console::stdout(), pty.master.as_fd());
         }
         output.flush();
-        if !pty.drain(&mut output, Some(TURN)) {
-            pty.hung_up = true;
-        }
+        pty.drain(&mut output, Some(TURN));
         pty.flush();
         if typed {
             let mut buf = [0u8; 4096];

@@ -162,25 +162,24 @@ impl Pty {
     /// none while `out` is full, so a machine that floods its console
     /// cannot keep the caller's loop from the rest (`None`: until the pty
     /// is empty, for its end, when nothing writes to it any more).
-    /// Returns false once nothing holds the pty's other end open any more.
-    pub fn drain(&mut self, out: &mut Sink, turns: Option<usize>) -> bool {
+    /// `hung_up` is set once nothing holds the pty's other end open.
+    pub fn drain(&mut self, out: &mut Sink, turns: Option<usize>) {
         let mut buf = [0u8; 8192];
         let mut left = turns.unwrap_or(usize::MAX);
         while left > 0 && (turns.is_none() || out.has_room()) {
             match nix::unistd::read(&self.master, &mut buf) {
                 Ok(0) | Err(Errno::EIO) => {
                     self.hung_up = true;
-                    return false;
+                    return;
                 }
                 Ok(n) => {
                     out.write(&buf[..n]);
                     left -= 1;
                 }
                 Err(Errno::EINTR) => {}
-                Err(_) => return true,
+                Err(_) => return,
             }
         }
-        true
     }
 }
 

@@ -265,12 +265,9 @@ fn supervise(
         streams.out.flush();
         streams.err.flush();
         if let Some(p) = pty.as_deref_mut() {
-            if p.hung_up {
-                p.hung_up = false;
-            }
-            if !p.drain(&mut streams.out, Some(CONSOLE_TURN)) {
-                p.hung_up = true;
-            }
+            // Asked again each turn: a getty reopens its console.
+            p.hung_up = false;
+            p.drain(&mut streams.out, Some(CONSOLE_TURN));
             p.flush();
         }
         if notify_ready {
