@@ -86,30 +86,7 @@ pub unsafe fn clone3_raw(flags: u64, cgroup: Option<BorrowedFd>) -> nix::Result<
     }
 }
 
-/// A small file of /proc, in one read: procfs gives its size as 0, and
-/// `read_to_string` then reads it in growing pieces (32, 32, 64, 128...
-/// bytes: six calls for a `stat` line, on the start path).
-pub fn read_proc(path: &str) -> std::io::Result<String> {
-    use std::io::Read;
-    // Plain reads: `read_to_end` on a `File` asks for its size first
-    // (statx, lseek), which procfs cannot tell.
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 1024];
-    let mut len = 0;
-    loop {
-        if len == buf.len() {
-            buf.resize(len * 2, 0);
-        }
-        match f.read(&mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.truncate(len);
-    String::from_utf8(buf).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))
-}
+pub use nspawn_registry::read_proc;
 
 /// The number of threads of this process (`/proc/self/stat`, field 20).
 fn thread_count() -> std::io::Result<u64> {

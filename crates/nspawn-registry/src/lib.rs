@@ -14,7 +14,7 @@
 
 mod start;
 
-pub use start::{is_running, is_same, ProcStart, Starts};
+pub use start::{is_running, is_same, read_proc, ProcStart, Starts};
 
 use serde::{Deserialize, Serialize};
 use std::os::fd::AsRawFd;

@@ -81,13 +81,14 @@ fn stat(pid: i32) -> Option<Stat> {
     if pid <= 0 {
         return None;
     }
-    parse_stat(&read_small(&format!("/proc/{pid}/stat")).ok()?)
+    parse_stat(&read_proc(&format!("/proc/{pid}/stat")).ok()?)
 }
 
-/// A /proc file in one read (procfs says its size is 0, and
-/// `read_to_string` would read it in growing pieces). The registry crate
-/// stands alone (the NSS module links it), hence not libnspawn's.
-fn read_small(path: &str) -> std::io::Result<String> {
+/// A small file of /proc, in one read: procfs gives its size as 0, and
+/// `read_to_string` then reads it in growing pieces (32, 32, 64, 128...
+/// bytes: six calls for a `stat` line, on the start path). Here because
+/// the process starts are read here; libnspawn uses it too.
+pub fn read_proc(path: &str) -> std::io::Result<String> {
     use std::io::Read;
     // Plain reads: `read_to_end` on a `File` asks for its size first
     // (statx, lseek), which procfs cannot tell.
