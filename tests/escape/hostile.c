@@ -108,8 +108,9 @@ static long last_pid(void) {
  * its name changes, and is by then the machine's own):
  *   - its environment holds HOSTILE_MARKER (set for nspawnctl by the test,
  *     never passed into the machine);
- *   - its executable is not the machine's busybox (it is the host's
- *     nspawnctl);
+ *   - its executable, or a file it maps, is neither the machine's busybox
+ *     nor a sealed memfd (nspawn-inner): it is a host file, nspawnctl or
+ *     the host's libc, which root without -U could open for writing;
  *   - it has a descriptor above 2 (the joiner's host ones; the program it
  *     runs has 0-2 only). */
 #define MARKER "HOSTILE_MARKER="
@@ -130,7 +131,7 @@ static int environ_leaks(int fd) {
 
 static struct stat busybox;
 
-static unsigned long tries, denied, escaped;
+static unsigned long tries, denied, escaped, reached;
 
 static void got(const char *out, const char *how, long pid) {
     char buf[128];
@@ -163,6 +164,24 @@ static int env_range(long pid, unsigned long *start, unsigned long *end) {
     if (*end - *start > 65536)
         *end = *start + 65536;
     return 0;
+}
+
+/* An executable or mapped file of the process: the machine's busybox is
+ * its own; a memfd sealed against writing is nspawn-inner (reaching it
+ * counts, it gives nothing away); anything else is the host's. */
+static void check_file(const char *path, const char *out, const char *how, long pid) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (st.st_dev != busybox.st_dev || st.st_ino != busybox.st_ino)) {
+        int seals = fcntl(fd, F_GET_SEALS);
+        if (seals >= 0 && (seals & F_SEAL_WRITE))
+            reached++;
+        else
+            got(out, how, pid);
+    }
+    close(fd);
 }
 
 static void attack(long pid, const char *out) {
@@ -209,12 +228,18 @@ static void attack(long pid, const char *out) {
         close(fd);
     }
     snprintf(path, sizeof path, "/proc/%ld/exe", pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        struct stat st;
-        if (fstat(fd, &st) == 0 && (st.st_dev != busybox.st_dev || st.st_ino != busybox.st_ino))
-            got(out, "exe", pid);
-        close(fd);
+    check_file(path, out, "exe", pid);
+    snprintf(path, sizeof path, "/proc/%ld/map_files", pid);
+    DIR *maps = opendir(path);
+    if (maps) {
+        struct dirent *e;
+        char file[320];
+        while ((e = readdir(maps)))
+            if (e->d_name[0] != '.') {
+                snprintf(file, sizeof file, "%s/%s", path, e->d_name);
+                check_file(file, out, "map_files", pid);
+            }
+        closedir(maps);
     }
     snprintf(path, sizeof path, "/proc/%ld/fd", pid);
     DIR *d = opendir(path);
@@ -258,7 +283,8 @@ static int trace(const char *out) {
                 attack(pid, out);
     }
     char buf[128];
-    snprintf(buf, sizeof buf, "tries %lu denied %lu escaped %lu\n", tries, denied, escaped);
+    snprintf(buf, sizeof buf, "tries %lu denied %lu escaped %lu reached %lu\n", tries, denied,
+             escaped, reached);
     report(out, buf);
     return 0;
 }

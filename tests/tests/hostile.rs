@@ -677,18 +677,20 @@ fn bind_onto_a_symlink_lands_inside() {
     host.assert_untouched();
 }
 
-/// The process `shell` starts in the machine is not reachable by the
-/// machine's root (in a user namespace: without one, root inside holds
-/// CAP_SYS_PTRACE of the host's and nothing stops it) before it has
-/// become the machine's: ptrace, process_vm_readv and /proc/PID/mem,
-/// fd, environ and exe against each new process, in a loop, all the
-/// time the host runs shell after shell.
-#[test]
-fn the_joining_process_cannot_be_traced_from_inside() {
-    if ours_only() {
-        return;
-    }
-    let mut m = Machine::start("ptrace", &["-U"], |_| {}, "/hostile ptrace /ptrace.out &");
+/// What of the process `shell` starts in the machine its root can reach
+/// before that process has become the machine's: ptrace,
+/// process_vm_readv and /proc/PID/mem, fd, environ, exe and map_files
+/// against each new process, in a loop, all the time the host runs shell
+/// after shell. The first process of ours the machine can see is
+/// nspawn-inner, static from a sealed memfd, holding the session's 0-2
+/// and environment only; its memory map belongs to the machine's user
+/// namespace under `-U`, and without `-U` root inside holds CAP_SYS_PTRACE
+/// and CAP_SYS_ADMIN of the host's: either way the attacker reaches it, and
+/// must find only the sealed memfd (when nspawnctl's own process forked
+/// in, root without `-U` opened nspawnctl's binary and the host's libc).
+/// Returns how often the attacker reached nspawn-inner.
+fn joining_process_attacked(name: &str, opts: &[&str]) -> u64 {
+    let mut m = Machine::start(name, opts, |_| {}, "/hostile ptrace /ptrace.out &");
     let name = m.tree.name.clone();
     for _ in 0..300 {
         let mut c = nspawnctl(&["shell", &name, "/bin/true"]);
@@ -706,16 +708,30 @@ fn the_joining_process_cannot_be_traced_from_inside() {
     let report = m.report("ptrace.out");
     eprintln!("attacker: {report}");
     assert!(!report.contains("ESCAPED"), "{report}");
-    let denied: u64 = report
+    report
         .lines()
         .last()
-        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|l| l.split_whitespace().nth(7))
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    assert!(
-        denied > 0,
-        "the attacker never reached a joining process: {report}"
-    );
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_joining_process_gives_root_with_userns_nothing_of_the_host() {
+    if ours_only() {
+        return;
+    }
+    let reached = joining_process_attacked("ptrace", &["-U"]);
+    assert!(reached > 0, "the attacker never reached a joining process");
+}
+
+#[test]
+fn the_joining_process_gives_root_without_userns_nothing_of_the_host() {
+    if ours_only() {
+        return;
+    }
+    let reached = joining_process_attacked("ptrace-nou", &[]);
+    assert!(reached > 0, "the attacker never reached a joining process");
 }
 
 /// What the process `shell` starts carries in: no descriptor of the
@@ -775,6 +791,44 @@ fn shell_carries_no_host_descriptors_or_environment() {
             "{n} in {out}"
         );
     }
+}
+
+/// Files given as `shell`'s input and output reach the session as pipes
+/// we copy through: root of a machine without `-U` holds the host's
+/// CAP_DAC_OVERRIDE and would otherwise reopen them through
+/// /proc/PID/fd, the input for writing, the output for reading.
+#[test]
+fn shell_hands_no_host_file_to_reopen() {
+    if ours_only() {
+        return;
+    }
+    let m = Machine::start("files", &[], |_| {}, "");
+    let dir = Path::new("/var/tmp/nspawn-tests").join(unique("shell-files"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (input, output) = (dir.join("input"), dir.join("output"));
+    std::fs::write(&input, "host input\n").unwrap();
+    let mut c = nspawnctl(&[
+        "shell",
+        m.name(),
+        "/bin/sh",
+        "-c",
+        "readlink /proc/self/fd/0; readlink /proc/self/fd/1; cat; echo changed >> /proc/self/fd/0",
+    ]);
+    c.stdin(std::fs::File::open(&input).unwrap())
+        .stdout(std::fs::File::create(&output).unwrap())
+        .stderr(Stdio::piped());
+    let o = wait_output(c.spawn().unwrap(), T);
+    let out = std::fs::read_to_string(&output).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].starts_with("pipe:[") && lines[1].starts_with("pipe:["),
+        "{out}"
+    );
+    assert_eq!(lines[2], "host input");
+    assert_eq!(std::fs::read_to_string(&input).unwrap(), "host input\n");
+    assert!(o.status.success(), "{o:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `nspawnctl shell` with our terminal on stdin and stderr but output to a

@@ -12,6 +12,7 @@ pub(crate) mod error;
 mod helper;
 pub(crate) mod id128;
 pub mod image;
+pub mod inner;
 pub mod inroot;
 pub(crate) mod journal;
 pub(crate) mod knobs;

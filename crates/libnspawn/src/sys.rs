@@ -164,6 +164,20 @@ pub fn close_range(first: u32, last: u32, cloexec: bool) -> Result<()> {
         .ctx(|| "cannot close the descriptors the payload must not inherit (close_range; Linux 5.11 or newer is needed)".into())
 }
 
+/// Close every descriptor from 3 up but those in `keep`.
+pub fn close_all_but(keep: &[std::os::fd::RawFd]) -> Result<()> {
+    let mut keep: Vec<u32> = keep.iter().filter(|&&k| k > 2).map(|&k| k as u32).collect();
+    keep.sort_unstable();
+    let mut first = 3;
+    for k in keep {
+        if k > first {
+            close_range(first, k - 1, false)?;
+        }
+        first = first.max(k + 1);
+    }
+    close_range(first, u32::MAX, false)
+}
+
 /// Open /dev/null on each of the standard descriptors 0-2 that is closed
 /// and not in `keep`, so that no file opened later becomes one of them.
 pub fn null_stdio(keep: &[u32]) {

@@ -1,11 +1,13 @@
 //! `nspawnctl shell` without a pty of the machine's (our standard input or
 //! output is not a terminal): those of our standard descriptors that are
-//! a terminal reach the session as pipes we copy through, never as the
-//! terminal itself. A process of the machine holding our terminal could
-//! push input into it that our shell reads after we end (TIOCSTI, which
-//! root of a machine without `-U` may do), change its modes, or keep it
-//! open. Descriptors that are not a terminal (files, pipes) go in as they
-//! are.
+//! a terminal, a file or a device reach the session as pipes we copy
+//! through, never as themselves. A process of the machine holding our
+//! terminal could push input into it that our shell reads after we end
+//! (TIOCSTI, which root of a machine without `-U` may do), change its
+//! modes, or keep it open; and root of a machine without `-U` (the host's
+//! CAP_DAC_OVERRIDE) could reopen a file given as input for writing
+//! through /proc/PID/fd. Pipes and sockets go in as they are: reopened,
+//! a pipe is only itself, and a socket cannot be.
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -25,14 +27,15 @@ pub struct Relay {
     links: Vec<Link>,
 }
 
-/// Pipes for those of 0, 1, 2 that are a terminal.
+/// Pipes for those of 0, 1, 2 that are neither a pipe nor a socket.
 pub fn prepare() -> Result<Relay, String> {
     let mut child: [Option<OwnedFd>; 3] = [None, None, None];
     let mut links = vec![];
     for fd in 0..3 {
         // SAFETY: 0..3 are open for the life of the process.
         let b = unsafe { BorrowedFd::borrow_raw(fd) };
-        if !nix::unistd::isatty(b).unwrap_or(false) {
+        let kind = nix::sys::stat::fstat(b).map(|st| st.st_mode & libc::S_IFMT);
+        if matches!(kind, Ok(libc::S_IFIFO | libc::S_IFSOCK) | Err(_)) {
             continue;
         }
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)

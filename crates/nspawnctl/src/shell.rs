@@ -36,7 +36,9 @@ pub struct LoginArgs {
     name: String,
 }
 
-const NAMESPACES: libc::c_int = libnspawn::sys::CONTAINER_NAMESPACES;
+/// All of the machine's namespaces but its PID namespace, which only the
+/// session's process enters (in `nspawn-inner`).
+const NAMESPACES: libc::c_int = libnspawn::sys::CONTAINER_NAMESPACES & !libc::CLONE_NEWPID;
 
 /// What to run inside.
 struct Spawn {
@@ -93,6 +95,7 @@ pub fn shell(a: ShellArgs) -> Result<i32, String> {
     };
     run(
         &r,
+        &leader,
         cgroup,
         out,
         Spawn {
@@ -158,6 +161,7 @@ pub fn login(a: LoginArgs) -> Result<i32, String> {
     // Leaving with ^]^]^] ends the session by SIGKILL: that is success here.
     run(
         &r,
+        &leader,
         cgroup,
         out,
         Spawn {
@@ -192,26 +196,25 @@ fn open_cgroup(r: &Record) -> Result<Option<OwnedFd>, String> {
 /// Whether `enter` joined the machine's own user namespace (`-U`).
 static JOINED_USERNS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Join the machine's namespaces (our children join its PID namespace);
-/// joining its mount namespace also makes its root ours. A machine with a
-/// user namespace of its own is joined in that too (setns(2) takes it
-/// first, so the others are entered with its capabilities); joining one's
-/// own user namespace is EINVAL, which tells the two apart. Returns our
-/// terminal's output, opened through the host's /proc before the
-/// machine's /proc (which the machine's root controls) replaces it.
+/// Join the machine's namespaces but its PID namespace (the session's
+/// process joins that: see `child`); joining its mount namespace also
+/// makes its root ours. A machine with a user namespace of its own is
+/// joined in that too (setns(2) takes it first, so the others are entered
+/// with its capabilities); joining one's own user namespace is EINVAL,
+/// which tells the two apart. Returns our terminal's output, opened
+/// through the host's /proc before the machine's /proc (which the
+/// machine's root controls) replaces it.
 fn enter(leader: &OwnedFd) -> Result<Sink, String> {
     // Checked while our /proc is still the host's: inside, /proc/self does
     // not name us. Nothing after this starts a thread (see spawn_into).
     libnspawn::sys::ensure_single_threaded().map_err(|e| e.to_string())?;
     let out = Sink::stdout();
-    // Non-dumpable before anything of ours can be seen from inside: the
-    // process we start joins the machine's PID namespace, holding host
-    // descriptors and mapping the host's nspawnctl, and until it has the
-    // machine's credentials the machine's root (capable in its own user
-    // namespace) could ptrace it, read its memory or open its
-    // /proc/PID/exe (CVE-2016-9962, CVE-2019-5736). Non-dumpable, it
-    // needs CAP_SYS_PTRACE in the host's user namespace; the flag goes to
-    // the child with the memory map and is reset by its execve(2).
+    // Non-dumpable before we take any of the machine's credentials: under
+    // `-U` we are then owned by its user namespace, whose root could
+    // otherwise ptrace us, read our memory or open our /proc/PID/exe
+    // (CVE-2016-9962, CVE-2019-5736) were it to find us (we stay in the
+    // host's PID namespace, which it cannot name). Non-dumpable, that
+    // needs CAP_SYS_PTRACE in the host's user namespace.
     nix::sys::prctl::set_dumpable(false)
         .map_err(|e| format!("cannot make nspawnctl non-dumpable: {}", e.desc()))?;
     // SAFETY: setns with a valid pidfd and namespace flags.
@@ -243,7 +246,13 @@ fn become_namespace_root() -> Result<(), Errno> {
     nix::unistd::setresuid(u, u, u)
 }
 
-fn run(r: &Record, cgroup: Option<OwnedFd>, out: Sink, sp: Spawn) -> Result<i32, String> {
+fn run(
+    r: &Record,
+    leader: &OwnedFd,
+    cgroup: Option<OwnedFd>,
+    out: Sink,
+    sp: Spawn,
+) -> Result<i32, String> {
     // A pty from the machine's own devpts, so the session's terminal exists
     // inside (we are in its mount namespace now).
     let master = if sp.pty {
@@ -274,9 +283,16 @@ fn run(r: &Record, cgroup: Option<OwnedFd>, out: Sink, sp: Spawn) -> Result<i32,
         Some(_) => None,
         None => Some(crate::relay::prepare()?),
     };
+    let inner = libnspawn::inner::sealed().map_err(|e| e.to_string())?;
     let (pid, pidfd) = spawn_into(cgroup.as_ref().map(|c| c.as_fd()), || {
         let pipes = relay.as_ref().map(|r| &r.child);
-        child(r, &sp, master.as_ref(), pipes, &argv, &env)
+        let into = Into {
+            leader,
+            inner: &inner,
+            master: master.as_ref(),
+            pipes,
+        };
+        child(r, &sp, into, &argv, &env)
     })?;
     let _ = pid;
     let code = match (master, relay.take()) {
@@ -336,15 +352,24 @@ fn spawn_into(
     }
 }
 
-/// In the new process: session, terminal, confinement, identity, exec.
-fn child(
-    r: &Record,
-    sp: &Spawn,
-    master: Option<&OwnedFd>,
-    pipes: Option<&[Option<OwnedFd>; 3]>,
-    argv: &[CString],
-    env: &[CString],
-) -> i32 {
+/// What the session's process is handed: the machine's leader (for its
+/// PID namespace), the sealed `nspawn-inner`, and its terminal or pipes.
+struct Into<'a> {
+    leader: &'a OwnedFd,
+    inner: &'a OwnedFd,
+    master: Option<&'a OwnedFd>,
+    pipes: Option<&'a [Option<OwnedFd>; 3]>,
+}
+
+/// In the new process, still in the host's PID namespace (which the
+/// machine cannot name, so nothing in it can reach us): terminal,
+/// confinement and identity, then `nspawn-inner join`, static from a
+/// sealed memfd, which alone forks into the machine's PID namespace and
+/// executes the session's program there. So the first process of ours the
+/// machine sees maps nothing of the host's (without `-U` its root, holding
+/// the host's CAP_SYS_PTRACE and CAP_SYS_ADMIN, could otherwise open our
+/// /proc/PID/exe and the host's libc through /proc/PID/map_files).
+fn child(r: &Record, sp: &Spawn, into: Into, argv: &[CString], env: &[CString]) -> i32 {
     let fail = |what: &str, e: Errno| -> i32 {
         eprintln!("nspawnctl: {what}: {}", e.desc());
         1
@@ -352,8 +377,12 @@ fn child(
     if let Err(e) = become_namespace_root() {
         return fail("cannot become root in the machine's user namespace", e);
     }
-    let _ = nix::unistd::setsid();
-    if let Some(m) = master {
+    // For our children: nspawn-inner's.
+    // SAFETY: setns with a valid pidfd.
+    if unsafe { libc::setns(into.leader.as_raw_fd(), libc::CLONE_NEWPID) } < 0 {
+        return fail("cannot enter the machine's PID namespace", Errno::last());
+    }
+    if let Some(m) = into.master {
         // SAFETY: the ioctl returns a new descriptor for the terminal's peer.
         let peer = unsafe {
             libc::ioctl(
@@ -367,7 +396,6 @@ fn child(
         }
         // SAFETY: plain descriptor operations on our own terminal.
         unsafe {
-            libc::ioctl(peer, libc::TIOCSCTTY, 0);
             for fd in 0..3 {
                 libc::dup2(peer, fd);
             }
@@ -375,18 +403,14 @@ fn child(
                 libc::close(peer);
             }
         }
-    } else if let Some(p) = pipes {
+    } else if let Some(p) = into.pipes {
         if let Err(e) = crate::relay::install(p) {
             return fail("cannot set up the session's standard descriptors", e);
         }
     }
     // Nothing of ours but 0-2 goes in: descriptors our caller left open
-    // without close-on-exec included. Closed now, not marked close-on-exec:
-    // execve(2) installs the new memory map (whose owner is the machine's
-    // user namespace, so its root may open /proc/PID/fd/N) before it
-    // closes close-on-exec descriptors, and the machine's root can take
-    // them in between (the attacker of tests/tests/hostile.rs did).
-    if let Err(e) = libnspawn::sys::close_range(3, u32::MAX, false) {
+    // without close-on-exec included. The memfd closes with the execve.
+    if let Err(e) = libnspawn::sys::close_all_but(&[into.inner.as_raw_fd()]) {
         eprintln!("nspawnctl: {e}");
         return 1;
     }
@@ -434,7 +458,7 @@ fn child(
             let _ = nix::unistd::chdir("/");
         }
     }
-    // Search the machine's default PATH for a bare command name.
+    // A bare command name is searched in the machine's default PATH.
     let cmd = argv[0].to_string_lossy().into_owned();
     let candidates: Vec<String> = if cmd.contains('/') {
         vec![cmd.clone()]
@@ -444,17 +468,17 @@ fn child(
             .map(|d| format!("{d}/{cmd}"))
             .collect()
     };
-    let mut last = Errno::ENOENT;
-    for c in candidates {
-        let path = CString::new(c).unwrap_or_default();
-        last = nix::unistd::execve(&path, &argv[1..], env).unwrap_err();
-    }
-    eprintln!(
-        "nspawnctl: cannot execute {cmd} in machine {}: {}",
-        r.name,
-        last.desc()
-    );
-    127
+    let cstr = |s: &str| CString::new(s).unwrap_or_default();
+    let mut args = vec![
+        cstr("join"),
+        cstr(if into.master.is_some() { "t" } else { "-" }),
+        cstr(&r.name),
+        cstr(&candidates.len().to_string()),
+    ];
+    args.extend(candidates.iter().map(|c| cstr(c)));
+    args.extend_from_slice(&argv[1..]);
+    let e = libnspawn::inner::exec(into.inner.as_fd(), &args, env);
+    fail("cannot execute nspawn-inner", e)
 }
 
 fn wait(pidfd: BorrowedFd) -> Result<i32, String> {
@@ -544,7 +568,8 @@ fn forward(master: OwnedFd, pidfd: BorrowedFd, mut output: Sink) -> Result<i32, 
                 Ok(0) => input = false,
                 Ok(n) => {
                     if escape.feed(&buf[..n], Instant::now()) {
-                        let _ = libnspawn::sys::pidfd_send_signal(pidfd, libc::SIGKILL);
+                        // nspawn-inner kills the session.
+                        let _ = libnspawn::sys::pidfd_send_signal(pidfd, libc::SIGTERM);
                     } else {
                         pty.send(&buf[..n]);
                     }

@@ -299,9 +299,14 @@ fn confine_and_exec(
     if let Some(fifo) = &ctx.exec_fifo {
         wait_exec_fifo(ctx, fifo, host_pid)?;
     }
+    // The stub's program, copied while the filter cannot refuse it.
+    let stub = match s.start_mode {
+        StartMode::Pid2 => Some(crate::inner::sealed()?),
+        _ => None,
+    };
     filters.load()?;
-    if s.start_mode == StartMode::Pid2 {
-        stub::fork_stub()?;
+    if let Some(inner) = stub {
+        stub::fork_stub(inner)?;
     }
     if let Some(a) = account {
         caps::keep_across_setuid(sec.caps_ambient | sec.process_caps.map_or(0, |p| p.permitted))?;

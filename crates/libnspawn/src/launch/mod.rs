@@ -22,7 +22,6 @@ pub use spawn::{filters, kept_capabilities};
 mod place;
 mod reaper;
 mod reserve;
-mod sealed;
 mod signals;
 mod spawn;
 mod stub;
@@ -64,9 +63,6 @@ enum Outcome {
 pub fn run(s: &Settings) -> Result<i32> {
     if !nix::unistd::geteuid().is_root() {
         return Err(Error::invalid("Need to be root."));
-    }
-    if s.start_mode == StartMode::Pid2 {
-        sealed::reexec()?;
     }
     failpoint::init();
     crate::sys::null_stdio(&[]);

@@ -1,35 +1,39 @@
-//! `--as-pid2`: a minimal init stays PID 1 and reaps orphans. It answers the
-//! init signals as systemd does (SIGINT, SIGRTMIN+5: reboot; SIGRTMIN+3,
-//! SIGRTMIN+4: power off, as the reference's stub) and forwards every other
-//! signal to the payload (PID 2). It exits as the payload did (255 if a
-//! signal killed it, as the reference), and the kernel then ends whatever
-//! else is left in the namespace.
+//! `--as-pid2`: a minimal init stays PID 1, reaps orphans, answers the
+//! init signals and forwards the others to the payload (PID 2): the `stub`
+//! role of `nspawn-inner` (crates/libnspawn/inner/stub.rs).
 //!
-//! The stub is the one process of ours that lives on inside the container.
-//! It keeps no descriptor of the runner's (root inside could borrow them
-//! through `/proc/1/fd`), and its `/proc/1/exe` is a sealed copy of our
-//! binary, not the file on the host (see `sealed`).
+//! The stub is the one process of ours that lives on inside the container,
+//! so it is not our binary: PID 1 executes the static `nspawn-inner` from a
+//! sealed memfd (`crate::inner`), with no environment and no descriptor of
+//! the runner's but 0-2. Root inside, which without `-U` may open
+//! `/proc/1/exe`, `/proc/1/map_files` and `/proc/1/fd` and holds the
+//! host's CAP_DAC_OVERRIDE, finds only that memfd there, never our binary
+//! or the host's libc to write to.
 
 use crate::error::{Context, Result};
 use nix::sys::signal::{SigSet, SigmaskHow};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{fork, ForkResult, Pid};
+use nix::unistd::{fork, ForkResult};
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// Fork: the child returns and goes on to become the payload; this process
-/// becomes the stub and never returns.
-pub fn fork_stub() -> Result<()> {
+/// becomes the stub (executes `inner`, a sealed memfd of `nspawn-inner`)
+/// and never returns.
+pub fn fork_stub(inner: OwnedFd) -> Result<()> {
     let all = SigSet::all();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None)
         .ctx(|| "cannot block signals".into())?;
-    // The payload waits until the stub has cleaned up (end of file on this
-    // pipe): until then the stub still holds the runner's descriptors and
-    // the caller's environment, which the payload could read in /proc/1.
+    // The payload waits until the stub runs the sealed program (end of
+    // file on this pipe, which closes on that execve after the new memory
+    // map is in): until then PID 1 still maps our binary and the host's
+    // libc and holds the runner's descriptors and the caller's
+    // environment, all of which the payload could open in /proc/1.
     let (ready_r, ready_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "cannot create a pipe".into())?;
     // SAFETY: single-threaded process.
     match unsafe { fork() }.ctx(|| "cannot fork the payload".into())? {
         ForkResult::Child => {
-            drop(ready_w);
+            drop((ready_w, inner));
             let mut b = [0u8; 1];
             while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&ready_r, &mut b) {}
             drop(ready_r);
@@ -39,102 +43,24 @@ pub fn fork_stub() -> Result<()> {
         }
         ForkResult::Parent { child } => {
             drop(ready_r);
-            wipe_environment();
-            // Nothing of the runner's stays open in PID 1, where root in
-            // the container could borrow it through /proc/1/fd; the channel
-            // must close too (the runner learns of the payload's exec by
-            // its end), and so does the pipe, which lets the payload go on.
-            // It cannot fail here: the same call with CLOSE_RANGE_CLOEXEC
-            // worked before the stub was forked.
-            let _ = crate::sys::close_range(3, u32::MAX, false);
-            std::mem::forget(ready_w);
-            stub_loop(child)
-        }
-    }
-}
-
-/// `/proc/1/environ` shows the memory our environment was handed in at
-/// exec (proc(5), env_start..env_end): the caller's, which the container
-/// must not see. The stub reads no variable, so the block is zeroed in
-/// place (moving it would need CAP_SYS_RESOURCE, PR_SET_MM).
-fn wipe_environment() {
-    let Ok(stat) = crate::sys::read_proc("/proc/self/stat") else {
-        return;
-    };
-    // Fields after the command name, which may contain spaces: field 3 is
-    // the first; env_start and env_end are fields 50 and 51.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return;
-    };
-    let fields: Vec<usize> = rest
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    let (Some(&start), Some(&end)) = (fields.get(50 - 3), fields.get(51 - 3)) else {
-        return;
-    };
-    if start == 0 || end <= start {
-        return;
-    }
-    // SAFETY: [start, end) is this process's environment block, mapped and
-    // writable (it is on the initial stack); nothing reads it after this,
-    // Rust's std::env included (the stub never asks).
-    unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
-}
-
-fn stub_loop(main: Pid) -> ! {
-    // SAFETY: plain libc calls on local, initialised signal sets; libc is
-    // used directly because nix's Signal cannot name real-time signals.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        loop {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            let sig = libc::sigwaitinfo(&all, &mut info);
-            if sig < 0 {
-                continue;
-            }
-            let rt = sig - libc::SIGRTMIN();
-            if sig == libc::SIGINT || rt == 5 {
-                shutdown(libc::RB_AUTOBOOT);
-            } else if rt == 3 || rt == 4 {
-                shutdown(libc::RB_POWER_OFF);
-            } else if sig != libc::SIGCHLD {
-                libc::kill(main.as_raw(), sig);
-                continue;
-            }
-            loop {
-                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(pid, code)) if pid == main => exit(code),
-                    Ok(WaitStatus::Signaled(pid, _, _)) if pid == main => exit(255),
-                    Ok(WaitStatus::StillAlive) | Err(_) => break,
-                    Ok(_) => {}
+            // Nothing of the runner's goes on into PID 1; the channel must
+            // close too (the runner learns of the payload's exec by its
+            // end). The memfd and the pipe close with the execve.
+            let e = match crate::sys::close_all_but(&[inner.as_raw_fd(), ready_w.as_raw_fd()]) {
+                Ok(()) => {
+                    let pid = CString::new(child.as_raw().to_string()).unwrap_or_default();
+                    crate::inner::exec(inner.as_fd(), &[c"stub".to_owned(), pid], &[])
                 }
-            }
+                Err(e) => {
+                    eprintln!("nspawn: {e}");
+                    nix::errno::Errno::EBADF
+                }
+            };
+            // The payload cannot go on without its init: end both.
+            eprintln!("nspawn: cannot execute the --as-pid2 stub: {}", e.desc());
+            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            // SAFETY: ends PID 1, and so the container.
+            unsafe { libc::_exit(1) }
         }
     }
-}
-
-/// Ask everything to end, give it a moment, then reboot(2): in a PID
-/// namespace that ends PID 1 with SIGHUP (restart) or SIGINT (power off),
-/// which the runner sees (pid_namespaces(7)).
-fn shutdown(cmd: libc::c_int) -> ! {
-    // SAFETY: plain libc calls.
-    unsafe {
-        libc::kill(-1, libc::SIGTERM);
-        for _ in 0..500 {
-            if libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) < 0 {
-                break;
-            }
-            libc::usleep(10_000);
-        }
-        libc::kill(-1, libc::SIGKILL);
-        libc::reboot(cmd);
-        libc::_exit(1)
-    }
-}
-
-fn exit(code: i32) -> ! {
-    // SAFETY: _exit is always safe.
-    unsafe { libc::_exit(code) }
 }
