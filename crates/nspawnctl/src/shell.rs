@@ -2,7 +2,9 @@
 //! namespaces (through the leader's pidfd, setns(2)), in its cgroup, with
 //! its capability bounding set — on a new pseudo terminal from the
 //! machine's own devpts when we have a terminal, on plain pipes otherwise.
-//! Works for any guest, with or without systemd inside.
+//! Works for any guest, with or without systemd inside. The first process
+//! of ours the machine can see is `nspawn-inner join`, static from a
+//! sealed memfd (see `child`; docs/design/hostile.md).
 
 use crate::machine;
 use clap::Args;
@@ -309,9 +311,9 @@ fn run(
     Ok(code)
 }
 
-/// clone3 into the machine's cgroup (and, having joined its PID namespace,
-/// into that too). Falls back to a cgroup of our own below it where the
-/// guest's init keeps its root free of processes (cgroup v2 with controllers).
+/// clone3 into the machine's cgroup (the session's process inherits it).
+/// Falls back to a cgroup of our own below it where the guest's init
+/// keeps its root free of processes (cgroup v2 with controllers).
 fn spawn_into(
     cgroup: Option<BorrowedFd>,
     child: impl FnOnce() -> i32,
