@@ -18,6 +18,7 @@ pub mod bridge;
 pub mod dhcp;
 pub mod links;
 pub mod nat;
+mod nftq;
 pub mod record;
 pub mod rtnl;
 pub mod spec;
@@ -94,6 +95,8 @@ pub struct Network {
     moved: Vec<(String, String)>,
     /// Serves `host0` its address to guests that ask.
     pub dhcp: Option<dhcp::Server>,
+    /// The machine whose nftables table we installed.
+    nat: Option<String>,
 }
 
 fn host0_host_name(s: &NetSettings, machine: &str) -> String {
@@ -130,6 +133,7 @@ pub fn setup(
         zone: None,
         moved: vec![],
         dhcp: None,
+        nat: None,
     };
     let mut rt = Rtnl::open()?;
     if let Some(host) = host_link_name(s, machine) {
@@ -197,7 +201,8 @@ fn configure(rt: &mut Rtnl, net: &mut Network, held: &record::Held, ports: &[Por
     addr::add_default_route(&mut inside, "host0", host_ip)?;
     let mac = links::mac(&mut inside, "host0")?;
     net.dhcp = Some(dhcp::Server::open(host_side, mac, host_ip, ip, subnet)?);
-    nat::install(&r.machine, ip, subnet, ports, host_side, held.fd())
+    net.nat = Some(r.machine.clone());
+    nat::install_finish(held.installing(), ports, host_side)
 }
 
 impl Network {
@@ -227,6 +232,10 @@ impl Drop for Network {
                 eprintln!("nspawn: {e}");
             }
         }
+        // The table and the links each cost the kernel a grace period or
+        // two: both at once (`nft` removes the table while we remove the
+        // links); the record's release then finds no table.
+        let table = self.nat.as_deref().and_then(nat::remove_start);
         // The kernel removes veth links with the namespace, but only once
         // its last reference is gone, asynchronously: remove ours now so a
         // zone is seen empty and a restart can reuse the names.
@@ -234,6 +243,9 @@ impl Drop for Network {
             for l in &self.host_links {
                 let _ = links::delete(&mut rt, l);
             }
+        }
+        if let Some(t) = table {
+            let _ = t.wait();
         }
         if let Some(zone) = &self.zone {
             if let Err(e) = bridge::remove_zone_if_empty(zone) {

@@ -70,11 +70,33 @@ fn nft_present() -> bool {
     })
 }
 
-/// Run `nft` with `args`, `input` on its stdin. `hold`: a lock it
+/// An `nft` started, to wait for.
+pub struct Pending {
+    child: std::process::Child,
+    what: String,
+}
+
+impl Pending {
+    /// Wait for it; its first line of error if it failed.
+    pub fn wait(self) -> Result<()> {
+        let out = self
+            .child
+            .wait_with_output()
+            .ctx(|| "cannot run nft".into())?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        let first = err.lines().next().unwrap_or("failed");
+        Err(Error::invalid(format!("nft {}: {first}", self.what)))
+    }
+}
+
+/// Start `nft` with `args`, `input` on its stdin. `hold`: a lock it
 /// inherits and holds until it has exited (the network record's, which a
 /// killed runner's reaper waits for: an `nft` still installing the table
 /// must be done before the reaper removes it).
-fn nft(args: &[&str], input: Option<&str>, hold: Option<BorrowedFd>) -> Result<()> {
+fn nft_start(args: &[&str], input: Option<&str>, hold: Option<BorrowedFd>) -> Result<Pending> {
     let mut c = Command::new("nft");
     if let Some(fd) = hold.map(|f| f.as_raw_fd()) {
         // SAFETY: only fcntl(2) between fork and exec.
@@ -104,25 +126,22 @@ fn nft(args: &[&str], input: Option<&str>, hold: Option<BorrowedFd>) -> Result<(
             .write_all(text.as_bytes())
             .ctx(|| "cannot write to nft".into())?;
     }
-    let out = child.wait_with_output().ctx(|| "cannot run nft".into())?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let err = String::from_utf8_lossy(&out.stderr);
-    let first = err.lines().next().unwrap_or("failed");
-    Err(Error::invalid(format!("nft {}: {first}", args.join(" "))))
+    Ok(Pending {
+        child,
+        what: args.join(" "),
+    })
 }
 
-/// Install the machine's table; `route_localnet_on` is the host end, where
-/// forwarded connections from 127.0.0.1 leave.
-pub fn install(
+/// Start installing the machine's table (an `nft` that holds `hold`
+/// until it is done), while the runner goes on with the start; `None`
+/// without `nft`, where only `--port` is refused.
+pub fn install_start(
     machine: &str,
     ip: Ipv4Addr,
     subnet: Subnet,
     ports: &[Port],
-    route_localnet_on: &str,
     hold: BorrowedFd,
-) -> Result<()> {
+) -> Result<Option<Pending>> {
     if !nft_present() {
         // Links and addresses work without it; only the way out and the
         // forwarded ports need the table.
@@ -134,14 +153,27 @@ pub fn install(
         eprintln!(
             "nspawn: nft not found: {machine}'s network is not masqueraded (install nftables)"
         );
-        return Ok(());
+        return Ok(None);
     }
     remove(machine);
-    nft(
+    nft_start(
         &["-f", "-"],
         Some(&script(machine, ip, subnet, ports)),
         Some(hold),
-    )?;
+    )
+    .map(Some)
+}
+
+/// Wait for the table `install_start` began; `route_localnet_on` is the
+/// host end, where forwarded connections from 127.0.0.1 leave.
+pub fn install_finish(
+    pending: Option<Pending>,
+    ports: &[Port],
+    route_localnet_on: &str,
+) -> Result<()> {
+    if let Some(p) = pending {
+        p.wait()?;
+    }
     if !ports.is_empty() {
         // The kernel drops 127/8 sources routed out of a non-loopback link
         // unless the link allows it (ip-sysctl.txt, route_localnet).
@@ -151,9 +183,23 @@ pub fn install(
     Ok(())
 }
 
+/// Start removing the machine's table, if there is one (or the kernel
+/// cannot tell). Removing a table with base chains takes the kernel
+/// 15 ms or so (the hooks go after an RCU grace period): the runner
+/// removes its links meanwhile.
+pub fn remove_start(machine: &str) -> Option<Pending> {
+    let t = table(machine);
+    if super::nftq::table_exists(&t) == Some(false) {
+        return None;
+    }
+    nft_start(&["delete", "table", "inet", &t], None, None).ok()
+}
+
 /// Remove the machine's table, if there is one.
 pub fn remove(machine: &str) {
-    let _ = nft(&["delete", "table", "inet", &table(machine)], None, None);
+    if let Some(p) = remove_start(machine) {
+        let _ = p.wait();
+    }
 }
 
 /// Turn IPv4 forwarding on unless it is; remember that we did. The caller

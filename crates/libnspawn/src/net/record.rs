@@ -82,9 +82,10 @@ impl Record {
     /// namespace, then a zone left empty is removed. `locked`: the caller
     /// holds the network lock.
     pub fn clean_host(&self, locked: bool) {
-        if self.container_addr.is_some() {
-            nat::remove(&self.machine);
-        }
+        // Removed while we wait for the links (see `Network`'s drop).
+        let table = self
+            .container_addr
+            .and_then(|_| nat::remove_start(&self.machine));
         if let Some(l) = &self.host_link {
             // The kernel tears a dead namespace down asynchronously.
             for _ in 0..300 {
@@ -96,6 +97,9 @@ impl Record {
             if let Ok(mut rt) = Rtnl::open() {
                 let _ = links::delete(&mut rt, l);
             }
+        }
+        if let Some(t) = table {
+            let _ = t.wait();
         }
         match (&self.zone, locked) {
             (Some(z), false) => {
@@ -116,6 +120,9 @@ pub struct Held {
     pub record: Record,
     path: PathBuf,
     lock: Lock,
+    /// The `nft` installing its table, started with the record and waited
+    /// for once the links are made (`net::setup`) or before the release.
+    installing: std::cell::RefCell<Option<nat::Pending>>,
 }
 
 fn record_path(machine: &str) -> PathBuf {
@@ -195,7 +202,7 @@ pub fn reserve(s: &NetSettings, machine: &str) -> Result<Held> {
     }
     // Whatever fails from here leaves no record behind (nobody else may
     // have this name's path: we hold the name).
-    let made = (|| -> Result<Record> {
+    let made = (|| -> Result<(Record, Option<nat::Pending>)> {
         let mut record = Record {
             machine: machine.to_string(),
             host_link: super::host_link_name(s, machine),
@@ -261,10 +268,22 @@ pub fn reserve(s: &NetSettings, machine: &str) -> Result<Held> {
         }
         lock.write(record.to_text().as_bytes())
             .ctx(|| format!("cannot write {}", path.display()))?;
-        Ok(record)
+        // The table needs no link: made while the container starts.
+        let installing = match (record.container_addr, record.subnet) {
+            (Some(ip), Some(subnet)) => {
+                nat::install_start(machine, ip, subnet, &s.ports, lock.fd())?
+            }
+            _ => None,
+        };
+        Ok((record, installing))
     })();
     match made {
-        Ok(record) => Ok(Held { record, path, lock }),
+        Ok((record, installing)) => Ok(Held {
+            record,
+            path,
+            lock,
+            installing: installing.into(),
+        }),
         Err(e) => {
             // Forwarding turned on for us goes off again if nobody else
             // needs it (we still hold the network lock).
@@ -282,12 +301,22 @@ impl Held {
         let path = record_path(machine);
         let lock = crate::lock::take_over(&path, crate::name::DYING_WAIT)?;
         let record = Record::parse(machine, &lock.read().unwrap_or_default());
-        Some(Held { record, path, lock })
+        Some(Held {
+            record,
+            path,
+            lock,
+            installing: None.into(),
+        })
     }
 
     /// The locked descriptor, for the reaper to keep.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.lock.fd()
+    }
+
+    /// The `nft` installing the table, to wait for (once).
+    pub fn installing(&self) -> Option<nat::Pending> {
+        self.installing.borrow_mut().take()
     }
 
     /// Once the container is gone (its links went with `Network`'s drop,
@@ -297,6 +326,10 @@ impl Held {
     /// still this one is undone (a missing record was released, one with
     /// another inode is a new runner's of the same name).
     pub fn release(&self) {
+        // A table still being installed is removed once it is there.
+        if let Some(p) = self.installing() {
+            let _ = p.wait();
+        }
         if !self.lock.is_at(&self.path) {
             return;
         }
