@@ -288,7 +288,7 @@ fn run(
     let inner = libnspawn::inner::sealed().map_err(|e| e.to_string())?;
     let (pid, pidfd) = spawn_into(cgroup.as_ref().map(|c| c.as_fd()), || {
         let pipes = relay.as_ref().map(|r| &r.child);
-        let into = Into {
+        let into = Handed {
             leader,
             inner: &inner,
             master: master.as_ref(),
@@ -356,7 +356,7 @@ fn spawn_into(
 
 /// What the session's process is handed: the machine's leader (for its
 /// PID namespace), the sealed `nspawn-inner`, and its terminal or pipes.
-struct Into<'a> {
+struct Handed<'a> {
     leader: &'a OwnedFd,
     inner: &'a OwnedFd,
     master: Option<&'a OwnedFd>,
@@ -371,7 +371,7 @@ struct Into<'a> {
 /// machine sees maps nothing of the host's (without `-U` its root, holding
 /// the host's CAP_SYS_PTRACE and CAP_SYS_ADMIN, could otherwise open our
 /// /proc/PID/exe and the host's libc through /proc/PID/map_files).
-fn child(r: &Record, sp: &Spawn, into: Into, argv: &[CString], env: &[CString]) -> i32 {
+fn child(r: &Record, sp: &Spawn, into: Handed, argv: &[CString], env: &[CString]) -> i32 {
     let fail = |what: &str, e: Errno| -> i32 {
         eprintln!("nspawnctl: {what}: {}", e.desc());
         1
