@@ -1717,6 +1717,70 @@ fn killed_create_is_cleared_by_delete_force() {
     let _ = std::fs::remove_dir_all(&bundle);
 }
 
+/// A `create` killed while its prestart hook runs takes the hook with it
+/// (the hook is not left running on, owned by nobody), and `delete
+/// --force` clears the rest.
+#[test]
+fn a_killed_create_takes_its_running_hook_along() {
+    if runc() {
+        eprintln!("skipped under runc: its hooks outlive a killed runc create");
+        return;
+    }
+    let t = Tree::busybox("ocirt-hookkill");
+    let bundle = t.path.with_file_name(format!("{}.bundle", t.name));
+    std::fs::create_dir_all(&bundle).unwrap();
+    let root = bundle.join("state");
+    let parent = format!("/nspawn-tests-{}", t.name);
+    let marker = marker();
+    let spec = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
+            "args": ["/bin/true"], "env": ["PATH=/bin"], "cwd": "/"},
+        "root": {"path": t.dir()},
+        "hooks": {"prestart": [{"path": "/bin/sleep", "args": ["sleep", &marker]}]},
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+            {"type": "mount"}],
+            "cgroupsPath": format!("{parent}/c")}
+    });
+    std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
+    let rt = || {
+        let mut c = Command::new(runtime());
+        c.arg(format!("--root={}", root.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    let mut create = rt()
+        .args(["create", "--bundle", bundle.to_str().unwrap(), "c"])
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || !processes_with(&marker)
+            .is_empty()),
+        "the hook never ran"
+    );
+    let _ = create.kill();
+    let _ = create.wait();
+    assert!(
+        wait_until(Duration::from_secs(2), || processes_with(&marker)
+            .is_empty()),
+        "the hook outlived create: {:?}",
+        processes_with(&marker)
+    );
+    assert!(rt()
+        .args(["delete", "--force", "c"])
+        .status()
+        .unwrap()
+        .success());
+    assert!(cgroups_below(&parent).is_empty());
+    assert!(!root.join("c").exists());
+    for h in cgroup_hierarchies() {
+        let _ = std::fs::remove_dir(h.join(parent.trim_start_matches('/')));
+    }
+    let _ = std::fs::remove_dir_all(&bundle);
+}
+
 /// `--systemd-cgroup` with a `slice:prefix:name` path: the scope's
 /// cgroup below its slice's, in every hierarchy, gone with `delete`.
 #[test]
