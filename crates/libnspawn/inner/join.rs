@@ -9,7 +9,8 @@
 //! and holding the session's 0-2 alone. It starts a session (the terminal
 //! on 0 its controlling one when TTY is `t`) and executes the first of
 //! the N candidates that runs. We wait and end as it did (128 + signal
-//! for a signal); SIGTERM (nspawnctl's escape) kills it.
+//! for a signal); SIGTERM (nspawnctl's escape) kills it, SIGINT, SIGQUIT
+//! and SIGHUP are passed on.
 
 use super::*;
 
@@ -36,11 +37,13 @@ pub unsafe fn main(
     let candidates = &args[3..3 + n];
     let session_argv = argv.add(3 + n);
 
-    // SIGCHLD and SIGTERM are read with sigwaitinfo; the session gets the
-    // mask we were given.
+    // Signals are read with sigwaitinfo; the session gets the mask we
+    // were given. We are in nspawnctl's process group: the terminal's
+    // SIGINT, SIGQUIT and SIGHUP reach us, and go on to the session.
     let (mut set, mut old) = (SigSet::empty(), SigSet::empty());
-    sigaddset(&mut set, SIGCHLD);
-    sigaddset(&mut set, SIGTERM);
+    for sig in [SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP] {
+        sigaddset(&mut set, sig);
+    }
     if sigprocmask(SIG_BLOCK, &set, &mut old) < 0 {
         fail("cannot block signals");
     }
@@ -74,10 +77,11 @@ pub unsafe fn main(
         _exit(127);
     }
     loop {
-        let sig = set.wait();
-        if sig == SIGTERM {
-            kill(pid, SIGKILL);
-        }
+        match set.wait() {
+            SIGTERM => kill(pid, SIGKILL),
+            sig @ (SIGINT | SIGQUIT | SIGHUP) => kill(pid, sig),
+            _ => 0,
+        };
         let mut status = 0;
         if waitpid(pid, &mut status, WNOHANG) == pid {
             return match ended(status) {

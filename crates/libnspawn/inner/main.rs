@@ -67,7 +67,9 @@ impl SigSet {
 
 const SIG_BLOCK: c_int = 0;
 const SIG_SETMASK: c_int = 2;
+const SIGHUP: c_int = 1;
 const SIGINT: c_int = 2;
+const SIGQUIT: c_int = 3;
 const SIGKILL: c_int = 9;
 const SIGPIPE: c_int = 13;
 const SIGTERM: c_int = 15;
