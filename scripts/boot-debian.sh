@@ -24,7 +24,9 @@ command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain (r
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 missing=()
-for pkg in debootstrap busybox-static; do
+# gcc and libc6-dev: rustc links through cc, and nspawn-inner (the static
+# program that runs inside machines) against glibc's static libraries.
+for pkg in debootstrap busybox-static gcc libc6-dev; do
     dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$' ||
         missing+=("$pkg")
 done
