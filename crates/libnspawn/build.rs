@@ -15,7 +15,22 @@ fn main() {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     // glibc's static libraries (libc6-dev); crt-static makes rustc link
     // them. Fat LTO and size optimisation: about 1 MiB, mostly glibc.
-    let st = Command::new(rustc)
+    // For the architecture being built (its linker is cargo's to find:
+    // CARGO_TARGET_<TRIPLE>_LINKER, passed on below).
+    let target = std::env::var("TARGET").unwrap_or_default();
+    let mut cmd = Command::new(rustc);
+    if !target.is_empty() {
+        cmd.arg(format!("--target={target}"));
+        let var = format!(
+            "CARGO_TARGET_{}_LINKER",
+            target.to_uppercase().replace(['-', '.'], "_")
+        );
+        println!("cargo:rerun-if-env-changed={var}");
+        if let Ok(linker) = std::env::var(&var) {
+            cmd.arg(format!("-Clinker={linker}"));
+        }
+    }
+    let st = cmd
         .args([
             "--edition=2021",
             "--crate-type=bin",
