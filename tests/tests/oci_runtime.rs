@@ -644,6 +644,97 @@ fn podman_user_namespace() {
     );
 }
 
+/// The ids `/etc/subuid` and `/etc/subgid` give `containers` in
+/// `podman_userns_auto` (far from `USERNS_BASE`'s).
+const AUTO_BASE: u32 = 1_500_000;
+const AUTO_SIZE: u32 = 200_000;
+
+/// podman's `--userns=auto`: podman picks a range of `containers`'s
+/// subordinate ids, sized to the image, and hands the runtime those maps.
+/// The host's /etc is not touched: the one `podman run` that reads the
+/// files runs in a private mount namespace with an overlay on /etc
+/// holding them (a bind needs the files to exist on the host; they do
+/// not here). Inside, uid 0 is not the host's 0; what it writes in a
+/// volume belongs to the range's first id on the host.
+#[test]
+fn podman_userns_auto() {
+    let p = Podman::new("ocirt-auto");
+    let etc = p.dir.join("etc");
+    for d in ["upper", "work"] {
+        std::fs::create_dir_all(etc.join(d)).unwrap();
+    }
+    for f in ["subuid", "subgid"] {
+        std::fs::write(
+            etc.join("upper").join(f),
+            format!("containers:{AUTO_BASE}:{AUTO_SIZE}\n"),
+        )
+        .unwrap();
+    }
+    let vol = p.dir.join("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::fs::set_permissions(&vol, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let mut unshare = Command::new("unshare");
+    unshare.args(["-m", "--propagation", "private", "/bin/sh", "-c"]);
+    unshare.arg(
+        "mount -t overlay overlay -o lowerdir=/etc,upperdir=\"$0/upper\",workdir=\"$0/work\" /etc \
+         && exec \"$@\"",
+    );
+    unshare.arg(&etc).arg("podman");
+    let cg = format!("--cgroup-parent={}", p.parent);
+    let volume = format!("{}:/data", vol.display());
+    let out = p
+        .cmd_in(
+            unshare,
+            &[
+                "run",
+                "--rm",
+                "--ulimit",
+                "nofile=1024:1024",
+                "--ulimit",
+                "nproc=1024:1024",
+                &cg,
+                "--userns=auto",
+                "--network",
+                "none",
+                "-v",
+                &volume,
+                "localhost/bb",
+                "sh",
+                "-c",
+                "cat /proc/self/uid_map /proc/self/gid_map; touch /data/by-root; id -u",
+            ],
+        )
+        .output()
+        .unwrap();
+    let text = ok(out);
+    let lines: Vec<Vec<u64>> = text
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect()
+        })
+        .collect();
+    // One range each for uids and gids, container 0 at a host id of the
+    // subordinate range, then root's `id -u` inside.
+    assert_eq!(lines.len(), 3, "{text}");
+    let range = u64::from(AUTO_BASE)..u64::from(AUTO_BASE + AUTO_SIZE);
+    for map in &lines[..2] {
+        assert!(
+            map.len() == 3 && map[0] == 0 && range.contains(&map[1]) && map[2] < 65536 * 4,
+            "{text}"
+        );
+    }
+    assert_eq!(lines[2], [0], "{text}");
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(vol.join("by-root")).unwrap();
+    assert_eq!(
+        (u64::from(meta.uid()), u64::from(meta.gid())),
+        (lines[0][1], lines[1][1]),
+        "{text}"
+    );
+}
+
 #[test]
 fn podman_tty_has_the_terminal_size() {
     let p = Podman::new("ocirt-tty");
