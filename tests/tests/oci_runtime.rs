@@ -1914,7 +1914,8 @@ impl Drop for MemoryCgroup {
 /// stops it, leaving no unit and no cgroup; first over the system bus,
 /// then, with dbus stopped, over systemd's private socket. A second
 /// container asking for a scope of the same name fails with systemd's
-/// words and stops nothing of the first's.
+/// words and stops nothing of the first's; one failing once its scope
+/// runs leaves nothing.
 ///
 /// The guest's cgroup layout here: our nspawn gives a booted guest the
 /// unified hierarchy alone, where this hybrid host has no memory
@@ -2044,6 +2045,27 @@ fn systemd_cgroup_scope_on_a_systemd_host() {
             && !out.contains("listed:second")
             && out.contains("\nactive")
             && out.contains("LoadState=not-found"),
+        "{out}"
+    );
+
+    // A failure once the scope runs (the guest has no pids controller
+    // for the limit): the scope is stopped, nothing is left.
+    let mut failing: serde_json::Value = serde_json::from_str(&config("c3")).unwrap();
+    failing["linux"]["resources"]["pids"] = serde_json::json!({"limit": 10});
+    std::fs::write(bundle.join("config.json"), failing.to_string()).unwrap();
+    let out = console(
+        &mut s,
+        "nspawn-oci --systemd-cgroup create --bundle /srv/bundle c3 </dev/null; echo rc=$?; \
+         systemctl show nspawnoci-c3.scope -p LoadState --no-pager; \
+         ls -d /sys/fs/cgroup/system.slice/nspawnoci-c3.scope /run/memcg/system.slice/nspawnoci-c3.scope 2>&1; \
+         nspawn-oci list -q | wc -l",
+    );
+    assert!(
+        out.contains("nspawn-oci: no pids controller for linux.resources.pids")
+            && out.contains("rc=1")
+            && out.contains("LoadState=not-found")
+            && out.matches("No such file or directory").count() == 2
+            && out.trim_end().ends_with('0'),
         "{out}"
     );
 
