@@ -673,13 +673,19 @@ fn podman_userns_auto() {
     let vol = p.dir.join("vol");
     std::fs::create_dir_all(&vol).unwrap();
     std::fs::set_permissions(&vol, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    // The namespace starts as a copy of the host's mounts, other tests'
+    // among them; a directory that is a mount point in any namespace
+    // cannot be removed (EBUSY), so theirs are let go of first, or their
+    // teardowns could fail while this podman runs.
     let mut unshare = Command::new("unshare");
     unshare.args(["-m", "--propagation", "private", "/bin/sh", "-c"]);
     unshare.arg(
-        "mount -t overlay overlay -o lowerdir=/etc,upperdir=\"$0/upper\",workdir=\"$0/work\" /etc \
+        "awk -v own=\"$0\" '$5 ~ \"^/var/tmp/nspawn-tests/\" && index($5, own) != 1 { print $5 }' \
+           /proc/self/mountinfo | sort -r | while read -r m; do umount -l \"$m\"; done; \
+         mount -t overlay overlay -o lowerdir=/etc,upperdir=\"$0/etc/upper\",workdir=\"$0/etc/work\" /etc \
          && exec \"$@\"",
     );
-    unshare.arg(&etc).arg("podman");
+    unshare.arg(&p.dir).arg("podman");
     let cg = format!("--cgroup-parent={}", p.parent);
     let volume = format!("{}:/data", vol.display());
     let out = p
