@@ -1921,7 +1921,7 @@ impl Drop for MemoryCgroup {
 /// then, with dbus stopped, over systemd's private socket. A second
 /// container asking for a scope of the same name fails with systemd's
 /// words and stops nothing of the first's; one failing once its scope
-/// runs leaves nothing.
+/// runs leaves nothing, and so does one that reaches no systemd.
 ///
 /// The guest's cgroup layout here: our nspawn gives a booted guest the
 /// unified hierarchy alone, where this hybrid host has no memory
@@ -2084,6 +2084,22 @@ fn systemd_cgroup_scope_on_a_systemd_host() {
     assert!(out.contains("inactive"), "{out}");
     std::fs::write(bundle.join("config.json"), config("c2")).unwrap();
     life(&mut s, "c2");
+    // Neither: the private socket covered (in a mount namespace of the
+    // command's), one line and nothing left.
+    let out = console(
+        &mut s,
+        "unshare -m sh -c 'mount --bind /dev/null /run/systemd/private && \
+           nspawn-oci --systemd-cgroup create --bundle /srv/bundle c4 </dev/null'; echo rc=$?; \
+         ls -d /sys/fs/cgroup/system.slice/nspawnoci-c2.scope 2>&1; nspawn-oci list -q | wc -l",
+    );
+    assert!(
+        out.contains("nspawn-oci: cannot reach systemd: system bus: ")
+            && out.contains("; /run/systemd/private: Connection refused")
+            && out.contains("rc=1")
+            && out.contains("No such file or directory")
+            && out.trim_end().ends_with('0'),
+        "{out}"
+    );
     s.send(b"poweroff\n");
     let (code, out) = s.finish(nspawn_tests::guest::T);
     assert_eq!(code, 0, "{out}");
