@@ -1916,7 +1916,8 @@ impl Drop for MemoryCgroup {
 /// `--systemd-cgroup` where systemd is init, for real: inside a booted
 /// Debian guest, `create` asks the guest's systemd for the transient
 /// scope `nspawnoci-ID.scope` around the container's process (delegated,
-/// the process in its cgroup, our memory limit in it), and `delete`
+/// the process in its cgroup, our memory limit in it; `exec`, `pause`
+/// and `resume` work in it), and `delete`
 /// stops it, leaving no unit and no cgroup; first over the system bus,
 /// then, with dbus stopped, over systemd's private socket. A second
 /// container asking for a scope of the same name fails with systemd's
@@ -1999,7 +2000,10 @@ fn systemd_cgroup_scope_on_a_systemd_host() {
                  P=$(nspawn-oci state {id} | sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p'); \
                  systemctl show {unit} -p ActiveState -p Delegate -p ControlGroup --no-pager; \
                  echo proc; cat /proc/$P/cgroup; \
-                 echo limit=$(cat /run/memcg/system.slice/{unit}/memory.limit_in_bytes)"
+                 echo limit=$(cat /run/memcg/system.slice/{unit}/memory.limit_in_bytes); \
+                 nspawn-oci exec {id} /bin/true; echo exec=$?; \
+                 nspawn-oci pause {id}; nspawn-oci state {id} | grep -o '\"status\": *\"[a-z]*\"'; \
+                 nspawn-oci resume {id}; nspawn-oci state {id} | grep -o '\"status\": *\"[a-z]*\"'"
             ),
         );
         assert!(
@@ -2009,7 +2013,9 @@ fn systemd_cgroup_scope_on_a_systemd_host() {
                 && out.contains(&format!("ControlGroup=/system.slice/{unit}"))
                 && out.contains(&format!("0::/system.slice/{unit}"))
                 && out.contains(&format!("memory:/system.slice/{unit}"))
-                && out.contains("limit=67108864"),
+                && out.contains("limit=67108864")
+                && out.contains("exec=0")
+                && out.contains("\"status\": \"paused\"\n\"status\": \"running\""),
             "{out}"
         );
         let out = console(
