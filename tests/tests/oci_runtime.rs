@@ -1922,7 +1922,8 @@ impl Drop for MemoryCgroup {
 /// then, with dbus stopped, over systemd's private socket. A second
 /// container asking for a scope of the same name fails with systemd's
 /// words and stops nothing of the first's; one failing once its scope
-/// runs leaves nothing, and so does one that reaches no systemd.
+/// runs leaves nothing, and so do one that reaches no systemd and a
+/// foreground `run`.
 ///
 /// The guest's cgroup layout here: our nspawn gives a booted guest the
 /// unified hierarchy alone, where this hybrid host has no memory
@@ -2077,6 +2078,22 @@ fn systemd_cgroup_scope_on_a_systemd_host() {
             && out.contains("rc=1")
             && out.contains("LoadState=not-found")
             && out.matches("No such file or directory").count() == 2
+            && out.trim_end().ends_with('0'),
+        "{out}"
+    );
+
+    // A foreground `run`: the process's exit status, then no unit.
+    let mut run: serde_json::Value = serde_json::from_str(&config("c5")).unwrap();
+    run["process"]["args"] = serde_json::json!(["/bin/sh", "-c", "exit 3"]);
+    std::fs::write(bundle.join("config.json"), run.to_string()).unwrap();
+    let out = console(
+        &mut s,
+        "nspawn-oci --systemd-cgroup run --bundle /srv/bundle c5 </dev/null; echo rc=$?; \
+         systemctl show nspawnoci-c5.scope -p LoadState --no-pager; nspawn-oci list -q | wc -l",
+    );
+    assert!(
+        out.contains("rc=3")
+            && out.contains("LoadState=not-found")
             && out.trim_end().ends_with('0'),
         "{out}"
     );
