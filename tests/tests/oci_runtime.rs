@@ -644,6 +644,103 @@ fn podman_user_namespace() {
     );
 }
 
+/// The ids `/etc/subuid` and `/etc/subgid` give `containers` in
+/// `podman_userns_auto` (far from `USERNS_BASE`'s).
+const AUTO_BASE: u32 = 1_500_000;
+const AUTO_SIZE: u32 = 200_000;
+
+/// podman's `--userns=auto`: podman picks a range of `containers`'s
+/// subordinate ids, sized to the image, and hands the runtime those maps.
+/// The host's /etc is not touched: the one `podman run` that reads the
+/// files runs in a private mount namespace with an overlay on /etc
+/// holding them (a bind needs the files to exist on the host; they do
+/// not here). Inside, uid 0 is not the host's 0; what it writes in a
+/// volume belongs to the range's first id on the host.
+#[test]
+fn podman_userns_auto() {
+    let p = Podman::new("ocirt-auto");
+    let etc = p.dir.join("etc");
+    for d in ["upper", "work"] {
+        std::fs::create_dir_all(etc.join(d)).unwrap();
+    }
+    for f in ["subuid", "subgid"] {
+        std::fs::write(
+            etc.join("upper").join(f),
+            format!("containers:{AUTO_BASE}:{AUTO_SIZE}\n"),
+        )
+        .unwrap();
+    }
+    let vol = p.dir.join("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::fs::set_permissions(&vol, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    // The namespace starts as a copy of the host's mounts, other tests'
+    // among them; a directory that is a mount point in any namespace
+    // cannot be removed (EBUSY), so theirs are let go of first, or their
+    // teardowns could fail while this podman runs.
+    let mut unshare = Command::new("unshare");
+    unshare.args(["-m", "--propagation", "private", "/bin/sh", "-c"]);
+    unshare.arg(
+        "awk -v own=\"$0\" '$5 ~ \"^/var/tmp/nspawn-tests/\" && index($5, own) != 1 { print $5 }' \
+           /proc/self/mountinfo | sort -r | while read -r m; do umount -l \"$m\"; done; \
+         mount -t overlay overlay -o lowerdir=/etc,upperdir=\"$0/etc/upper\",workdir=\"$0/etc/work\" /etc \
+         && exec \"$@\"",
+    );
+    unshare.arg(&p.dir).arg("podman");
+    let cg = format!("--cgroup-parent={}", p.parent);
+    let volume = format!("{}:/data", vol.display());
+    let out = p
+        .cmd_in(
+            unshare,
+            &[
+                "run",
+                "--rm",
+                "--ulimit",
+                "nofile=1024:1024",
+                "--ulimit",
+                "nproc=1024:1024",
+                &cg,
+                "--userns=auto",
+                "--network",
+                "none",
+                "-v",
+                &volume,
+                "localhost/bb",
+                "sh",
+                "-c",
+                "cat /proc/self/uid_map /proc/self/gid_map; touch /data/by-root; id -u",
+            ],
+        )
+        .output()
+        .unwrap();
+    let text = ok(out);
+    let lines: Vec<Vec<u64>> = text
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect()
+        })
+        .collect();
+    // One range each for uids and gids, container 0 at a host id of the
+    // subordinate range, then root's `id -u` inside.
+    assert_eq!(lines.len(), 3, "{text}");
+    let range = u64::from(AUTO_BASE)..u64::from(AUTO_BASE + AUTO_SIZE);
+    for map in &lines[..2] {
+        assert!(
+            map.len() == 3 && map[0] == 0 && range.contains(&map[1]) && map[2] < 65536 * 4,
+            "{text}"
+        );
+    }
+    assert_eq!(lines[2], [0], "{text}");
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(vol.join("by-root")).unwrap();
+    assert_eq!(
+        (u64::from(meta.uid()), u64::from(meta.gid())),
+        (lines[0][1], lines[1][1]),
+        "{text}"
+    );
+}
+
 #[test]
 fn podman_tty_has_the_terminal_size() {
     let p = Podman::new("ocirt-tty");
@@ -1828,4 +1925,283 @@ fn systemd_cgroup_path() {
         let _ = std::fs::remove_dir(h.join("nspawntests.slice"));
     }
     let _ = std::fs::remove_dir_all(&bundle);
+}
+
+/// A v1 memory cgroup of a test's own, for the processes it starts
+/// (`enter`); dropped with everything made below it, deepest first.
+struct MemoryCgroup(PathBuf);
+
+impl MemoryCgroup {
+    fn new(name: &str) -> MemoryCgroup {
+        let dir = Path::new("/sys/fs/cgroup/memory").join(format!("nspawn-tests-{name}"));
+        std::fs::create_dir(&dir).unwrap();
+        MemoryCgroup(dir)
+    }
+
+    /// `cmd` run from a shell that first moves itself into this cgroup.
+    fn enter(&self, cmd: Command) -> Command {
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c")
+            .arg(format!(
+                "echo $$ > {}/cgroup.procs && exec \"$@\"",
+                self.0.display()
+            ))
+            .arg("sh")
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        c
+    }
+
+    /// The directories below it (cgroups left by what ran in it).
+    fn below(&self) -> Vec<PathBuf> {
+        let mut out = vec![];
+        let mut todo = vec![self.0.clone()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    out.push(e.path());
+                    todo.push(e.path());
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        for d in self.below().iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// `--systemd-cgroup` where systemd is init, for real: inside a booted
+/// Debian guest, `create` asks the guest's systemd for the transient
+/// scope `nspawnoci-ID.scope` around the container's process (delegated,
+/// the process in its cgroup, our memory limit in it; `exec`, `pause`
+/// and `resume` work in it), and `delete`
+/// stops it, leaving no unit and no cgroup; first over the system bus,
+/// then, with dbus stopped, over systemd's private socket. A second
+/// container asking for a scope of the same name fails with systemd's
+/// words and stops nothing of the first's; one failing once its scope
+/// runs leaves nothing, and so do one that reaches no systemd and a
+/// foreground `run`.
+///
+/// The guest's cgroup layout here: our nspawn gives a booted guest the
+/// unified hierarchy alone, where this hybrid host has no memory
+/// controller (only hugetlb is in v2); the guest's systemd runs in
+/// unified mode. So the guest mounts the v1 memory hierarchy itself, and
+/// is started in a memory cgroup of this test's, which is where that
+/// mount is rooted (its cgroup namespace) and which the test removes.
+/// systemd does not manage that hierarchy, so `create` makes the scope's
+/// path there (runc does the same for the v1 controllers systemd leaves
+/// alone) and `delete` removes it.
+#[test]
+fn systemd_cgroup_scope_on_a_systemd_host() {
+    if runc() {
+        eprintln!("skipped under runc: the guest has no memory controller in v2 for runc's systemd driver");
+        return;
+    }
+    let memcg = MemoryCgroup::new(&unique("sdguest"));
+    let t = DebianTree::new("ocirt-sdg");
+    // The bundle is the tree itself, its config.json at its top.
+    let bundle = Tree::busybox("ocirt-sdg-bb");
+    let config = |id: &str| {
+        serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
+                "args": ["/bin/sleep", "1000"], "env": ["PATH=/bin"], "cwd": "/"},
+            "root": {"path": "/srv/bundle"},
+            // No network namespace: the guest's root lacks CAP_NET_ADMIN
+            // (a guest sharing the host's network), which bringing up a
+            // new namespace's loopback needs.
+            "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+                {"type": "mount"}],
+                "cgroupsPath": format!("system.slice:nspawnoci:{id}"),
+                "resources": {"memory": {"limit": 67108864}}}
+        })
+        .to_string()
+    };
+    std::fs::write(bundle.join("config.json"), config("c1")).unwrap();
+    let mut args = vec![
+        "-b".to_string(),
+        "-D".to_string(),
+        t.dir().to_string(),
+        format!(
+            "--bind-ro={}:/usr/local/bin/nspawn-oci",
+            runtime().display()
+        ),
+        format!("--bind={}:/srv/bundle", bundle.dir()),
+        // The device program is attached to the scope's cgroup with
+        // bpf(2), which a guest's default system call filter refuses
+        // (it keeps CAP_SYS_ADMIN, which the kernel asks for).
+        "--system-call-filter=bpf".to_string(),
+    ];
+    args.extend(nspawn_tests::guest::our_tools());
+    let mut c = memcg.enter(nspawn(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+    c.env("TERM", "xterm");
+    let mut s = PtySession::spawn(c, 40, 160);
+    use nspawn_tests::guest::{console, login};
+    login(&mut s);
+    let state = console(&mut s, "systemctl is-system-running --wait");
+    assert!(state.contains("running"), "{state}");
+    let out = console(
+        &mut s,
+        "mkdir -p /run/memcg && mount -t cgroup -o memory memory /run/memcg && echo mounted; \
+         systemctl is-active dbus.service",
+    );
+    assert!(out.contains("mounted") && out.contains("active"), "{out}");
+
+    // One container's life, `id` (the config's cgroupsPath names it).
+    let life = |s: &mut PtySession, id: &str| {
+        let unit = format!("nspawnoci-{id}.scope");
+        let out = console(
+            s,
+            &format!(
+                "nspawn-oci --systemd-cgroup create --bundle /srv/bundle {id} </dev/null >/tmp/{id}.out 2>&1; \
+                 echo create=$?; cat /tmp/{id}.out; nspawn-oci --systemd-cgroup start {id}; \
+                 P=$(nspawn-oci state {id} | sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p'); \
+                 systemctl show {unit} -p ActiveState -p Delegate -p ControlGroup --no-pager; \
+                 echo proc; cat /proc/$P/cgroup; \
+                 echo limit=$(cat /run/memcg/system.slice/{unit}/memory.limit_in_bytes); \
+                 nspawn-oci exec {id} /bin/true; echo exec=$?; \
+                 nspawn-oci pause {id}; nspawn-oci state {id} | grep -o '\"status\": *\"[a-z]*\"'; \
+                 nspawn-oci resume {id}; nspawn-oci state {id} | grep -o '\"status\": *\"[a-z]*\"'"
+            ),
+        );
+        assert!(
+            out.contains("create=0")
+                && out.contains("ActiveState=active")
+                && out.contains("Delegate=yes")
+                && out.contains(&format!("ControlGroup=/system.slice/{unit}"))
+                && out.contains(&format!("0::/system.slice/{unit}"))
+                && out.contains(&format!("memory:/system.slice/{unit}"))
+                && out.contains("limit=67108864")
+                && out.contains("exec=0")
+                && out.contains("\"status\": \"paused\"\n\"status\": \"running\""),
+            "{out}"
+        );
+        let out = console(
+            s,
+            &format!(
+                "nspawn-oci kill {id} KILL; \
+                 for i in $(seq 100); do nspawn-oci state {id} | grep -q stopped && break; sleep 0.05; done; \
+                 nspawn-oci delete {id}; echo delete=$?; \
+                 systemctl show {unit} -p LoadState --no-pager; \
+                 ls -d /sys/fs/cgroup/system.slice/{unit} /run/memcg/system.slice/{unit} 2>&1; \
+                 nspawn-oci list -q | wc -l"
+            ),
+        );
+        assert!(
+            out.contains("delete=0")
+                && out.contains("LoadState=not-found")
+                && out.matches("No such file or directory").count() == 2
+                && out.trim_end().ends_with('0'),
+            "{out}"
+        );
+    };
+    life(&mut s, "c1");
+
+    // A scope of that name already there: one line, exit 1, nothing
+    // left of the second, the first's scope untouched.
+    let out = console(
+        &mut s,
+        "nspawn-oci --systemd-cgroup create --bundle /srv/bundle first </dev/null >/dev/null 2>&1; \
+         nspawn-oci --systemd-cgroup create --bundle /srv/bundle second </dev/null; echo rc=$?; \
+         nspawn-oci list -q | sed 's/^/listed:/'; systemctl is-active nspawnoci-c1.scope; \
+         nspawn-oci delete --force first; systemctl show nspawnoci-c1.scope -p LoadState --no-pager",
+    );
+    assert!(
+        out.contains(
+            "nspawn-oci: unable to start unit \"nspawnoci-c1.scope\": \
+             Unit nspawnoci-c1.scope was already loaded or has a fragment file."
+        ) && out.contains("rc=1")
+            && out.contains("listed:first")
+            && !out.contains("listed:second")
+            && out.contains("\nactive")
+            && out.contains("LoadState=not-found"),
+        "{out}"
+    );
+
+    // A failure once the scope runs (the guest has no pids controller
+    // for the limit): the scope is stopped, nothing is left.
+    let mut failing: serde_json::Value = serde_json::from_str(&config("c3")).unwrap();
+    failing["linux"]["resources"]["pids"] = serde_json::json!({"limit": 10});
+    std::fs::write(bundle.join("config.json"), failing.to_string()).unwrap();
+    let out = console(
+        &mut s,
+        "nspawn-oci --systemd-cgroup create --bundle /srv/bundle c3 </dev/null; echo rc=$?; \
+         systemctl show nspawnoci-c3.scope -p LoadState --no-pager; \
+         ls -d /sys/fs/cgroup/system.slice/nspawnoci-c3.scope /run/memcg/system.slice/nspawnoci-c3.scope 2>&1; \
+         nspawn-oci list -q | wc -l",
+    );
+    assert!(
+        out.contains("nspawn-oci: no pids controller for linux.resources.pids")
+            && out.contains("rc=1")
+            && out.contains("LoadState=not-found")
+            && out.matches("No such file or directory").count() == 2
+            && out.trim_end().ends_with('0'),
+        "{out}"
+    );
+
+    // A foreground `run`: the process's exit status, then no unit.
+    let mut run: serde_json::Value = serde_json::from_str(&config("c5")).unwrap();
+    run["process"]["args"] = serde_json::json!(["/bin/sh", "-c", "exit 3"]);
+    std::fs::write(bundle.join("config.json"), run.to_string()).unwrap();
+    let out = console(
+        &mut s,
+        "nspawn-oci --systemd-cgroup run --bundle /srv/bundle c5 </dev/null; echo rc=$?; \
+         systemctl show nspawnoci-c5.scope -p LoadState --no-pager; nspawn-oci list -q | wc -l",
+    );
+    assert!(
+        out.contains("rc=3")
+            && out.contains("LoadState=not-found")
+            && out.trim_end().ends_with('0'),
+        "{out}"
+    );
+
+    // No bus daemon: systemd's private socket.
+    let out = console(
+        &mut s,
+        "systemctl stop dbus.socket dbus.service; systemctl is-active dbus.service; \
+         test -S /run/dbus/system_bus_socket && echo socket-left",
+    );
+    assert!(out.contains("inactive"), "{out}");
+    std::fs::write(bundle.join("config.json"), config("c2")).unwrap();
+    life(&mut s, "c2");
+    // Neither: the private socket covered (in a mount namespace of the
+    // command's), one line and nothing left.
+    let out = console(
+        &mut s,
+        "unshare -m sh -c 'mount --bind /dev/null /run/systemd/private && \
+           nspawn-oci --systemd-cgroup create --bundle /srv/bundle c4 </dev/null'; echo rc=$?; \
+         ls -d /sys/fs/cgroup/system.slice/nspawnoci-c2.scope 2>&1; nspawn-oci list -q | wc -l",
+    );
+    assert!(
+        out.contains("nspawn-oci: cannot reach systemd: system bus: ")
+            && out.contains("; /run/systemd/private: Connection refused")
+            && out.contains("rc=1")
+            && out.contains("No such file or directory")
+            && out.trim_end().ends_with('0'),
+        "{out}"
+    );
+    s.send(b"poweroff\n");
+    let (code, out) = s.finish(nspawn_tests::guest::T);
+    assert_eq!(code, 0, "{out}");
+    // The guest's nested cgroups in the test's memory cgroup: the scope's
+    // path went with `delete`; its slice's and the container process's
+    // first stop (`leave_v1_roots`) are all that is there.
+    let left: Vec<String> = memcg
+        .below()
+        .iter()
+        .map(|p| p.strip_prefix(&memcg.0).unwrap().display().to_string())
+        .collect();
+    assert!(
+        left.iter()
+            .all(|p| p == "system.slice" || p == "machine.slice"),
+        "{left:?}"
+    );
+    assert!(leftovers(&t.name, &t.path).is_empty());
 }

@@ -68,46 +68,52 @@ fn mounted() -> Vec<(PathBuf, bool, Vec<String>)> {
     out
 }
 
+/// runc's reading of `slice:prefix:name` (`--systemd-cgroup`): the
+/// slice (`system.slice` when empty) and the unit, `prefix-name.scope`
+/// (or `name` itself when it is a slice).
+pub fn systemd_unit(cgroups_path: Option<&str>, id: &str) -> Result<(String, String)> {
+    let spec = cgroups_path.unwrap_or("");
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (slice, prefix, name) = match parts.as_slice() {
+        [s, p, n] => (*s, *p, *n),
+        [""] => ("", "nspawn-oci", id),
+        _ => bail!("cgroupsPath {spec:?}: expected slice:prefix:name with --systemd-cgroup"),
+    };
+    let slice = if slice.is_empty() {
+        "system.slice"
+    } else {
+        slice
+    };
+    if !slice.ends_with(".slice") {
+        bail!("cgroupsPath {spec:?}: {slice} is not a slice");
+    }
+    let unit = if name.ends_with(".slice") {
+        name.to_string()
+    } else if prefix.is_empty() {
+        format!("{name}.scope")
+    } else {
+        format!("{prefix}-{name}.scope")
+    };
+    Ok((slice.to_string(), unit))
+}
+
 /// The path relative to every hierarchy's root: `linux.cgroupsPath`
 /// (absolute, or relative as runc reads one: below the root), or with
-/// `--systemd-cgroup` `slice:prefix:name` as the scope
-/// `SLICE-PATH/prefix-name.scope` (runc's reading); the default `/ID`.
+/// `--systemd-cgroup` the unit's (`systemd_unit`) below its slice's,
+/// `a-b.slice` being `/a.slice/a-b.slice`; the default `/ID`.
 pub fn relative(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<String> {
     if systemd {
-        let spec = cgroups_path.unwrap_or("");
-        let parts: Vec<&str> = spec.split(':').collect();
-        let (slice, prefix, name) = match parts.as_slice() {
-            [s, p, n] => (*s, *p, *n),
-            [""] => ("", "nspawn-oci", id),
-            _ => bail!("cgroupsPath {spec:?}: expected slice:prefix:name with --systemd-cgroup"),
-        };
-        let slice = if slice.is_empty() {
-            "system.slice"
-        } else {
-            slice
-        };
-        let Some(stem) = slice.strip_suffix(".slice") else {
-            bail!("cgroupsPath {spec:?}: {slice} is not a slice");
-        };
+        let (slice, unit) = systemd_unit(cgroups_path, id)?;
+        let stem = slice.strip_suffix(".slice").unwrap_or(&slice);
         let mut path = String::new();
         let mut acc = String::new();
-        for part in stem.split('-').filter(|p| !p.is_empty() && *p != "-") {
+        for part in stem.split('-').filter(|p| !p.is_empty()) {
             if !acc.is_empty() {
                 acc.push('-');
             }
             acc.push_str(part);
             path.push_str(&format!("/{acc}.slice"));
         }
-        if stem == "-" || stem.is_empty() {
-            path.clear();
-        }
-        let unit = if name.ends_with(".slice") {
-            name.to_string()
-        } else if prefix.is_empty() {
-            format!("{name}.scope")
-        } else {
-            format!("{prefix}-{name}.scope")
-        };
         return Ok(format!("{path}/{unit}"));
     }
     let p = cgroups_path.unwrap_or("").trim_start_matches('/');
@@ -193,6 +199,25 @@ impl Cgroups {
             }
         }
         Ok(made)
+    }
+
+    /// Under a systemd scope (`scope.rs`): the hierarchies systemd
+    /// made the scope's cgroup in are its; the others (v1 controllers it
+    /// does not manage, as runc's "joined" ones) get the same path made
+    /// here. Removed by `remove` after the unit is stopped.
+    pub fn make_missing(&self, rel: &str) -> Result<()> {
+        for h in &self.hiers {
+            if h.dir.is_dir() {
+                continue;
+            }
+            std::fs::create_dir_all(&h.dir)
+                .with_context(|| format!("cannot create cgroup {}", h.dir.display()))?;
+            if !h.v2 && h.controllers.iter().any(|c| c == "cpuset") {
+                let root = h.dir.ancestors().nth(rel.matches('/').count());
+                fill_cpuset(root.unwrap_or(&h.dir), rel)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn to_json(&self) -> Value {

@@ -7,6 +7,7 @@
 
 use crate::cgroups::Cgroups;
 use crate::cli::CreateArgs;
+use crate::scope::Scope;
 use crate::state::{self, Dir};
 use anyhow::{bail, Context, Result};
 use libnspawn::launch::oci_init;
@@ -14,14 +15,18 @@ use serde_json::json;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-/// What a `create` made so far; dropped unless it succeeded (`keep`).
+/// What a `create` made so far; dropped unless it succeeded (`keep`),
+/// in field order: the scope unit if we started it (stopped, which
+/// removes systemd's cgroups of it), our cgroups, the record.
 struct Made {
+    scope: Option<Scope>,
     cgroups: Cgroups,
     dir: Option<Dir>,
 }
 
 impl Made {
     fn keep(mut self) -> Dir {
+        self.scope = None;
         self.cgroups = Cgroups::default();
         self.dir.take().expect("the record")
     }
@@ -29,6 +34,11 @@ impl Made {
 
 impl Drop for Made {
     fn drop(&mut self) {
+        if let Some(unit) = self.scope.take().and_then(|s| s.started()) {
+            if let Err(e) = crate::scope::stop(&unit) {
+                eprintln!("nspawn-oci: warning: {e:#}");
+            }
+        }
         let _ = self.cgroups.remove();
         if let Some(d) = self.dir.take() {
             let _ = d.remove();
@@ -76,6 +86,7 @@ fn create_init(
     let mut master = None;
     let rel = crate::cgroups::relative(b.cgroups_path.as_deref(), &a.id, systemd)?;
     let mut made = Made {
+        scope: Scope::plan(b.cgroups_path.as_deref(), &a.id, systemd)?,
         cgroups: Cgroups::default(),
         dir: Some(state::make(root, &a.id)?),
     };
@@ -84,8 +95,16 @@ fn create_init(
         "pid": 0,
         "cgroups": Cgroups::planned(&rel).to_json(),
     }))?;
-    made.cgroups = Cgroups::create(&rel)?;
-    made.cgroups.apply(&b.resources)?;
+    // A scope holds a running process, so the container process is
+    // cloned into our cgroup and placed in the scope while it waits
+    // (`placed`), then limited; without one its cgroup is made and
+    // limited now, and it is cloned into it.
+    if made.scope.is_some() {
+        made.cgroups = Cgroups::planned(&rel);
+    } else {
+        made.cgroups = Cgroups::create(&rel)?;
+        limit(&made.cgroups, &b)?;
+    }
     let dir = made.dir.as_ref().expect("the record");
     let fifo_path = dir.fifo();
     nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
@@ -106,16 +125,11 @@ fn create_init(
         nix::sys::stat::Mode::empty(),
     )
     .with_context(|| format!("cannot open {}", fifo_path.display()))?;
-    let unified = made.cgroups.unified().map(open_dir).transpose()?;
-    // The device policy on the v2 cgroup (consulted on hybrid hosts too):
-    // nspawn's (the standard nodes and ptys, whatever mknod makes), or
-    // the bundle's rules with ours above them.
-    if let Some(cg) = &unified {
-        match &b.device_rules {
-            Some(rules) => libnspawn::security::devices::attach_rules(cg.as_fd(), rules)?,
-            None => libnspawn::security::devices::attach(cg.as_fd())?,
-        }
-    }
+    let scope = made.scope.as_ref();
+    let unified = match scope {
+        Some(_) => None,
+        None => made.cgroups.unified().map(open_dir).transpose()?,
+    };
     let netns = b
         .settings
         .net
@@ -140,6 +154,9 @@ fn create_init(
             "created": crate::time::rfc3339(std::time::SystemTime::now()),
             "annotations": b.annotations,
             "cgroups": made.cgroups.to_json(),
+            // Once started: a unit of that name that is not ours (a
+            // `create` that failed to make it) is never stopped for us.
+            "unit": scope.and_then(Scope::started),
             "hooks": b.hooks,
             "process": process_defaults(&b.settings),
         })
@@ -166,7 +183,7 @@ fn create_init(
             pty: b.terminal,
             exec_fifo: fifo,
             cgroup: unified.as_ref().map(|f| f.as_fd()),
-            cgroup2: unified.is_some(),
+            cgroup2: made.cgroups.unified().is_some(),
             netns: netns.as_ref().map(|f| f.as_fd()),
             preserve_fds: a.preserve_fds,
             hooks: (!hooks.is_empty()).then_some(&hooks),
@@ -174,7 +191,21 @@ fn create_init(
         },
         oci_init::Steps {
             started: |pid| dir.write(&record(pid)).map_err(to_lib),
-            placed: |pid| made.cgroups.attach_v1(pid).map_err(to_lib),
+            placed: |pid| {
+                let place = || {
+                    if let Some(s) = scope {
+                        s.start(pid, &a.id)?;
+                        dir.write(&record(pid))?;
+                        made.cgroups.make_missing(&rel)?;
+                    }
+                    made.cgroups.attach_v1(pid)?;
+                    match scope {
+                        Some(_) => limit(&made.cgroups, &b),
+                        None => Ok(()),
+                    }
+                };
+                place().map_err(to_lib)
+            },
             console: |m| {
                 // Its size before the process can run: the bundle's, or
                 // (a foreground `run` relaying its terminal) our own.
@@ -205,6 +236,20 @@ fn create_init(
     }
     made.keep();
     Ok((init, master))
+}
+
+/// `linux.resources`, and the device policy on the v2 cgroup (consulted
+/// on hybrid hosts too): nspawn's (the standard nodes and ptys, whatever
+/// mknod makes), or the bundle's rules with ours above them.
+fn limit(cgroups: &Cgroups, b: &crate::bundle::Bundle) -> Result<()> {
+    cgroups.apply(&b.resources)?;
+    if let Some(cg) = cgroups.unified().map(open_dir).transpose()? {
+        match &b.device_rules {
+            Some(rules) => libnspawn::security::devices::attach_rules(cg.as_fd(), rules)?,
+            None => libnspawn::security::devices::attach(cg.as_fd())?,
+        }
+    }
+    Ok(())
 }
 
 /// What `exec` confines its process like, besides what it is given:

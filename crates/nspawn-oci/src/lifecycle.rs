@@ -147,6 +147,10 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
 fn remove(dir: Dir, st: &Value) -> Result<()> {
     let cg = Cgroups::from_state(st);
     kill_and_wait(&cg, st);
+    // Its scope first (systemd removes its cgroups), then what is ours.
+    if let Some(unit) = st["unit"].as_str() {
+        crate::scope::stop(unit)?;
+    }
     cg.remove()?;
     // A failed poststop hook is a warning (runtime-spec).
     if let Err(e) = crate::hooks::run(&st["hooks"], "poststop", &state::hook_state(st, "stopped")) {

@@ -19,6 +19,7 @@ mod idmaps;
 mod info;
 mod lifecycle;
 mod log;
+mod scope;
 mod state;
 mod time;
 

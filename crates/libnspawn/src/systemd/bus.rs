@@ -298,3 +298,222 @@ pub fn end_machine(machine: &str, registered: bool, scope: bool) -> Outcome {
         Err(Failure::Failed(format!("{unit} did not go away")))
     })
 }
+
+/// What the calls for a delegated scope need of a connection to
+/// systemd's manager: the system bus through zbus (as runc), or its
+/// private socket (`private.rs`) where no bus daemon runs.
+enum Manager {
+    Bus(Connection, Box<MessageIterator>),
+    Private(super::private::Conn),
+}
+
+/// A method's error: its D-Bus name and message.
+type CallError = (String, String);
+
+const NO_SUCH_UNIT: &str = "org.freedesktop.systemd1.NoSuchUnit";
+
+/// How long a call over the private socket may wait for its answer.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Manager {
+    fn open() -> Result<Manager, Failure> {
+        let bus = match Connection::system() {
+            Ok(conn) => {
+                // Subscribed before any call, so a job's JobRemoved (sent
+                // to who queued the job) cannot pass us by.
+                let rule = zbus::MatchRule::builder()
+                    .msg_type(zbus::message::Type::Signal)
+                    .sender(SYSTEMD)
+                    .and_then(|b| b.interface(SYSTEMD_MANAGER))
+                    .and_then(|b| b.member("JobRemoved"))
+                    .map_err(failed)?
+                    .build();
+                let jobs =
+                    MessageIterator::for_match_rule(rule, &conn, Some(64)).map_err(failed)?;
+                return Ok(Manager::Bus(conn, Box::new(jobs)));
+            }
+            Err(e) => e,
+        };
+        super::private::Conn::open(CALL_TIMEOUT)
+            .map(Manager::Private)
+            .map_err(|e| {
+                Failure::Unavailable(format!(
+                    "cannot reach systemd: system bus: {bus}; {}: {e}",
+                    super::private::SOCKET
+                ))
+            })
+    }
+
+    /// A call whose arguments are strings; its returned path, if any.
+    fn call(&mut self, member: &str, args: &[&str]) -> Result<Option<String>, CallError> {
+        match self {
+            Manager::Bus(conn, _) => {
+                let reply = match args {
+                    [a] => systemd(conn, member, &(a,)),
+                    [a, b] => systemd(conn, member, &(a, b)),
+                    _ => unreachable!("calls of one or two strings"),
+                }
+                .map_err(bus_error)?;
+                Ok(reply
+                    .body()
+                    .deserialize::<OwnedObjectPath>()
+                    .ok()
+                    .map(|p| p.to_string()))
+            }
+            Manager::Private(p) => private_reply(p.call(
+                member,
+                &"s".repeat(args.len()),
+                &super::private::strings_body(args),
+            )),
+        }
+    }
+
+    /// `StartTransientUnit(unit, "replace", props, [])`; the job's path.
+    fn start_transient(
+        &mut self,
+        unit: &str,
+        props: &[(&str, super::private::Arg)],
+    ) -> Result<String, CallError> {
+        use super::private::Arg;
+        let job = match self {
+            Manager::Bus(conn, _) => {
+                let props: Vec<(&str, Value)> = props
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            Arg::Str(s) => Value::from(*s),
+                            Arg::Bool(b) => Value::from(*b),
+                            Arg::U32s(n) => Value::from(n.to_vec()),
+                        };
+                        (*k, v)
+                    })
+                    .collect();
+                let aux: Vec<(String, Vec<(String, Value)>)> = vec![];
+                let reply = systemd(conn, "StartTransientUnit", &(unit, "replace", props, aux))
+                    .map_err(bus_error)?;
+                reply
+                    .body()
+                    .deserialize::<OwnedObjectPath>()
+                    .ok()
+                    .map(|p| p.to_string())
+            }
+            Manager::Private(p) => private_reply(p.call(
+                "StartTransientUnit",
+                "ssa(sv)a(sa(sv))",
+                &super::private::start_transient_body(unit, "replace", props),
+            ))?,
+        };
+        job.ok_or_else(|| (String::new(), "no job in systemd's answer".into()))
+    }
+
+    /// The result of `job` ("done", "failed", ...), from `JobRemoved`.
+    fn wait_job(&mut self, job: &str) -> Result<String, Failure> {
+        match self {
+            Manager::Bus(_, jobs) => {
+                for msg in jobs.by_ref() {
+                    let msg = msg.map_err(failed)?;
+                    if let Ok((_, path, _, result)) =
+                        msg.body()
+                            .deserialize::<(u32, OwnedObjectPath, String, String)>()
+                    {
+                        if path.as_str() == job {
+                            return Ok(result);
+                        }
+                    }
+                }
+                Err(Failure::Failed("the system bus went away".into()))
+            }
+            Manager::Private(p) => p
+                .wait_job(job)
+                .map_err(|e| Failure::Failed(format!("{}: {e}", super::private::SOCKET))),
+        }
+    }
+}
+
+fn bus_error(e: zbus::Error) -> CallError {
+    match e {
+        zbus::Error::MethodError(name, msg, _) => (name.to_string(), msg.unwrap_or_default()),
+        e => (String::new(), e.to_string()),
+    }
+}
+
+fn private_reply(r: std::io::Result<super::private::Reply>) -> Result<Option<String>, CallError> {
+    match r {
+        Ok(super::private::Reply::Return(v)) => Ok(v),
+        Ok(super::private::Reply::Error(name, msg)) => Err((name, msg)),
+        Err(e) => Err((String::new(), format!("{}: {e}", super::private::SOCKET))),
+    }
+}
+
+/// systemd's message, or the error's name without one.
+fn text((name, msg): CallError) -> String {
+    if msg.is_empty() {
+        name
+    } else {
+        msg
+    }
+}
+
+/// `StartTransientUnit` of a scope holding `pid`, delegated (its subtree
+/// is the caller's: `nspawn-oci --systemd-cgroup` writes its limits and
+/// attaches its device program there), and wait for the job, as runc
+/// does. A unit of that name left failed is reset and the start tried
+/// once more (runc); one still loaded fails with systemd's words, as
+/// runc's "unable to start unit".
+pub fn start_delegated_scope(unit: &str, slice: &str, pid: u32, description: &str) -> Outcome {
+    use super::private::Arg;
+    in_helper(|| {
+        let mut m = Manager::open()?;
+        let pids = [pid];
+        let props = [
+            ("PIDs", Arg::U32s(&pids)),
+            ("Slice", Arg::Str(slice)),
+            ("Delegate", Arg::Bool(true)),
+            ("Description", Arg::Str(description)),
+            // Not ordered against shutdown.target and the like: the
+            // container's runtime stops it (runc).
+            ("DefaultDependencies", Arg::Bool(false)),
+            // Unloaded once inactive, failed or not: nothing left to
+            // refuse the next container of its name.
+            ("CollectMode", Arg::Str("inactive-or-failed")),
+        ];
+        let job = match m.start_transient(unit, &props) {
+            Err((name, _)) if name == "org.freedesktop.systemd1.UnitExists" => {
+                let _ = m.call("ResetFailedUnit", &[unit]);
+                m.start_transient(unit, &props)
+            }
+            r => r,
+        }
+        .map_err(|e| Failure::Failed(format!("unable to start unit {unit:?}: {}", text(e))))?;
+        match m.wait_job(&job)?.as_str() {
+            "done" => Ok(()),
+            r => {
+                let _ = m.call("ResetFailedUnit", &[unit]);
+                Err(Failure::Failed(format!(
+                    "error creating systemd unit {unit}: got {r}"
+                )))
+            }
+        }
+    })
+}
+
+/// `StopUnit(unit, "replace")` and wait (up to five seconds) until
+/// systemd has dropped it, with its cgroups; a unit that is not there
+/// (an emptied scope is stopped and collected by systemd itself) is fine.
+pub fn stop_unit(unit: &str) -> Outcome {
+    in_helper(|| {
+        let mut m = Manager::open()?;
+        match m.call("StopUnit", &[unit, "replace"]) {
+            Err((name, _)) if name == NO_SUCH_UNIT => return Ok(()),
+            r => r.map_err(|e| Failure::Failed(text(e)))?,
+        };
+        for _ in 0..5000 {
+            match m.call("GetUnit", &[unit]) {
+                Err((name, _)) if name == NO_SUCH_UNIT => return Ok(()),
+                Err(e) => return Err(Failure::Failed(text(e))),
+                Ok(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        }
+        Err(Failure::Failed(format!("{unit} did not go away")))
+    })
+}

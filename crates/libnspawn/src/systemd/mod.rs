@@ -3,6 +3,7 @@
 //! `--property=` assignments for them.
 
 pub mod bus;
+mod private;
 pub mod property;
 
 /// Whether systemd runs as the service manager here (sd_booted(3)).
