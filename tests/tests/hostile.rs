@@ -819,6 +819,8 @@ fn shell_hands_no_host_file_to_reopen() {
         .stderr(Stdio::piped());
     let o = wait_output(c.spawn().unwrap(), T);
     let out = std::fs::read_to_string(&output).unwrap();
+    let input_after = std::fs::read_to_string(&input).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
     assert!(
@@ -826,9 +828,8 @@ fn shell_hands_no_host_file_to_reopen() {
         "{out}"
     );
     assert_eq!(lines[2], "host input");
-    assert_eq!(std::fs::read_to_string(&input).unwrap(), "host input\n");
+    assert_eq!(input_after, "host input\n");
     assert!(o.status.success(), "{o:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `nspawnctl shell` with our terminal on stdin and stderr but output to a
