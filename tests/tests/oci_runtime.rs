@@ -1750,6 +1750,44 @@ fn containerd_run_exec_kill_delete() {
     ok(c.ctr(&["container", "rm", "c2"]).output().unwrap());
 }
 
+/// A bundle next to `t` for the killed-create tests: `spec(cgroup parent,
+/// marker)` as its config.json. Returns the bundle, its runtime's state
+/// root, the cgroup parent, the marker (a number, for `sleep`) and a
+/// quiet runtime command under that root.
+fn kill_bundle(
+    t: &Tree,
+    spec: impl FnOnce(&str, &str) -> serde_json::Value,
+) -> (PathBuf, PathBuf, String, String, impl Fn() -> Command) {
+    let bundle = t.path.with_file_name(format!("{}.bundle", t.name));
+    std::fs::create_dir_all(&bundle).unwrap();
+    let root = bundle.join("state");
+    let parent = format!("/nspawn-tests-{}", t.name);
+    let marker = marker();
+    std::fs::write(
+        bundle.join("config.json"),
+        spec(&parent, &marker).to_string(),
+    )
+    .unwrap();
+    let state = root.clone();
+    let rt = move || {
+        let mut c = Command::new(runtime());
+        c.arg(format!("--root={}", state.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    (bundle, root, parent, marker, rt)
+}
+
+/// Remove `kill_bundle`'s cgroup parent and bundle.
+fn remove_kill_bundle(parent: &str, bundle: &Path) {
+    for h in cgroup_hierarchies() {
+        let _ = std::fs::remove_dir(h.join(parent.trim_start_matches('/')));
+    }
+    let _ = std::fs::remove_dir_all(bundle);
+}
+
 /// `create` killed at points spread over its run: `delete --force` clears
 /// whatever it left (record, cgroups, a waiting container process).
 #[test]
@@ -1761,30 +1799,18 @@ fn killed_create_is_cleared_by_delete_force() {
         return;
     }
     let t = Tree::busybox("ocirt-kill");
-    let bundle = t.path.with_file_name(format!("{}.bundle", t.name));
-    std::fs::create_dir_all(&bundle).unwrap();
-    let root = bundle.join("state");
-    let parent = format!("/nspawn-tests-{}", t.name);
-    let marker = marker();
-    let spec = serde_json::json!({
-        "ociVersion": "1.0.2",
-        "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
-            "args": ["/bin/sleep", &marker], "env": ["PATH=/bin"], "cwd": "/"},
-        "root": {"path": t.dir()},
-        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
-        "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
-            {"type": "mount"}, {"type": "network"}],
-            "cgroupsPath": format!("{parent}/c")}
+    let (bundle, root, parent, marker, rt) = kill_bundle(&t, |parent, marker| {
+        serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
+                "args": ["/bin/sleep", marker], "env": ["PATH=/bin"], "cwd": "/"},
+            "root": {"path": t.dir()},
+            "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+            "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+                {"type": "mount"}, {"type": "network"}],
+                "cgroupsPath": format!("{parent}/c")}
+        })
     });
-    std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
-    let rt = || {
-        let mut c = Command::new(runtime());
-        c.arg(format!("--root={}", root.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        c
-    };
     for delay_ms in [0u64, 2, 5, 10, 20, 40, 80] {
         let mut create = rt()
             .args(["create", "--bundle", bundle.to_str().unwrap(), "c"])
@@ -1808,10 +1834,7 @@ fn killed_create_is_cleared_by_delete_force() {
             "after {delay_ms} ms: processes left: {procs:?}"
         );
     }
-    for h in cgroup_hierarchies() {
-        let _ = std::fs::remove_dir(h.join(parent.trim_start_matches('/')));
-    }
-    let _ = std::fs::remove_dir_all(&bundle);
+    remove_kill_bundle(&parent, &bundle);
 }
 
 /// A `create` killed while its prestart hook runs takes the hook with it
@@ -1824,30 +1847,18 @@ fn a_killed_create_takes_its_running_hook_along() {
         return;
     }
     let t = Tree::busybox("ocirt-hookkill");
-    let bundle = t.path.with_file_name(format!("{}.bundle", t.name));
-    std::fs::create_dir_all(&bundle).unwrap();
-    let root = bundle.join("state");
-    let parent = format!("/nspawn-tests-{}", t.name);
-    let marker = marker();
-    let spec = serde_json::json!({
-        "ociVersion": "1.0.2",
-        "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
-            "args": ["/bin/true"], "env": ["PATH=/bin"], "cwd": "/"},
-        "root": {"path": t.dir()},
-        "hooks": {"prestart": [{"path": "/bin/sleep", "args": ["sleep", &marker]}]},
-        "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
-            {"type": "mount"}],
-            "cgroupsPath": format!("{parent}/c")}
+    let (bundle, root, parent, marker, rt) = kill_bundle(&t, |parent, marker| {
+        serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
+                "args": ["/bin/true"], "env": ["PATH=/bin"], "cwd": "/"},
+            "root": {"path": t.dir()},
+            "hooks": {"prestart": [{"path": "/bin/sleep", "args": ["sleep", marker]}]},
+            "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+                {"type": "mount"}],
+                "cgroupsPath": format!("{parent}/c")}
+        })
     });
-    std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
-    let rt = || {
-        let mut c = Command::new(runtime());
-        c.arg(format!("--root={}", root.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        c
-    };
     let mut create = rt()
         .args(["create", "--bundle", bundle.to_str().unwrap(), "c"])
         .spawn()
@@ -1872,10 +1883,7 @@ fn a_killed_create_takes_its_running_hook_along() {
         .success());
     assert!(cgroups_below(&parent).is_empty());
     assert!(!root.join("c").exists());
-    for h in cgroup_hierarchies() {
-        let _ = std::fs::remove_dir(h.join(parent.trim_start_matches('/')));
-    }
-    let _ = std::fs::remove_dir_all(&bundle);
+    remove_kill_bundle(&parent, &bundle);
 }
 
 /// `--systemd-cgroup` with a `slice:prefix:name` path: the scope's

@@ -40,6 +40,18 @@ impl std::fmt::Display for Failure {
 
 type Outcome = Result<(), Failure>;
 
+/// systemd's `JobRemoved` signals on `conn`, from now on.
+fn job_removed(conn: &Connection) -> Result<MessageIterator, Failure> {
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender(SYSTEMD)
+        .and_then(|b| b.interface(SYSTEMD_MANAGER))
+        .and_then(|b| b.member("JobRemoved"))
+        .map_err(failed)?
+        .build();
+    MessageIterator::for_match_rule(rule, conn, Some(64)).map_err(failed)
+}
+
 fn failed(e: zbus::Error) -> Failure {
     match &e {
         zbus::Error::MethodError(name, msg, _) => {
@@ -172,15 +184,8 @@ pub fn start_scope(scope: &Scope) -> Outcome {
             ),
         ];
         props.extend(scope.machine_properties());
-        let rule = zbus::MatchRule::builder()
-            .msg_type(zbus::message::Type::Signal)
-            .sender(SYSTEMD)
-            .and_then(|b| b.interface(SYSTEMD_MANAGER))
-            .and_then(|b| b.member("JobRemoved"))
-            .map_err(failed)?
-            .build();
         // Subscribed before the call, so the signal cannot pass us by.
-        let jobs = MessageIterator::for_match_rule(rule, &conn, Some(64)).map_err(failed)?;
+        let jobs = job_removed(&conn)?;
         let aux: Vec<(String, Vec<(String, Value)>)> = vec![];
         let reply = systemd(
             &conn,
@@ -321,15 +326,7 @@ impl Manager {
             Ok(conn) => {
                 // Subscribed before any call, so a job's JobRemoved (sent
                 // to who queued the job) cannot pass us by.
-                let rule = zbus::MatchRule::builder()
-                    .msg_type(zbus::message::Type::Signal)
-                    .sender(SYSTEMD)
-                    .and_then(|b| b.interface(SYSTEMD_MANAGER))
-                    .and_then(|b| b.member("JobRemoved"))
-                    .map_err(failed)?
-                    .build();
-                let jobs =
-                    MessageIterator::for_match_rule(rule, &conn, Some(64)).map_err(failed)?;
+                let jobs = job_removed(&conn)?;
                 return Ok(Manager::Bus(conn, Box::new(jobs)));
             }
             Err(e) => e,
