@@ -478,6 +478,19 @@ impl PtySession {
         }
     }
 
+    /// Resize our terminal to `rows` x `cols` and ask the shell on the
+    /// other end (`stty size`) until it reports that size, for at most
+    /// 10 s: the size travels by SIGWINCH, which may be handled after
+    /// input already waiting. Whether it arrived.
+    pub fn resize_and_ask(&mut self, rows: u16, cols: u16) -> bool {
+        set_winsize(&self.master, rows, cols);
+        let want = format!("{rows} {cols}");
+        (0..20).any(|_| {
+            self.send(b"stty size\n");
+            self.try_expect(&want, Duration::from_millis(500)).is_some()
+        })
+    }
+
     /// As `expect`, but `None` (the output kept) when `pat` does not come.
     pub fn try_expect(&mut self, pat: &str, limit: Duration) -> Option<String> {
         let end = Instant::now() + limit;

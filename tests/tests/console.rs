@@ -28,15 +28,12 @@ fn typing_window_size_and_term() {
     s.expect("30 100", T);
     s.expect("/dev/", T);
     s.expect("# ", T);
-    // A resize of our terminal reaches the container (SIGWINCH).
-    // The runner passes it on when it handles SIGWINCH, which may come
-    // after input already waiting: ask until the new size shows.
-    set_winsize(&s.master, 40, 120);
-    let resized = (0..20).any(|_| {
-        s.send(b"stty size\n");
-        s.try_expect("40 120", Duration::from_millis(500)).is_some()
-    });
-    assert!(resized, "the new size did not reach the container");
+    // A resize of our terminal reaches the container (the runner passes
+    // SIGWINCH on).
+    assert!(
+        s.resize_and_ask(40, 120),
+        "the new size did not reach the container"
+    );
     s.expect("# ", T);
     s.send(b"exit 4\n");
     let (code, out) = s.finish(T);

@@ -696,14 +696,10 @@ fn shell_follows_the_terminal_size() {
     s.send(b"stty size\n");
     s.expect("30 100", T);
     s.expect("# ", T);
-    set_winsize(&s.master, 40, 120);
-    // SIGWINCH may be handled after input already waiting: ask until the
-    // new size shows.
-    let resized = (0..20).any(|_| {
-        s.send(b"stty size\n");
-        s.try_expect("40 120", Duration::from_millis(500)).is_some()
-    });
-    assert!(resized, "the new size did not reach the session");
+    assert!(
+        s.resize_and_ask(40, 120),
+        "the new size did not reach the session"
+    );
     s.send(b"exit 3\n");
     let (code, out) = s.finish(T);
     assert_eq!(code, 3, "{out}");

@@ -28,6 +28,15 @@ pub struct Bundle {
     pub console_size: Option<(u16, u16)>,
 }
 
+/// The array at JSON path `path` (`v`), none if absent.
+pub fn array<'a>(v: &'a Value, path: &str) -> Result<&'a [Value]> {
+    match v {
+        Value::Null => Ok(&[]),
+        Value::Array(a) => Ok(a),
+        _ => bail!("{path}: not an array"),
+    }
+}
+
 /// Take `key` out of the object at `v` (if it is one).
 fn take(v: &mut Value, key: &str) -> Value {
     v.as_object_mut()

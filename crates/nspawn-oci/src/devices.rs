@@ -22,12 +22,7 @@ fn number(v: &Value, path: &str) -> Result<Option<u64>> {
 
 /// `linux.devices`, without the standard nodes.
 pub fn nodes(v: &Value) -> Result<Vec<DeviceNode>> {
-    let Some(list) = v.as_array() else {
-        return match v {
-            Value::Null => Ok(vec![]),
-            _ => bail!("linux.devices: not an array"),
-        };
-    };
+    let list = crate::bundle::array(v, "linux.devices")?;
     let mut out = vec![];
     for (i, d) in list.iter().enumerate() {
         let at = format!("linux.devices[{i}]");
@@ -81,12 +76,7 @@ pub fn nodes(v: &Value) -> Result<Vec<DeviceNode>> {
 
 /// `linux.resources.devices` as rules, in order.
 pub fn rules(v: &Value) -> Result<Vec<Rule>> {
-    let Some(list) = v.as_array() else {
-        return match v {
-            Value::Null => Ok(vec![]),
-            _ => bail!("linux.resources.devices: not an array"),
-        };
-    };
+    let list = crate::bundle::array(v, "linux.resources.devices")?;
     let mut out = vec![];
     for (i, r) in list.iter().enumerate() {
         let at = format!("linux.resources.devices[{i}]");

@@ -12,12 +12,7 @@ use serde_json::Value;
 const MAX_LINES: usize = 340;
 
 fn list(v: &Value, key: &str) -> Result<Vec<IdMap>> {
-    let Some(items) = v.as_array() else {
-        return match v {
-            Value::Null => Ok(vec![]),
-            _ => bail!("linux.{key}: not an array"),
-        };
-    };
+    let items = crate::bundle::array(v, &format!("linux.{key}"))?;
     if items.len() > MAX_LINES {
         bail!("linux.{key}: more than {MAX_LINES} ranges");
     }

@@ -46,18 +46,17 @@ pub fn fork_stub(inner: OwnedFd) -> Result<()> {
             // Nothing of the runner's goes on into PID 1; the channel must
             // close too (the runner learns of the payload's exec by its
             // end). The memfd and the pipe close with the execve.
-            let e = match crate::sys::close_all_but(&[inner.as_raw_fd(), ready_w.as_raw_fd()]) {
+            let failed = match crate::sys::close_all_but(&[inner.as_raw_fd(), ready_w.as_raw_fd()])
+            {
                 Ok(()) => {
                     let pid = CString::new(child.as_raw().to_string()).unwrap_or_default();
-                    crate::inner::exec(inner.as_fd(), &[c"stub".to_owned(), pid], &[])
+                    let e = crate::inner::exec(inner.as_fd(), &[c"stub".to_owned(), pid], &[]);
+                    format!("cannot execute the --as-pid2 stub: {}", e.desc())
                 }
-                Err(e) => {
-                    eprintln!("nspawn: {e}");
-                    nix::errno::Errno::EBADF
-                }
+                Err(e) => e.to_string(),
             };
             // The payload cannot go on without its init: end both.
-            eprintln!("nspawn: cannot execute the --as-pid2 stub: {}", e.desc());
+            eprintln!("nspawn: {failed}");
             let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
             // SAFETY: ends PID 1, and so the container.
             unsafe { libc::_exit(1) }
