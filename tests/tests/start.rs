@@ -250,31 +250,53 @@ fn timing_names_every_stage_in_order() {
         return;
     }
     let t = Tree::busybox("tim");
-    let mut c = nspawn(&["-q", "--pipe", "-D", t.dir(), "/bin/true"]);
-    c.env("NSPAWN_TIMING", "1");
-    let o = run(c);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let marks: Vec<(String, f64)> = stderr(&o)
-        .lines()
-        .filter_map(|l| l.strip_prefix("nspawn: timing "))
-        .filter_map(|l| {
-            let (stage, ms) = l.split_once(" +")?;
-            Some((stage.to_string(), ms.strip_suffix(" ms")?.parse().ok()?))
-        })
-        .collect();
-    let runner: Vec<&(String, f64)> = marks
-        .iter()
-        .filter(|(s, _)| !s.starts_with("child."))
-        .collect();
-    let names: Vec<&str> = runner.iter().map(|(s, _)| s.as_str()).collect();
-    // No user namespace or links here: their wiring stages are not passed.
-    let want: Vec<&str> = RUNNER_STAGES
-        .iter()
-        .copied()
-        .filter(|s| !matches!(*s, "wire.userns" | "wire.net"))
-        .chain(["exited", "released"])
-        .collect();
-    assert_eq!(names, want, "{}", stderr(&o));
-    assert!(runner.windows(2).all(|w| w[0].1 <= w[1].1), "{runner:?}");
-    assert!(marks.iter().any(|(s, _)| s == "child.exec"), "{marks:?}");
+    // `1`: from `launch::run`'s start; a time in ns: from the caller's.
+    for from_caller in [false, true] {
+        let mut c = nspawn(&["-q", "--pipe", "-D", t.dir(), "/bin/true"]);
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let value = match from_caller {
+            true => since.as_nanos().to_string(),
+            false => "1".into(),
+        };
+        c.env("NSPAWN_TIMING", value);
+        let o = run(c);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let marks: Vec<(String, f64)> = stderr(&o)
+            .lines()
+            .filter_map(|l| l.strip_prefix("nspawn: timing "))
+            .filter_map(|l| {
+                let (stage, ms) = l.split_once(" +")?;
+                Some((stage.to_string(), ms.strip_suffix(" ms")?.parse().ok()?))
+            })
+            .collect();
+        let runner: Vec<&(String, f64)> = marks
+            .iter()
+            .filter(|(s, _)| !s.starts_with("child."))
+            .collect();
+        let names: Vec<&str> = runner.iter().map(|(s, _)| s.as_str()).collect();
+        // No user namespace or links here: their wiring stages are not
+        // passed. Timing alone marks the start and the filters built.
+        let want: Vec<&str> = std::iter::once("run")
+            .chain(
+                RUNNER_STAGES
+                    .iter()
+                    .copied()
+                    .filter(|s| !matches!(*s, "wire.userns" | "wire.net"))
+                    .flat_map(|s| match s {
+                        "wire.place" => vec!["wire.filters", s],
+                        _ => vec![s],
+                    }),
+            )
+            .chain(["exited", "released"])
+            .collect();
+        assert_eq!(names, want, "{}", stderr(&o));
+        assert!(runner.windows(2).all(|w| w[0].1 <= w[1].1), "{runner:?}");
+        assert!(marks.iter().any(|(s, _)| s == "child.exec"), "{marks:?}");
+        // From the caller's clock, the exec and the command line count:
+        // `run` is well past zero (a debug build takes milliseconds).
+        let run_at = runner[0].1;
+        assert_eq!(from_caller, run_at > 0.2, "run at {run_at} ms");
+    }
 }

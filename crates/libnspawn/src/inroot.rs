@@ -137,8 +137,16 @@ fn touch_depth(root: BorrowedFd, path: &str, mode: u32, depth: u32) -> Result<Ow
 /// but never following a symlink in the last component.
 pub fn write_file(root: BorrowedFd, path: &str, data: &[u8], mode: u32) -> Result<()> {
     let (parent, name) = split(path);
-    let pfd = mkdir_p(root, parent, 0o755)?;
-    let dir = reopen_dir(&pfd).ctx(|| format!("cannot open the directory of {path}"))?;
+    // The directory opened for reading at once where it is there (one
+    // system call); else made (`mkdir_p`'s handle is `O_PATH`) and reopened.
+    let dir = match open(root, parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
+        Ok(dir) => dir,
+        Err(Errno::ENOENT) => {
+            let pfd = mkdir_p(root, parent, 0o755)?;
+            reopen_dir(&pfd).ctx(|| format!("cannot open the directory of {path}"))?
+        }
+        Err(e) => return Err(e).ctx(|| format!("cannot open the directory of {path}")),
+    };
     let fd = nix::fcntl::openat(
         &dir,
         name,

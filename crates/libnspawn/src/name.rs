@@ -216,6 +216,10 @@ impl NameLock {
         }
         let mut out = lines.join("\n");
         out.push('\n');
+        if out == text {
+            // Taking back a mark never made (every orderly end does).
+            return Ok(());
+        }
         self.lock
             .write(out.as_bytes())
             .ctx(|| format!("cannot write {}", self.path.display()))

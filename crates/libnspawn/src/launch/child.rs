@@ -12,7 +12,7 @@ use crate::inroot;
 use crate::journal;
 use crate::mount::spec::Volatile;
 use crate::mount::{self, ApiOptions};
-use crate::security::{self, caps, limits, release_agent, seccomp};
+use crate::security::{self, caps, limits, seccomp};
 use crate::settings::{Settings, StartMode};
 use crate::user::{self, Account};
 use nix::errno::Errno;
@@ -161,13 +161,10 @@ fn setup_and_exec(ctx: &ChildCtx) -> Result<Infallible> {
     confine_and_exec(ctx, container_uuid, account.as_ref(), &filters, host_pid)
 }
 
-/// Leave the v1 root cgroups, become root of our user namespace (if any),
-/// join or set up the network namespace. Returns the runner's idmapped
-/// mounts.
+/// Become root of our user namespace (if any), join or set up the network
+/// namespace. Returns the runner's idmapped mounts. (Born outside the v1
+/// hierarchies' root cgroups: `spawn` left them before it cloned us.)
 fn namespaces(ctx: &ChildCtx) -> Result<super::channel::GoMounts> {
-    // Done first: with a user namespace, only our host uid 0 (which we keep
-    // until the maps are written) may write the v1 hierarchies' files.
-    release_agent::leave_v1_roots()?;
     let idmapped = if ctx.userns {
         let m = become_namespace_root(&ctx.channel, &ctx.settings.directory)?;
         die_with_runner(ctx.runner.as_fd());
@@ -219,10 +216,12 @@ fn file_system(
     )?;
     ctx.channel
         .send_kmsg(&mount::cover_kmsg(root, run.as_fd())?)?;
+    failpoint::mark("child.api");
     if let Some(master) = mount::setup_dev(root, ctx.pty, ctx.userns)? {
         ctx.channel.send_fd(&master)?;
     }
     mount::make_nodes(root, &s.fs.device_nodes, ctx.userns)?;
+    failpoint::mark("child.dev");
     let fs = &s.fs;
     // Under --volatile=yes|overlay the tree is read-only anyway, below a
     // writable layer: --read-only changes nothing there (the reference's
@@ -305,6 +304,7 @@ fn confine_and_exec(
         _ => None,
     };
     filters.load()?;
+    failpoint::mark("child.filtered");
     if let Some(inner) = stub {
         stub::fork_stub(inner)?;
     }

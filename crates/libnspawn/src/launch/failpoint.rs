@@ -8,18 +8,27 @@
 //! stderr as they pass. Without the variable, each is one comparison.
 //!
 //! `NSPAWN_TIMING=1` prints, at each stage (and at the container's end
-//! and after the release), the time since `launch::run` began (`nspawn: timing STAGE +1.234 ms`), for profiling a start.
+//! and after the release), the time since `launch::run` began (`nspawn: timing STAGE +1.234 ms`), for profiling a start;
+//! `NSPAWN_TIMING=NS` (the caller's `CLOCK_REALTIME` in nanoseconds when it
+//! started us) counts from that instant instead.
 
 use crate::error::{Error, Result};
 use std::sync::OnceLock;
 
-/// When the runner started, if timing was asked for.
+/// When the runner started, if timing was asked for: now, or the
+/// caller's `CLOCK_REALTIME` in nanoseconds given as the variable's value
+/// (taken just before it started us, so that the exec and the runner's own
+/// start-up count too).
 fn timing() -> Option<std::time::Instant> {
     static START: OnceLock<Option<std::time::Instant>> = OnceLock::new();
     *START.get_or_init(|| {
-        std::env::var_os("NSPAWN_TIMING")
-            .filter(|v| v != "0")
-            .map(|_| std::time::Instant::now())
+        let v = std::env::var("NSPAWN_TIMING").ok().filter(|v| v != "0")?;
+        let now = std::time::Instant::now();
+        let since_caller = v.parse::<u64>().ok().filter(|&ns| ns > 1).and_then(|ns| {
+            let then = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns);
+            std::time::SystemTime::now().duration_since(then).ok()
+        });
+        Some(since_caller.and_then(|d| now.checked_sub(d)).unwrap_or(now))
     })
 }
 

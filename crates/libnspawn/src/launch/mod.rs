@@ -65,6 +65,7 @@ pub fn run(s: &Settings) -> Result<i32> {
         return Err(Error::invalid("Need to be root."));
     }
     failpoint::init();
+    failpoint::mark("run");
     crate::sys::null_stdio(&[]);
     let signals = Signals::block()?;
     preflight(s)?;
@@ -271,6 +272,13 @@ fn wire<'a>(
     // While the child sets up its root: its system call filters, sent
     // last, which it waits for only before its payload.
     let filters = spawn::filters(s)?;
+    failpoint::mark("wire.filters");
+    // The cgroup made before it (ours, not a scope's) gets its device
+    // program now, while the child sets up: the payload, which the child
+    // starts only once it has the filters sent last, finds it in place.
+    if let Some(cg) = &held.cgroup {
+        attach_devices(s.quiet, cg)?;
+    }
     // The machine id comes first from the child; the scope and the
     // registration (which carries it) are made while the child waits.
     let machine_id = match ours.recv_within(signals, SETUP_TIMEOUT)? {

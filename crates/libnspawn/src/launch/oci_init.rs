@@ -100,6 +100,10 @@ where
         exec_fifo: Some(req.exec_fifo),
         oci_hooks: req.hooks,
     };
+    // Born outside the root cgroup of every v1 hierarchy, whose
+    // release_agent it could otherwise reach (release_agent.rs): we leave
+    // them, and it inherits where we are.
+    crate::security::release_agent::leave_v1_roots()?;
     let (pid, pidfd) = sys::spawn(ns as u64, req.cgroup, move || child::run(ctx))
         .ctx(|| "cannot create the container process (clone3)".into())
         .map_err(Error::from_fork)?;

@@ -8,18 +8,40 @@
 //! cgroup the runner wrote down before making it, each once the
 //! container that shares its lock has died with the runner through
 //! `PR_SET_PDEATHSIG`) and runs their own release. The name's lock goes
-//! with it.
+//! with it. Meanwhile it clears the names whose runner and reaper were
+//! both killed (`name::sweep`), which the runner need not wait for.
 
 use super::reserve::Held;
 use crate::error::{Context, Error, Result};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-/// Fork the reaper of `held`; returns its PID and the runner's end of its
-/// pipe.
-pub fn spawn(held: &Held) -> Result<(libc::pid_t, OwnedFd)> {
-    let (r, w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "cannot create a pipe".into())?;
+/// The runner's ends of the reaper's pipes: `pipe`, whose closing (by
+/// the runner's end, orderly or killed) tells the reaper to act, and
+/// `swept`, closed by the reaper once it has cleared the dead names.
+pub struct Link {
+    _pipe: OwnedFd,
+    swept: OwnedFd,
+}
+
+impl Drop for Link {
+    /// The runner's orderly end: once the reaper's sweep is done (it is
+    /// long before; a start that has ended has swept, as tests and users
+    /// expect), let it go. Bounded, should it ever hang.
+    fn drop(&mut self) {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let mut fds = [PollFd::new(self.swept.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, PollTimeout::from(5000u16));
+        // `pipe` closes next, with the fields.
+    }
+}
+
+/// Fork the reaper of `held`; returns its PID and the runner's ends.
+pub fn spawn(held: &Held) -> Result<(libc::pid_t, Link)> {
+    let pipe =
+        || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "cannot create a pipe".into());
+    let (r, w) = pipe()?;
+    let (swept_r, swept_w) = pipe()?;
     crate::sys::ensure_single_threaded()?;
     // SAFETY: single-threaded (checked); the child only makes system calls
     // and exits.
@@ -27,13 +49,19 @@ pub fn spawn(held: &Held) -> Result<(libc::pid_t, OwnedFd)> {
         .ctx(|| "cannot fork the reaper".into())
         .map_err(Error::from_fork)?
     {
-        nix::unistd::ForkResult::Parent { child } => Ok((child.as_raw(), w)),
-        nix::unistd::ForkResult::Child => run(r, w.as_raw_fd(), held),
+        nix::unistd::ForkResult::Parent { child } => Ok((
+            child.as_raw(),
+            Link {
+                _pipe: w,
+                swept: swept_r,
+            },
+        )),
+        nix::unistd::ForkResult::Child => run(r, w.as_raw_fd(), swept_w, held),
     }
 }
 
-fn run(pipe: OwnedFd, runner_end: i32, held: &Held) -> ! {
-    keep_only(pipe.as_raw_fd(), runner_end, held);
+fn run(pipe: OwnedFd, runner_end: i32, swept: OwnedFd, held: &Held) -> ! {
+    keep_only(&[pipe.as_raw_fd(), swept.as_raw_fd()], runner_end, held);
     // SAFETY: setsid and prctl with constant arguments. Own session, so
     // signals for the runner's terminal or process group pass us by.
     unsafe {
@@ -55,6 +83,10 @@ fn run(pipe: OwnedFd, runner_end: i32, held: &Held) -> ! {
         mask.add(sig);
     }
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None);
+    // The names nobody holds any more are cleared here, off the runner's
+    // path, while it goes on with its start.
+    crate::name::sweep(held.name.machine());
+    drop(swept);
     let mut b = [0u8; 1];
     while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&pipe, &mut b) {}
     if held.name.is_ours() {
@@ -70,9 +102,9 @@ fn run(pipe: OwnedFd, runner_end: i32, held: &Held) -> ! {
 /// tree's lock, nor the terminal), and put /dev/null on the free ones of
 /// 0-2, so that nothing the cleanup opens can become a standard
 /// descriptor that a stray message would write into.
-fn keep_only(pipe: i32, runner_end: i32, held: &Held) {
+fn keep_only(pipes: &[i32], runner_end: i32, held: &Held) {
     let mut keep: Vec<u32> = held.fds().iter().map(|f| f.as_raw_fd() as u32).collect();
-    keep.push(pipe as u32);
+    keep.extend(pipes.iter().map(|&p| p as u32));
     keep.retain(|&k| k as i32 != runner_end);
     keep.sort_unstable();
     let mut from = 0u32;

@@ -152,7 +152,7 @@ pub struct Reservation {
     /// them when its namespace goes).
     pub image: Option<crate::disk::attach::Attached>,
     _tree: Option<TreeLock>,
-    _reaper: OwnedFd,
+    _reaper: reaper::Link,
 }
 
 /// The guards while they are being taken, and the reaper's pipe, dropped
@@ -160,7 +160,7 @@ pub struct Reservation {
 /// then lets the reaper go, so it never cleans up beside us.
 struct Taking {
     held: Held,
-    reaper: OwnedFd,
+    reaper: reaper::Link,
 }
 
 /// Take everything a start of `s` needs on the host — the tree's lock,
@@ -216,12 +216,10 @@ pub fn reserve(s: &Settings, mode: place::Mode, signals: &Signals) -> Result<Res
     if held.name.taken_over {
         held.clear_left();
     }
-    name::sweep(&s.machine);
     failpoint::stage("reserve.name", signals)?;
+    // Its device program is attached by `wire`, while the container
+    // process sets itself up: before its payload, off the start's path.
     held.cgroup = mode.prepare(s, &held.name, reaper_pid)?;
-    if let Some(cg) = &held.cgroup {
-        super::attach_devices(s.quiet, cg)?;
-    }
     failpoint::stage("reserve.cgroup", signals)?;
     interrupted()?;
     // The record first: taking it over from a killed start of our name

@@ -123,6 +123,10 @@ pub fn container(s: &Settings, inp: Inputs) -> Result<Container> {
         oci_hooks: None,
     };
     let cgroup = held.cgroup.as_ref().map(|c| c.fd());
+    // Born outside the root cgroup of every v1 hierarchy, whose
+    // release_agent it could otherwise reach (release_agent.rs): we leave
+    // them, and it inherits where we are.
+    crate::security::release_agent::leave_v1_roots()?;
     let (pid, pidfd) = sys::spawn(ns as u64, cgroup, move || child::run(ctx))
         .ctx(|| "cannot create the container process (clone3)".into())
         .map_err(crate::error::Error::from_fork)?;

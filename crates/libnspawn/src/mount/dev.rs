@@ -71,27 +71,13 @@ pub fn setup_dev(root: BorrowedFd, console: bool, userns: bool) -> Result<Option
         nix::sys::stat::mkdirat(&dev, dir, Mode::from_bits_truncate(0o755))
             .ctx(|| format!("cannot create /dev/{dir}"))?;
     }
-    for &(name, major, minor, mode) in NODES {
-        let mode = Mode::from_bits_truncate(mode);
-        if userns {
-            if !bind_host_node(root, &dev, name)? {
-                continue;
-            }
-        } else {
-            mknodat(&dev, name, SFlag::S_IFCHR, mode, makedev(major, minor))
-                .ctx(|| format!("cannot create /dev/{name}"))?;
-            // mknod honours the umask.
-            fchmodat(&dev, name, mode, FchmodatFlags::NoFollowSymlink)
-                .ctx(|| format!("cannot chmod /dev/{name}"))?;
-        }
-        // udev's /dev/char/MAJOR:MINOR links, which the reference also makes.
-        nix::unistd::symlinkat(
-            format!("../{name}").as_str(),
-            &dev,
-            format!("char/{major}:{minor}").as_str(),
-        )
-        .ctx(|| format!("cannot link /dev/char/{major}:{minor}"))?;
-    }
+    // mknod honours the umask: none while the nodes are made (a chmod of
+    // each would cost four system calls, glibc's fchmodat without
+    // following links going through /proc).
+    let umask = nix::sys::stat::umask(Mode::empty());
+    let made = make_standard_nodes(root, &dev, userns);
+    nix::sys::stat::umask(umask);
+    made?;
     for &(name, target) in LINKS {
         nix::unistd::symlinkat(target, &dev, name).ctx(|| format!("cannot create /dev/{name}"))?;
     }
@@ -131,6 +117,30 @@ pub fn setup_dev(root: BorrowedFd, console: bool, userns: bool) -> Result<Option
         return Ok(None);
     }
     console_pty(dev.as_fd()).map(Some)
+}
+
+/// The standard nodes, with their `/dev/char` links: made (under an
+/// empty umask), or under `userns` the host's bound.
+fn make_standard_nodes(root: BorrowedFd, dev: &OwnedFd, userns: bool) -> Result<()> {
+    for &(name, major, minor, mode) in NODES {
+        let mode = Mode::from_bits_truncate(mode);
+        if userns {
+            if !bind_host_node(root, dev, name)? {
+                continue;
+            }
+        } else {
+            mknodat(dev, name, SFlag::S_IFCHR, mode, makedev(major, minor))
+                .ctx(|| format!("cannot create /dev/{name}"))?;
+        }
+        // udev's /dev/char/MAJOR:MINOR links, which the reference also makes.
+        nix::unistd::symlinkat(
+            format!("../{name}").as_str(),
+            dev,
+            format!("char/{major}:{minor}").as_str(),
+        )
+        .ctx(|| format!("cannot link /dev/char/{major}:{minor}"))?;
+    }
+    Ok(())
 }
 
 /// Make `nodes` (an OCI bundle's devices) in the tree, each as asked:

@@ -9,9 +9,11 @@
 //! initial user namespace, which root here has). The battery shows it
 //! writable under the reference and a plain chroot.
 //!
-//! So before the cgroup namespace is made, the container process leaves
-//! the root cgroup of every v1 hierarchy it is in, for a `machine.slice`
-//! below it (kept, as systemd keeps its own). New hierarchies cannot be
+//! So the process that clones the container process (the runner,
+//! `nspawn-oci create`) first leaves the root cgroup of every v1 hierarchy
+//! it is in, for a `machine.slice` below it (kept, as systemd keeps its
+//! own), and the container process is born there, long before it makes
+//! its cgroup namespace. New hierarchies cannot be
 //! made from a non-initial cgroup namespace (EPERM), so none can have
 //! the container at its root.
 
@@ -82,30 +84,48 @@ fn fill_cpuset(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Move this process out of the root cgroup of each v1 hierarchy.
+/// Move this thread into `dir`: "0" into `tasks`. Only a thread moving
+/// itself skips the global threadgroup lock, whose writer waits an RCU
+/// grace period (several ms on every start) (cgroup_procs_write_start(),
+/// Linux 5.18+: `cgroup.procs`, or another thread's id, takes it). The
+/// cgroup is made, and a cpuset one given CPUs and memory nodes, only
+/// when the move says it needs it: on every start but the first, the move
+/// is one write.
+fn join(dir: &Path, cpuset: bool) -> std::io::Result<()> {
+    use std::io::ErrorKind;
+    let tasks = dir.join("tasks");
+    match std::fs::write(&tasks, "0") {
+        Err(e) if e.kind() == ErrorKind::NotFound => match std::fs::create_dir(dir) {
+            Err(e) if e.kind() != ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        },
+        // An empty cpuset refuses members.
+        Err(e) if cpuset && e.raw_os_error() == Some(libc::ENOSPC) => {}
+        r => return r,
+    }
+    if cpuset {
+        fill_cpuset(dir).map_err(|e| std::io::Error::other(e.to_string()))?;
+    }
+    std::fs::write(&tasks, "0")
+}
+
+/// Move this process (single-threaded: the caller is about to clone)
+/// out of the root cgroup of each v1 hierarchy it is in.
 pub fn leave_v1_roots() -> Result<()> {
     let cgroups = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let roots = at_root(&cgroups);
+    if roots.is_empty() {
+        return Ok(());
+    }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    for ctrl in at_root(&cgroups) {
+    for ctrl in roots {
         // A hierarchy the host has not mounted cannot be reached from
         // here; mounting it ourselves is left for when a host needs it.
         let Some(mnt) = mount_of(&mountinfo, &ctrl) else {
             continue;
         };
-        let dir = mnt.join("machine.slice");
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => {
-                return Err(e).ctx(|| format!("cannot create cgroup {}", dir.display()));
-            }
-        }
-        fill_cpuset(&dir)?;
-        // `tasks`, not `cgroup.procs`: moving the one thread that writes
-        // (we are single-threaded here) skips the global threadgroup lock,
-        // whose first writer waits an RCU grace period (12 ms here, on
-        // every start) (cgroup_procs_write_start(), Linux 5.18+).
-        std::fs::write(dir.join("tasks"), "0").map_err(|e| {
+        let cpuset = ctrl.split(',').any(|c| c == "cpuset");
+        join(&mnt.join("machine.slice"), cpuset).map_err(|e| {
             Error::invalid(format!(
                 "cannot leave the root of cgroup hierarchy {ctrl} (its release_agent would be exposed): {e}"
             ))
