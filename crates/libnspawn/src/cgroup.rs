@@ -144,7 +144,17 @@ fn remove_empty_slices(scope: &Path) {
     }
 }
 
-/// Remove the cgroups of runners that died without cleaning up.
+/// Remove the cgroups of the machines of `slice` (ours by default) whose
+/// runners died without cleaning up: without systemd, the reaper's job,
+/// beside the start (a directory swept between `create`'s mkdir and its
+/// lock is made again there, as with a concurrent start's sweep). Never
+/// where systemd keeps its own scopes.
+pub fn sweep_slice(slice: Option<&str>) {
+    if let Some(root) = unified_root() {
+        sweep(&root.join(slice_path(slice.unwrap_or(SLICE))));
+    }
+}
+
 fn sweep(slice: &Path) {
     let Ok(entries) = fs::read_dir(slice) else {
         return;
@@ -198,13 +208,16 @@ impl Cgroup {
 
     /// Create and lock the machine's cgroup. `Ok(None)` on hosts without a
     /// unified hierarchy (pure v1), where the container shares ours.
-    pub fn create(machine: &str, slice: Option<&str>) -> Result<Option<Cgroup>> {
+    /// `sweep`: first sweep the slice (where no reaper does it).
+    pub fn create(machine: &str, slice: Option<&str>, sweep: bool) -> Result<Option<Cgroup>> {
         let Some(root) = unified_root() else {
             return Ok(None);
         };
         let slice = root.join(slice_path(slice.unwrap_or(SLICE)));
         fs::create_dir_all(&slice).ctx(|| format!("cannot create cgroup {}", slice.display()))?;
-        sweep(&slice);
+        if sweep {
+            self::sweep(&slice);
+        }
         let path = slice.join(scope_name(machine));
         // A concurrent sweep may remove the directory between our mkdir and
         // our lock; the lock is only good if the directory still exists.

@@ -44,6 +44,12 @@ impl Mode {
         mode
     }
 
+    /// Whether the reaper sweeps our slice of dead machines' cgroups:
+    /// only without systemd, whose scopes the slice holds otherwise.
+    pub fn sweeps(self) -> bool {
+        self == Mode::Own
+    }
+
     /// Before the container exists, with the name held: the cgroup it is
     /// cloned into, when it is known now (not for a scope, made around
     /// the running container). It is written down in the name's file
@@ -74,9 +80,10 @@ impl Mode {
                     cgroup::enable_controllers(&unit);
                     Ok(Some(cg))
                 }
-                None => own(s, name),
+                None => own(s, name, true),
             },
-            Mode::Own => own(s, name),
+            // The reaper sweeps the slice (`Mode::sweeps`).
+            Mode::Own => own(s, name, false),
         }
     }
 
@@ -88,11 +95,11 @@ impl Mode {
 }
 
 /// The machine's own cgroup below its slice, written down first.
-fn own(s: &Settings, name: &NameLock) -> Result<Option<Cgroup>> {
+fn own(s: &Settings, name: &NameLock, sweep: bool) -> Result<Option<Cgroup>> {
     if let Some(path) = cgroup::own_path(&s.machine, s.slice.as_deref()) {
         name.note_cgroup(&path, true)?;
     }
-    Cgroup::create(&s.machine, s.slice.as_deref())
+    Cgroup::create(&s.machine, s.slice.as_deref(), sweep)
 }
 
 /// One run of the container placed with the service manager: its scope's
@@ -246,7 +253,7 @@ pub fn place<'a>(
                         "nspawn: no scope unit ({why}); the machine gets a cgroup of its own."
                     );
                 }
-                placed.cgroup = Cgroup::create(&s.machine, s.slice.as_deref())?;
+                placed.cgroup = Cgroup::create(&s.machine, s.slice.as_deref(), true)?;
                 if let Some(cg) = &placed.cgroup {
                     cg.attach(leader)?;
                 }

@@ -9,7 +9,8 @@
 //! container that shares its lock has died with the runner through
 //! `PR_SET_PDEATHSIG`) and runs their own release. The name's lock goes
 //! with it. Meanwhile it clears the names whose runner and reaper were
-//! both killed (`name::sweep`), which the runner need not wait for.
+//! both killed, and their machines' cgroups (`name::sweep`,
+//! `cgroup::sweep_slice`), which the runner need not wait for.
 
 use super::reserve::Held;
 use crate::error::{Context, Error, Result};
@@ -37,7 +38,9 @@ impl Drop for Link {
 }
 
 /// Fork the reaper of `held`; returns its PID and the runner's ends.
-pub fn spawn(held: &Held) -> Result<(libc::pid_t, Link)> {
+/// `cgroups`: the slice of the machine's own cgroup (`Some(None)`: ours),
+/// whose dead machines' cgroups the reaper sweeps; `None` under systemd.
+pub fn spawn(held: &Held, cgroups: Option<Option<&str>>) -> Result<(libc::pid_t, Link)> {
     let pipe =
         || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "cannot create a pipe".into());
     let (r, w) = pipe()?;
@@ -56,11 +59,17 @@ pub fn spawn(held: &Held) -> Result<(libc::pid_t, Link)> {
                 swept: swept_r,
             },
         )),
-        nix::unistd::ForkResult::Child => run(r, w.as_raw_fd(), swept_w, held),
+        nix::unistd::ForkResult::Child => run(r, w.as_raw_fd(), swept_w, held, cgroups),
     }
 }
 
-fn run(pipe: OwnedFd, runner_end: i32, swept: OwnedFd, held: &Held) -> ! {
+fn run(
+    pipe: OwnedFd,
+    runner_end: i32,
+    swept: OwnedFd,
+    held: &Held,
+    cgroups: Option<Option<&str>>,
+) -> ! {
     keep_only(&[pipe.as_raw_fd(), swept.as_raw_fd()], runner_end, held);
     // SAFETY: setsid and prctl with constant arguments. Own session, so
     // signals for the runner's terminal or process group pass us by.
@@ -83,9 +92,13 @@ fn run(pipe: OwnedFd, runner_end: i32, swept: OwnedFd, held: &Held) -> ! {
         mask.add(sig);
     }
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None);
-    // The names nobody holds any more are cleared here, off the runner's
-    // path, while it goes on with its start.
+    // The names nobody holds any more, and the cgroups of machines whose
+    // runners died, are cleared here, off the runner's path, while it goes
+    // on with its start.
     crate::name::sweep(held.name.machine());
+    if let Some(slice) = cgroups {
+        crate::cgroup::sweep_slice(slice);
+    }
     drop(swept);
     let mut b = [0u8; 1];
     while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&pipe, &mut b) {}

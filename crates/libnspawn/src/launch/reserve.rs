@@ -200,7 +200,8 @@ pub fn reserve(s: &Settings, mode: place::Mode, signals: &Signals) -> Result<Res
     // the name's file or what a dead start of the name left is cleared
     // (which may wait for its container to die): from here on, a killed
     // runner's start is undone whatever instant it is killed at.
-    let (reaper_pid, pipe) = match reaper::spawn(&held) {
+    let (reaper_pid, pipe) = match reaper::spawn(&held, mode.sweeps().then_some(s.slice.as_deref()))
+    {
         Ok(r) => r,
         Err(e) => {
             if held.name.taken_over {
