@@ -773,7 +773,14 @@ fn podman_tty_has_the_terminal_size() {
         "localhost/bb",
         "sh",
         "-c",
-        "stty size; tty; exit 3",
+        // podman 4.3 gives no `process.consoleSize` (which we would set
+        // before the process runs, console.rs): conmon sets the size once
+        // podman has attached, which a fast start can beat (a 0x0 pty,
+        // `stty size` failing, seen once in CI). Wait for it, as a shell
+        // would for its SIGWINCH; it must come.
+        "i=0; while [ $i -lt 100 ]; do s=$(stty size 2>/dev/null); \
+         [ -n \"$s\" ] && [ \"$s\" != \"0 0\" ] && break; i=$((i+1)); sleep 0.05; done; \
+         echo \"$s\"; tty; exit 3",
     ]);
     cmd.stdin(Stdio::null());
     let mut s = PtySession::spawn(cmd, 33, 101);
