@@ -52,11 +52,7 @@ pub struct Cgroup {
 /// The cgroup of systemd's scope for `machine` in `slice` (the default
 /// `machine.slice` without one).
 pub fn scope_dir(machine: &str, slice: Option<&str>) -> Option<PathBuf> {
-    Some(
-        unified_root()?
-            .join(slice_path(slice.unwrap_or(SLICE)))
-            .join(scope_name(machine)),
-    )
+    Some(slice_dir(slice)?.join(scope_name(machine)))
 }
 
 /// The mount point of the unified hierarchy, if the host has one.
@@ -150,8 +146,8 @@ fn remove_empty_slices(scope: &Path) {
 /// lock is made again there, as with a concurrent start's sweep). Never
 /// where systemd keeps its own scopes.
 pub fn sweep_slice(slice: Option<&str>) {
-    if let Some(root) = unified_root() {
-        sweep(&root.join(slice_path(slice.unwrap_or(SLICE))));
+    if let Some(dir) = slice_dir(slice) {
+        sweep(&dir);
     }
 }
 
@@ -177,11 +173,14 @@ fn sweep(slice: &Path) {
 /// Where `Cgroup::create` makes the machine's cgroup, if the host has a
 /// unified hierarchy.
 pub fn own_path(machine: &str, slice: Option<&str>) -> Option<PathBuf> {
-    Some(
-        unified_root()?
-            .join(slice_path(slice.unwrap_or(SLICE)))
-            .join(scope_name(machine)),
-    )
+    scope_dir(machine, slice)
+}
+
+/// The slice's cgroup (`machine.slice` by default), where systemd's
+/// scopes and `Cgroup::create`'s cgroups of machines go, if the host has
+/// a unified hierarchy.
+fn slice_dir(slice: Option<&str>) -> Option<PathBuf> {
+    Some(unified_root()?.join(slice_path(slice.unwrap_or(SLICE))))
 }
 
 impl Cgroup {
@@ -208,15 +207,14 @@ impl Cgroup {
 
     /// Create and lock the machine's cgroup. `Ok(None)` on hosts without a
     /// unified hierarchy (pure v1), where the container shares ours.
-    /// `sweep`: first sweep the slice (where no reaper does it).
-    pub fn create(machine: &str, slice: Option<&str>, sweep: bool) -> Result<Option<Cgroup>> {
-        let Some(root) = unified_root() else {
+    /// `sweep_first`: sweep the slice first (where no reaper does it).
+    pub fn create(machine: &str, slice: Option<&str>, sweep_first: bool) -> Result<Option<Cgroup>> {
+        let Some(slice) = slice_dir(slice) else {
             return Ok(None);
         };
-        let slice = root.join(slice_path(slice.unwrap_or(SLICE)));
         fs::create_dir_all(&slice).ctx(|| format!("cannot create cgroup {}", slice.display()))?;
-        if sweep {
-            self::sweep(&slice);
+        if sweep_first {
+            sweep(&slice);
         }
         let path = slice.join(scope_name(machine));
         // A concurrent sweep may remove the directory between our mkdir and

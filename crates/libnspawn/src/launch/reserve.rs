@@ -200,8 +200,8 @@ pub fn reserve(s: &Settings, mode: place::Mode, signals: &Signals) -> Result<Res
     // the name's file or what a dead start of the name left is cleared
     // (which may wait for its container to die): from here on, a killed
     // runner's start is undone whatever instant it is killed at.
-    let (reaper_pid, pipe) = match reaper::spawn(&held, mode.sweeps().then_some(s.slice.as_deref()))
-    {
+    let sweeps = mode.sweeps().then_some(s.slice.as_deref());
+    let (reaper_pid, link) = match reaper::spawn(&held, sweeps) {
         Ok(r) => r,
         Err(e) => {
             if held.name.taken_over {
@@ -211,7 +211,7 @@ pub fn reserve(s: &Settings, mode: place::Mode, signals: &Signals) -> Result<Res
             return Err(e);
         }
     };
-    let mut t = Taking { held, reaper: pipe };
+    let mut t = Taking { held, reaper: link };
     let held = &mut t.held;
     held.name.claim()?;
     if held.name.taken_over {
