@@ -571,3 +571,65 @@ fn a_failed_start_after_a_killed_one_leaves_nothing() {
     }
     ok(t.sh(&["-M", &name, "-n"], "true"));
 }
+
+/// A runner killed while a forked helper of its (`helper.rs`: bus calls,
+/// `--bind-user`'s lookup) waits: the helper dies with it and held none of
+/// its descriptors, so the tree, the name and the reaper's pipe are free
+/// at once. A helper waiting on machined for an answer that never came
+/// once kept all three, and the tree busy, for as long as it waited.
+#[test]
+fn a_killed_runner_takes_its_helper_with_it() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("fhelper");
+    let name = unique("fh");
+    let mut c = nspawn(&[
+        "-q",
+        "--pipe",
+        "-D",
+        t.dir(),
+        "-M",
+        &name,
+        "-U",
+        "--bind-user=nobody",
+        "/bin/true",
+    ]);
+    c.env("NSPAWN_FAILPOINT", "helper:pause")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut err, &mut line).unwrap_or(0) > 0
+        && !line.starts_with("nspawn: helper ")
+    {
+        line.clear();
+    }
+    let helper: u32 = line
+        .strip_prefix("nspawn: helper ")
+        .and_then(|l| l.strip_suffix(" paused\n"))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no paused helper: {line:?}"));
+    child.kill().unwrap();
+    let _ = child.wait();
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{helper}/stat"))
+            .map(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+            .unwrap_or(true)
+    };
+    assert!(
+        wait_until(CLEAN_WITHIN, gone),
+        "helper {helper} outlived its runner"
+    );
+    assert_eq!(wait_clean_of(&name, &t.path), Vec::<String>::new());
+    // The tree and the name at once: no dead runner's lock to wait for.
+    let started = Instant::now();
+    ok(t.sh(&["-M", &name], "true"));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}

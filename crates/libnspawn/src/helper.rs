@@ -6,8 +6,14 @@
 //! whatever modules nsswitch.conf names (sssd, LDAP, systemd's), which
 //! may start threads and keep descriptors. In a helper, all of that ends
 //! with its `_exit`.
+//!
+//! A helper holds nothing of the runner's: it closes every descriptor it
+//! inherited but 0-2 (the tree's and the name's locks among them, which a
+//! helper still waiting on the bus would otherwise keep after a killed
+//! runner, busy for the next start), and dies with the process that
+//! forked it.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// Run `f` in a forked helper and return the text it produced, or `None`
@@ -16,11 +22,24 @@ pub fn run(timeout: Duration, f: impl FnOnce() -> String) -> Option<String> {
     use nix::unistd::{fork, ForkResult};
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
     crate::sys::ensure_single_threaded().ok()?;
+    let parent = nix::unistd::getpid();
     // SAFETY: we are single-threaded (checked); the helper may start
     // threads of its own (it is a new process) and ends with _exit.
     match unsafe { fork() }.ok()? {
         ForkResult::Child => {
             drop(r);
+            // SAFETY: prctl with constant arguments; _exit always safe.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if nix::unistd::getppid() != parent {
+                    libc::_exit(1);
+                }
+            }
+            if crate::sys::close_all_but(&[w.as_raw_fd()]).is_err() {
+                // SAFETY: as above.
+                unsafe { libc::_exit(1) }
+            }
+            crate::launch::failpoint::helper();
             let answer = f();
             let mut rest = answer.as_bytes();
             while !rest.is_empty() {

@@ -82,6 +82,17 @@ pub fn stage(stage: &str, signals: &super::signals::Signals) -> Result<()> {
     Ok(())
 }
 
+/// In a forked helper (`helper.rs`), before its work: with
+/// `NSPAWN_FAILPOINT=helper:pause` it says so with its PID and sleeps a
+/// minute, as a helper whose bus never answers would wait, so a test can
+/// kill the runner meanwhile.
+pub fn helper() {
+    if wanted() == Some("helper:pause") {
+        say(&format!("nspawn: helper {} paused\n", std::process::id()));
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+}
+
 /// Read the variable now: the container process must not allocate for it
 /// later (it is read before `clone3`, in the runner).
 pub fn init() {

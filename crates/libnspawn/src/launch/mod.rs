@@ -15,7 +15,7 @@
 
 mod channel;
 mod child;
-mod failpoint;
+pub(crate) mod failpoint;
 mod host_limits;
 pub mod oci_init;
 pub use spawn::{filters, kept_capabilities};
