@@ -371,6 +371,19 @@ fn in_range(root: &std::path::Path, base: u32) -> (usize, usize) {
     (done, total)
 }
 
+/// The first line the runner writes on its (piped) stderr that starts
+/// with `prefix`; what was read last if none does.
+fn stderr_line(child: &mut Child, prefix: &str) -> String {
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut err, &mut line).unwrap_or(0) > 0
+        && !line.starts_with(prefix)
+    {
+        line.clear();
+    }
+    line
+}
+
 fn wait_clean_of(name: &str, tree: &std::path::Path) -> Vec<String> {
     Leaks::new(name, tree).wait(CLEAN_WITHIN)
 }
@@ -422,16 +435,8 @@ fn killed_at_each_stage_leaves_nothing() {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = c.spawn().unwrap();
-        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
         let paused = format!("nspawn: paused at {stage}");
-        let mut line = String::new();
-        while std::io::BufRead::read_line(&mut err, &mut line).unwrap_or(0) > 0 {
-            if line.trim_end() == paused {
-                break;
-            }
-            line.clear();
-        }
-        assert_eq!(line.trim_end(), paused);
+        assert_eq!(stderr_line(&mut child, &paused).trim_end(), paused);
         child.kill().unwrap();
         let _ = child.wait();
         let left = Leaks::new(&name, &t.path).wait(CLEAN_WITHIN);
@@ -600,13 +605,7 @@ fn a_killed_runner_takes_its_helper_with_it() {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
-    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while std::io::BufRead::read_line(&mut err, &mut line).unwrap_or(0) > 0
-        && !line.starts_with("nspawn: helper ")
-    {
-        line.clear();
-    }
+    let line = stderr_line(&mut child, "nspawn: helper ");
     let helper: u32 = line
         .strip_prefix("nspawn: helper ")
         .and_then(|l| l.strip_suffix(" paused\n"))
