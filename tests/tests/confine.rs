@@ -730,3 +730,42 @@ fn stub_maps_nothing_of_the_host() {
     );
     assert_eq!(std::fs::read(&bin).unwrap(), before);
 }
+
+/// A v1 hierarchy mounted where hosts do not mount it (not
+/// `/sys/fs/cgroup/NAME`) is left too, found in the mount table: mounted
+/// from inside, it shows no `release_agent` (only a root cgroup has one).
+#[test]
+fn a_hierarchy_mounted_elsewhere_is_left_too() {
+    if ours_only() {
+        return;
+    }
+    if !Path::new("/sys/fs/cgroup/pids/tasks").exists() {
+        eprintln!("no v1 pids hierarchy at /sys/fs/cgroup/pids; skipped");
+        return;
+    }
+    let t = Tree::busybox("v1-elsewhere");
+    std::fs::create_dir_all(t.join("/mnt")).unwrap();
+    let elsewhere = t.join("/../v1-elsewhere-pids");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let script = format!(
+        "umount /sys/fs/cgroup/pids && mount -t cgroup -o pids cgroup {} && \
+         exec {} -q --pipe -D {} /bin/sh -c 'mount -t cgroup -o pids cgroup /mnt && ls /mnt'",
+        elsewhere.display(),
+        nspawn_bin().display(),
+        t.dir()
+    );
+    let o = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let out = text(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("tasks"),
+        "{out}{}",
+        stderr(&o)
+    );
+    assert!(!out.contains("release_agent"), "{out}");
+    // Left in the hierarchy's own mount, nothing made in the empty
+    // directory where hosts mount it.
+    let _ = std::fs::remove_dir(&elsewhere);
+}

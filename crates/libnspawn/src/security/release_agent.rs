@@ -88,17 +88,34 @@ fn fill_cpuset(dir: &Path) -> Result<()> {
 /// itself skips the global threadgroup lock, whose writer waits an RCU
 /// grace period (several ms on every start) (cgroup_procs_write_start(),
 /// Linux 5.18+: `cgroup.procs`, or another thread's id, takes it). The
-/// cgroup is made, and a cpuset one given CPUs and memory nodes, only
-/// when the move says it needs it: on every start but the first, the move
-/// is one write.
+/// cgroup is made (only in a cgroup v1 file system), and a cpuset one
+/// given CPUs and memory nodes, only when the move says it needs it: on
+/// every start but the first, the move is one open and one write (no
+/// `O_CREAT`: nothing is ever made but the cgroup).
 fn join(dir: &Path, cpuset: bool) -> std::io::Result<()> {
     use std::io::ErrorKind;
     let tasks = dir.join("tasks");
-    match std::fs::write(&tasks, "0") {
-        Err(e) if e.kind() == ErrorKind::NotFound => match std::fs::create_dir(dir) {
-            Err(e) if e.kind() != ErrorKind::AlreadyExists => return Err(e),
-            _ => {}
-        },
+    let write = || -> std::io::Result<()> {
+        let fd = rustix::fs::open(
+            &tasks,
+            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?;
+        rustix::io::write(&fd, b"0").map(drop).map_err(Into::into)
+    };
+    match write() {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            let parent = dir.parent().unwrap_or(dir);
+            let v1 = nix::sys::statfs::statfs(parent)
+                .is_ok_and(|f| f.filesystem_type() == nix::sys::statfs::CGROUP_SUPER_MAGIC);
+            if !v1 {
+                return Err(e);
+            }
+            match std::fs::create_dir(dir) {
+                Err(e) if e.kind() != ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+        }
         // An empty cpuset refuses members.
         Err(e) if cpuset && e.raw_os_error() == Some(libc::ENOSPC) => {}
         r => return r,
@@ -106,26 +123,45 @@ fn join(dir: &Path, cpuset: bool) -> std::io::Result<()> {
     if cpuset {
         fill_cpuset(dir).map_err(|e| std::io::Error::other(e.to_string()))?;
     }
-    std::fs::write(&tasks, "0")
+    write()
+}
+
+/// Where hosts mount a hierarchy: `/sys/fs/cgroup/` and its name
+/// (`cpu,cpuacct`, `systemd` for `name=systemd`).
+fn usual_mount(ctrl: &str) -> PathBuf {
+    Path::new("/sys/fs/cgroup").join(ctrl.strip_prefix("name=").unwrap_or(ctrl))
+}
+
+fn our_cgroups() -> String {
+    std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default()
 }
 
 /// Move this process (single-threaded: the caller is about to clone)
-/// out of the root cgroup of each v1 hierarchy it is in.
+/// out of the root cgroup of each v1 hierarchy it is in. Tried first
+/// where hosts mount them, with no mount table to read; whatever that did
+/// not move, as `/proc/self/cgroup` then tells (which checks the moves
+/// too), is looked up in the mount table and moved there.
 pub fn leave_v1_roots() -> Result<()> {
-    let cgroups = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let roots = at_root(&cgroups);
+    let roots = at_root(&our_cgroups());
     if roots.is_empty() {
         return Ok(());
     }
+    let cpuset = |ctrl: &str| ctrl.split(',').any(|c| c == "cpuset");
+    for ctrl in &roots {
+        let _ = join(&usual_mount(ctrl).join("machine.slice"), cpuset(ctrl));
+    }
+    let left = at_root(&our_cgroups());
+    if left.is_empty() {
+        return Ok(());
+    }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    for ctrl in roots {
+    for ctrl in left {
         // A hierarchy the host has not mounted cannot be reached from
         // here; mounting it ourselves is left for when a host needs it.
         let Some(mnt) = mount_of(&mountinfo, &ctrl) else {
             continue;
         };
-        let cpuset = ctrl.split(',').any(|c| c == "cpuset");
-        join(&mnt.join("machine.slice"), cpuset).map_err(|e| {
+        join(&mnt.join("machine.slice"), cpuset(&ctrl)).map_err(|e| {
             Error::invalid(format!(
                 "cannot leave the root of cgroup hierarchy {ctrl} (its release_agent would be exposed): {e}"
             ))
