@@ -134,7 +134,7 @@ static struct stat busybox;
 static unsigned long tries, denied, escaped, reached;
 
 static void got(const char *out, const char *how, long pid) {
-    char buf[128];
+    char buf[1024];
     escaped++;
     snprintf(buf, sizeof buf, "ESCAPED %s pid %ld\n", how, pid);
     report(out, buf);
@@ -247,7 +247,19 @@ static void attack(long pid, const char *out) {
         struct dirent *e;
         while ((e = readdir(d)))
             if (e->d_name[0] != '.' && atoi(e->d_name) > 2) {
-                got(out, "fd", pid);
+                char fdp[400], tgt[256] = {0}, cmd[256] = {0}, how[700];
+                snprintf(fdp, sizeof fdp, "%s/%s", path, e->d_name);
+                readlink(fdp, tgt, sizeof tgt - 1);
+                snprintf(fdp, sizeof fdp, "/proc/%ld/cmdline", pid);
+                int cf = open(fdp, O_RDONLY | O_CLOEXEC);
+                if (cf >= 0) {
+                    ssize_t k = read(cf, cmd, sizeof cmd - 1);
+                    for (ssize_t i = 0; i < k; i++)
+                        if (!cmd[i]) cmd[i] = ' ';
+                    close(cf);
+                }
+                snprintf(how, sizeof how, "fd %s -> %s [%s]", e->d_name, tgt, cmd);
+                got(out, how, pid);
                 break;
             }
         closedir(d);
