@@ -179,6 +179,39 @@ fn sigterm_to_the_runner_kills_the_container() {
     }
 }
 
+/// SIGTERM that crosses the end of the setup (the payload executed, the
+/// runner not yet told): the container ran, so it is ended as a running
+/// one, not reported as a start interrupted before it ran (the runner
+/// reads what the container sent before the signal; `supervise.setup:delay`
+/// holds it back until both are pending).
+#[test]
+fn sigterm_crossing_the_end_of_the_setup_ends_a_running_container() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("term-cross");
+    let marker = &marker();
+    let mut c = nspawn(&["-D", t.dir(), "--pipe", "sleep", marker]);
+    c.env("NSPAWN_FAILPOINT", "supervise.setup:delay")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    assert!(wait_until(Duration::from_secs(10), || !processes_exactly(
+        &format!("sleep {marker}")
+    )
+    .is_empty()));
+    kill(&child, libc::SIGTERM);
+    let o = wait_output(child, Duration::from_secs(10));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(processes_exactly(&format!("sleep {marker}")).is_empty());
+    assert!(
+        stderr(&o).contains(&format!("Container {} terminated by signal KILL.", t.name)),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn sigterm_with_a_kill_signal_asks_first() {
     // With -a the stub powers off on SIGRTMIN+4, like an init.

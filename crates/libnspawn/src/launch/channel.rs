@@ -197,14 +197,7 @@ impl Channel {
         use std::os::fd::AsFd;
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            signals.check()?;
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                return Err(crate::error::Error::invalid(format!(
-                    "the container did not finish its setup within {} s",
-                    timeout.as_secs()
-                )));
-            }
             let ms = PollTimeout::from(left.as_millis().min(u16::MAX as u128) as u16);
             let mut fds = [
                 PollFd::new(self.0.as_fd(), PollFlags::POLLIN),
@@ -214,8 +207,18 @@ impl Channel {
                 Err(nix::errno::Errno::EINTR) => continue,
                 r => r.ctx(|| "cannot poll".into())?,
             };
+            // A message already there goes first: the end of the setup
+            // (the payload executed) that a stop request crossed is read
+            // as such, and the stop then ends a container that ran.
             if fds[0].revents().is_some_and(|r| !r.is_empty()) {
                 return self.recv();
+            }
+            signals.check()?;
+            if left.is_zero() {
+                return Err(crate::error::Error::invalid(format!(
+                    "the container did not finish its setup within {} s",
+                    timeout.as_secs()
+                )));
             }
         }
     }

@@ -82,6 +82,15 @@ pub fn stage(stage: &str, signals: &super::signals::Signals) -> Result<()> {
     Ok(())
 }
 
+/// With `NSPAWN_FAILPOINT=STAGE:delay`, sleep half a second at `stage`
+/// without looking at signals, so that a test's signal and the
+/// container's next step are both pending when the runner goes on.
+pub fn delay(stage: &str) {
+    if wanted().and_then(|w| w.strip_suffix(":delay")) == Some(stage) {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
 /// In a forked helper (`helper.rs`), before its work: with
 /// `NSPAWN_FAILPOINT=helper:pause` it says so with its PID and sleeps a
 /// minute, as a helper whose bus never answers would wait, so a test can

@@ -56,6 +56,7 @@ pub fn watch(
     let mut pty = None;
     // Held until the container has ended (this function returns then).
     let mut _kmsg = None;
+    super::failpoint::delay("supervise.setup");
     loop {
         match ours.recv_within(signals, SETUP_TIMEOUT)? {
             Msg::Console(master) => pty = Some(Pty::new(master)),
