@@ -157,11 +157,19 @@ fn a_busy_tree_is_refused() {
     }
 }
 
-#[test]
-fn sigterm_to_the_runner_kills_the_container() {
-    let t = Tree::busybox("term");
+/// Run `sleep MARKER` in `t` (with `failpoint`), SIGTERM the runner once
+/// the payload runs: it ends with 1, the container with it, saying so
+/// (ours) as the reference does.
+fn sigterm_once_running(t: &Tree, failpoint: Option<&str>) {
     let marker = &marker();
-    let child = start(&["-D", t.dir(), "--pipe", "sleep", marker]);
+    let mut c = nspawn(&["-D", t.dir(), "--pipe", "sleep", marker]);
+    if let Some(f) = failpoint {
+        c.env("NSPAWN_FAILPOINT", f);
+    }
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
     assert!(wait_until(Duration::from_secs(10), || !processes_exactly(
         &format!("sleep {marker}")
     )
@@ -179,6 +187,11 @@ fn sigterm_to_the_runner_kills_the_container() {
     }
 }
 
+#[test]
+fn sigterm_to_the_runner_kills_the_container() {
+    sigterm_once_running(&Tree::busybox("term"), None);
+}
+
 /// SIGTERM that crosses the end of the setup (the payload executed, the
 /// runner not yet told): the container ran, so it is ended as a running
 /// one, not reported as a start interrupted before it ran (the runner
@@ -189,27 +202,7 @@ fn sigterm_crossing_the_end_of_the_setup_ends_a_running_container() {
     if ours_only() {
         return;
     }
-    let t = Tree::busybox("term-cross");
-    let marker = &marker();
-    let mut c = nspawn(&["-D", t.dir(), "--pipe", "sleep", marker]);
-    c.env("NSPAWN_FAILPOINT", "supervise.setup:delay")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = c.spawn().unwrap();
-    assert!(wait_until(Duration::from_secs(10), || !processes_exactly(
-        &format!("sleep {marker}")
-    )
-    .is_empty()));
-    kill(&child, libc::SIGTERM);
-    let o = wait_output(child, Duration::from_secs(10));
-    assert_eq!(o.status.code(), Some(1));
-    assert!(processes_exactly(&format!("sleep {marker}")).is_empty());
-    assert!(
-        stderr(&o).contains(&format!("Container {} terminated by signal KILL.", t.name)),
-        "{}",
-        stderr(&o)
-    );
+    sigterm_once_running(&Tree::busybox("term-cross"), Some("supervise.setup:delay"));
 }
 
 #[test]
