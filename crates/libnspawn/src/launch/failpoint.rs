@@ -3,7 +3,9 @@
 //! had failed, so a test can check that each stage undoes what came
 //! before it and reports one line; with `STAGE:pause` the runner stops
 //! there (saying so on stderr) until a signal asks it to stop, so a test
-//! can send SIGTERM in the middle of a start. Stages are named where
+//! can send SIGTERM in the middle of a start (`STAGE:delay` sleeps there
+//! half a second without looking at signals; `helper:pause` stops a
+//! forked helper). Stages are named where
 //! `hit` and `stage` are called; `NSPAWN_FAILPOINT=list` lists them on
 //! stderr as they pass. Without the variable, each is one comparison.
 //!
