@@ -300,3 +300,29 @@ fn timing_names_every_stage_in_order() {
         assert_eq!(from_caller, run_at > 0.2, "run at {run_at} ms");
     }
 }
+
+/// The runner is linked statically (scripts/rustc-wrapper): no ld.so and
+/// no libc.so to map at each exec, no shared mappings to copy at each
+/// fork. Seen from the kernel: a running runner maps no shared object.
+#[test]
+fn the_runner_maps_no_shared_object() {
+    if ours_only() {
+        return;
+    }
+    let t = Tree::busybox("static");
+    let m = marker();
+    let mut runner = nspawn(&["-q", "--pipe", "-D", t.dir(), "/bin/sleep", &m])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = wait_until(Duration::from_secs(10), || !processes_with(&m).is_empty());
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", runner.id())).unwrap();
+    runner.kill().unwrap();
+    let _ = runner.wait();
+    assert!(running, "the payload never ran");
+    let shared: Vec<&str> = maps.lines().filter(|l| l.contains(".so")).collect();
+    assert!(shared.is_empty(), "the runner maps {shared:#?}");
+    assert!(maps.contains("nspawn"), "{maps}");
+}

@@ -608,6 +608,93 @@ fn bind_user_maps_the_users_home_and_records() {
     assert!(made >= 65536, "{made}");
 }
 
+/// A user only an NSS module beside `files` knows: a drop-in record of
+/// nss-systemd (userdb(5), read without systemd running), removed on drop.
+struct DropInUser {
+    name: String,
+    uid: u32,
+    home: std::path::PathBuf,
+}
+
+impl DropInUser {
+    fn new() -> DropInUser {
+        let name = unique("nsdb");
+        let uid = 1_999_990_000 + std::process::id() % 10_000;
+        let home = Path::new("/var/tmp").join(&name);
+        std::fs::create_dir(&home).unwrap();
+        std::fs::create_dir_all("/run/userdb").unwrap();
+        let user = format!(
+            "{{\"userName\":\"{name}\",\"uid\":{uid},\"gid\":{uid},\"homeDirectory\":\"{}\",\"disposition\":\"regular\"}}",
+            home.display()
+        );
+        let group =
+            format!("{{\"groupName\":\"{name}\",\"gid\":{uid},\"disposition\":\"regular\"}}");
+        std::fs::write(format!("/run/userdb/{name}.user"), user).unwrap();
+        std::fs::write(format!("/run/userdb/{name}.group"), group).unwrap();
+        std::os::unix::fs::symlink(format!("{name}.group"), format!("/run/userdb/{uid}.group"))
+            .unwrap();
+        let u = DropInUser { name, uid, home };
+        let o = Command::new("getent")
+            .args(["passwd", &u.name])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "getent does not find the drop-in user {}: nss-systemd (libnss-systemd, which \
+             scripts/test installs) must be named on the passwd line of /etc/nsswitch.conf",
+            u.name
+        );
+        assert!(
+            !text(&std::fs::read("/etc/passwd").unwrap()).contains(&u.name),
+            "{} is in /etc/passwd",
+            u.name
+        );
+        u
+    }
+}
+
+impl Drop for DropInUser {
+    fn drop(&mut self) {
+        for f in [
+            format!("{}.user", self.name),
+            format!("{}.group", self.name),
+            format!("{}.group", self.uid),
+        ] {
+            let _ = std::fs::remove_file(Path::new("/run/userdb").join(f));
+        }
+        let _ = std::fs::remove_dir("/run/userdb");
+        let _ = std::fs::remove_dir(&self.home);
+    }
+}
+
+/// The runner is linked statically; a static glibc cannot load NSS modules
+/// (loading nss-systemd crashes it), so the lookup must still find users
+/// only a module knows, and tell an unknown user from a failed lookup.
+#[test]
+fn bind_user_finds_a_user_only_an_nss_module_knows() {
+    let t = Tree::busybox("uns-bind-dropin");
+    let u = DropInUser::new();
+    let opt = format!("--bind-user={}", u.name);
+    let out = ok(t.sh(
+        &["-U", &opt],
+        &format!(
+            "cat /proc/self/uid_map; cat /run/host/userdb/{}.group; ls -d /run/host/home/{}",
+            u.name, u.name
+        ),
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    let mapped: Vec<u64> = lines[1]
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(mapped, [60514, u.uid as u64, 1], "{out}");
+    assert!(
+        lines[3].starts_with(&format!("{{\"groupName\":\"{}\",\"gid\":60514", u.name)),
+        "{out}"
+    );
+    assert_eq!(lines[4], format!("/run/host/home/{}", u.name), "{out}");
+}
+
 #[test]
 fn bind_user_refusals() {
     if ours_only() {

@@ -2,10 +2,8 @@
 //! it and writes its answer into a pipe. The runner `clone3`s containers
 //! and so must stay single-threaded (`sys::spawn`), but some libraries
 //! start threads or load code behind our back: zbus drives its connection
-//! from threads, and looking users up through NSS (`getpwnam(3)`) loads
-//! whatever modules nsswitch.conf names (sssd, LDAP, systemd's), which
-//! may start threads and keep descriptors. In a helper, all of that ends
-//! with its `_exit`.
+//! from threads, and a user lookup runs getent(1) (`bind_user.rs`). In a
+//! helper, all of that ends with its `_exit`.
 //!
 //! A helper holds nothing of the runner's: it closes every descriptor it
 //! inherited but 0-2 (the tree's and the name's locks among them, which a

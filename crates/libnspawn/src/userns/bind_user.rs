@@ -35,33 +35,80 @@ struct HostAccount {
     home: String,
 }
 
+/// getent(1), the host's own program for NSS lookups, where distributions
+/// put it.
+const GETENT: &[&str] = &["/usr/bin/getent", "/bin/getent"];
+
 /// The host's accounts of `names` (`None` for an unknown name), looked up
-/// through NSS in a forked helper, so that no NSS module is ever loaded
-/// into the runner (`helper.rs`).
+/// through NSS by getent(1), in a forked helper (`helper.rs`). Not by
+/// `getpwnam(3)`: the runner is linked statically (BENCHMARKS.md), and a
+/// static glibc cannot load the modules nsswitch.conf names beside
+/// `files` (nss-systemd, sss, LDAP): loading one crashes the process.
+/// getent is dynamic, so every host module answers as it does for `id`.
 fn host_accounts(names: &[String]) -> Result<Vec<Option<HostAccount>>> {
+    let getent = GETENT
+        .iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .ok_or_else(|| {
+            Error::invalid("cannot look up the users to bind: no getent(1) on the host")
+        })?;
     let lookup = || {
-        let found: Vec<Option<HostAccount>> = names
-            .iter()
-            .map(|name| {
-                let u = nix::unistd::User::from_name(name).ok().flatten()?;
-                let group = nix::unistd::Group::from_gid(u.gid)
-                    .ok()
-                    .flatten()
-                    .map(|g| g.name)
-                    .unwrap_or_else(|| name.clone());
-                Some(HostAccount {
-                    uid: u.uid.as_raw(),
-                    gid: u.gid.as_raw(),
-                    group,
-                    home: u.dir.to_string_lossy().into_owned(),
-                })
-            })
-            .collect();
-        serde_json::to_string(&found).unwrap_or_default()
+        let found: Option<Vec<Option<HostAccount>>> =
+            names.iter().map(|name| account(getent, name)).collect();
+        found
+            .map(|f| serde_json::to_string(&f).unwrap_or_default())
+            .unwrap_or_default()
     };
     crate::helper::run(std::time::Duration::from_secs(30), lookup)
         .and_then(|text| serde_json::from_str(&text).ok())
         .ok_or_else(|| Error::invalid("cannot look up the users to bind on the host"))
+}
+
+/// One account by getent: `Some(None)` when NSS does not know the name
+/// (getent's exit status 2), `None` when the lookup itself failed.
+fn account(getent: &str, name: &str) -> Option<Option<HostAccount>> {
+    // A name getent would take for an option or a numeric id is no name.
+    if name.starts_with('-') || name.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(None);
+    }
+    let Some(user) = getent_entry(getent, "passwd", name)? else {
+        return Some(None);
+    };
+    // name:password:uid:gid:gecos:home:shell
+    let f: Vec<&str> = user.split(':').collect();
+    if f.len() < 7 || f[0] != name {
+        return None;
+    }
+    let (uid, gid) = (f[2].parse().ok()?, f[3].parse::<u32>().ok()?);
+    // name:password:gid:members; a primary group NSS does not know is
+    // named after the user, as the reference does.
+    let group = getent_entry(getent, "group", &gid.to_string())?
+        .and_then(|g| g.split(':').next().map(String::from))
+        .unwrap_or_else(|| name.to_string());
+    Some(Some(HostAccount {
+        uid,
+        gid,
+        group,
+        home: f[5].to_string(),
+    }))
+}
+
+/// `getent DATABASE KEY`'s line: `Some(None)` for a key not found.
+fn getent_entry(getent: &str, database: &str, key: &str) -> Option<Option<String>> {
+    let out = std::process::Command::new(getent)
+        .args([database, key])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    match out.status.code() {
+        Some(0) => {
+            let text = String::from_utf8(out.stdout).ok()?;
+            Some(Some(text.lines().next()?.to_string()))
+        }
+        Some(2) => Some(None),
+        _ => None,
+    }
 }
 
 /// Look the users up on the host and check they fit: not inside the
@@ -241,5 +288,21 @@ mod tests {
         );
         assert_eq!(map_lines(&r, &[], |u| u.host_uid), "0 425984000 65536\n");
         assert_eq!(json("a\"b"), "\"a\\\"b\"");
+    }
+    /// The host's getent, as the runner runs it: root is there, a name
+    /// NSS does not know is told apart from a failed lookup, and a name
+    /// getent would take for an option or an id is no user.
+    #[test]
+    fn getent_finds_root_and_no_stranger() {
+        let getent = GETENT
+            .iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("getent(1)");
+        let root = account(getent, "root").unwrap().unwrap();
+        assert_eq!((root.uid, root.gid), (0, 0));
+        assert_eq!((root.group.as_str(), root.home.as_str()), ("root", "/root"));
+        assert_eq!(account(getent, "no-such-user-nspawn-rs"), Some(None));
+        assert_eq!(account(getent, "--help"), Some(None));
+        assert_eq!(account(getent, "0"), Some(None));
     }
 }
