@@ -20,21 +20,16 @@ pub fn run(timeout: Duration, f: impl FnOnce() -> String) -> Option<String> {
     use nix::unistd::{fork, ForkResult};
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
     crate::sys::ensure_single_threaded().ok()?;
-    let parent = nix::unistd::getpid();
+    let parent = rustix::process::getpid();
     // SAFETY: we are single-threaded (checked); the helper may start
     // threads of its own (it is a new process) and ends with _exit.
     match unsafe { fork() }.ok()? {
         ForkResult::Child => {
             drop(r);
-            // SAFETY: prctl with constant arguments; _exit always safe.
-            unsafe {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if nix::unistd::getppid() != parent {
-                    libc::_exit(1);
-                }
-            }
-            if crate::sys::close_all_but(&[w.as_raw_fd()]).is_err() {
-                // SAFETY: as above.
+            if crate::sys::die_with_parent(parent).is_err()
+                || crate::sys::close_all_but(&[w.as_raw_fd()]).is_err()
+            {
+                // SAFETY: _exit is always safe; nothing to flush.
                 unsafe { libc::_exit(1) }
             }
             crate::launch::failpoint::helper();

@@ -294,6 +294,18 @@ fn mount_setattr(
     Errno::result(r).map(drop)
 }
 
+/// In a child just forked from `parent`: die with it (SIGKILL on its
+/// death, prctl(2) `PR_SET_PDEATHSIG`), and fail with ESRCH if it died
+/// before that was armed (we are someone else's child then). Only system
+/// calls, no allocation: safe between fork and exec.
+pub fn die_with_parent(parent: rustix::process::Pid) -> std::io::Result<()> {
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+    if rustix::process::getppid() != Some(parent) {
+        return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok(())
+}
+
 /// `pidfd_open(2)` on ourselves: the child polls it to learn whether the
 /// runner died before `PR_SET_PDEATHSIG` was armed.
 pub fn pidfd_self() -> Result<OwnedFd> {

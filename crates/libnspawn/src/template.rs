@@ -70,14 +70,10 @@ fn copy(
                 .try_clone()
                 .ctx(|| "cannot duplicate a descriptor".into())?,
         ));
-    // SAFETY: only prctl(2) between fork and exec.
+    let parent = rustix::process::getpid();
+    // SAFETY: only prctl(2) and getppid(2) between fork and exec.
     unsafe {
-        c.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        c.pre_exec(move || crate::sys::die_with_parent(parent));
     }
     let mut cp = c
         .spawn()

@@ -464,10 +464,7 @@ pub(crate) fn copy(src: &Path, temp: &Temp, kind: Kind) -> Result<()> {
     // SAFETY: only async-signal-safe system calls between fork and exec.
     unsafe {
         c.pre_exec(move || {
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
-            if rustix::process::getppid() != Some(parent) {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
+            crate::sys::die_with_parent(parent)?;
             let fd = BorrowedFd::borrow_raw(lock_fd);
             rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
             Ok(())

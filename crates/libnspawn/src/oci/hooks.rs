@@ -66,19 +66,10 @@ pub fn run(hooks: &[Hook], kind: &str, state: &str) -> Result<(), String> {
             .stdout(Stdio::null());
         // A hook dies with whoever runs it: a `create` killed while its
         // prestart hook runs leaves no hook running on (runc's does).
-        let parent = std::process::id() as i32;
+        let parent = rustix::process::getpid();
         // SAFETY: only prctl(2) and getppid(2) between fork and exec.
         unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // Killed before the call: nobody would tell us.
-                if libc::getppid() != parent {
-                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
+            cmd.pre_exec(move || crate::sys::die_with_parent(parent));
         }
         let mut child = cmd.spawn().map_err(|e| format!("{what}: {e}"))?;
         // A hook that does not read its input gets EPIPE: not an error.

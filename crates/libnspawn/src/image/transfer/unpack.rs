@@ -139,11 +139,10 @@ fn close_others(keep: &[i32]) {
 
 fn confine(target: &std::ffi::CStr, parent: rustix::process::Pid, lock: i32) -> Result<(), String> {
     let fail = |what: &str, e: rustix::io::Errno| format!("cannot unpack: cannot {what}: {e}");
-    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
-        .map_err(|e| fail("set PDEATHSIG", e))?;
-    if rustix::process::getppid() != Some(parent) {
-        return Err("cannot unpack: the transfer died".into());
-    }
+    crate::sys::die_with_parent(parent).map_err(|e| match e.raw_os_error() {
+        Some(libc::ESRCH) => "cannot unpack: the transfer died".to_string(),
+        _ => format!("cannot unpack: cannot set PDEATHSIG: {e}"),
+    })?;
     // The lock's copy must survive the fd cleanup below; every other fd of
     // the parent (the HTTP socket above all: the reference's tar child kept
     // it and hung pulls) is closed.
