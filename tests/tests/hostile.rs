@@ -964,7 +964,10 @@ fn status_and_list_show_escape_sequences_as_text() {
             )
             .unwrap();
         },
-        "sh -c 'while [ ! -e /stop ]; do sleep 1; done; :' \"$(printf 'x\\033]2;title\\007')\" &",
+        // Ready once the child has exec'd with that argument: before, its
+        // command line is its parent's, this script's text, with no ESC.
+        "sh -c 'while [ ! -e /stop ]; do sleep 1; done; :' \"$(printf 'x\\033]2;title\\007')\" &\n\
+         while ! grep -q \"$(printf '\\033]2;title')\" /proc/$!/cmdline; do sleep 0.1; done",
     );
     for args in [vec!["status", m.name()], vec!["list"]] {
         let o = ctl(&args);
