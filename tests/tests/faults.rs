@@ -632,3 +632,63 @@ fn a_killed_runner_takes_its_helper_with_it() {
         started.elapsed()
     );
 }
+
+/// A runner killed while `--bind-user`'s lookup hangs in getent(1) (here
+/// nss-systemd waiting on a user database service that never answers, as
+/// an unreachable directory server would): the helper dies with the
+/// runner and getent with the helper, so no lookup is left running.
+#[test]
+fn a_killed_runner_leaves_no_hanging_lookup() {
+    if ours_only() {
+        return;
+    }
+    // nss-systemd asks every service in this directory; one that accepts
+    // and never answers keeps getent waiting.
+    let dir = std::path::Path::new("/run/systemd/userdb");
+    let made = !dir.exists();
+    std::fs::create_dir_all(dir).unwrap();
+    let sock = dir.join(format!("io.nspawn-rs.test.Hang{}", std::process::id()));
+    let _ = std::fs::remove_file(&sock);
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let t = Tree::busybox("fgetent");
+    let name = unique("fg");
+    let user = unique("nsnobody");
+    let opt = format!("--bind-user={user}");
+    let mut child = nspawn(&[
+        "-q",
+        "--pipe",
+        "-D",
+        t.dir(),
+        "-M",
+        &name,
+        "-U",
+        &opt,
+        "/bin/true",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let lookup = format!("getent passwd {user}");
+    let getent = || processes_with(&lookup);
+    let hanging = wait_until(Duration::from_secs(10), || !getent().is_empty());
+    child.kill().unwrap();
+    let _ = child.wait();
+    let gone = wait_until(CLEAN_WITHIN, || getent().is_empty());
+    let left = getent();
+    for p in &left {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*p as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    drop(listener);
+    let _ = std::fs::remove_file(&sock);
+    if made {
+        let _ = std::fs::remove_dir(dir);
+    }
+    assert!(hanging, "no getent of {user} seen");
+    assert!(gone, "getent outlived its runner: {left:?}");
+    assert_eq!(wait_clean_of(&name, &t.path), Vec::<String>::new());
+}

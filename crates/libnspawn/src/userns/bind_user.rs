@@ -94,13 +94,20 @@ fn account(getent: &str, name: &str) -> Option<Option<HostAccount>> {
 }
 
 /// `getent DATABASE KEY`'s line: `Some(None)` for a key not found.
+/// getent dies with the helper running it, which the runner kills when a
+/// lookup hangs (an unreachable directory server): none is left behind.
 fn getent_entry(getent: &str, database: &str, key: &str) -> Option<Option<String>> {
-    let out = std::process::Command::new(getent)
-        .args([database, key])
+    use std::os::unix::process::CommandExt;
+    let mut c = std::process::Command::new(getent);
+    c.args([database, key])
         .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
+        .stderr(std::process::Stdio::null());
+    let parent = rustix::process::getpid();
+    // SAFETY: only prctl(2) and getppid(2) between fork and exec.
+    unsafe {
+        c.pre_exec(move || crate::sys::die_with_parent(parent));
+    }
+    let out = c.output().ok()?;
     match out.status.code() {
         Some(0) => {
             let text = String::from_utf8(out.stdout).ok()?;
