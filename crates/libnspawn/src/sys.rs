@@ -306,6 +306,15 @@ pub fn die_with_parent(parent: rustix::process::Pid) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `c`, once spawned, dies with us: `die_with_parent` between its fork
+/// and its exec.
+pub fn dies_with_us(c: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let parent = rustix::process::getpid();
+    // SAFETY: only prctl(2) and getppid(2) between fork and exec.
+    unsafe { c.pre_exec(move || die_with_parent(parent)) }
+}
+
 /// `pidfd_open(2)` on ourselves: the child polls it to learn whether the
 /// runner died before `PR_SET_PDEATHSIG` was armed.
 pub fn pidfd_self() -> Result<OwnedFd> {

@@ -6,7 +6,6 @@
 //! all of that as faithfully.
 
 use crate::error::{Context, Error, Result};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -70,11 +69,7 @@ fn copy(
                 .try_clone()
                 .ctx(|| "cannot duplicate a descriptor".into())?,
         ));
-    let parent = rustix::process::getpid();
-    // SAFETY: only prctl(2) and getppid(2) between fork and exec.
-    unsafe {
-        c.pre_exec(move || crate::sys::die_with_parent(parent));
-    }
+    crate::sys::dies_with_us(&mut c);
     let mut cp = c
         .spawn()
         .ctx(|| "cannot run cp".into())

@@ -460,11 +460,10 @@ pub(crate) fn copy(src: &Path, temp: &Temp, kind: Kind) -> Result<()> {
     c.arg("-T").arg(&src).arg(&temp.path);
     c.stdin(std::process::Stdio::null());
     let lock_fd = temp.lock.fd().as_raw_fd();
-    let parent = rustix::process::getpid();
-    // SAFETY: only async-signal-safe system calls between fork and exec.
+    crate::sys::dies_with_us(&mut c);
+    // SAFETY: only fcntl(2) between fork and exec.
     unsafe {
         c.pre_exec(move || {
-            crate::sys::die_with_parent(parent)?;
             let fd = BorrowedFd::borrow_raw(lock_fd);
             rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
             Ok(())

@@ -66,11 +66,7 @@ pub fn run(hooks: &[Hook], kind: &str, state: &str) -> Result<(), String> {
             .stdout(Stdio::null());
         // A hook dies with whoever runs it: a `create` killed while its
         // prestart hook runs leaves no hook running on (runc's does).
-        let parent = rustix::process::getpid();
-        // SAFETY: only prctl(2) and getppid(2) between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || crate::sys::die_with_parent(parent));
-        }
+        crate::sys::dies_with_us(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| format!("{what}: {e}"))?;
         // A hook that does not read its input gets EPIPE: not an error.
         let _ = child

@@ -37,7 +37,11 @@ struct HostAccount {
 
 /// getent(1), the host's own program for NSS lookups, where distributions
 /// put it.
-const GETENT: &[&str] = &["/usr/bin/getent", "/bin/getent"];
+fn getent() -> Option<&'static str> {
+    ["/usr/bin/getent", "/bin/getent"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+}
 
 /// The host's accounts of `names` (`None` for an unknown name), looked up
 /// through NSS by getent(1), in a forked helper (`helper.rs`). Not by
@@ -46,12 +50,9 @@ const GETENT: &[&str] = &["/usr/bin/getent", "/bin/getent"];
 /// `files` (nss-systemd, sss, LDAP): loading one crashes the process.
 /// getent is dynamic, so every host module answers as it does for `id`.
 fn host_accounts(names: &[String]) -> Result<Vec<Option<HostAccount>>> {
-    let getent = GETENT
-        .iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .ok_or_else(|| {
-            Error::invalid("cannot look up the users to bind: no getent(1) on the host")
-        })?;
+    let getent = getent().ok_or_else(|| {
+        Error::invalid("cannot look up the users to bind: no getent(1) on the host")
+    })?;
     let lookup = || {
         let found: Option<Vec<Option<HostAccount>>> =
             names.iter().map(|name| account(getent, name)).collect();
@@ -97,17 +98,12 @@ fn account(getent: &str, name: &str) -> Option<Option<HostAccount>> {
 /// getent dies with the helper running it, which the runner kills when a
 /// lookup hangs (an unreachable directory server): none is left behind.
 fn getent_entry(getent: &str, database: &str, key: &str) -> Option<Option<String>> {
-    use std::os::unix::process::CommandExt;
-    let mut c = std::process::Command::new(getent);
-    c.args([database, key])
+    let out = crate::sys::dies_with_us(&mut std::process::Command::new(getent))
+        .args([database, key])
         .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let parent = rustix::process::getpid();
-    // SAFETY: only prctl(2) and getppid(2) between fork and exec.
-    unsafe {
-        c.pre_exec(move || crate::sys::die_with_parent(parent));
-    }
-    let out = c.output().ok()?;
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
     match out.status.code() {
         Some(0) => {
             let text = String::from_utf8(out.stdout).ok()?;
@@ -301,10 +297,7 @@ mod tests {
     /// getent would take for an option or an id is no user.
     #[test]
     fn getent_finds_root_and_no_stranger() {
-        let getent = GETENT
-            .iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .expect("getent(1)");
+        let getent = getent().expect("getent(1)");
         let root = account(getent, "root").unwrap().unwrap();
         assert_eq!((root.uid, root.gid), (0, 0));
         assert_eq!((root.group.as_str(), root.home.as_str()), ("root", "/root"));
